@@ -1,0 +1,13 @@
+"""Deterministic fleet simulator and faithful fake Samsara and Motive HTTP APIs.
+
+The sandbox is fleetlake's embedded default: the demo, every integration test and every
+benchmark run against it, and its ground truth is what the features are checked against.
+"""
+
+from __future__ import annotations
+
+from connectors.sandbox.clock import SandboxClock
+from connectors.sandbox.faults import FaultPlan
+from connectors.sandbox.simulator import FleetSimulator, FleetSpec, PingColumns
+
+__all__ = ["FaultPlan", "FleetSimulator", "FleetSpec", "PingColumns", "SandboxClock"]

@@ -1,0 +1,237 @@
+"""Fake Motive (formerly KeepTruckin) API, following the shapes of Motive's public API reference.
+
+- OAuth2: `GET /oauth/authorize` auto-approves and redirects with `code` and `state`;
+  `POST /oauth/token` with the client credentials in the form body; access tokens live 7200 s
+  by default; refresh tokens rotate. Resource routes also accept an `X-Api-Key` header.
+- `GET /v1/vehicles`, `GET /v1/users`: `page_no`/`per_page` (at most 100; larger values are
+  clamped), `pagination {per_page, page_no, total}`, items wrapped as `{"vehicle": {...}}`.
+- `GET /v3/vehicle_locations/{id}?start_date&end_date`: inclusive UTC dates, more than 3 months
+  (92 days) is a 400, not paginated. Units are metric as in Motive's default: `speed` in km/h,
+  `odometer` in km; `bearing` is null while stopped.
+- `GET /v2/driver_performance_events?start_time&end_time[&vehicle_ids][&per_page][&page_no]`.
+- 429s carry `Retry-After` only about half of the time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import date, datetime, timezone
+from urllib.parse import urlencode
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from connectors.sandbox.admin import admin_routes
+from connectors.sandbox.faults import chance
+from connectors.sandbox.http import BadRequest, Gate, form_fields, json_bytes, parse_time, raw_json, rfc3339_ms
+from connectors.sandbox.simulator import PingColumns, Vehicle
+from connectors.sandbox.tokens import OAuthError
+from connectors.sandbox.world import SandboxWorld
+
+KM_PER_MILE = 1.609344
+MAX_PER_PAGE = 100
+MAX_SPAN_DAYS = 92
+_TYPES = {"harsh_brake": "hard_brake", "harsh_accel": "hard_accel", "sharp_turn": "hard_corner"}
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    try:
+        per_page = int(request.query_params.get("per_page", "25"))
+        page_no = int(request.query_params.get("page_no", "1"))
+    except ValueError:
+        raise BadRequest("per_page and page_no must be integers") from None
+    if per_page < 1 or page_no < 1:
+        raise BadRequest("per_page and page_no must be positive")
+    return min(per_page, MAX_PER_PAGE), page_no
+
+
+def _paged(key: str, items: list[dict], request: Request) -> Response:
+    per_page, page_no = _paging(request)
+    page = items[(page_no - 1) * per_page: page_no * per_page]
+    return raw_json(json_bytes({key: page, "pagination": {"per_page": per_page, "page_no": page_no,
+                                                          "total": len(items)}}))
+
+
+def _date(value: str | None, name: str) -> date:
+    if not value:
+        raise BadRequest(f"{name} is required")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date YYYY-MM-DD") from None
+
+
+class MotiveApp:
+    def __init__(self, world: SandboxWorld) -> None:
+        self.world = world
+        gate = Gate(world, "motive", allow_api_key=True, omit_retry_after=0.5)
+        self._cache: OrderedDict[tuple, bytes] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.app = Starlette(routes=[
+            Route("/oauth/authorize", self.authorize, methods=["GET"]),
+            Route("/oauth/token", self.token, methods=["POST"]),
+            Route("/v1/vehicles", gate.wrap(self.vehicles), methods=["GET"]),
+            Route("/v1/users", gate.wrap(self.users), methods=["GET"]),
+            Route("/v3/vehicle_locations/{vehicle_id}", gate.wrap(self.locations), methods=["GET"]),
+            Route("/v2/driver_performance_events", gate.wrap(self.performance_events), methods=["GET"]),
+            *admin_routes(world),
+        ])
+
+    # ------------------------------------------------------------------ OAuth
+    async def authorize(self, request: Request) -> Response:
+        q = request.query_params
+        authority = self.world.authorities["motive"]
+        if not authority.has_client(q.get("client_id", "")):
+            return JSONResponse({"error": "invalid_client", "error_description": "unknown client_id"}, 400)
+        redirect = q.get("redirect_uri")
+        if not redirect or not redirect.startswith(("http://", "https://")):
+            return JSONResponse({"error": "invalid_request", "error_description": "redirect_uri is required"}, 400)
+        fleets = self.world.fleets_of("motive")
+        fleet = q.get("fleet") or (fleets[0].spec.fleet_id if fleets else "")
+        sep = "&" if "?" in redirect else "?"
+        if q.get("response_type") != "code" or fleet not in {f.spec.fleet_id for f in fleets}:
+            err = "unsupported_response_type" if q.get("response_type") != "code" else "access_denied"
+            return RedirectResponse(f"{redirect}{sep}{urlencode({'error': err, **_state(q)})}", 302)
+        code = authority.issue_code(q["client_id"], redirect, fleet)
+        return RedirectResponse(f"{redirect}{sep}{urlencode({'code': code, **_state(q)})}", 302)
+
+    async def token(self, request: Request) -> Response:
+        authority = self.world.authorities["motive"]
+        form = await form_fields(request)
+        client_id, secret = _s(form.get("client_id")), _s(form.get("client_secret"))
+        try:
+            authority.check_client(client_id, secret)
+            grant_type = form.get("grant_type")
+            if grant_type == "authorization_code":
+                grant = authority.exchange_code(client_id or "", _s(form.get("code")), _s(form.get("redirect_uri")))
+            elif grant_type == "refresh_token":
+                grant = authority.refresh(_s(form.get("refresh_token")))
+            else:
+                raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        except OAuthError as e:
+            return JSONResponse({"error": e.error, "error_description": e.description}, status_code=e.status)
+        return JSONResponse({"access_token": grant.access_token, "token_type": "Bearer",
+                             "expires_in": grant.expires_in, "refresh_token": grant.refresh_token,
+                             "scope": "vehicles.read users.read locations.read", "created_at": int(
+                                 datetime.now(timezone.utc).timestamp())})
+
+    # ------------------------------------------------------------------ lists
+    async def vehicles(self, request: Request, fleet: str) -> Response:
+        items = [{"vehicle": {"id": int(v.vehicle_id), "number": v.name, "vin": v.vin, "status": "active",
+                              "make": "Freightliner", "model": "Cascadia"}} for v in self.world.sims[fleet].vehicles]
+        return _paged("vehicles", items, request)
+
+    async def users(self, request: Request, fleet: str) -> Response:
+        items = [{"user": {"id": 700_000 + v.index, "first_name": "Driver", "last_name": f"{v.index + 1:03d}",
+                           "role": "driver", "status": "active"}} for v in self.world.sims[fleet].vehicles]
+        return _paged("users", items, request)
+
+    async def performance_events(self, request: Request, fleet: str) -> Response:
+        q = request.query_params
+        start = parse_time(q.get("start_time"), "start_time")
+        end = parse_time(q.get("end_time"), "end_time")
+        if end <= start:
+            raise BadRequest("end_time must be after start_time")
+        wanted = {x for x in (q.get("vehicle_ids") or "").split(",") if x}
+        now = self.world.clock.now_ms()
+        items = []
+        for v in self.world.sims[fleet].vehicles:
+            if wanted and v.vehicle_id not in wanted:
+                continue
+            for e in self.world.sims[fleet].events(v, start, min(end, now)):
+                if e.kind not in _TYPES:
+                    continue
+                t0 = rfc3339_ms(np.array([e.ts_ms, e.ts_ms + e.duration_s * 1000]))
+                kmh = round(e.speed_mph * KM_PER_MILE, 1)
+                items.append({"driver_performance_event": {
+                    "id": e.ts_ms // 1000 * 10 + v.index % 10, "type": _TYPES[e.kind], "start_time": t0[0],
+                    "end_time": t0[1], "lat": e.lat, "lon": e.lon, "start_speed": kmh,
+                    "vehicle": {"id": int(v.vehicle_id), "number": v.name}}})
+        return _paged("driver_performance_events", items, request)
+
+    # ------------------------------------------------------------------ locations
+    async def locations(self, request: Request, fleet: str) -> Response:
+        vid = request.path_params["vehicle_id"]
+        vehicle = next((v for v in self.world.sims[fleet].vehicles if v.vehicle_id == vid), None)
+        if vehicle is None:
+            return JSONResponse({"error_message": f"Vehicle {vid} not found"}, status_code=404)
+        d0 = _date(request.query_params.get("start_date"), "start_date")
+        d1 = _date(request.query_params.get("end_date"), "end_date")
+        if d1 < d0:
+            raise BadRequest("end_date must not be before start_date")
+        if (d1 - d0).days + 1 > MAX_SPAN_DAYS:
+            raise BadRequest("Date range cannot exceed 3 months")
+        lo = int(datetime(d0.year, d0.month, d0.day, tzinfo=timezone.utc).timestamp() * 1000)
+        hi = int(datetime(d1.year, d1.month, d1.day, tzinfo=timezone.utc).timestamp() * 1000) + 86_400_000
+        plan = self.world.faults["motive"]
+        now = self.world.clock.now_ms()
+        stable_now = min(now, hi) if plan.late_days == 0 else now
+        key = (fleet, vid, lo, hi, stable_now, plan)
+        with self._cache_lock:
+            body = self._cache.get(key)
+        if body is None:
+            body = self._render(fleet, vehicle, self.world.visible_pings(fleet, vehicle, lo, hi), plan)
+            with self._cache_lock:
+                self._cache[key] = body
+                while len(self._cache) > 256:
+                    self._cache.popitem(last=False)
+        return raw_json(body)
+
+    def _render(self, fleet: str, v: Vehicle, c: PingColumns, plan) -> bytes:
+        if not len(c):
+            return b'{"vehicle_locations":[]}'
+        times = [t[:-5] + "Z" for t in rfc3339_ms(c.ts_ms // 1000 * 1000)]  # Motive: whole seconds
+        lat, lon, hdg = c.lat.tolist(), c.lon.tolist(), c.heading_deg.tolist()
+        kmh = np.round(c.speed_mph * KM_PER_MILE, 2).tolist()
+        km = np.round(c.odometer_mi * KM_PER_MILE, 2).tolist()
+        order = list(range(len(times)))
+        if plan.duplicate_across_pages and chance(plan.seed, "dup", fleet, v.vehicle_id, times[0]) < \
+                plan.duplicate_across_pages:
+            at = int(chance(plan.seed, "dup-at", fleet, v.vehicle_id, times[0]) * len(order))
+            order = order[:at] + order[max(0, at - 5):at] + order[at:]
+        if plan.out_of_order and chance(plan.seed, "ooo", fleet, v.vehicle_id, times[0]) < plan.out_of_order:
+            rng = np.random.default_rng(int(chance(plan.seed, "ooo-perm", fleet, v.vehicle_id, times[0]) * 2**32))
+            order = [order[i] for i in rng.permutation(len(order))]
+        base = c.ts_ms[0] // 1000
+        out = []
+        strings = plan.numbers_as_strings
+        for i in order:
+            moving = kmh[i] > 0
+            bearing = hdg[i] if moving else "null"
+            kind = "vehicle_moving" if moving else "vehicle_stopped"
+            pid = int(base) * 10 + i
+            if strings and chance(plan.seed, "str", fleet, v.vehicle_id, times[i]) < strings:
+                out.append(f'{{"vehicle_location":{{"id":{pid},"located_at":"{times[i]}","lat":"{lat[i]}",'
+                           f'"lon":"{lon[i]}","bearing":{bearing},"speed":"{kmh[i]}","odometer":"{km[i]}",'
+                           f'"type":"{kind}","description":""}}}}')
+            else:
+                out.append(f'{{"vehicle_location":{{"id":{pid},"located_at":"{times[i]}","lat":{lat[i]},'
+                           f'"lon":{lon[i]},"bearing":{bearing},"speed":{kmh[i]},"odometer":{km[i]},'
+                           f'"type":"{kind}","description":""}}}}')
+        if plan.malformed and chance(plan.seed, "junk", fleet, v.vehicle_id, times[0]) < plan.malformed:
+            out.extend(_junk_motive(times[0], lat[0], lon[0]))
+        return b'{"vehicle_locations":[' + ",".join(out).encode() + b"]}"
+
+
+def _junk_motive(time: str, lat: float, lon: float) -> list[str]:
+    loc = '{{"vehicle_location":{{"id":1,"located_at":"{t}","lat":{la},"lon":{lo},"bearing":null,' \
+          '"speed":{s},"odometer":null,"type":"vehicle_moving","description":""}}}}'
+    return [
+        loc.format(t=time, la="null", lo=lon, s=20.0),
+        loc.format(t=time, la='"NaN"', lo=lon, s=20.0),
+        loc.format(t=time, la=0.0, lo=0.0, s=0.0),
+        loc.format(t="2071" + time[4:], la=lat, lo=lon, s=20.0),
+        loc.format(t=time, la=lat, lo=lon, s='"fast"'),
+    ]
+
+
+def _state(q) -> dict[str, str]:
+    return {"state": q["state"]} if "state" in q else {}
+
+
+def _s(value: object) -> str | None:
+    return value if isinstance(value, str) else None

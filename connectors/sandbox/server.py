@@ -1,0 +1,86 @@
+"""Serve the fake TSP APIs over real HTTP: one port, Samsara under /samsara, Motive under /motive."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from connectors.sandbox.admin import admin_routes
+from connectors.sandbox.motive_api import MotiveApp
+from connectors.sandbox.samsara_api import SamsaraApp
+from connectors.sandbox.world import SandboxConfig, SandboxWorld
+
+
+@dataclass(frozen=True)
+class TspEndpoint:
+    base_url: str
+    client_id: str
+    client_secret: str
+
+
+def build_app(world: SandboxWorld) -> Starlette:
+    return Starlette(routes=[
+        Mount("/samsara", app=SamsaraApp(world).app),
+        Mount("/motive", app=MotiveApp(world).app),
+        *admin_routes(world),
+    ])
+
+
+class SandboxServer:
+    """The sandbox on a background thread; use as a context manager or start()/stop()."""
+
+    def __init__(self, config: SandboxConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.world = SandboxWorld(config)
+        self.host = host
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.port = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(build_app(self.world), log_level="warning", access_log=False,
+                                                     lifespan="off", timeout_keep_alive=30))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def endpoint(self, tsp: str) -> TspEndpoint:
+        cid, secret = self.world.credentials[tsp]
+        return TspEndpoint(f"{self.base_url}/{tsp}", cid, secret)
+
+    def describe(self) -> dict[str, dict[str, str]]:
+        return {tsp: {"base_url": e.base_url, "client_id": e.client_id, "client_secret": e.client_secret}
+                for tsp in ("samsara", "motive") for e in [self.endpoint(tsp)]}
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+                                        name="fleetlake-sandbox", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the sandbox server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._sock.close()
+
+    def serve_forever(self) -> None:
+        """Run in the calling thread (the `fleetlake sandbox` command); Ctrl-C or SIGTERM stops it."""
+        self._server.run(sockets=[self._sock])
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,655 @@
+"""Deterministic, lazy fleet simulator.
+
+Every (vehicle, local day) is generated on its own from a random generator seeded with
+(fleet seed, vehicle, day), so any window of history costs time proportional to the days it
+touches and the same inputs give identical pings every time. Continuity between days comes from
+plans, not from state: a long-haul truck's week is planned as a tour (home -> 4 cities -> home)
+from (seed, vehicle, week), so each day knows where it starts and ends without simulating the
+days before it.
+
+A day is simulated at 1 s resolution while the truck is out (kinematics: acceleration, cruise,
+slowdowns, breaks, injected events), then sampled at the ping interval with correlated GPS noise.
+Parked trucks report every `parked_interval_s`. Ground truth is taken from the 1 s noise-free
+track, so it is what a perfect sensor would have seen.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from connectors.sandbox.cities import CITIES, City
+from geo.distance import EARTH_RADIUS_M, METERS_PER_MILE, haversine_m
+
+MPH_TO_MPS = METERS_PER_MILE / 3600.0
+DAY_S = 86_400
+
+# Normal truck dynamics (mph per second). A loaded tractor-trailer accelerates and brakes gently;
+# harsh events are several times these, which is what makes them detectable.
+NORMAL_ACCEL = 1.0
+NORMAL_DECEL = 1.5
+
+EVENT_KINDS = ("harsh_brake", "harsh_accel", "sharp_turn", "speeding")
+# Expected injected events per hour of driving at event_rate=1.
+_EVENTS_PER_HOUR = {"harsh_brake": 0.06, "harsh_accel": 0.04, "sharp_turn": 0.04, "speeding": 0.05}
+_SLOWDOWNS_PER_HOUR = 0.4
+_NEAR_SPEEDING_PER_HOUR = 0.15
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """What a simulated fleet is. Everything else follows deterministically from it."""
+
+    fleet_id: str
+    seed: int
+    n_vehicles: int
+    history_start: datetime
+    ping_interval_s: int = 5
+    parked_interval_s: int = 300
+    event_rate: float = 1.0
+    offline_gap_rate: float = 0.10  # share of days with one device-offline gap while driving
+
+    def __post_init__(self) -> None:
+        if self.history_start.tzinfo is None:
+            raise ValueError("history_start must be timezone-aware (UTC)")
+        if not 1 <= self.ping_interval_s <= 60:
+            raise ValueError("ping_interval_s must be within 1..60")
+        if self.parked_interval_s % self.ping_interval_s:
+            raise ValueError("parked_interval_s must be a multiple of ping_interval_s")
+        if self.n_vehicles < 1:
+            raise ValueError("n_vehicles must be at least 1")
+
+    @property
+    def history_start_s(self) -> int:
+        return int(self.history_start.timestamp())
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    index: int
+    vehicle_id: str
+    name: str
+    vin: str
+    home: City
+    kind: str  # local | regional | longhaul
+    cruise_mph: float
+    odometer_start_mi: float
+
+
+@dataclass(frozen=True)
+class Leg:
+    lat0: float
+    lon0: float
+    lat1: float
+    lon1: float
+    dwell_s: int  # stop after arriving (delivery); the last leg of a day has 0
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    day: int  # local calendar day number since the epoch
+    block_start_s: int  # this day owns [block_start_s, block_start_s + DAY_S): 04:00 local
+    depart_s: int
+    start: tuple[float, float]
+    end: tuple[float, float]
+    legs: tuple[Leg, ...]
+    planned_m: float
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    ts_ms: int
+    lat: float
+    lon: float
+    speed_mph: float
+    magnitude: float  # mph/s for brake/accel, degrees for turns, peak mph for speeding
+    duration_s: int
+
+
+@dataclass(frozen=True)
+class PingColumns:
+    """Pings of one vehicle as numpy columns, sorted by time."""
+
+    vehicle_id: str
+    ts_ms: np.ndarray  # int64
+    lat: np.ndarray
+    lon: np.ndarray
+    speed_mph: np.ndarray
+    heading_deg: np.ndarray
+    odometer_mi: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.size)
+
+    def slice(self, lo: int, hi: int) -> PingColumns:
+        return PingColumns(self.vehicle_id, self.ts_ms[lo:hi], self.lat[lo:hi], self.lon[lo:hi],
+                           self.speed_mph[lo:hi], self.heading_deg[lo:hi], self.odometer_mi[lo:hi])
+
+    @staticmethod
+    def concat(vehicle_id: str, parts: list[PingColumns]) -> PingColumns:
+        if not parts:
+            e = np.empty(0)
+            return PingColumns(vehicle_id, np.empty(0, np.int64), e, e, e, e, e)
+        return PingColumns(vehicle_id, *(np.concatenate([getattr(p, f) for p in parts]) for f in
+                                         ("ts_ms", "lat", "lon", "speed_mph", "heading_deg", "odometer_mi")))
+
+
+@dataclass(frozen=True)
+class DayTruth:
+    """What really happened in one day block, split by UTC month (keys 'YYYY-MM')."""
+
+    miles: dict[str, float]
+    miles_by_state: dict[str, dict[str, float]]
+    driving_s: dict[str, int]
+    max_from_home_mi: dict[str, float]
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class DayTrack:
+    plan: DayPlan
+    pings: PingColumns
+    truth: DayTruth
+    offline: tuple[int, int] | None = field(default=None)  # device-offline gap [start, end) seconds
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng([k & 0xFFFFFFFF for k in key])
+
+
+def rhumb_bearing(lat0: float, lon0: float, lat1: float, lon1: float) -> float:
+    """Constant-heading course from A to B in radians (0 = north, clockwise)."""
+    p0, p1 = math.radians(lat0), math.radians(lat1)
+    dpsi = math.log(math.tan(math.pi / 4 + p1 / 2) / math.tan(math.pi / 4 + p0 / 2))
+    dl = math.radians(lon1 - lon0)
+    return math.atan2(dl, dpsi)
+
+
+def rhumb_distance_m(lat0: float, lon0: float, lat1: float, lon1: float) -> float:
+    p0, p1 = math.radians(lat0), math.radians(lat1)
+    dp = p1 - p0
+    dpsi = math.log(math.tan(math.pi / 4 + p1 / 2) / math.tan(math.pi / 4 + p0 / 2))
+    q = dp / dpsi if abs(dpsi) > 1e-12 else math.cos(p0)
+    dl = math.radians(lon1 - lon0)
+    return math.hypot(dp, q * dl) * EARTH_RADIUS_M
+
+
+def _month_key(ts_s: np.ndarray) -> np.ndarray:
+    return ts_s.astype("datetime64[s]").astype("datetime64[M]")
+
+
+class FleetSimulator:
+    """Lazily generated pings, events and ground truth of one simulated fleet."""
+
+    def __init__(self, spec: FleetSpec, cache_days: int = 256) -> None:
+        self.spec = spec
+        self.vehicles: tuple[Vehicle, ...] = tuple(self._make_vehicle(i) for i in range(spec.n_vehicles))
+        self._cache: OrderedDict[tuple[int, int], DayTrack] = OrderedDict()
+        self._cache_days = cache_days
+        self._odo: dict[int, tuple[int, list[float]]] = {}
+        self._tours: dict[tuple[int, int], tuple[City, ...]] = {}
+        self._lock = threading.RLock()
+
+    # ----------------------------------------------------------------- vehicles and plans
+    def _make_vehicle(self, i: int) -> Vehicle:
+        r = _rng(self.spec.seed, i, 1)
+        home = CITIES[int(r.integers(len(CITIES)))]
+        kind = str(r.choice(["local", "regional", "longhaul"], p=[0.3, 0.35, 0.35]))
+        cruise = {"local": r.uniform(38, 50), "regional": r.uniform(55, 64), "longhaul": r.uniform(58, 67)}[kind]
+        vid = str(212_000_000_000 + (self.spec.seed % 100_000) * 10_000 + i)
+        vin = "1FUJ" + "".join("ABCDEFGHJKLMNPRSTUVWXYZ0123456789"[int(x)] for x in r.integers(0, 33, 13))
+        return Vehicle(i, vid, f"Truck {i + 1:03d}", vin, home, kind, float(cruise), float(r.uniform(20_000, 400_000)))
+
+    def block_start_s(self, vehicle: Vehicle, day: int) -> int:
+        return day * DAY_S + (4 - vehicle.home.utc_offset_h) * 3600
+
+    def day_of(self, vehicle: Vehicle, ts_s: int) -> int:
+        return (ts_s - (4 - vehicle.home.utc_offset_h) * 3600) // DAY_S
+
+    def _neighbours(self, city: City, lo_mi: float, hi_mi: float) -> list[City]:
+        return _neighbours(city, lo_mi, hi_mi)
+
+    def _tour(self, v: Vehicle, week: int) -> tuple[City, ...]:
+        key = (v.index, week)
+        if key not in self._tours:
+            r = _rng(self.spec.seed, v.index, week, 2)
+            cands = self._neighbours(v.home, 120, 520) or self._neighbours(v.home, 60, 800)
+            order = [cands[int(k)] for k in r.permutation(len(cands))]
+            stops: list[City] = []
+            for c in order:
+                prev = stops[-1] if stops else v.home
+                if rhumb_distance_m(prev.lat, prev.lon, c.lat, c.lon) <= 620 * METERS_PER_MILE:
+                    stops.append(c)
+                if len(stops) == 4:
+                    break
+            while len(stops) < 4:
+                stops.append(stops[-1] if stops else v.home)
+            self._tours[key] = (v.home, *stops, v.home)
+        return self._tours[key]
+
+    def plan(self, v: Vehicle, day: int) -> DayPlan:
+        r = _rng(self.spec.seed, v.index, day, 3)
+        block = self.block_start_s(v, day)
+        weekday = (day - 4) % 7  # 1970-01-05 was a Monday
+        depart = block + int(r.integers(2 * 3600, 4 * 3600))
+        home = (v.home.lat, v.home.lon)
+        if v.kind == "longhaul":
+            tour = self._tour(v, (day - 4) // 7)
+            if weekday >= 5:
+                return DayPlan(day, block, depart, home, home, (), 0.0)
+            a, b = tour[weekday], tour[weekday + 1]
+            legs = (Leg(a.lat, a.lon, b.lat, b.lon, 0),) if a != b else ()
+            plan = DayPlan(day, block, depart, (a.lat, a.lon), (b.lat, b.lon), legs, 0.0)
+        else:
+            duty = r.random() < (0.92 if weekday < 5 else 0.12)
+            if not duty:
+                return DayPlan(day, block, depart, home, home, (), 0.0)
+            cands = self._neighbours(v.home, 60, 500) or list(CITIES)
+            if v.kind == "regional":
+                toward = cands[int(r.integers(len(cands)))]
+                far = _toward(v.home, toward, r.uniform(50, 180))
+                points = [home, far, home]
+                dwells = [int(r.integers(1800, 5400)), 0]
+            else:
+                n = int(r.integers(3, 6))
+                points = [home]
+                for _ in range(n):
+                    toward = cands[int(r.integers(len(cands)))]
+                    points.append(_toward(v.home, toward, r.uniform(4, 40)))
+                points.append(home)
+                dwells = [int(r.integers(900, 2700)) for _ in range(n)] + [0]
+            legs = tuple(Leg(p[0], p[1], q[0], q[1], dw) for p, q, dw in zip(points, points[1:], dwells))
+            plan = DayPlan(day, block, depart, home, home, legs, 0.0)
+        planned = sum(rhumb_distance_m(lg.lat0, lg.lon0, lg.lat1, lg.lon1) for lg in plan.legs)
+        return DayPlan(plan.day, plan.block_start_s, plan.depart_s, plan.start, plan.end, plan.legs, planned)
+
+    def _odometer_at_day(self, v: Vehicle, day: int) -> float:
+        """Odometer (miles) at the start of `day`: the sum of planned miles of earlier days."""
+        first = self.day_of(v, self.spec.history_start_s)
+        with self._lock:
+            start, sums = self._odo.get(v.index, (first, [v.odometer_start_mi]))
+            while start + len(sums) - 1 < day:
+                d = start + len(sums) - 1
+                sums.append(sums[-1] + self.plan(v, d).planned_m / METERS_PER_MILE)
+            self._odo[v.index] = (start, sums)
+            return sums[max(0, day - start)]
+
+    # ----------------------------------------------------------------- day generation
+    def day(self, v: Vehicle, day: int) -> DayTrack:
+        key = (v.index, day)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        track = self._generate_day(v, day)
+        with self._lock:
+            self._cache[key] = track
+            while len(self._cache) > self._cache_days:
+                self._cache.popitem(last=False)
+        return track
+
+    def _generate_day(self, v: Vehicle, day: int) -> DayTrack:
+        spec = self.spec
+        plan = self.plan(v, day)
+        r = _rng(spec.seed, v.index, day, 4)
+        block0, block1 = plan.block_start_s, plan.block_start_s + DAY_S
+        odo0 = self._odometer_at_day(v, day)
+        hist0 = spec.history_start_s
+
+        # --- 1 s kinematics while out
+        ts_parts: list[np.ndarray] = []
+        lat_parts: list[np.ndarray] = []
+        lon_parts: list[np.ndarray] = []
+        v_parts: list[np.ndarray] = []
+        h_parts: list[np.ndarray] = []
+        on_parts: list[np.ndarray] = []  # engine on: ping at the driving interval
+        events: list[Event] = []
+        t = plan.depart_s
+        heading = 0.0
+        for leg in plan.legs:
+            speeds, hoff, leg_events = _leg_profile(r, rhumb_distance_m(leg.lat0, leg.lon0, leg.lat1, leg.lon1),
+                                                    v.cruise_mph, v.kind, spec.event_rate)
+            lat, lon, hdg = _integrate(leg, speeds, hoff, r)
+            n = speeds.size
+            ts = t + np.arange(n, dtype=np.int64)
+            for kind, k, speed, mag, dur in leg_events:
+                events.append(Event(kind, int(ts[k]) * 1000, float(lat[k]), float(lon[k]), speed, mag, dur))
+            ts_parts.append(ts)
+            lat_parts.append(lat)
+            lon_parts.append(lon)
+            v_parts.append(speeds)
+            h_parts.append(hdg)
+            on_parts.append(np.ones(n, bool))
+            heading = float(hdg[-1])
+            t += n
+            if leg.dwell_s:
+                d = np.arange(leg.dwell_s, dtype=np.int64)
+                ts_parts.append(t + d)
+                lat_parts.append(np.full(d.size, leg.lat1))
+                lon_parts.append(np.full(d.size, leg.lon1))
+                v_parts.append(np.zeros(d.size))
+                h_parts.append(np.full(d.size, heading))
+                on_parts.append(np.zeros(d.size, bool))
+                t += leg.dwell_s
+        if ts_parts:
+            ts1 = np.concatenate(ts_parts)
+            lat1 = np.concatenate(lat_parts)
+            lon1 = np.concatenate(lon_parts)
+            v1 = np.concatenate(v_parts)
+            h1 = np.concatenate(h_parts)
+            on1 = np.concatenate(on_parts)
+        else:
+            ts1 = np.empty(0, np.int64)
+            lat1 = lon1 = v1 = h1 = np.empty(0)
+            on1 = np.empty(0, bool)
+        if ts1.size and ts1[-1] >= block1:
+            raise AssertionError("a simulated day overran its block")  # plans keep days < 20 h
+
+        # --- ground truth from the noise-free track (steps i -> i+1), only from history start
+        step_m = haversine_m(lat1[:-1], lon1[:-1], lat1[1:], lon1[1:]) if ts1.size > 1 else np.empty(0)
+        true_total = float(step_m.sum())
+        keep_step = ts1[:-1] >= hist0 if ts1.size > 1 else np.empty(0, bool)
+        truth = _day_truth(ts1, lat1, lon1, v1, step_m, keep_step, v.home, [e for e in events if e.ts_ms >= hist0 * 1000])
+        events = [e for e in events if e.ts_ms >= hist0 * 1000]
+
+        # --- odometer: scaled so a day adds exactly its planned miles (keeps days consistent lazily)
+        scale = plan.planned_m / true_total if true_total > 0 else 1.0
+        cum = np.concatenate([[0.0], np.cumsum(step_m)]) if ts1.size else np.empty(0)
+        odo1 = odo0 + cum * scale / METERS_PER_MILE
+
+        # --- sampling: driving cadence while the engine is on, parked cadence otherwise
+        iv, pk = spec.ping_interval_s, spec.parked_interval_s
+        phase = (v.index * 7) % iv
+        active0 = int(ts1[0]) if ts1.size else block1
+        active1 = int(ts1[-1]) + 1 if ts1.size else block1
+        sel = np.zeros(ts1.size, bool)
+        if ts1.size:
+            sel = np.where(on1, (ts1 - phase) % iv == 0, (ts1 - phase) % pk == 0)
+        offline = None
+        if ts1.size and r.random() < spec.offline_gap_rate:
+            moving = np.flatnonzero(v1 > 5)
+            if moving.size:
+                g0 = int(ts1[moving[int(r.integers(moving.size))]])
+                offline = (g0, g0 + int(r.integers(120, 1500)))
+                sel &= ~((ts1 >= offline[0]) & (ts1 < offline[1]))
+        before = _parked_times(block0, active0, pk, phase)
+        after = _parked_times(active1, block1, pk, phase)
+        end_odo = odo0 + plan.planned_m / METERS_PER_MILE
+        p_ts = np.concatenate([before, ts1[sel], after])
+        p_lat = np.concatenate([np.full(before.size, plan.start[0]), lat1[sel], np.full(after.size, plan.end[0])])
+        p_lon = np.concatenate([np.full(before.size, plan.start[1]), lon1[sel], np.full(after.size, plan.end[1])])
+        p_v = np.concatenate([np.zeros(before.size), v1[sel], np.zeros(after.size)])
+        p_h = np.concatenate([np.zeros(before.size), h1[sel], np.full(after.size, heading)])
+        p_odo = np.concatenate([np.full(before.size, odo0), odo1[sel], np.full(after.size, end_odo)])
+
+        # --- GPS noise: slow correlated wander (sum of sinusoids) plus a little white noise, metres
+        n = p_ts.size
+        tt = p_ts.astype(np.float64)
+        north = np.zeros(n)
+        east = np.zeros(n)
+        for _ in range(3):
+            period = r.uniform(60, 900)
+            north += r.uniform(0.5, 1.5) * np.sin(2 * np.pi * tt / period + r.uniform(0, 2 * np.pi))
+            east += r.uniform(0.5, 1.5) * np.sin(2 * np.pi * tt / period + r.uniform(0, 2 * np.pi))
+        north += r.normal(0, 0.4, n)
+        east += r.normal(0, 0.4, n)
+        p_lat = p_lat + np.degrees(north / EARTH_RADIUS_M)
+        p_lon = p_lon + np.degrees(east / (EARTH_RADIUS_M * np.cos(np.radians(p_lat))))
+        p_h = np.mod(p_h + r.normal(0, 0.5, n) * (p_v > 0), 360.0)
+
+        keep = p_ts >= hist0
+        pings = PingColumns(v.vehicle_id, p_ts[keep] * 1000, np.round(p_lat[keep], 6), np.round(p_lon[keep], 6),
+                            np.round(p_v[keep], 1), np.mod(np.round(p_h[keep], 1), 360.0), np.round(p_odo[keep], 3))
+        return DayTrack(plan, pings, truth, offline)
+
+    # ----------------------------------------------------------------- windowed access
+    def _days(self, v: Vehicle, start_ms: int, end_ms: int) -> range:
+        lo = max(start_ms // 1000, self.spec.history_start_s)
+        hi = end_ms // 1000
+        if hi <= lo:
+            return range(0)
+        return range(self.day_of(v, lo), self.day_of(v, hi - 1) + 1)
+
+    def pings(self, vehicle: int | Vehicle, start_ms: int, end_ms: int) -> PingColumns:
+        """Pings with start_ms <= ts < end_ms (half-open), generated lazily day by day."""
+        v = vehicle if isinstance(vehicle, Vehicle) else self.vehicles[vehicle]
+        parts = []
+        for d in self._days(v, start_ms, end_ms):
+            p = self.day(v, d).pings
+            lo, hi = np.searchsorted(p.ts_ms, [start_ms, end_ms])
+            if hi > lo:
+                parts.append(p.slice(int(lo), int(hi)))
+        return PingColumns.concat(v.vehicle_id, parts)
+
+    def events(self, vehicle: int | Vehicle, start_ms: int, end_ms: int) -> list[Event]:
+        v = vehicle if isinstance(vehicle, Vehicle) else self.vehicles[vehicle]
+        return [e for d in self._days(v, start_ms, end_ms) for e in self.day(v, d).truth.events
+                if start_ms <= e.ts_ms < end_ms]
+
+    def day_tracks(self, v: Vehicle, start_ms: int, end_ms: int) -> list[DayTrack]:
+        return [self.day(v, d) for d in self._days(v, start_ms, end_ms)]
+
+
+def _toward(home: City, target: City, miles: float) -> tuple[float, float]:
+    """A point `miles` from home on the course toward `target` (keeps routes over land)."""
+    total = rhumb_distance_m(home.lat, home.lon, target.lat, target.lon)
+    f = min(1.0, miles * METERS_PER_MILE / max(total, 1.0))
+    lat = home.lat + (target.lat - home.lat) * f
+    lon = home.lon + (target.lon - home.lon) * f
+    return (lat, lon)
+
+
+@functools.lru_cache(maxsize=4096)
+def _neighbours(city: City, lo_mi: float, hi_mi: float) -> list[City]:
+    return [c for c in CITIES if c != city
+            and lo_mi <= rhumb_distance_m(city.lat, city.lon, c.lat, c.lon) / METERS_PER_MILE <= hi_mi]
+
+
+def _parked_times(t0: int, t1: int, every: int, phase: int) -> np.ndarray:
+    first = t0 + ((phase - t0) % every)
+    return np.arange(first, t1, every, dtype=np.int64)
+
+
+def _ramp(v0: float, v1: float, rate: float) -> np.ndarray:
+    n = max(1, math.ceil(abs(v1 - v0) / rate))
+    step = (v1 - v0) / n
+    return v0 + step * np.arange(1, n + 1)
+
+
+def _leg_profile(r: np.random.Generator, length_m: float, cruise: float, kind: str,
+                 event_rate: float) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, float, float, int]]]:
+    """Speed (mph) and heading offset (deg) for each second of a leg, and its injected events.
+
+    Events are (kind, second index, speed mph, magnitude, duration s). The profile starts and ends
+    at rest and covers `length_m` to within a second of travel; _integrate closes the remainder.
+    """
+    speeds: list[np.ndarray] = []
+    hoffs: list[np.ndarray] = []
+    events: list[tuple[str, int, float, float, int]] = []
+    pos = 0  # seconds so far
+    dist = 0.0
+    cur = 0.0
+    since_break = 0
+
+    def add(sp: np.ndarray, ho: np.ndarray | None = None) -> None:
+        nonlocal pos, dist, cur
+        speeds.append(sp)
+        hoffs.append(np.zeros(sp.size) if ho is None else ho)
+        pos += sp.size
+        dist += float(sp.sum()) * MPH_TO_MPS
+        cur = float(sp[-1])
+
+    def stop_m(vv: float) -> float:
+        return vv * MPH_TO_MPS * (vv / NORMAL_DECEL) / 2
+
+    add(_ramp(0.0, cruise, NORMAL_ACCEL))
+    local = kind == "local"
+    episode_budget_m = 12_000.0
+    break_every = r.uniform(2.5, 4.5) * 3600
+    while True:
+        remaining = length_m - dist
+        chunk = int(r.integers(240, 1800 if not local else 600))
+        chunk_m = chunk * cruise * MPH_TO_MPS
+        if remaining - chunk_m < stop_m(cruise) + episode_budget_m:
+            n = max(0, int((remaining - stop_m(cur)) / (cur * MPH_TO_MPS)))
+            if n:
+                add(np.full(n, cur))
+            add(_ramp(cur, 0.0, NORMAL_DECEL))
+            break
+        env = np.sin(np.pi * np.arange(1, chunk + 1) / chunk)
+        add(cruise + 1.2 * env * np.sin(2 * np.pi * np.arange(chunk) / r.uniform(120, 400)))
+        since_break += chunk
+        hours = chunk / 3600
+        if kind == "longhaul" and since_break > break_every:
+            add(_ramp(cur, 0.0, NORMAL_DECEL))
+            add(np.zeros(int(r.integers(15 * 60, 45 * 60))))
+            add(_ramp(0.0, cruise, NORMAL_ACCEL))
+            since_break = 0
+            continue
+        u = r.random()
+        p = {k: v * hours * event_rate for k, v in _EVENTS_PER_HOUR.items()}
+        acc = 0.0
+        choice = None
+        for k, pk in (*p.items(), ("slowdown", _SLOWDOWNS_PER_HOUR * hours),
+                      ("near_speeding", _NEAR_SPEEDING_PER_HOUR * hours * (not local))):
+            acc += pk
+            if u < acc:
+                choice = k
+                break
+        if choice is None:
+            continue
+        if choice == "harsh_brake":
+            rate = float(r.uniform(8, 12))
+            secs = int(r.integers(1, 4))
+            low = max(12.0, cruise - rate * secs - r.uniform(5, 20))
+            k0 = pos - 1  # the last second at the pre-event speed
+            before = cur
+            harsh = np.maximum(cur - rate * np.arange(1, secs + 1), 5.0)
+            add(harsh)
+            if cur > low:
+                add(_ramp(cur, low, NORMAL_DECEL * 0.8))
+            add(np.full(int(r.integers(20, 60)), cur))
+            add(_ramp(cur, cruise, NORMAL_ACCEL))
+            events.append(("harsh_brake", k0, before, rate, secs))
+        elif choice == "harsh_accel":
+            low = float(r.uniform(8, 20))
+            add(_ramp(cur, low, NORMAL_DECEL * 0.8))
+            add(np.full(int(r.integers(20, 60)), cur))
+            rate = float(r.uniform(6.5, 9))
+            secs = int(r.integers(1, 4))
+            k0 = pos - 1
+            add(cur + rate * np.arange(1, secs + 1))
+            events.append(("harsh_accel", k0, low, rate, secs))
+            add(_ramp(cur, cruise, NORMAL_ACCEL))
+        elif choice == "sharp_turn":
+            turn_speed = float(r.uniform(24, 34))
+            add(_ramp(cur, turn_speed, NORMAL_DECEL * 0.8))
+            add(np.full(20, cur))
+            angle = float(r.uniform(50, 90)) * (1 if r.random() < 0.5 else -1)
+            secs = int(r.integers(2, 5))
+            back = int(r.integers(180, 300))
+            k0 = pos - 1
+            ho = np.concatenate([angle * np.arange(1, secs + 1) / secs, np.full(30, angle),
+                                 angle * (1 - np.arange(1, back + 1) / back)])
+            add(np.full(ho.size, cur), ho)
+            events.append(("sharp_turn", k0, turn_speed, abs(angle), secs))
+            add(_ramp(cur, cruise, NORMAL_ACCEL))
+        elif choice == "speeding":
+            peak = float(r.uniform(77, 83))
+            hold = int(r.integers(70, 300))
+            up = _ramp(cur, peak, 0.5)
+            down = _ramp(peak, cruise, 0.5)
+            # "over 75" as the pings will say it (speeds are reported to 0.1 mph)
+            k_over = pos + int(np.argmax(np.round(up, 1) > 75.0))
+            add(up)
+            add(np.full(hold, peak))
+            add(down)
+            over = int((np.round(up, 1) > 75).sum() + hold + (np.round(down, 1) > 75).sum())
+            events.append(("speeding", k_over, peak, peak, over))
+        elif choice == "near_speeding":
+            top = float(r.uniform(70.5, 74))
+            add(_ramp(cur, top, 0.5))
+            add(np.full(int(r.integers(60, 400)), top))
+            add(_ramp(cur, cruise, 0.5))
+        else:  # traffic slowdown
+            low = float(r.uniform(20, 40)) if not local else float(r.uniform(0, 15))
+            add(_ramp(cur, low, NORMAL_DECEL * 0.8))
+            add(np.full(int(r.integers(30, 300)), cur))
+            add(_ramp(cur, cruise, NORMAL_ACCEL))
+    return np.concatenate(speeds), np.concatenate(hoffs), events
+
+
+def _integrate(leg: Leg, speeds: np.ndarray, hoff_deg: np.ndarray, r: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dead-reckon the leg at 1 s and shear the track so it ends exactly at the destination.
+
+    Position k is where the truck is at second k of the leg (before moving during that second).
+    Returns lat, lon (degrees) and the heading of motion (degrees).
+    """
+    brg = rhumb_bearing(leg.lat0, leg.lon0, leg.lat1, leg.lon1)
+    n = speeds.size
+    wobble = 2.0 * np.sin(2 * np.pi * np.arange(n) / r.uniform(300, 900) + r.uniform(0, 2 * np.pi))
+    h = brg + np.radians(hoff_deg + wobble)
+    step = speeds * MPH_TO_MPS
+    dn = step * np.cos(h)
+    de = step * np.sin(h)
+    lat = leg.lat0 + np.degrees(np.concatenate([[0.0], np.cumsum(dn)[:-1]]) / EARTH_RADIUS_M)
+    lat_end = leg.lat0 + math.degrees(float(dn.sum()) / EARTH_RADIUS_M)
+    lat_mid = np.concatenate([lat[1:], [lat_end]])
+    dlon = np.degrees(de / (EARTH_RADIUS_M * np.cos(np.radians((lat + lat_mid) / 2))))
+    lon = leg.lon0 + np.concatenate([[0.0], np.cumsum(dlon)[:-1]])
+    lon_end = leg.lon0 + float(dlon.sum())
+    travelled = np.concatenate([[0.0], np.cumsum(step)[:-1]])
+    total = float(step.sum())
+    frac = travelled / total if total > 0 else np.zeros(n)
+    # Shear so the final (resting) second sits exactly on the destination.
+    lat = lat - (lat_end - leg.lat1) * frac
+    lon = lon - (lon_end - leg.lon1) * frac
+    lat[-1], lon[-1] = leg.lat1, leg.lon1
+    heading = np.mod(np.degrees(h), 360.0)
+    return lat, lon, heading
+
+
+def _day_truth(ts: np.ndarray, lat: np.ndarray, lon: np.ndarray, speed: np.ndarray, step_m: np.ndarray,
+               keep_step: np.ndarray, home: City, events: list[Event]) -> DayTruth:
+    from geo.states import state_lookup
+
+    miles: dict[str, float] = {}
+    by_state: dict[str, dict[str, float]] = {}
+    driving: dict[str, int] = {}
+    far: dict[str, float] = {}
+    if ts.size > 1:
+        lookup = state_lookup()
+        state_idx = lookup.index_of(lat[1:], lon[1:])
+        names = [*lookup.codes, "--"]
+        # ts is sorted, so months are contiguous runs: split at month starts instead of sorting
+        month_of = _month_key(ts[:-1])
+        cuts = np.flatnonzero(month_of[1:] != month_of[:-1]) + 1
+        for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [ts.size - 1]])):
+            sel = keep_step[lo:hi]
+            if not sel.any():
+                continue
+            key = str(month_of[lo])
+            m_step = step_m[lo:hi] * sel
+            miles[key] = float(m_step.sum()) / METERS_PER_MILE
+            per_state = np.bincount(state_idx[lo:hi], weights=m_step, minlength=len(names))
+            by_state[key] = {names[i]: float(per_state[i]) / METERS_PER_MILE for i in np.flatnonzero(per_state > 0)}
+            driving[key] = int(((speed[:-1][lo:hi] > 0) & sel).sum())
+            far[key] = float(haversine_m(home.lat, home.lon, lat[1:][lo:hi][sel], lon[1:][lo:hi][sel]).max()) / METERS_PER_MILE
+    return DayTruth(miles, by_state, driving, far, tuple(events))
+
+
+def month_bounds_ms(month: str) -> tuple[int, int]:
+    """[start, end) of a UTC calendar month 'YYYY-MM' in epoch milliseconds."""
+    y, m = int(month[:4]), int(month[5:7])
+    start = datetime(y, m, 1, tzinfo=timezone.utc)
+    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=timezone.utc)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)

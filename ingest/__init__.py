@@ -1,0 +1,1 @@
+"""The fleetlake daemon: settings, planner, feature flows, executor, scheduler, HTTP API, CLI."""

@@ -1,0 +1,69 @@
+"""The `fleetlake` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+
+
+def _utc(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _sandbox_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    p.add_argument("--vehicles", type=int, default=4, help="vehicles per sandbox fleet (default 4)")
+    p.add_argument("--ping-interval", type=int, default=30, help="seconds between pings while driving (default 30)")
+    p.add_argument("--history-months", type=int, default=24, help="months of history before now (default 24)")
+    p.add_argument("--now", type=_utc, default=None, help="freeze the sandbox clock at this UTC time")
+
+
+def _config(args: argparse.Namespace):
+    from connectors.sandbox.world import default_config
+
+    return default_config(seed=args.seed, vehicles=args.vehicles, ping_interval_s=args.ping_interval,
+                          history_months=args.history_months, now=args.now)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from connectors.sandbox.server import SandboxServer
+
+    server = SandboxServer(_config(args), host=args.host, port=args.port)
+    print(json.dumps(server.describe()), flush=True)
+    server.serve_forever()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ingest.demo import run_demo
+
+    return run_demo(_config(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fleetlake", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sandbox", help="serve the fake Samsara and Motive APIs")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8900)
+    _sandbox_args(p)
+    p.set_defaults(func=cmd_sandbox)
+    p = sub.add_parser("demo", help="run the main job on embedded defaults (sandbox TSPs, local store)")
+    _sandbox_args(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Feature flows: one module per flow (see DESIGN.md, "Feature flows")."""

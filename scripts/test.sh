@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Set up (first run only) and run the whole test suite, slow soak tests included.
+EXTRAS=test source "$(dirname "$0")/_venv.sh"
+exec python -m pytest "$@"

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from connectors.sandbox.groundtruth import ground_truth
+from connectors.sandbox.simulator import FleetSimulator, FleetSpec, month_bounds_ms
+from geo.distance import METERS_PER_MILE, haversine_m
+
+START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def spec(**kw: object) -> FleetSpec:
+    base = dict(fleet_id="f", seed=5, n_vehicles=6, history_start=START, ping_interval_s=5)
+    return FleetSpec(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def _bytes(sim: FleetSimulator, month: str) -> bytes:
+    lo, hi = month_bounds_ms(month)
+    out = b""
+    for v in sim.vehicles:
+        p = sim.pings(v, lo, hi)
+        out += p.vehicle_id.encode() + b"".join(getattr(p, f).tobytes() for f in
+                                                ("ts_ms", "lat", "lon", "speed_mph", "heading_deg", "odometer_mi"))
+    return out
+
+
+def test_same_inputs_give_identical_bytes_and_other_seeds_differ() -> None:
+    a = _bytes(FleetSimulator(spec()), "2024-06")
+    b = _bytes(FleetSimulator(spec()), "2024-06")
+    assert a == b and len(a) > 100_000
+    assert _bytes(FleetSimulator(spec(seed=6)), "2024-06") != a
+
+
+def test_window_order_does_not_change_content() -> None:
+    # A day generated cold, late in a run, or after its neighbours is the same day.
+    lo, hi = month_bounds_ms("2024-09")
+    mid = lo + 11 * 86_400_000 + 3_600_000 * 7
+    s1 = FleetSimulator(spec())
+    whole = s1.pings(2, lo, hi)
+    s2 = FleetSimulator(spec())
+    second = s2.pings(2, mid, hi)
+    first = s2.pings(2, lo, mid)
+    assert np.array_equal(whole.ts_ms, np.concatenate([first.ts_ms, second.ts_ms]))
+    assert np.array_equal(whole.lat, np.concatenate([first.lat, second.lat]))
+    assert np.array_equal(whole.odometer_mi, np.concatenate([first.odometer_mi, second.odometer_mi]))
+
+
+def test_one_day_of_a_two_year_fleet_generates_about_one_day() -> None:
+    sim = FleetSimulator(spec(history_start=datetime(2023, 1, 1, tzinfo=timezone.utc)))
+    lo = int(datetime(2024, 12, 10, tzinfo=timezone.utc).timestamp() * 1000)
+    calls = []
+    original = sim._generate_day
+    sim._generate_day = lambda v, d: calls.append(d) or original(v, d)  # type: ignore[method-assign]
+    p = sim.pings(0, lo, lo + 86_400_000)
+    assert len(p) > 0
+    # A UTC day straddles at most two local "day blocks" of the vehicle.
+    assert 1 <= len(calls) <= 2
+
+
+def test_pings_are_physically_plausible() -> None:
+    sim = FleetSimulator(spec())
+    lo, hi = month_bounds_ms("2024-03")
+    for v in sim.vehicles:
+        p = sim.pings(v, lo, hi)
+        assert len(p) > 1000
+        assert np.all(np.diff(p.ts_ms) >= 5000), "never closer than the ping interval"
+        assert np.all((p.ts_ms >= lo) & (p.ts_ms < hi))
+        assert np.all(np.diff(p.odometer_mi) >= -1e-9), "odometer never runs backwards"
+        assert p.speed_mph.min() >= 0 and p.speed_mph.max() < 90
+        assert np.all((p.lat > 24) & (p.lat < 50) & (p.lon > -125) & (p.lon < -66))
+        assert np.all((p.heading_deg >= 0) & (p.heading_deg < 360))
+        # Consecutive 5 s pings cannot be further apart than the speed allows (plus GPS noise).
+        close = np.diff(p.ts_ms) == 5000
+        d = haversine_m(p.lat[:-1], p.lon[:-1], p.lat[1:], p.lon[1:])[close]
+        assert d.max() < 5 * 90 * 0.44704 + 30
+
+
+def test_history_start_and_now_bound_the_data() -> None:
+    sim = FleetSimulator(spec())
+    p = sim.pings(0, 0, int(START.timestamp() * 1000) + 86_400_000)
+    assert len(p) > 0 and p.ts_ms.min() >= int(START.timestamp() * 1000)
+
+
+def test_ground_truth_agrees_with_the_pings() -> None:
+    sim = FleetSimulator(spec(ping_interval_s=1, offline_gap_rate=0.0, n_vehicles=5))
+    month = "2024-04"
+    lo, hi = month_bounds_ms(month)
+    truth, states = ground_truth(sim, [month])
+    rows = {r["vehicle_id"]: r for r in truth.to_pylist()}
+    for v in sim.vehicles:
+        r = rows[v.vehicle_id]
+        p = sim.pings(v, lo, hi)
+        assert r["pings"] == len(p)
+        # Odometer and GPS path agree with the truth's miles (GPS noise adds a little).
+        odo = p.odometer_mi[-1] - p.odometer_mi[0]
+        assert r["miles"] == pytest.approx(odo, rel=0.01, abs=2.0)
+        moving = p.speed_mph[:-1] > 0
+        gps = haversine_m(p.lat[:-1], p.lon[:-1], p.lat[1:], p.lon[1:])[moving].sum() / METERS_PER_MILE
+        assert gps == pytest.approx(r["miles"], rel=0.02)
+        per_state = [s["miles"] for s in states.to_pylist() if s["vehicle_id"] == v.vehicle_id]
+        assert sum(per_state) == pytest.approx(r["miles"], rel=1e-9)
+        assert r["driving_hours"] * 3600 == pytest.approx((p.speed_mph > 0).sum(), rel=0.02)
+        # Radius class follows the vehicle's kind.
+        if v.kind == "local":
+            assert r["max_from_home_mi"] < 50
+        elif v.kind == "longhaul" and r["miles"] > 0:
+            assert r["max_from_home_mi"] > 120
+        # Every injected event is visible in the 1 s pings.
+        by_ts = {int(t): i for i, t in enumerate(p.ts_ms)}
+        events = sim.events(v, lo, hi)
+        for kind in ("harsh_brake", "harsh_accel", "sharp_turn", "speeding"):
+            assert r[kind] == sum(e.kind == kind for e in events)
+        for e in events:
+            i = by_ts[e.ts_ms]
+            if e.kind == "harsh_brake":
+                assert p.speed_mph[i] - p.speed_mph[i + 1] >= 7.5
+            elif e.kind == "harsh_accel":
+                assert p.speed_mph[i + 1] - p.speed_mph[i] >= 6
+            elif e.kind == "speeding":
+                assert e.duration_s >= 60
+                assert np.all(p.speed_mph[i:i + 60] > 75)
+            elif e.kind == "sharp_turn":
+                dh = (p.heading_deg[i + e.duration_s] - p.heading_deg[i] + 180) % 360 - 180
+                assert abs(dh) >= 40 and p.speed_mph[i] > 20
+    assert sum(r["harsh_brake"] + r["sharp_turn"] + r["speeding"] for r in rows.values()) > 0
+
+
+def test_interstate_trips_cross_state_lines() -> None:
+    sim = FleetSimulator(spec(n_vehicles=12))
+    _, states = ground_truth(sim, ["2024-05"])
+    per_vehicle: dict[str, set[str]] = {}
+    for s in states.to_pylist():
+        per_vehicle.setdefault(s["vehicle_id"], set()).add(s["state"])
+    assert max(len(v) for v in per_vehicle.values()) >= 3
+
+
+def test_spec_validation_names_the_problem() -> None:
+    with pytest.raises(ValueError, match="ping_interval_s"):
+        spec(ping_interval_s=0)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        spec(history_start=datetime(2024, 1, 1))
