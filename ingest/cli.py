@@ -19,21 +19,25 @@ def _sandbox_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ping-interval", type=int, default=30, help="seconds between pings while driving (default 30)")
     p.add_argument("--history-months", type=int, default=24, help="months of history before now (default 24)")
     p.add_argument("--now", type=_utc, default=None, help="freeze the sandbox clock at this UTC time")
+    p.add_argument("--samsara-rate", type=float, default=50.0, help="Samsara requests/s per token (default 50)")
+    p.add_argument("--motive-rate", type=float, default=20.0, help="Motive requests/s per token (default 20)")
 
 
 def _config(args: argparse.Namespace):
+    from dataclasses import replace
+
     from connectors.sandbox.world import default_config
 
-    return default_config(seed=args.seed, vehicles=args.vehicles, ping_interval_s=args.ping_interval,
+    base = default_config(seed=args.seed, vehicles=args.vehicles, ping_interval_s=args.ping_interval,
                           history_months=args.history_months, now=args.now)
+    return replace(base, samsara_rate_per_s=args.samsara_rate, motive_rate_per_s=args.motive_rate)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from connectors.sandbox.server import SandboxServer
 
     server = SandboxServer(_config(args), host=args.host, port=args.port)
-    print(json.dumps(server.describe()), flush=True)
-    server.serve_forever()
+    server.serve_until_signalled(lambda s: print(json.dumps(s.describe()), flush=True))
     return 0
 
 

@@ -5,9 +5,9 @@
   by default; refresh tokens rotate. Resource routes also accept an `X-Api-Key` header.
 - `GET /v1/vehicles`, `GET /v1/users`: `page_no`/`per_page` (at most 100; larger values are
   clamped), `pagination {per_page, page_no, total}`, items wrapped as `{"vehicle": {...}}`.
-- `GET /v3/vehicle_locations/{id}?start_date&end_date`: inclusive UTC dates, more than 3 months
-  (92 days) is a 400, not paginated. Units are metric as in Motive's default: `speed` in km/h,
-  `odometer` in km; `bearing` is null while stopped.
+- `GET /v3/vehicle_locations/{id}?start_date&end_date`: inclusive UTC dates, an end date more
+  than 3 calendar months after the start date is a 400, not paginated. Units are metric as in
+  Motive's default: `speed` in km/h, `odometer` in km; `bearing` is null while stopped.
 - `GET /v2/driver_performance_events?start_time&end_time[&vehicle_ids][&per_page][&page_no]`.
 - 429s carry `Retry-After` only about half of the time.
 """
@@ -34,7 +34,6 @@ from connectors.sandbox.world import SandboxWorld
 
 KM_PER_MILE = 1.609344
 MAX_PER_PAGE = 100
-MAX_SPAN_DAYS = 92
 _TYPES = {"harsh_brake": "hard_brake", "harsh_accel": "hard_accel", "sharp_turn": "hard_corner"}
 
 
@@ -163,7 +162,7 @@ class MotiveApp:
         d1 = _date(request.query_params.get("end_date"), "end_date")
         if d1 < d0:
             raise BadRequest("end_date must not be before start_date")
-        if (d1 - d0).days + 1 > MAX_SPAN_DAYS:
+        if d1 > _add_months(d0, 3):
             raise BadRequest("Date range cannot exceed 3 months")
         lo = int(datetime(d0.year, d0.month, d0.day, tzinfo=timezone.utc).timestamp() * 1000)
         hi = int(datetime(d1.year, d1.month, d1.day, tzinfo=timezone.utc).timestamp() * 1000) + 86_400_000
@@ -227,6 +226,14 @@ def _junk_motive(time: str, lat: float, lon: float) -> list[str]:
         loc.format(t="2071" + time[4:], la=lat, lo=lon, s=20.0),
         loc.format(t=time, la=lat, lo=lon, s='"fast"'),
     ]
+
+
+def _add_months(d: date, months: int) -> date:
+    import calendar
+
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
 def _state(q) -> dict[str, str]:

@@ -267,7 +267,8 @@ class SamsaraApp:
         strings = plan.numbers_as_strings
         for i in order:
             if strings and chance(plan.seed, "str", fleet, v.vehicle_id, times[i]) < strings:
-                gps.append(f'{{"time":"{times[i]}","latitude":"{lat[i]}","longitude":"{lon[i]}",'
+                heading = f',"headingDegrees":"{hdg[i]}"' if spd[i] > 0 else ""
+                gps.append(f'{{"time":"{times[i]}","latitude":"{lat[i]}","longitude":"{lon[i]}"{heading},'
                            f'"speedMilesPerHour":"{spd[i]}"}}')
             elif spd[i] > 0:
                 gps.append(f'{{"time":"{times[i]}","latitude":{lat[i]},"longitude":{lon[i]},'

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import uvicorn
 from starlette.applications import Starlette
@@ -38,7 +40,10 @@ class SandboxServer:
     def __init__(self, config: SandboxConfig, host: str = "127.0.0.1", port: int = 0) -> None:
         self.world = SandboxWorld(config)
         self.host = host
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only when it does, and
+        # without it every keep-alive response waits ~40 ms for a delayed ACK (headers and body
+        # are separate writes).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.port = self._sock.getsockname()[1]
@@ -75,9 +80,21 @@ class SandboxServer:
             self._thread.join(timeout=10)
         self._sock.close()
 
-    def serve_forever(self) -> None:
-        """Run in the calling thread (the `fleetlake sandbox` command); Ctrl-C or SIGTERM stops it."""
-        self._server.run(sockets=[self._sock])
+    def serve_until_signalled(self, on_ready: Callable[[SandboxServer], None]) -> None:
+        """Serve until SIGINT or SIGTERM (the `fleetlake sandbox` command); `on_ready` runs once
+        the port accepts connections."""
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            on_ready(self)
+            while not stop.wait(0.5):
+                if self._thread is not None and not self._thread.is_alive():
+                    raise RuntimeError("the sandbox server stopped unexpectedly")
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def __enter__(self) -> SandboxServer:
         return self.start()
