@@ -47,6 +47,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_config(args))
 
 
+def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
+    from ingest.settings import load_settings
+    from partitions import Manifest, open_store, rebuild_raw
+
+    settings = load_settings()
+    store = open_store(settings.resolved_store_url, settings.s3_options())
+    with Manifest(settings.resolved_manifest_path) as manifest:
+        report = rebuild_raw(store, manifest)
+    print(json.dumps({"windows": report.windows, "markers_read": report.markers_read,
+                      "problems": list(report.problems)}))
+    return 1 if report.problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleetlake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,13 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the main job on embedded defaults (sandbox TSPs, local store)")
     _sandbox_args(p)
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("manifest", help="manifest maintenance")
+    msub = p.add_subparsers(dest="manifest_command", required=True)
+    p = msub.add_parser("rebuild", help="rebuild the manifest's partitions from the store's commit markers")
+    p.set_defaults(func=cmd_manifest_rebuild)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from common.errors import FleetlakeError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except FleetlakeError as e:
+        print(f"fleetlake: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -9,8 +9,13 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.fleetlake-installed${EXTRAS:+-$EXTRAS}"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$venv/bin/python" -m pip install -q -e "$root${EXTRAS:+[$EXTRAS]}"
+  log="$venv/pip-install.log"
+  if ! { "$venv/bin/python" -m pip install --upgrade pip &&
+         "$venv/bin/python" -m pip install -e "$root${EXTRAS:+[$EXTRAS]}"; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "fleetlake: installing into $venv failed; full log: $log" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

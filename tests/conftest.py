@@ -21,3 +21,39 @@ def sandbox_config(**overrides: object) -> SandboxConfig:
 def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(sandbox_config()) as server:
         yield server
+
+
+# --------------------------------------------------------------------------- object stores
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from partitions.store import ObjectStore, open_store  # noqa: E402
+from tests import seaweed as _seaweed  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def seaweed_s3() -> Iterator[str]:
+    server = _seaweed.start_seaweed()
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+s3_options = _seaweed.s3_options
+
+
+@pytest.fixture(params=["file", "s3"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store URL on each backend."""
+    if request.param == "file":
+        return (tmp_path / "store").as_uri()
+    endpoint = request.getfixturevalue("seaweed_s3")
+    request.node.s3_endpoint = endpoint
+    return f"s3://{_seaweed.BUCKET}/t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def store(store_url: str, request: pytest.FixtureRequest) -> ObjectStore:
+    endpoint = getattr(request.node, "s3_endpoint", None)
+    return open_store(store_url, s3_options(endpoint) if endpoint else None)

@@ -1,0 +1,1 @@
+"""Leaf utilities every layer may import: the error tree and name validation."""

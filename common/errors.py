@@ -1,0 +1,55 @@
+"""fleetlake's exceptions, in one tree. Catch the narrowest one that lets you act.
+
+    FleetlakeError
+    ├── ConfigError            a setting is missing or wrong (names the setting)
+    ├── InvalidName            a fleet id, dataset or month that must not become a key or path
+    ├── StoreError             the object store failed (unreachable, denied, corrupt object)
+    │   └── ObjectNotFound     a key that should exist does not
+    ├── ManifestError          the DuckDB manifest cannot be used
+    │   ├── ManifestLocked     another process holds it (names the holder)
+    │   └── SchemaVersionError the file was written by a newer fleetlake
+    └── CommitConflict         a window changed under a writer; nothing was committed
+
+Messages never contain tokens, secrets or response bodies: they name what failed and where.
+"""
+
+from __future__ import annotations
+
+
+class FleetlakeError(Exception):
+    """Base of every error fleetlake raises on purpose."""
+
+
+class ConfigError(FleetlakeError):
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"setting {setting}: {problem}")
+        self.setting = setting
+
+
+class InvalidName(FleetlakeError, ValueError):
+    pass
+
+
+class StoreError(FleetlakeError):
+    pass
+
+
+class ObjectNotFound(StoreError, KeyError):
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "object not found"
+
+
+class ManifestError(FleetlakeError):
+    pass
+
+
+class ManifestLocked(ManifestError):
+    pass
+
+
+class SchemaVersionError(ManifestError):
+    pass
+
+
+class CommitConflict(FleetlakeError):
+    pass

@@ -1,0 +1,319 @@
+"""The DuckDB manifest: fleetlake's memory of what it pulled and computed.
+
+All times are stored as TIMESTAMP in UTC (DuckDB hands TIMESTAMPTZ to Python only through
+pytz, which fleetlake does not need otherwise) and come back timezone-aware.
+
+One writer process at a time. Besides DuckDB's own file lock, the writer holds an advisory lock
+on `<manifest>.lock`, which records who holds it, so a second process gets an error naming the
+holder instead of DuckDB's generic one. The schema is versioned; migrations run in a transaction
+at open, and a file from a newer fleetlake is refused rather than touched.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+
+from common import names
+from common.errors import CommitConflict, ManifestError, ManifestLocked, SchemaVersionError
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, """
+    CREATE TABLE fleets (
+        fleet_id      VARCHAR PRIMARY KEY,
+        tsp           VARCHAR NOT NULL,
+        status        VARCHAR NOT NULL,          -- consented | backfilling | active | revoked | failed
+        consent_at    TIMESTAMP,
+        history_start TIMESTAMP,
+        error         VARCHAR,
+        created_at    TIMESTAMP NOT NULL,
+        updated_at    TIMESTAMP NOT NULL
+    );
+    CREATE TABLE raw_partitions (
+        fleet_id     VARCHAR NOT NULL,
+        dataset      VARCHAR NOT NULL,
+        month        VARCHAR NOT NULL,
+        seq          INTEGER NOT NULL,           -- commit number of this window, from 1
+        files        VARCHAR[] NOT NULL,
+        rows         BIGINT NOT NULL,
+        bytes        BIGINT NOT NULL,
+        fingerprint  VARCHAR NOT NULL,
+        committed_at TIMESTAMP NOT NULL,
+        pull_id      VARCHAR,
+        PRIMARY KEY (fleet_id, dataset, month)
+    );
+    CREATE TABLE pull_checkpoints (
+        fleet_id     VARCHAR NOT NULL,
+        stream       VARCHAR NOT NULL,
+        window_key   VARCHAR NOT NULL,
+        completed_at TIMESTAMP NOT NULL,
+        rows         BIGINT NOT NULL,
+        detail       VARCHAR,
+        PRIMARY KEY (fleet_id, stream, window_key)
+    );
+    CREATE TABLE flow_runs (
+        run_id      VARCHAR PRIMARY KEY,
+        flow        VARCHAR NOT NULL,
+        version     INTEGER NOT NULL,
+        code_fp     VARCHAR NOT NULL,
+        fleet_id    VARCHAR NOT NULL,
+        month       VARCHAR NOT NULL,
+        input_fp    VARCHAR NOT NULL,
+        status      VARCHAR NOT NULL,            -- running | succeeded | failed
+        outputs     VARCHAR[],
+        stats       JSON,
+        error       VARCHAR,
+        started_at  TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP
+    );
+    CREATE INDEX flow_runs_window ON flow_runs (flow, version, fleet_id, month);
+    """),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+@dataclass(frozen=True)
+class RawPartition:
+    fleet_id: str
+    dataset: str
+    month: str
+    seq: int
+    files: tuple[str, ...]
+    rows: int
+    bytes: int
+    fingerprint: str
+    committed_at: datetime
+    pull_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fleet_id": self.fleet_id, "dataset": self.dataset, "month": self.month, "seq": self.seq,
+                "files": list(self.files), "rows": self.rows, "bytes": self.bytes, "fingerprint": self.fingerprint,
+                "committed_at": self.committed_at.isoformat(), "pull_id": self.pull_id}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RawPartition:
+        return cls(names.fleet_id(d["fleet_id"]), names.dataset(d["dataset"]), names.month(d["month"]),
+                   int(d["seq"]), tuple(str(f) for f in d["files"]), int(d["rows"]), int(d["bytes"]),
+                   str(d["fingerprint"]), datetime.fromisoformat(d["committed_at"]), d.get("pull_id"))
+
+
+@dataclass(frozen=True)
+class Fleet:
+    fleet_id: str
+    tsp: str
+    status: str
+    consent_at: datetime | None
+    history_start: datetime | None
+    error: str | None
+
+
+def _now() -> datetime:
+    """Now as naive UTC, the form TIMESTAMP columns hold."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Manifest:
+    """The manifest file. Use as a context manager; `transaction()` groups writes atomically."""
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._lock_fh = None
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fh = self._take_lock()
+        try:
+            self.conn = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as e:
+            self._release_lock()
+            if "lock" in str(e).lower():
+                raise ManifestLocked(f"manifest {self.path} is in use by another process ({self._holder()}); "
+                                     "fleetlake allows one writer at a time") from None
+            raise ManifestError(f"cannot open manifest {self.path}: {e}") from None
+        except duckdb.Error as e:
+            self._release_lock()
+            raise ManifestError(f"cannot open manifest {self.path}: {e}") from None
+        self.conn.execute("SET TimeZone = 'UTC'")
+        try:
+            self._migrate()
+        except Exception:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def _take_lock(self):  # type: ignore[no-untyped-def]
+        fh = open(self._lock_path(), "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise ManifestLocked(f"manifest {self.path} is held by {self._holder()}; "
+                                 "fleetlake allows one writer at a time") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "command": " ".join(os.path.basename(a) if i == 0 else a
+                                                 for i, a in enumerate(sys.argv))[:200],
+                             "since": datetime.now(timezone.utc).isoformat()}))
+        fh.flush()
+        return fh
+
+    def _holder(self) -> str:
+        try:
+            info = json.loads(self._lock_path().read_text() or "{}")
+            return f"pid {info['pid']} on {info['host']} ({info['command']}) since {info['since']}"
+        except (OSError, ValueError, KeyError):
+            return "another process"
+
+    def _release_lock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+            self.conn = None  # type: ignore[assignment]
+        self._release_lock()
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        c = self.conn
+        has = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+                        ).fetchone()[0]
+        current = c.execute("SELECT max(version) FROM schema_version").fetchone()[0] if has else 0
+        current = current or 0
+        if current > SCHEMA_VERSION:
+            raise SchemaVersionError(f"manifest {self.path} has schema version {current}, newer than this "
+                                     f"fleetlake understands ({SCHEMA_VERSION}); upgrade fleetlake")
+        if current == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise ManifestError(f"manifest {self.path} needs migrating to version {SCHEMA_VERSION}; "
+                                "open it once read-write")
+        with self.transaction():
+            c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+            for version, sql in MIGRATIONS:
+                if version > current:
+                    c.execute(sql)
+                    c.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _now()])
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ fleets
+    def upsert_fleet(self, fleet_id: str, tsp: str, status: str, consent_at: datetime | None = None,
+                     history_start: datetime | None = None, error: str | None = None) -> None:
+        names.fleet_id(fleet_id)
+        now = _now()
+        self.conn.execute("""
+            INSERT INTO fleets VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (fleet_id) DO UPDATE SET tsp = excluded.tsp, status = excluded.status,
+                consent_at = coalesce(excluded.consent_at, fleets.consent_at),
+                history_start = coalesce(excluded.history_start, fleets.history_start),
+                error = excluded.error, updated_at = excluded.updated_at
+            """, [fleet_id, tsp, status, _db_time(consent_at), _db_time(history_start), error, now, now])
+
+    def fleet(self, fleet_id: str) -> Fleet | None:
+        row = self.conn.execute("SELECT fleet_id, tsp, status, consent_at, history_start, error FROM fleets "
+                                "WHERE fleet_id = ?", [fleet_id]).fetchone()
+        return _fleet(row) if row else None
+
+    def fleets(self) -> list[Fleet]:
+        rows = self.conn.execute("SELECT fleet_id, tsp, status, consent_at, history_start, error FROM fleets "
+                                 "ORDER BY fleet_id").fetchall()
+        return [_fleet(r) for r in rows]
+
+    # ------------------------------------------------------------------ raw partitions
+    _RAW_COLS = "fleet_id, dataset, month, seq, files, rows, bytes, fingerprint, committed_at, pull_id"
+
+    def raw_partition(self, fleet_id: str, dataset: str, month: str) -> RawPartition | None:
+        row = self.conn.execute(f"SELECT {self._RAW_COLS} FROM raw_partitions "
+                                "WHERE fleet_id = ? AND dataset = ? AND month = ?", [fleet_id, dataset, month]
+                                ).fetchone()
+        return _raw(row) if row else None
+
+    def raw_partitions(self, fleet_id: str | None = None, dataset: str | None = None) -> list[RawPartition]:
+        rows = self.conn.execute(
+            f"SELECT {self._RAW_COLS} FROM raw_partitions WHERE (? IS NULL OR fleet_id = ?) "
+            "AND (? IS NULL OR dataset = ?) ORDER BY fleet_id, dataset, month",
+            [fleet_id, fleet_id, dataset, dataset]).fetchall()
+        return [_raw(r) for r in rows]
+
+    def commit_raw(self, p: RawPartition) -> None:
+        """Record a new version of a window; refused unless it follows the current one."""
+        with self.transaction() as c:
+            cur = c.execute("SELECT seq FROM raw_partitions WHERE fleet_id = ? AND dataset = ? AND month = ?",
+                            [p.fleet_id, p.dataset, p.month]).fetchone()
+            if (cur[0] if cur else 0) != p.seq - 1:
+                raise CommitConflict(f"{p.dataset} {p.fleet_id} {p.month}: commit {p.seq} does not follow "
+                                     f"committed version {cur[0] if cur else 0}")
+            c.execute(f"INSERT OR REPLACE INTO raw_partitions ({self._RAW_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      [p.fleet_id, p.dataset, p.month, p.seq, list(p.files), p.rows, p.bytes, p.fingerprint,
+                       _db_time(p.committed_at), p.pull_id])
+
+    def restore_raw(self, partitions: list[RawPartition]) -> None:
+        """Used by rebuild: set windows as the store's markers say, whatever was there before."""
+        with self.transaction() as c:
+            for p in partitions:
+                c.execute(f"INSERT OR REPLACE INTO raw_partitions ({self._RAW_COLS}) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          [p.fleet_id, p.dataset, p.month, p.seq, list(p.files), p.rows, p.bytes, p.fingerprint,
+                           _db_time(p.committed_at), p.pull_id])
+
+    # ------------------------------------------------------------------ pull checkpoints
+    def complete_window(self, fleet_id: str, stream: str, window_key: str, rows: int, detail: str | None = None
+                        ) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO pull_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                          [fleet_id, stream, window_key, _now(), rows, detail])
+
+    def completed_windows(self, fleet_id: str, stream: str) -> set[str]:
+        rows = self.conn.execute("SELECT window_key FROM pull_checkpoints WHERE fleet_id = ? AND stream = ?",
+                                 [fleet_id, stream]).fetchall()
+        return {r[0] for r in rows}
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    return None if dt is None else (dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt)
+
+
+def _db_time(dt: datetime | None) -> datetime | None:
+    """Naive UTC for a TIMESTAMP column."""
+    return None if dt is None else dt.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _fleet(row: tuple) -> Fleet:
+    return Fleet(row[0], row[1], row[2], _utc(row[3]), _utc(row[4]), row[5])
+
+
+def _raw(row: tuple) -> RawPartition:
+    return RawPartition(row[0], row[1], row[2], int(row[3]), tuple(row[4]), int(row[5]), int(row[6]), row[7],
+                        _utc(row[8]), row[9])  # type: ignore[arg-type]
+

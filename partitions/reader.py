@@ -1,0 +1,36 @@
+"""Reading committed windows. Only files the manifest lists are ever read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from partitions.manifest import Manifest
+from partitions.schema import PING_SCHEMA
+from partitions.store import LocalStore, ObjectStore
+
+
+def local_files(store: ObjectStore, keys: list[str], cache_dir: Path) -> list[Path]:
+    """Local paths for committed keys. Files are immutable, so a cached download is always right."""
+    if isinstance(store, LocalStore):
+        return [store.path(k) for k in keys]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for key in keys:
+        p = cache_dir / key.replace("/", "__")
+        if not p.exists():
+            store.get_file(key, p)
+        out.append(p)
+    return out
+
+
+def read_month(store: ObjectStore, manifest: Manifest, fleet_id: str, month: str, cache_dir: Path,
+               dataset: str = "pings") -> pa.Table:
+    """The committed rows of one window (empty with the right schema when nothing is committed)."""
+    part = manifest.raw_partition(fleet_id, dataset, month)
+    if part is None:
+        return PING_SCHEMA.empty_table() if dataset == "pings" else pa.table({})
+    files = local_files(store, list(part.files), cache_dir)
+    return pa.concat_tables(pq.read_table(f) for f in files)

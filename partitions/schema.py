@@ -1,0 +1,126 @@
+"""The canonical ping schema (defined here, once), the quarantine schema, and ping validation.
+
+Connectors hand over *candidate* pings: the canonical columns as plain nullable types (a value
+they could not parse is null, with the record's raw text in `raw`). `split_valid` turns them into
+canonical pings plus quarantined rows with a reason. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SOURCES = ("samsara", "motive")
+
+PING_SCHEMA = pa.schema([
+    pa.field("fleet_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("vehicle_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("ts", pa.timestamp("ms", tz="UTC"), nullable=False),
+    pa.field("lat", pa.float64(), nullable=False),
+    pa.field("lon", pa.float64(), nullable=False),
+    pa.field("speed_mph", pa.float32()),
+    pa.field("heading_deg", pa.float32()),
+    pa.field("odometer_mi", pa.float64()),
+    pa.field("source", pa.dictionary(pa.int8(), pa.string()), nullable=False),
+])
+
+CANDIDATE_SCHEMA = pa.schema([
+    ("fleet_id", pa.string()),
+    ("vehicle_id", pa.string()),
+    ("ts", pa.timestamp("ms", tz="UTC")),
+    ("lat", pa.float64()),
+    ("lon", pa.float64()),
+    ("speed_mph", pa.float64()),
+    ("heading_deg", pa.float64()),
+    ("odometer_mi", pa.float64()),
+    ("source", pa.string()),
+    # The record as received, set only when one of its values could not be parsed (the value is
+    # then null); such a row is always quarantined, with this text as evidence.
+    ("raw", pa.string()),
+])
+
+QUARANTINE_SCHEMA = pa.schema([
+    ("fleet_id", pa.string()),
+    ("vehicle_id", pa.string()),
+    ("ts", pa.timestamp("ms", tz="UTC")),
+    ("lat", pa.float64()),
+    ("lon", pa.float64()),
+    ("speed_mph", pa.float64()),
+    ("heading_deg", pa.float64()),
+    ("odometer_mi", pa.float64()),
+    ("source", pa.string()),
+    ("raw", pa.string()),
+    ("reason", pa.string()),
+])
+
+# Telematics did not exist before this; anything earlier is a device or parsing error.
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+FUTURE_SLACK_MS = 86_400_000  # device clocks run a little ahead; a day ahead of now is not plausible
+MAX_SPEED_MPH = 200.0
+
+
+@dataclass(frozen=True)
+class Split:
+    valid: pa.Table  # PING_SCHEMA
+    quarantine: pa.Table  # QUARANTINE_SCHEMA
+
+
+def candidates(columns: dict[str, object]) -> pa.Table:
+    """Build a candidate table from column arrays; missing columns are all-null."""
+    n = None
+    for v in columns.values():
+        n = len(v)  # type: ignore[arg-type]
+        break
+    arrays = []
+    for field in CANDIDATE_SCHEMA:
+        col = columns.get(field.name)
+        arrays.append(pa.nulls(n or 0, field.type) if col is None else pa.array(col, field.type))
+    return pa.Table.from_arrays(arrays, schema=CANDIDATE_SCHEMA)
+
+
+def split_valid(table: pa.Table, now_ms: int) -> Split:
+    """Canonical pings and quarantined rows (each with the first reason that applies)."""
+    t = table.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA)
+    lat, lon = t["lat"], t["lon"]
+    ts_ms = pc.cast(t["ts"], pa.int64())
+    speed, heading, odo = t["speed_mph"], t["heading_deg"], t["odometer_mi"]
+    checks = [
+        (pc.or_kleene(pc.is_null(t["fleet_id"]), pc.equal(pc.utf8_length(t["fleet_id"]), 0)), "missing fleet_id"),
+        (pc.or_kleene(pc.is_null(t["vehicle_id"]), pc.equal(pc.utf8_length(t["vehicle_id"]), 0)),
+         "missing vehicle_id"),
+        (pc.invert(pc.is_in(t["source"], pa.array(SOURCES))), "unknown source"),
+        (pc.is_null(ts_ms), "missing or unparseable timestamp"),
+        (pc.or_(pc.less(ts_ms, MIN_TS_MS), pc.greater(ts_ms, now_ms + FUTURE_SLACK_MS)), "timestamp out of range"),
+        (pc.or_(pc.is_null(lat), pc.is_null(lon)), "missing coordinates"),
+        (pc.or_(pc.is_nan(lat), pc.is_nan(lon)), "NaN coordinates"),
+        (pc.or_(pc.greater(pc.abs(lat), 90.0), pc.greater(pc.abs(lon), 180.0)), "coordinates out of range"),
+        (pc.and_(pc.equal(lat, 0.0), pc.equal(lon, 0.0)), "null island (0, 0)"),
+        (pc.or_(pc.is_nan(speed), pc.or_(pc.less(speed, 0.0), pc.greater(speed, MAX_SPEED_MPH))),
+         "speed out of range"),
+        (pc.or_(pc.is_nan(heading), pc.or_(pc.less(heading, 0.0), pc.greater_equal(heading, 360.0))),
+         "heading out of range"),
+        (pc.or_(pc.is_nan(odo), pc.less(odo, 0.0)), "odometer out of range"),
+        # Connectors set `raw` only when a value was sent but could not be parsed.
+        (pc.is_valid(t["raw"]), "unparseable value"),
+    ]
+    reason = pa.nulls(len(t), pa.string())
+    for bad, why in reversed(checks):
+        bad = pc.fill_null(bad, False)
+        reason = pc.if_else(bad, pa.scalar(why), reason)
+    is_bad = pc.is_valid(reason)
+    good = t.filter(pc.invert(is_bad))
+    valid = pa.Table.from_arrays([
+        pc.dictionary_encode(good["fleet_id"]).cast(PING_SCHEMA.field("fleet_id").type),
+        pc.dictionary_encode(good["vehicle_id"]).cast(PING_SCHEMA.field("vehicle_id").type),
+        good["ts"],
+        good["lat"],
+        good["lon"],
+        pc.cast(good["speed_mph"], pa.float32()),
+        pc.cast(good["heading_deg"], pa.float32()),
+        good["odometer_mi"],
+        pc.dictionary_encode(good["source"]).cast(PING_SCHEMA.field("source").type),
+    ], schema=PING_SCHEMA)
+    bad_rows = t.filter(is_bad).append_column("reason", reason.filter(is_bad))
+    return Split(valid, bad_rows.cast(QUARANTINE_SCHEMA))

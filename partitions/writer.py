@@ -1,0 +1,221 @@
+"""The month partition writer: batches of candidate pings in, committed UTC months out.
+
+Batches may hold any months in any order. Each batch is validated (bad rows go to the
+`quarantine` dataset with a reason), split by month and spooled to local Parquet, so memory is
+bounded by the batch, not by the history. `commit()` then, per touched month:
+
+1. merges the spool with the month's committed files in DuckDB (which spills to disk), keeping
+   one row per (vehicle_id, ts): the smallest by (lat, lon, speed, heading, odometer, source),
+   a winner that depends only on the rows, never on arrival order;
+2. writes the month sorted by (vehicle_id, ts), zstd, dictionary-encoded ids, as one immutable
+   file named by a hash of its content, and fingerprints the content;
+3. if the fingerprint equals the committed one, stops: an identical re-ingest changes nothing;
+4. uploads the file, writes the commit marker, then records the new version in the manifest.
+
+The marker goes before the manifest transaction (DESIGN.md has it after) so that every version
+the manifest knows is also in the store: a crash between the two leaves a marker for complete
+data that the rerun rewrites identically, never a manifest entry the store cannot rebuild.
+Readers use only files the manifest lists, so a half-done commit is invisible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from common import names
+from partitions import layout
+from partitions.manifest import Manifest, RawPartition
+from partitions.schema import PING_SCHEMA, QUARANTINE_SCHEMA, split_valid
+from partitions.store import LocalStore, ObjectStore
+
+ROW_GROUP_ROWS = 1_000_000
+_FORMAT = "pings-v1"  # part of every fingerprint: bump if the canonical encoding changes
+
+_ORDER = {
+    "pings": ("SELECT * FROM src QUALIFY row_number() OVER (PARTITION BY vehicle_id, ts ORDER BY lat, lon, "
+              "speed_mph NULLS LAST, heading_deg NULLS LAST, odometer_mi NULLS LAST, source) = 1 "
+              "ORDER BY vehicle_id, ts"),
+    "quarantine": "SELECT DISTINCT * FROM src ORDER BY ALL",
+}
+_SCHEMAS = {"pings": PING_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    dataset: str
+    month: str
+    status: str  # committed | unchanged
+    rows: int
+    seq: int
+    fingerprint: str
+
+
+class MonthWriter:
+    """Write one fleet's pings. Use as a context manager; nothing is visible before commit()."""
+
+    def __init__(self, store: ObjectStore, manifest: Manifest, fleet_id: str, *, pull_id: str | None = None,
+                 work_dir: Path | None = None, now_ms: int | None = None, memory_limit: str = "1GB") -> None:
+        self.store = store
+        self.manifest = manifest
+        self.fleet_id = names.fleet_id(fleet_id)
+        self.pull_id = pull_id
+        self.now_ms = now_ms
+        self.memory_limit = memory_limit
+        self._dir = Path(tempfile.mkdtemp(prefix="fleetlake-writer-", dir=work_dir))
+        self._spooled: dict[tuple[str, str], list[Path]] = {}
+        self.accepted = 0
+        self.quarantined: Counter[str] = Counter()
+
+    def __enter__(self) -> MonthWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ input
+    def add(self, batch: pa.Table) -> None:
+        """Validate and spool a batch of candidate pings (partitions.schema.CANDIDATE_SCHEMA)."""
+        now_ms = self.now_ms if self.now_ms is not None else int(time.time() * 1000)
+        split = split_valid(batch, now_ms)
+        valid, bad = split.valid, split.quarantine
+        if valid.num_rows:
+            fleets = pc.unique(valid["fleet_id"].combine_chunks().dictionary_decode()).to_pylist()
+            if fleets != [self.fleet_id]:
+                raise ValueError(f"writer for fleet {self.fleet_id} was given rows of {sorted(set(fleets))}")
+        self.accepted += valid.num_rows
+        for reason, n in Counter(bad["reason"].to_pylist()).items():
+            self.quarantined[reason] += n
+        self._spool("pings", valid, valid["ts"])
+        if bad.num_rows:
+            # Quarantine rows file under the month of their timestamp when it is plausible,
+            # else under the month they were received in.
+            ts_ms = pc.cast(bad["ts"], pa.int64())
+            plausible = pc.fill_null(pc.and_(pc.greater_equal(ts_ms, 946_684_800_000),
+                                             pc.less_equal(ts_ms, now_ms + 86_400_000)), False)
+            now_ts = pa.scalar(now_ms, pa.timestamp("ms", tz="UTC"))
+            self._spool("quarantine", bad, pc.if_else(plausible, bad["ts"], now_ts))
+
+    def _spool(self, dataset: str, table: pa.Table, ts: pa.ChunkedArray) -> None:
+        if not table.num_rows:
+            return
+        months = pc.strftime(ts, format="%Y-%m", locale="C")
+        for month in pc.unique(months).to_pylist():
+            part = table.filter(pc.equal(months, month))
+            files = self._spooled.setdefault((dataset, names.month(month)), [])
+            path = self._dir / f"{dataset}-{month}-{len(files):06d}.parquet"
+            pq.write_table(part, path, compression="lz4")
+            files.append(path)
+
+    # ------------------------------------------------------------------ commit
+    def commit(self) -> list[CommitResult]:
+        results = []
+        for (dataset, month), files in sorted(self._spooled.items()):
+            results.append(self._commit_month(dataset, month, files))
+            for f in files:
+                f.unlink(missing_ok=True)
+        self._spooled.clear()
+        return results
+
+    def _commit_month(self, dataset: str, month: str, spooled: list[Path]) -> CommitResult:
+        current = self.manifest.raw_partition(self.fleet_id, dataset, month)
+        inputs = [*self._local_copies(current), *spooled]
+        out = self._dir / f"merged-{dataset}-{month}.parquet"
+        rows, fingerprint = _merge(inputs, out, dataset, self._dir, self.memory_limit)
+        if current is not None and current.fingerprint == fingerprint:
+            out.unlink(missing_ok=True)
+            return CommitResult(dataset, month, "unchanged", current.rows, current.seq, fingerprint)
+        key = layout.raw_file(dataset, self.fleet_id, month, fingerprint[:24])
+        self.store.put_file(key, out)
+        part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, (key,), rows,
+                            out.stat().st_size, fingerprint, datetime.now(timezone.utc), self.pull_id)
+        out.unlink(missing_ok=True)
+        self.store.put(layout.raw_marker(dataset, self.fleet_id, month, part.seq),
+                       json.dumps(part.to_json(), sort_keys=True).encode())
+        self.manifest.commit_raw(part)
+        return CommitResult(dataset, month, "committed", rows, part.seq, fingerprint)
+
+    def _local_copies(self, current: RawPartition | None) -> list[Path]:
+        if current is None:
+            return []
+        if isinstance(self.store, LocalStore):
+            return [self.store.path(k) for k in current.files]
+        paths = []
+        for i, key in enumerate(current.files):
+            p = self._dir / f"committed-{i}-{Path(key).name}"
+            self.store.get_file(key, p)
+            paths.append(p)
+        return paths
+
+
+def _merge(inputs: list[Path], out: Path, dataset: str, tmp: Path, memory_limit: str) -> tuple[int, str]:
+    """Deduplicate and sort the inputs into `out`; returns (rows, content fingerprint)."""
+    schema = _SCHEMAS[dataset]
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{_memory(memory_limit)}'")
+        con.execute("SET temp_directory = ?", [str(tmp / "duckdb-spill")])
+        con.execute("SET preserve_insertion_order = true")
+        files = [str(p) for p in inputs]
+        con.read_parquet(files, union_by_name=True).create_view("src")
+        reader = con.sql(_ORDER[dataset]).to_arrow_reader(ROW_GROUP_ROWS)
+        digests = [hashlib.blake2b(digest_size=20) for _ in schema.names]
+        rows = 0
+        with pq.ParquetWriter(out, schema, compression="zstd", compression_level=3, use_dictionary=True,
+                              write_statistics=True) as w:
+            for batch in reader:
+                table = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+                for digest, col in zip(digests, table.columns):
+                    _hash_column(digest, col)
+                w.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                rows += table.num_rows
+        total = hashlib.blake2b(f"{_FORMAT}|{dataset}|{rows}".encode(), digest_size=20)
+        for d in digests:
+            total.update(d.digest())
+        return rows, total.hexdigest()
+    finally:
+        con.close()
+
+
+def _hash_column(digest: "hashlib._Hash", col: pa.ChunkedArray) -> None:
+    """Feed a column's logical content (not Parquet bytes, which vary with library versions).
+
+    Each column has its own digest and is fed value by value in row order, so the result does
+    not depend on how DuckDB happened to cut the rows into batches.
+    """
+    arr = col.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    digest.update(np.asarray(arr.is_null()).tobytes())
+    if pa.types.is_string(arr.type):
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+        digest.update(np.diff(offsets).astype(np.int32).tobytes())
+        data = arr.buffers()[2]
+        if data is not None and len(arr):
+            digest.update(memoryview(data)[int(offsets[0]):int(offsets[-1])])
+    elif pa.types.is_timestamp(arr.type):
+        digest.update(np.asarray(pc.fill_null(arr.cast(pa.int64()), 0)).tobytes())
+    else:
+        digest.update(np.asarray(pc.fill_null(arr, 0)).tobytes())
+
+
+def _memory(limit: str) -> str:
+    if not limit.replace(".", "").rstrip("KMGTBkmgtib").isdigit():
+        raise ValueError(f"invalid memory limit {limit!r}")
+    return limit

@@ -1,0 +1,101 @@
+"""The DuckDB manifest: migrations, single writer, conflicts, validated and parameterized input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from common import names
+from common.errors import CommitConflict, InvalidName, ManifestLocked, SchemaVersionError
+from partitions.manifest import SCHEMA_VERSION, Manifest, RawPartition
+
+
+def part(seq: int, month: str = "2025-01") -> RawPartition:
+    return RawPartition("fleet-a", "pings", month, seq, (f"raw/pings/fleet=fleet-a/month={month}/p{seq}.parquet",),
+                        10 * seq, 100, f"fp{seq}", datetime(2026, 1, 1, tzinfo=timezone.utc), "pull-1")
+
+
+def test_migrations_run_once_and_reopen_is_a_no_op(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    with Manifest(path) as m:
+        m.commit_raw(part(1))
+    with Manifest(path) as m:
+        assert m.conn.execute("SELECT max(version), count(*) FROM schema_version").fetchone() == (SCHEMA_VERSION, 1)
+        assert m.raw_partition("fleet-a", "pings", "2025-01") == part(1)
+
+
+def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    with Manifest(path) as m:
+        m.conn.execute("INSERT INTO schema_version VALUES (?, NULL)", [SCHEMA_VERSION + 1])
+    with pytest.raises(SchemaVersionError, match="upgrade fleetlake"):
+        Manifest(path)
+    c = duckdb.connect(str(path))
+    assert c.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION + 1
+    c.close()
+
+
+def test_a_second_writer_process_is_told_who_holds_the_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from partitions.manifest import Manifest
+        m = Manifest({str(path)!r})
+        print("ready", flush=True)
+        sys.stdin.readline()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(ManifestLocked, match=f"pid {holder.pid}"):
+            Manifest(path)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=20)
+    with Manifest(path) as m:  # free again once the holder is gone
+        assert m.raw_partitions() == []
+
+
+def test_commits_must_follow_the_committed_version(tmp_path: Path) -> None:
+    with Manifest(tmp_path / "m.duckdb") as m:
+        m.commit_raw(part(1))
+        with pytest.raises(CommitConflict, match="does not follow"):
+            m.commit_raw(part(3))
+        with pytest.raises(CommitConflict):
+            m.commit_raw(part(1))
+        m.commit_raw(part(2))
+        assert m.raw_partition("fleet-a", "pings", "2025-01").seq == 2
+
+
+def test_checkpoints_and_fleets(tmp_path: Path) -> None:
+    with Manifest(tmp_path / "m.duckdb") as m:
+        m.complete_window("fleet-a", "samsara/gps", "2025-01-01/v1", 10)
+        m.complete_window("fleet-a", "samsara/gps", "2025-01-02/v1", 12)
+        assert m.completed_windows("fleet-a", "samsara/gps") == {"2025-01-01/v1", "2025-01-02/v1"}
+        start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        m.upsert_fleet("fleet-a", "samsara", "consented", history_start=start)
+        m.upsert_fleet("fleet-a", "samsara", "active")
+        f = m.fleet("fleet-a")
+        assert f.status == "active" and f.history_start == start
+
+
+@pytest.mark.parametrize("hostile", ["../fleet-b", "a/b", "x'; DROP TABLE fleets; --", "", "a" * 64, "fleet b"])
+def test_hostile_fleet_ids_never_become_keys_or_sql(tmp_path: Path, hostile: str) -> None:
+    with pytest.raises(InvalidName):
+        names.fleet_id(hostile)
+    with Manifest(tmp_path / "m.duckdb") as m:
+        with pytest.raises(InvalidName):
+            m.upsert_fleet(hostile, "samsara", "consented")
+        assert m.raw_partition(hostile, "pings", "2025-01") is None  # parameterized lookups are inert
+        assert m.conn.execute("SELECT count(*) FROM fleets").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("bad", ["2025-13", "2025-1", "25-01", "2025-01/../x", "1900-01"])
+def test_months_are_validated(bad: str) -> None:
+    with pytest.raises(InvalidName):
+        names.month(bad)
