@@ -41,19 +41,7 @@ CANDIDATE_SCHEMA = pa.schema([
     ("raw", pa.string()),
 ])
 
-QUARANTINE_SCHEMA = pa.schema([
-    ("fleet_id", pa.string()),
-    ("vehicle_id", pa.string()),
-    ("ts", pa.timestamp("ms", tz="UTC")),
-    ("lat", pa.float64()),
-    ("lon", pa.float64()),
-    ("speed_mph", pa.float64()),
-    ("heading_deg", pa.float64()),
-    ("odometer_mi", pa.float64()),
-    ("source", pa.string()),
-    ("raw", pa.string()),
-    ("reason", pa.string()),
-])
+QUARANTINE_SCHEMA = CANDIDATE_SCHEMA.append(pa.field("reason", pa.string()))
 
 # Telematics did not exist before this; anything earlier is a device or parsing error.
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z

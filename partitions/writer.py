@@ -1,8 +1,8 @@
 """The month partition writer: batches of candidate pings in, committed UTC months out.
 
 Batches may hold any months in any order. Each batch is validated (bad rows go to the
-`quarantine` dataset with a reason), split by month and spooled to local Parquet, so memory is
-bounded by the batch, not by the history. `commit()` then, per touched month:
+`quarantine` dataset with a reason), split by month and spooled to local Arrow IPC files, so
+memory is bounded by the batch, not by the history. `commit()` then, per touched month:
 
 1. merges the spool with the month's committed files in DuckDB (which spills to disk), keeping
    one row per (vehicle_id, ts): the smallest by (lat, lon, speed, heading, odometer, source),
@@ -34,12 +34,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from common import names
 from partitions import layout
 from partitions.manifest import Manifest, RawPartition
-from partitions.schema import PING_SCHEMA, QUARANTINE_SCHEMA, split_valid
+from partitions.schema import FUTURE_SLACK_MS, MIN_TS_MS, PING_SCHEMA, QUARANTINE_SCHEMA, split_valid
 from partitions.store import LocalStore, ObjectStore
 
 ROW_GROUP_ROWS = 1_000_000
@@ -102,25 +104,26 @@ class MonthWriter:
         self.accepted += valid.num_rows
         for reason, n in Counter(bad["reason"].to_pylist()).items():
             self.quarantined[reason] += n
-        self._spool("pings", valid, valid["ts"])
+        self._spool("pings", valid, _months(valid["ts"]))
         if bad.num_rows:
             # Quarantine rows file under the month of their timestamp when it is plausible,
             # else under the month they were received in.
             ts_ms = pc.cast(bad["ts"], pa.int64())
-            plausible = pc.fill_null(pc.and_(pc.greater_equal(ts_ms, 946_684_800_000),
-                                             pc.less_equal(ts_ms, now_ms + 86_400_000)), False)
-            now_ts = pa.scalar(now_ms, pa.timestamp("ms", tz="UTC"))
-            self._spool("quarantine", bad, pc.if_else(plausible, bad["ts"], now_ts))
+            plausible = pc.fill_null(pc.and_(pc.greater_equal(ts_ms, MIN_TS_MS),
+                                             pc.less_equal(ts_ms, now_ms + FUTURE_SLACK_MS)), False)
+            ts = np.where(np.asarray(plausible), np.asarray(pc.fill_null(ts_ms, 0)), now_ms)
+            self._spool("quarantine", bad, ts.astype("datetime64[ms]").astype("datetime64[M]"))
 
-    def _spool(self, dataset: str, table: pa.Table, ts: pa.ChunkedArray) -> None:
+    def _spool(self, dataset: str, table: pa.Table, months: np.ndarray) -> None:
+        """Append the batch's rows to per-month spool files (Arrow IPC: a near-memcpy write)."""
         if not table.num_rows:
             return
-        months = pc.strftime(ts, format="%Y-%m", locale="C")
-        for month in pc.unique(months).to_pylist():
-            part = table.filter(pc.equal(months, month))
-            files = self._spooled.setdefault((dataset, names.month(month)), [])
-            path = self._dir / f"{dataset}-{month}-{len(files):06d}.parquet"
-            pq.write_table(part, path, compression="lz4")
+        for month in np.unique(months):
+            key = names.month(str(month))
+            part = table.filter(pa.array(months == month))
+            files = self._spooled.setdefault((dataset, key), [])
+            path = self._dir / f"{dataset}-{key}-{len(files):06d}.arrow"
+            feather.write_feather(part, path, compression="uncompressed")
             files.append(path)
 
     # ------------------------------------------------------------------ commit
@@ -135,9 +138,8 @@ class MonthWriter:
 
     def _commit_month(self, dataset: str, month: str, spooled: list[Path]) -> CommitResult:
         current = self.manifest.raw_partition(self.fleet_id, dataset, month)
-        inputs = [*self._local_copies(current), *spooled]
         out = self._dir / f"merged-{dataset}-{month}.parquet"
-        rows, fingerprint = _merge(inputs, out, dataset, self._dir, self.memory_limit)
+        rows, fingerprint = _merge(self._local_copies(current), spooled, out, dataset, self._dir, self.memory_limit)
         if current is not None and current.fingerprint == fingerprint:
             out.unlink(missing_ok=True)
             return CommitResult(dataset, month, "unchanged", current.rows, current.seq, fingerprint)
@@ -164,16 +166,24 @@ class MonthWriter:
         return paths
 
 
-def _merge(inputs: list[Path], out: Path, dataset: str, tmp: Path, memory_limit: str) -> tuple[int, str]:
-    """Deduplicate and sort the inputs into `out`; returns (rows, content fingerprint)."""
+def _merge(committed: list[Path], spooled: list[Path], out: Path, dataset: str, tmp: Path,
+           memory_limit: str) -> tuple[int, str]:
+    """Deduplicate and sort committed Parquet plus spooled Arrow IPC into `out`.
+
+    Returns (rows, content fingerprint).
+    """
     schema = _SCHEMAS[dataset]
     con = duckdb.connect()
     try:
         con.execute(f"SET memory_limit = '{_memory(memory_limit)}'")
         con.execute("SET temp_directory = ?", [str(tmp / "duckdb-spill")])
         con.execute("SET preserve_insertion_order = true")
-        files = [str(p) for p in inputs]
-        con.read_parquet(files, union_by_name=True).create_view("src")
+        con.register("spool", ds.dataset([str(p) for p in spooled], format="ipc"))
+        if committed:
+            con.read_parquet([str(p) for p in committed]).create_view("committed")
+            con.execute("CREATE VIEW src AS SELECT * FROM committed UNION ALL BY NAME SELECT * FROM spool")
+        else:
+            con.execute("CREATE VIEW src AS SELECT * FROM spool")
         reader = con.sql(_ORDER[dataset]).to_arrow_reader(ROW_GROUP_ROWS)
         digests = [hashlib.blake2b(digest_size=20) for _ in schema.names]
         rows = 0
@@ -191,6 +201,11 @@ def _merge(inputs: list[Path], out: Path, dataset: str, tmp: Path, memory_limit:
         return rows, total.hexdigest()
     finally:
         con.close()
+
+
+def _months(ts: pa.ChunkedArray) -> np.ndarray:
+    """UTC calendar month of each timestamp (numpy: ~30x faster than strftime)."""
+    return np.asarray(pc.cast(ts, pa.int64())).astype("datetime64[ms]").astype("datetime64[M]")
 
 
 def _hash_column(digest: "hashlib._Hash", col: pa.ChunkedArray) -> None:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
 # Set up (first run only) and run the whole test suite, slow soak tests included.
 EXTRAS=test source "$(dirname "$0")/_venv.sh"
+ruff check --quiet .
 exec python -m pytest "$@"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterator
 
+import httpx
 import pytest
 
 from connectors.sandbox.server import SandboxServer
@@ -15,6 +16,12 @@ NOW = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)
 def sandbox_config(**overrides: object) -> SandboxConfig:
     base = default_config(seed=11, vehicles=3, ping_interval_s=30, history_months=2, now=NOW)
     return SandboxConfig(**{**base.__dict__, **overrides})
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as c:
+        yield c
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ import pytest
 
 from partitions import Manifest, open_store, read_month, rebuild_raw
 from tests import seaweed
-from tests.seaweed import s3_options
 from tests.pings import sim_table, simulator
+from tests.seaweed import s3_options
 
 TRIALS = int(os.environ.get("FLEETLAKE_CRASH_TRIALS", "20"))
 pytestmark = pytest.mark.slow

@@ -12,18 +12,16 @@ import pytest
 from connectors.sandbox.faults import FaultPlan
 from connectors.sandbox.server import SandboxServer
 from tests.conftest import NOW
-from tests.tsp_http import bearer, gps_records, motive_consent, motive_token, samsara_consent, samsara_pages, \
-    samsara_token
-
-
-def iso(dt) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture
-def client() -> httpx.Client:
-    with httpx.Client(timeout=30) as c:
-        yield c
+from tests.tsp_http import (
+    bearer,
+    gps_records,
+    iso,
+    motive_consent,
+    motive_token,
+    samsara_consent,
+    samsara_pages,
+    samsara_token,
+)
 
 
 def set_faults(client: httpx.Client, server: SandboxServer, tsp: str, **plan: float) -> None:
@@ -90,9 +88,9 @@ def test_connection_dropped_mid_body(sandbox: SandboxServer, client: httpx.Clien
 
 
 def test_revoked_consent_kills_tokens_of_that_fleet_only(client: httpx.Client) -> None:
-    from tests.conftest import sandbox_config
     from connectors.sandbox.simulator import FleetSpec
     from connectors.sandbox.world import SandboxFleet
+    from tests.conftest import sandbox_config
 
     base = sandbox_config()
     other = SandboxFleet(FleetSpec("second-samsara", 99, 2, base.fleets[0].spec.history_start, 30), "samsara", "2nd")

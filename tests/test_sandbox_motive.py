@@ -13,12 +13,6 @@ from tests.conftest import NOW, sandbox_config
 from tests.tsp_http import REDIRECT, authorize, bearer, motive_consent, motive_token
 
 
-@pytest.fixture
-def client() -> httpx.Client:
-    with httpx.Client(timeout=30) as c:
-        yield c
-
-
 def test_oauth_with_client_credentials_in_the_form_body(sandbox: SandboxServer, client: httpx.Client) -> None:
     ep = sandbox.endpoint("motive")
     code = authorize(client, ep.base_url, "/oauth/authorize", ep.client_id, state="s9")

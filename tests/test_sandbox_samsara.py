@@ -10,18 +10,7 @@ import pytest
 
 from connectors.sandbox.server import SandboxServer
 from tests.conftest import NOW, sandbox_config
-from tests.tsp_http import (REDIRECT, authorize, bearer, gps_records, samsara_consent, samsara_pages,
-                            samsara_token)
-
-
-def iso(dt) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture
-def client() -> httpx.Client:
-    with httpx.Client(timeout=30) as c:
-        yield c
+from tests.tsp_http import REDIRECT, authorize, bearer, gps_records, iso, samsara_consent, samsara_pages, samsara_token
 
 
 def test_authorize_redirects_with_code_and_state(sandbox: SandboxServer, client: httpx.Client) -> None:

@@ -7,12 +7,17 @@ fake APIs themselves rather than our client code.
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 
 REDIRECT = "http://127.0.0.1:9/callback"
+
+
+def iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def authorize(client: httpx.Client, base_url: str, path: str, client_id: str, fleet: str | None = None,

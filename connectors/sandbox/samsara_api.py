@@ -28,8 +28,18 @@ from starlette.routing import Route
 
 from connectors.sandbox.admin import admin_routes
 from connectors.sandbox.faults import chance
-from connectors.sandbox.http import (BadRequest, form_fields, Gate, decode_cursor, encode_cursor, json_bytes, parse_time,
-                                     query_hash, raw_json, rfc3339_ms)
+from connectors.sandbox.http import (
+    BadRequest,
+    Gate,
+    decode_cursor,
+    encode_cursor,
+    form_fields,
+    json_bytes,
+    parse_time,
+    query_hash,
+    raw_json,
+    rfc3339_ms,
+)
 from connectors.sandbox.simulator import METERS_PER_MILE, PingColumns, Vehicle
 from connectors.sandbox.tokens import OAuthError
 from connectors.sandbox.world import SandboxWorld
