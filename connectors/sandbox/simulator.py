@@ -220,12 +220,13 @@ class FleetSimulator:
         key = (v.index, week)
         if key not in self._tours:
             r = _rng(self.spec.seed, v.index, week, 2)
-            cands = self._neighbours(v.home, 120, 520) or self._neighbours(v.home, 60, 800)
+            # Legs up to ~680 mi make some 10-11 h driving days (and a few longer ones).
+            cands = self._neighbours(v.home, 120, 680) or self._neighbours(v.home, 60, 900)
             order = [cands[int(k)] for k in r.permutation(len(cands))]
             stops: list[City] = []
             for c in order:
                 prev = stops[-1] if stops else v.home
-                if rhumb_distance_m(prev.lat, prev.lon, c.lat, c.lon) <= 620 * METERS_PER_MILE:
+                if rhumb_distance_m(prev.lat, prev.lon, c.lat, c.lon) <= 700 * METERS_PER_MILE:
                     stops.append(c)
                 if len(stops) == 4:
                     break
@@ -493,7 +494,9 @@ def _leg_profile(r: np.random.Generator, length_m: float, cruise: float, kind: s
     add(_ramp(0.0, cruise, NORMAL_ACCEL))
     local = kind == "local"
     episode_budget_m = 12_000.0
-    break_every = r.uniform(2.5, 4.5) * 3600
+    # Drivers take a break every 2.5-4.5 h; on about 8% of long-haul legs they push through,
+    # which is what the "8 h without a 30 min break" feature must find.
+    break_every = r.uniform(2.5, 4.5) * 3600 if r.random() >= 0.08 else float("inf")
     while True:
         remaining = length_m - dist
         chunk = int(r.integers(240, 1800 if not local else 600))
