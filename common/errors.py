@@ -8,7 +8,14 @@
     ├── ManifestError          the DuckDB manifest cannot be used
     │   ├── ManifestLocked     another process holds it (names the holder)
     │   └── SchemaVersionError the file was written by a newer fleetlake
-    └── CommitConflict         a window changed under a writer; nothing was committed
+    ├── CommitConflict         a window changed under a writer; nothing was committed
+    └── TspError               a call to a telematics provider failed (names TSP and endpoint)
+        ├── TspUnavailable     429s, 5xx or transport errors outlasted the retry policy
+        ├── TspRequestError    a 4xx that retrying cannot fix: our request is wrong
+        ├── MalformedResponse  a response that is not the documented shape
+        ├── PaginationLoop     the API handed back a cursor it had already given
+        └── AuthError          credentials were refused
+            └── ConsentRevoked the fleet withdrew consent (or its grant is gone): reconnect it
 
 Messages never contain tokens, secrets or response bodies: they name what failed and where.
 """
@@ -52,4 +59,36 @@ class SchemaVersionError(ManifestError):
 
 
 class CommitConflict(FleetlakeError):
+    pass
+
+
+class TspError(FleetlakeError):
+    def __init__(self, tsp: str, message: str) -> None:
+        super().__init__(f"{tsp}: {message}")
+        self.tsp = tsp
+
+
+class TspUnavailable(TspError):
+    pass
+
+
+class TspRequestError(TspError):
+    def __init__(self, tsp: str, message: str, status: int) -> None:
+        super().__init__(tsp, message)
+        self.status = status
+
+
+class MalformedResponse(TspError):
+    pass
+
+
+class PaginationLoop(TspError):
+    pass
+
+
+class AuthError(TspError):
+    pass
+
+
+class ConsentRevoked(AuthError):
     pass

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -78,6 +79,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     );
     CREATE INDEX flow_runs_window ON flow_runs (flow, version, fleet_id, month);
     """),
+    (2, """
+    CREATE TABLE credentials (
+        fleet_id   VARCHAR PRIMARY KEY,
+        sealed     BLOB NOT NULL,               -- Fernet-encrypted token set, never plain
+        updated_at TIMESTAMP NOT NULL
+    );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -128,6 +136,8 @@ class Manifest:
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        # One DuckDB connection is not safe for concurrent use; pull threads share the manifest.
+        self._lock = threading.RLock()
         self._lock_fh = None
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,20 +230,29 @@ class Manifest:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        self.conn.execute("BEGIN TRANSACTION")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self._lock:
+            self.conn.execute("BEGIN TRANSACTION")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def _all(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        with self._lock:
+            return self.conn.execute(sql, params or []).fetchall()
+
+    def _run(self, sql: str, params: list[Any]) -> None:
+        with self._lock:
+            self.conn.execute(sql, params)
 
     # ------------------------------------------------------------------ fleets
     def upsert_fleet(self, fleet_id: str, tsp: str, status: str, consent_at: datetime | None = None,
                      history_start: datetime | None = None, error: str | None = None) -> None:
         names.fleet_id(fleet_id)
         now = _now()
-        self.conn.execute("""
+        self._run("""
             INSERT INTO fleets VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (fleet_id) DO UPDATE SET tsp = excluded.tsp, status = excluded.status,
                 consent_at = coalesce(excluded.consent_at, fleets.consent_at),
@@ -242,29 +261,28 @@ class Manifest:
             """, [fleet_id, tsp, status, _db_time(consent_at), _db_time(history_start), error, now, now])
 
     def fleet(self, fleet_id: str) -> Fleet | None:
-        row = self.conn.execute("SELECT fleet_id, tsp, status, consent_at, history_start, error FROM fleets "
-                                "WHERE fleet_id = ?", [fleet_id]).fetchone()
-        return _fleet(row) if row else None
+        rows = self._all("SELECT fleet_id, tsp, status, consent_at, history_start, error FROM fleets "
+                         "WHERE fleet_id = ?", [fleet_id])
+        return _fleet(rows[0]) if rows else None
 
     def fleets(self) -> list[Fleet]:
-        rows = self.conn.execute("SELECT fleet_id, tsp, status, consent_at, history_start, error FROM fleets "
-                                 "ORDER BY fleet_id").fetchall()
+        rows = self._all("SELECT fleet_id, tsp, status, consent_at, history_start, error FROM fleets "
+                         "ORDER BY fleet_id")
         return [_fleet(r) for r in rows]
 
     # ------------------------------------------------------------------ raw partitions
     _RAW_COLS = "fleet_id, dataset, month, seq, files, rows, bytes, fingerprint, committed_at, pull_id"
 
     def raw_partition(self, fleet_id: str, dataset: str, month: str) -> RawPartition | None:
-        row = self.conn.execute(f"SELECT {self._RAW_COLS} FROM raw_partitions "
-                                "WHERE fleet_id = ? AND dataset = ? AND month = ?", [fleet_id, dataset, month]
-                                ).fetchone()
-        return _raw(row) if row else None
+        rows = self._all(f"SELECT {self._RAW_COLS} FROM raw_partitions "
+                         "WHERE fleet_id = ? AND dataset = ? AND month = ?", [fleet_id, dataset, month])
+        return _raw(rows[0]) if rows else None
 
     def raw_partitions(self, fleet_id: str | None = None, dataset: str | None = None) -> list[RawPartition]:
-        rows = self.conn.execute(
+        rows = self._all(
             f"SELECT {self._RAW_COLS} FROM raw_partitions WHERE (? IS NULL OR fleet_id = ?) "
             "AND (? IS NULL OR dataset = ?) ORDER BY fleet_id, dataset, month",
-            [fleet_id, fleet_id, dataset, dataset]).fetchall()
+            [fleet_id, fleet_id, dataset, dataset])
         return [_raw(r) for r in rows]
 
     def commit_raw(self, p: RawPartition) -> None:
@@ -288,15 +306,24 @@ class Manifest:
                           [p.fleet_id, p.dataset, p.month, p.seq, list(p.files), p.rows, p.bytes, p.fingerprint,
                            _db_time(p.committed_at), p.pull_id])
 
+    # ------------------------------------------------------------------ credentials (encrypted blobs)
+    def load_credentials(self, fleet_id: str) -> bytes | None:
+        rows = self._all("SELECT sealed FROM credentials WHERE fleet_id = ?", [fleet_id])
+        return bytes(rows[0][0]) if rows else None
+
+    def save_credentials(self, fleet_id: str, sealed: bytes) -> None:
+        names.fleet_id(fleet_id)
+        self._run("INSERT OR REPLACE INTO credentials VALUES (?, ?, ?)", [fleet_id, sealed, _now()])
+
     # ------------------------------------------------------------------ pull checkpoints
     def complete_window(self, fleet_id: str, stream: str, window_key: str, rows: int, detail: str | None = None
                         ) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO pull_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
-                          [fleet_id, stream, window_key, _now(), rows, detail])
+        self._run("INSERT OR REPLACE INTO pull_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                  [fleet_id, stream, window_key, _now(), rows, detail])
 
     def completed_windows(self, fleet_id: str, stream: str) -> set[str]:
-        rows = self.conn.execute("SELECT window_key FROM pull_checkpoints WHERE fleet_id = ? AND stream = ?",
-                                 [fleet_id, stream]).fetchall()
+        rows = self._all("SELECT window_key FROM pull_checkpoints WHERE fleet_id = ? AND stream = ?",
+                         [fleet_id, stream])
         return {r[0] for r in rows}
 
 

@@ -1,0 +1,242 @@
+"""OAuth2 for the TSPs: consent URL with a signed state, code exchange, refresh, encrypted storage.
+
+- `state` is an HMAC-signed, expiring token naming the TSP, so a callback we did not start is refused.
+- Expiry is measured from when the token request was *sent*, and tokens are refreshed
+  `refresh_margin_s` before it, so a slow token response never leaves us with a dead token.
+- A rotated refresh token is persisted (encrypted) before the new access token is used: if the
+  process dies right after a refresh, the next one still holds the only valid refresh token.
+- One refresh at a time per fleet: a lock, and a re-check after taking it, so ten threads that
+  see an expired token cause one refresh, not ten (which rotation would turn into nine errors).
+- `BearerAuth` is an httpx.Auth flow: a 401 gets one refresh and one replay, no more.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Generator, Protocol
+from urllib.parse import urlencode
+
+import httpx
+from cryptography.fernet import Fernet, InvalidToken
+
+from common.errors import AuthError, ConfigError, ConsentRevoked
+from connectors.redact import register_secret
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    expires_at: float  # epoch seconds, measured from when the token request was sent
+
+    def to_json(self) -> bytes:
+        return json.dumps({"a": self.access_token, "r": self.refresh_token, "e": self.expires_at}).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> TokenSet:
+        d = json.loads(raw)
+        return cls(d["a"], d["r"], float(d["e"]))
+
+
+@dataclass(frozen=True)
+class OAuthProvider:
+    tsp: str
+    authorize_url: str
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_uri: str
+    client_auth: str  # "basic" (Samsara) or "body" (Motive)
+    scope: str | None = None
+
+
+class Vault:
+    """Encrypts token sets with a Fernet key (AES-128-CBC + HMAC-SHA256) from settings."""
+
+    def __init__(self, key: str) -> None:
+        try:
+            self._fernet = Fernet(key.encode() if isinstance(key, str) else key)
+        except (ValueError, TypeError):
+            raise ConfigError("FLEETLAKE_TOKEN_KEY", "must be a Fernet key: 32 url-safe base64-encoded bytes "
+                                                     "(python -c 'from cryptography.fernet import Fernet; "
+                                                     "print(Fernet.generate_key().decode())')") from None
+
+    def seal(self, tokens: TokenSet) -> bytes:
+        return self._fernet.encrypt(tokens.to_json())
+
+    def open(self, blob: bytes) -> TokenSet:
+        try:
+            tokens = TokenSet.from_json(self._fernet.decrypt(blob))
+        except InvalidToken:
+            raise AuthError("vault", "stored tokens cannot be decrypted with FLEETLAKE_TOKEN_KEY") from None
+        register_secret(tokens.access_token)
+        register_secret(tokens.refresh_token)
+        return tokens
+
+
+class CredentialStore(Protocol):
+    def load_credentials(self, fleet_id: str) -> bytes | None: ...
+    def save_credentials(self, fleet_id: str, blob: bytes) -> None: ...
+
+
+class StateSigner:
+    """Signed, expiring OAuth `state` values."""
+
+    def __init__(self, key: bytes, ttl_s: int = 900) -> None:
+        self._key = key
+        self.ttl_s = ttl_s
+
+    def make(self, tsp: str) -> str:
+        payload = f"{tsp}.{int(time.time()) + self.ttl_s}.{secrets.token_urlsafe(12)}"
+        return f"{payload}.{self._mac(payload)}"
+
+    def verify(self, state: str | None, tsp: str) -> None:
+        parts = (state or "").rsplit(".", 1)
+        if len(parts) != 2 or not hmac.compare_digest(self._mac(parts[0]), parts[1]):
+            raise AuthError(tsp, "OAuth state is missing or was not issued by this fleetlake")
+        fields_ = parts[0].split(".")
+        if fields_[0] != tsp:
+            raise AuthError(tsp, "OAuth state was issued for another TSP")
+        if int(fields_[1]) < time.time():
+            raise AuthError(tsp, "OAuth state has expired; start the consent again")
+
+    def _mac(self, payload: str) -> str:
+        return base64.urlsafe_b64encode(hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:18]).decode()
+
+
+class OAuthClient:
+    def __init__(self, provider: OAuthProvider, timeout_s: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.p = provider
+        self._http = httpx.Client(timeout=timeout_s, transport=transport)
+        register_secret(provider.client_secret)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def consent_url(self, state: str, **extra: str) -> str:
+        params = {"client_id": self.p.client_id, "redirect_uri": self.p.redirect_uri, "response_type": "code",
+                  "state": state, **({"scope": self.p.scope} if self.p.scope else {}), **extra}
+        return f"{self.p.authorize_url}?{urlencode(params)}"
+
+    def exchange(self, code: str) -> TokenSet:
+        return self._token({"grant_type": "authorization_code", "code": code, "redirect_uri": self.p.redirect_uri})
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    def _token(self, form: dict[str, str]) -> TokenSet:
+        auth = None
+        if self.p.client_auth == "basic":
+            auth = (self.p.client_id, self.p.client_secret)
+        else:
+            form = {**form, "client_id": self.p.client_id, "client_secret": self.p.client_secret}
+        sent = time.time()
+        try:
+            r = self._http.post(self.p.token_url, data=form, auth=auth)
+        except httpx.TransportError as e:
+            raise AuthError(self.p.tsp, f"token endpoint unreachable ({type(e).__name__})") from None
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        if r.status_code != 200:
+            error = body.get("error") if isinstance(body, dict) else None
+            if error == "invalid_grant":
+                raise ConsentRevoked(self.p.tsp, "the grant was refused (invalid_grant): the fleet must consent again")
+            raise AuthError(self.p.tsp, f"token request failed ({r.status_code}, {error or 'no error code'})")
+        try:
+            tokens = TokenSet(str(body["access_token"]), body.get("refresh_token"),
+                              sent + float(body.get("expires_in", 3600)))
+        except (KeyError, TypeError, ValueError):
+            raise AuthError(self.p.tsp, "token response lacks access_token or has a bad expires_in") from None
+        register_secret(tokens.access_token)
+        register_secret(tokens.refresh_token)
+        return tokens
+
+
+class FleetCredentials:
+    """The live tokens of one fleet, refreshed safely across threads and persisted encrypted."""
+
+    def __init__(self, fleet_id: str, client: OAuthClient, vault: Vault, store: CredentialStore,
+                 refresh_margin_s: float = 300.0) -> None:
+        self.fleet_id = fleet_id
+        self.client = client
+        self.vault = vault
+        self.store = store
+        self.refresh_margin_s = refresh_margin_s
+        self._lock = threading.Lock()
+        blob = store.load_credentials(fleet_id)
+        if blob is None:
+            raise AuthError(client.p.tsp, f"fleet {fleet_id} has no stored credentials; connect it first")
+        self._tokens = vault.open(blob)
+
+    @classmethod
+    def connect(cls, fleet_id: str, client: OAuthClient, vault: Vault, store: CredentialStore, code: str,
+                refresh_margin_s: float = 300.0) -> FleetCredentials:
+        tokens = client.exchange(code)
+        store.save_credentials(fleet_id, vault.seal(tokens))
+        return cls(fleet_id, client, vault, store, refresh_margin_s)
+
+    def access_token(self) -> str:
+        tokens = self._tokens
+        if tokens.expires_at - self.refresh_margin_s > time.time():
+            return tokens.access_token
+        return self._refresh(stale=tokens.access_token)
+
+    def refresh_after_401(self, rejected: str) -> str:
+        return self._refresh(stale=rejected, force=True)
+
+    def _refresh(self, stale: str, force: bool = False) -> str:
+        with self._lock:
+            current = self._tokens
+            # Another thread refreshed while we waited for the lock: use its token.
+            if current.access_token != stale and (force or current.expires_at - self.refresh_margin_s > time.time()):
+                return current.access_token
+            if not current.refresh_token:
+                raise AuthError(self.client.p.tsp, f"fleet {self.fleet_id}: token expired and no refresh token")
+            fresh = self.client.refresh(current.refresh_token)
+            if fresh.refresh_token is None:  # providers that do not rotate keep the old one valid
+                fresh = TokenSet(fresh.access_token, current.refresh_token, fresh.expires_at)
+            self.store.save_credentials(self.fleet_id, self.vault.seal(fresh))  # persist before use
+            self._tokens = fresh
+            return fresh.access_token
+
+
+class BearerAuth(httpx.Auth):
+    def __init__(self, credentials: FleetCredentials) -> None:
+        self.credentials = credentials
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.credentials.access_token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == 401:
+            # One refresh and one replay. A second 401 means the consent is gone.
+            fresh = self.credentials.refresh_after_401(token)
+            request.headers["Authorization"] = f"Bearer {fresh}"
+            response = yield request
+            if response.status_code == 401:
+                raise ConsentRevoked(self.credentials.client.p.tsp,
+                                     f"fleet {self.credentials.fleet_id}: access refused after a token refresh")
+
+
+class ApiKeyAuth(httpx.Auth):
+    """Motive's X-Api-Key, the alternative to OAuth."""
+
+    def __init__(self, key: str) -> None:
+        register_secret(key)
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["X-Api-Key"] = self._key
+        response = yield request
+        if response.status_code == 401:
+            raise ConsentRevoked("motive", "the API key was refused")
