@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
@@ -74,6 +75,19 @@ def query_hash(request: Request, *exclude: str) -> str:
     return hashlib.blake2b(repr((request.url.path, items)).encode(), digest_size=6).hexdigest()
 
 
+class DroppedOnPurpose(ConnectionAbortedError):
+    """Raised to make the ASGI server drop a connection mid-body; not an error of the sandbox."""
+
+
+class QuietDrops(logging.Filter):
+    """Keeps the server's error log free of the tracebacks of deliberate drops."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, DroppedOnPurpose) and not isinstance(
+            getattr(exc, "__context__", None), DroppedOnPurpose)
+
+
 class DropMidBody(Response):
     """Sends the headers and half the body, then drops the connection."""
 
@@ -83,7 +97,7 @@ class DropMidBody(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
-        raise ConnectionAbortedError("sandbox fault: connection dropped mid-body")
+        raise DroppedOnPurpose("sandbox fault: connection dropped mid-body")
 
 
 Handler = Callable[[Request, str], Awaitable[Response]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import threading
@@ -14,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from connectors.sandbox.admin import admin_routes
+from connectors.sandbox.http import QuietDrops
 from connectors.sandbox.motive_api import MotiveApp
 from connectors.sandbox.samsara_api import SamsaraApp
 from connectors.sandbox.world import SandboxConfig, SandboxWorld
@@ -24,6 +26,12 @@ class TspEndpoint:
     base_url: str
     client_id: str
     client_secret: str
+
+
+def _quiet_deliberate_drops() -> None:
+    log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietDrops) for f in log.filters):
+        log.addFilter(QuietDrops())
 
 
 def build_app(world: SandboxWorld) -> Starlette:
@@ -38,6 +46,7 @@ class SandboxServer:
     """The sandbox on a background thread; use as a context manager or start()/stop()."""
 
     def __init__(self, config: SandboxConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+        _quiet_deliberate_drops()
         self.world = SandboxWorld(config)
         self.host = host
         # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only when it does, and

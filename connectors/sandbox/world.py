@@ -130,6 +130,7 @@ class SandboxWorld:
             return None
         depart = self.sims[fleet_id].plan(v, day).depart_s
         off = int(chance(plan.seed, "late-off", fleet_id, v.index, day) * 4 * 3600)
-        delay_days = 1 + int(chance(plan.seed, "late-delay", fleet_id, v.index, day) * 4)
+        # 1-3 days: within the pullers' default 3-day lookback, as a fleet's late uploads usually are
+        delay_days = 1 + int(chance(plan.seed, "late-delay", fleet_id, v.index, day) * 3)
         lo = (depart + off) * 1000
         return lo, lo + 2 * 3600 * 1000, delay_days * DAY_S * 1000

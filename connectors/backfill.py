@@ -1,0 +1,159 @@
+"""Backfill and incremental pull: one function, because they are the same plan.
+
+History [history start, now) is cut into per-vehicle windows on a fixed grid (a vehicle-week).
+Windows are pulled concurrently, streamed into the month writer, and committed in groups; a
+window is checkpointed in the manifest only after its pings are committed, and only once it
+ended more than `lookback` before now. So:
+
+- a killed backfill resumes where it stopped and re-pulls nothing completed (a window pulled
+  but not yet committed is pulled again; the merge makes that harmless);
+- the monthly refresh is the same call later: it pulls the windows since the last completed
+  one, plus the last `lookback` (default 3 days) again, for pings that arrive late;
+- a TSP failure stops this fleet's pull after committing every window fetched in full, and is
+  raised to the caller, which marks the fleet and carries on with the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from connectors.samsara import VehicleInfo
+from partitions.manifest import Manifest
+from partitions.store import ObjectStore
+from partitions.writer import CommitResult, MonthWriter
+
+log = logging.getLogger("fleetlake.pull")
+
+DEFAULT_LOOKBACK_MS = 3 * 86_400_000
+
+
+class GpsConnector(Protocol):
+    tsp: str
+    window_ms: int
+
+    def vehicles(self) -> list[VehicleInfo]: ...
+    def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table: ...
+
+
+@dataclass(frozen=True)
+class Window:
+    vehicle_id: str
+    start_ms: int
+    end_ms: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.vehicle_id}/{self.start_ms}"
+
+
+@dataclass(frozen=True)
+class PullReport:
+    fleet_id: str
+    windows_planned: int
+    windows_pulled: int
+    windows_completed: int
+    pings_accepted: int
+    quarantined: dict[str, int]
+    commits: tuple[CommitResult, ...]
+    seconds: float
+    stopped: bool = False
+
+    @property
+    def months_changed(self) -> list[str]:
+        return sorted({c.month for c in self.commits if c.dataset == "pings" and c.status == "committed"})
+
+
+@dataclass
+class PullOptions:
+    lookback_ms: int = DEFAULT_LOOKBACK_MS
+    workers: int = 4
+    commit_every: int = 32  # windows per commit: fewer merges of the same month, bounded re-pull
+    work_dir: Path | None = None
+    memory_limit: str = "1GB"
+    stop: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: finish and commit
+
+
+def stream_name(connector: GpsConnector) -> str:
+    return f"{connector.tsp}/gps/{connector.window_ms}"
+
+
+def plan_windows(vehicles: list[str], history_start_ms: int, now_ms: int, window_ms: int,
+                 done: set[str]) -> list[Window]:
+    """Grid-aligned windows covering [history start, now) per vehicle, minus completed ones."""
+    first = history_start_ms - history_start_ms % window_ms
+    out = []
+    for start in range(first, now_ms, window_ms):
+        for vid in vehicles:
+            w = Window(vid, max(start, history_start_ms), start + window_ms)
+            if w.key not in done:
+                out.append(w)
+    return out
+
+
+def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, fleet_id: str,
+               history_start_ms: int, now_ms: int, options: PullOptions | None = None) -> PullReport:
+    opts = options or PullOptions()
+    t0 = time.monotonic()
+    stream = stream_name(connector)
+    vehicles = sorted(v.vehicle_id for v in connector.vehicles())
+    windows = plan_windows(vehicles, history_start_ms, now_ms, connector.window_ms,
+                           manifest.completed_windows(fleet_id, stream))
+    complete_before = now_ms - opts.lookback_ms
+    commits: list[CommitResult] = []
+    pulled = completed = 0
+    fetched: list[Window] = []  # pulled in full, added to the writer, not yet committed
+    error: BaseException | None = None
+    with MonthWriter(store, manifest, fleet_id, pull_id=f"{stream}@{now_ms}", work_dir=opts.work_dir,
+                     memory_limit=opts.memory_limit) as writer:
+
+        def commit() -> None:
+            nonlocal completed
+            commits.extend(writer.commit())
+            for w in fetched:
+                if w.end_ms <= complete_before:
+                    manifest.complete_window(fleet_id, stream, w.key, 0)
+                    completed += 1
+            fetched.clear()
+
+        with ThreadPoolExecutor(max(1, opts.workers), thread_name_prefix=f"pull-{fleet_id}") as pool:
+            queue: list[tuple[Window, Future[pa.Table]]] = []
+            todo = iter(windows)
+            try:
+                while True:
+                    # Keep a bounded number of windows in flight: memory stays flat over history.
+                    while len(queue) < 2 * max(1, opts.workers) and not opts.stop.is_set():
+                        w = next(todo, None)
+                        if w is None:
+                            break
+                        queue.append((w, pool.submit(connector.gps_window, w.vehicle_id, w.start_ms,
+                                                     min(w.end_ms, now_ms))))
+                    if not queue:
+                        break
+                    w, fut = queue.pop(0)
+                    writer.add(fut.result())
+                    fetched.append(w)
+                    pulled += 1
+                    if len(fetched) >= opts.commit_every:
+                        commit()
+            except BaseException as e:  # noqa: BLE001 - committed below, then re-raised
+                error = e
+                for _, f in queue:
+                    f.cancel()
+        commit()  # everything fetched in full is committed, even when a later window failed
+        accepted, quarantined = writer.accepted, dict(writer.quarantined)
+    report = PullReport(fleet_id, len(windows), pulled, completed, accepted, quarantined, tuple(commits),
+                        time.monotonic() - t0, stopped=opts.stop.is_set())
+    log.info("pull %s: %d/%d windows, %d pings, %d quarantined, months changed %s", fleet_id, pulled,
+             len(windows), accepted, sum(quarantined.values()), report.months_changed)
+    if error is not None:
+        raise error
+    return report
+

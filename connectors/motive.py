@@ -1,0 +1,110 @@
+"""Motive: vehicles, users, per-vehicle location history (inclusive dates, <= 3 months, metric)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.errors import MalformedResponse
+from connectors.http import TspHttp
+from connectors.normalize import candidate_table, empty_candidates
+from connectors.pagination import numbered_pages
+from connectors.samsara import VehicleInfo
+
+KM_PER_MILE = 1.609344
+DAY_MS = 86_400_000
+
+
+class _Loc(msgspec.Struct):
+    id: int | None = None
+    located_at: str | None = None
+    lat: float | str | None = None
+    lon: float | str | None = None
+    bearing: float | str | None = None
+    speed: float | str | None = None
+    odometer: float | str | None = None
+
+
+class _LocItem(msgspec.Struct):
+    vehicle_location: _Loc
+
+
+class _LocPage(msgspec.Struct):
+    vehicle_locations: list[_LocItem]
+
+
+class _Vehicle(msgspec.Struct):
+    id: int
+    number: str | None = None
+
+
+class _VehicleItem(msgspec.Struct):
+    vehicle: _Vehicle
+
+
+class _Paging(msgspec.Struct):
+    per_page: int
+    page_no: int
+    total: int
+
+
+class _VehiclePage(msgspec.Struct):
+    vehicles: list[_VehicleItem]
+    pagination: _Paging
+
+
+def _date(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).date().isoformat()
+
+
+class MotiveConnector:
+    tsp = "motive"
+    source = "motive"
+    window_ms = 7 * DAY_MS  # well inside the 3-month limit; bounds one response's size
+
+    def __init__(self, http: TspHttp, fleet_id: str) -> None:
+        self.http = http
+        self.fleet_id = fleet_id
+        self._locs = msgspec.json.Decoder(_LocPage)
+        self._vehicles = msgspec.json.Decoder(_VehiclePage)
+
+    def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str):  # type: ignore[no-untyped-def]
+        try:
+            return decoder.decode(content)
+        except msgspec.DecodeError as e:
+            raise MalformedResponse(self.tsp, f"{what}: response is not the documented shape ({e})") from None
+
+    def vehicles(self) -> list[VehicleInfo]:
+        def fetch(page_no: int) -> tuple[list[_VehicleItem], int, int]:
+            r = self.http.get("/v1/vehicles", {"per_page": 100, "page_no": page_no})
+            page = self._decode(self._vehicles, r.content, "vehicles")
+            return page.vehicles, len(page.vehicles), page.pagination.total
+
+        return [VehicleInfo(str(i.vehicle.id), i.vehicle.number) for page in numbered_pages(fetch) for i in page]
+
+    def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
+        """Candidate pings of one vehicle in [start_ms, end_ms).
+
+        Motive takes inclusive UTC dates, so the request covers whole days and the result is cut
+        back to the half-open window here.
+        """
+        r = self.http.get(f"/v3/vehicle_locations/{vehicle_id}",
+                          {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)})
+        locs = [item.vehicle_location for item in self._decode(self._locs, r.content, "locations").vehicle_locations]
+        if not locs:
+            return empty_candidates()
+        table = candidate_table(
+            self.fleet_id, self.source, pa.array([vehicle_id] * len(locs), pa.string()), locs,
+            [x.located_at for x in locs], [x.lat for x in locs], [x.lon for x in locs], [x.speed for x in locs],
+            [x.bearing for x in locs], [x.odometer for x in locs], speed_scale=1 / KM_PER_MILE,
+            odometer_scale=1 / KM_PER_MILE)
+        ts = pc.cast(table["ts"], pa.int64())
+        # Rows outside the window are kept only when their time is unusable: validation decides them.
+        inside = pc.or_kleene(pc.and_(pc.greater_equal(ts, start_ms), pc.less(ts, end_ms)), pc.is_null(ts))
+        far = pc.or_(pc.less(ts, start_ms - 366 * DAY_MS), pc.greater(ts, end_ms + 366 * DAY_MS))
+        return table.filter(pc.fill_null(pc.or_(inside, far), True))
+
+
