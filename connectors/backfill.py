@@ -111,8 +111,10 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
     pulled = completed = 0
     fetched: list[Window] = []  # pulled in full, added to the writer, not yet committed
     error: BaseException | None = None
+    # The writer judges "a timestamp in the future" against the pull's now (the TSP's clock),
+    # not this machine's: the two differ in the sandbox and, a little, in real life.
     with MonthWriter(store, manifest, fleet_id, pull_id=f"{stream}@{now_ms}", work_dir=opts.work_dir,
-                     memory_limit=opts.memory_limit) as writer:
+                     now_ms=now_ms, memory_limit=opts.memory_limit) as writer:
 
         def commit() -> None:
             nonlocal completed

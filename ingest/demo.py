@@ -1,66 +1,96 @@
 """`fleetlake demo`: the main job on embedded defaults.
 
-Until the pullers, partitions and flows land, the demo consents both sandbox fleets through the
-real OAuth flow and pulls their most recent day of GPS history over HTTP.
+Starts the sandbox TSPs in-process, consents one Samsara and one Motive fleet through the real
+OAuth flow, backfills their history into the local store under ./fleetlake-data, then moves the
+sandbox clock one month forward and runs the monthly refresh, printing what each step did.
+(Feature flows join once they land; see README "Status".)
 """
 
 from __future__ import annotations
 
-import base64
+import logging
+import os
 import time
+from dataclasses import replace
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+from cryptography.fernet import Fernet
 
+from connectors.backfill import PullOptions, PullReport, pull_fleet
+from connectors.oauth import BearerAuth, FleetCredentials, OAuthClient, StateSigner, Vault
+from connectors.providers import oauth_provider, open_connector
+from connectors.redact import install_log_scrubber
 from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.world import SandboxConfig
+from ingest.settings import load_settings
+from partitions import Manifest, open_store
 
-REDIRECT = "http://127.0.0.1:9/oauth/callback"
+REDIRECT = "http://127.0.0.1:9/oauth/callback"  # the sandbox redirects here; we read the Location header
 
+
+def _demo_key(data_dir: Path) -> str:
+    """The token key: FLEETLAKE_TOKEN_KEY if set, else one kept (0600) in the demo's data dir."""
+    if os.environ.get("FLEETLAKE_TOKEN_KEY"):
+        return os.environ["FLEETLAKE_TOKEN_KEY"]
+    path = data_dir / "demo-token.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(Fernet.generate_key().decode())
+    return path.read_text().strip()
+
+
+def _print_report(step: str, fleet: str, r: PullReport) -> None:
+    q = sum(r.quarantined.values())
+    months = r.months_changed
+    span = f"{months[0]}..{months[-1]}" if len(months) > 1 else (months[0] if months else "none")
+    print(f"  {step:9s} {fleet:20s} {r.windows_pulled:4d} windows  {r.pings_accepted:>10,} pings  "
+          f"{q:5d} quarantined  months committed: {len(months):2d} ({span})  {r.seconds:5.1f}s", flush=True)
 
 
 def run_demo(config: SandboxConfig) -> int:
-    with SandboxServer(config) as server:
-        now = server.world.clock.now_ms()
-        start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now / 1000 - 86400))
-        end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now / 1000))
+    logging.basicConfig(level=logging.WARNING)
+    install_log_scrubber()
+    settings = load_settings()
+    store = open_store(settings.resolved_store_url, settings.s3_options())
+    vault = Vault(_demo_key(settings.data_dir))
+    signer = StateSigner(os.urandom(32))
+    # The demo is not about rate limits: let the sandbox answer as fast as it can.
+    config = replace(config, samsara_rate_per_s=2000.0, motive_rate_per_s=2000.0)
+    print(f"fleetlake demo: store {store.url}, manifest {settings.resolved_manifest_path}")
+    with SandboxServer(config) as server, Manifest(settings.resolved_manifest_path) as manifest:
+        connectors = {}
         for fleet in config.fleets:
-            ep = server.endpoint(fleet.tsp)
-            with httpx.Client(timeout=30) as client:
-                if fleet.tsp == "samsara":
-                    r = client.get(f"{ep.base_url}/oauth2/authorize", params={
-                        "client_id": ep.client_id, "redirect_uri": REDIRECT, "response_type": "code",
-                        "state": "demo", "fleet": fleet.spec.fleet_id})
-                    code = parse_qs(urlparse(r.headers["location"]).query)["code"][0]
-                    basic = base64.b64encode(f"{ep.client_id}:{ep.client_secret}".encode()).decode()
-                    tok = client.post(f"{ep.base_url}/oauth2/token", headers={"Authorization": f"Basic {basic}"},
-                                      data={"grant_type": "authorization_code", "code": code,
-                                            "redirect_uri": REDIRECT}).json()
-                    headers = {"Authorization": f"Bearer {tok['access_token']}"}
-                    n, after = 0, None
-                    while True:
-                        params = {"types": "gps", "startTime": start, "endTime": end, **({"after": after} if after else {})}
-                        page = client.get(f"{ep.base_url}/fleet/vehicles/stats/history", params=params,
-                                          headers=headers).json()
-                        n += sum(len(v["gps"]) for v in page["data"])
-                        if not page["pagination"]["hasNextPage"]:
-                            break
-                        after = page["pagination"]["endCursor"]
-                else:
-                    r = client.get(f"{ep.base_url}/oauth/authorize", params={
-                        "client_id": ep.client_id, "redirect_uri": REDIRECT, "response_type": "code",
-                        "state": "demo", "fleet": fleet.spec.fleet_id})
-                    code = parse_qs(urlparse(r.headers["location"]).query)["code"][0]
-                    tok = client.post(f"{ep.base_url}/oauth/token", data={
-                        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                        "client_id": ep.client_id, "client_secret": ep.client_secret}).json()
-                    headers = {"Authorization": f"Bearer {tok['access_token']}"}
-                    n = 0
-                    vehicles = client.get(f"{ep.base_url}/v1/vehicles", headers=headers).json()["vehicles"]
-                    for item in vehicles:
-                        vid = item["vehicle"]["id"]
-                        body = client.get(f"{ep.base_url}/v3/vehicle_locations/{vid}", headers=headers,
-                                          params={"start_date": start[:10], "end_date": end[:10]}).json()
-                        n += len(body["vehicle_locations"])
-            print(f"{fleet.tsp:8s} {fleet.spec.fleet_id:20s} consented, pulled {n} pings of the last day")
+            fid, tsp = fleet.spec.fleet_id, fleet.tsp
+            ep = server.endpoint(tsp)
+            client = OAuthClient(oauth_provider(tsp, ep.base_url, ep.client_id, ep.client_secret, REDIRECT))
+            state = signer.make(tsp)
+            redirect = httpx.get(client.consent_url(state, fleet=fid)).headers["location"]
+            q = parse_qs(urlparse(redirect).query)
+            signer.verify(q["state"][0], tsp)
+            creds = FleetCredentials.connect(fid, client, vault, manifest, q["code"][0])
+            manifest.upsert_fleet(fid, tsp, "consented", history_start=fleet.spec.history_start)
+            connectors[fid] = open_connector(tsp, fid, ep.base_url, BearerAuth(creds), 1900.0)
+            print(f"  consented {fid} ({tsp}) through OAuth; history from {fleet.spec.history_start:%Y-%m}")
+
+        def pull_all(step: str) -> None:
+            now = server.world.clock.now_ms()
+            for fleet in config.fleets:
+                fid = fleet.spec.fleet_id
+                report = pull_fleet(connectors[fid], store, manifest, fid, fleet.spec.history_start_s * 1000, now,
+                                    PullOptions(work_dir=settings.work_dir))
+                manifest.upsert_fleet(fid, fleet.tsp, "active")
+                _print_report(step, fid, report)
+
+        t0 = time.monotonic()
+        pull_all("backfill")
+        server.world.clock.advance_months(1)
+        print(f"  sandbox clock moved one month forward, to {server.world.clock.now():%Y-%m-%d %H:%M} UTC")
+        pull_all("refresh")
+        print(f"done in {time.monotonic() - t0:.0f}s; query the pings with DuckDB, e.g.\n"
+              f"  SELECT fleet, month, count(*) FROM read_parquet('{settings.data_dir}/store/raw/pings/*/*/*.parquet',"
+              f" hive_partitioning = true) GROUP BY ALL ORDER BY ALL;")
     return 0

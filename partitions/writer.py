@@ -77,6 +77,8 @@ class MonthWriter:
         self.pull_id = pull_id
         self.now_ms = now_ms
         self.memory_limit = memory_limit
+        if work_dir is not None:
+            work_dir.mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="fleetlake-writer-", dir=work_dir))
         self._spooled: dict[tuple[str, str], list[Path]] = {}
         self.accepted = 0

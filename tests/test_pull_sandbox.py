@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -233,3 +234,17 @@ def test_a_backfill_killed_with_sigkill_resumes_to_the_same_result(tmp_path: Pat
         with Manifest(tmp_path / "m.duckdb") as manifest:
             assert_same_pings(committed_pings(LocalStore(tmp_path / "store"), manifest, fleet, tmp_path / "c"),
                               expected_pings(server, fleet, now), odo_tol)
+
+
+def test_a_tsp_clock_ahead_of_this_machine_is_not_the_future(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    ahead = datetime.fromtimestamp(time.time() + 40 * 86400, tz=timezone.utc)
+    cfg = sandbox_config(now=ahead, samsara_rate_per_s=600.0)
+    with SandboxServer(cfg) as server, Manifest(tmp_path / "m.duckdb") as manifest:
+        fleet = "acme-freight"
+        connector = connect(server, "samsara", fleet, manifest, Vault(Fernet.generate_key().decode()))
+        now = server.world.clock.now_ms()
+        report = pull_fleet(connector, LocalStore(tmp_path / "s"), manifest, fleet, now - 5 * 86_400_000, now,
+                            PullOptions(work_dir=tmp_path))
+        assert report.pings_accepted > 0 and report.quarantined == {}
