@@ -26,7 +26,8 @@ def client() -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(sandbox_config()) as server:
+    # Rate limits are tested with their own servers; elsewhere they would only make tests flaky.
+    with SandboxServer(sandbox_config(samsara_rate_per_s=5000.0, motive_rate_per_s=5000.0)) as server:
         yield server
 
 
