@@ -142,6 +142,12 @@ class Manifest:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_fh = self._take_lock()
+        if not read_only and not self.path.exists():
+            try:
+                self._create()
+            except BaseException:
+                self._release_lock()
+                raise
         try:
             self.conn = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
@@ -180,6 +186,26 @@ class Manifest:
                              "since": datetime.now(timezone.utc).isoformat()}))
         fh.flush()
         return fh
+
+    def _create(self) -> None:
+        """Make a new manifest under a temporary name, then rename it into place.
+
+        A process killed while DuckDB writes a brand-new file leaves a file DuckDB cannot open;
+        creating it aside means the real path only ever holds a complete, migrated manifest.
+        """
+        for stale in self.path.parent.glob(self.path.name + ".new-*"):
+            stale.unlink(missing_ok=True)  # an earlier creation that died (we hold the lock)
+        tmp = self.path.with_name(f"{self.path.name}.new-{os.getpid()}")
+        conn = duckdb.connect(str(tmp))
+        try:
+            self.conn = conn
+            self._migrate()
+            conn.execute("CHECKPOINT")
+        finally:
+            conn.close()
+            self.conn = None  # type: ignore[assignment]
+        os.replace(tmp, self.path)
+        Path(str(tmp) + ".wal").unlink(missing_ok=True)
 
     def _holder(self) -> str:
         try:

@@ -99,3 +99,13 @@ def test_hostile_fleet_ids_never_become_keys_or_sql(tmp_path: Path, hostile: str
 def test_months_are_validated(bad: str) -> None:
     with pytest.raises(InvalidName):
         names.month(bad)
+
+
+def test_a_manifest_is_created_aside_and_renamed_into_place(tmp_path: Path) -> None:
+    # What a process killed while creating the manifest leaves behind: a partial file aside.
+    (tmp_path / "m.duckdb.new-99999").write_bytes(b"DUCK half a header")
+    with Manifest(tmp_path / "m.duckdb") as m:
+        assert m.raw_partitions() == []
+    assert not list(tmp_path.glob("m.duckdb.new-*"))
+    with Manifest(tmp_path / "m.duckdb") as m:  # and the renamed file is a complete manifest
+        assert m.conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
