@@ -67,7 +67,7 @@ def pull_once(info: dict, days: int, rate: float, workers: int = 4) -> dict:
         report = pull_fleet(c, LocalStore(Path(d) / "store"), m, "acme-freight", start, int(NOW.timestamp() * 1000),
                             PullOptions(work_dir=Path(d), workers=workers))
         wall = time.perf_counter() - t0
-        return {"pings": report.pings_accepted, "wall": wall, "requests": c.http.requests,
+        return {"pings": report.rows_accepted, "wall": wall, "requests": c.http.requests,
                 "throttled": c.http.throttled}
 
 

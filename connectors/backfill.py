@@ -41,6 +41,7 @@ class GpsConnector(Protocol):
 
     def vehicles(self) -> list[VehicleInfo]: ...
     def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table: ...
+    def events_window(self, start_ms: int, end_ms: int) -> pa.Table: ...
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class PullReport:
     windows_planned: int
     windows_pulled: int
     windows_completed: int
-    pings_accepted: int
+    rows_accepted: int
     quarantined: dict[str, int]
     commits: tuple[CommitResult, ...]
     seconds: float
@@ -159,3 +160,35 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
         raise error
     return report
 
+
+
+EVENT_WINDOW_MS = 28 * 86_400_000  # fleet-wide windows: events are few
+
+
+def pull_events(connector: GpsConnector, store: ObjectStore, manifest: Manifest, fleet_id: str,
+                history_start_ms: int, now_ms: int, options: PullOptions | None = None) -> PullReport:
+    """TSP safety events of the whole fleet into raw/events, with the same checkpoint rules."""
+    opts = options or PullOptions()
+    t0 = time.monotonic()
+    stream = f"{connector.tsp}/events/{EVENT_WINDOW_MS}"
+    windows = plan_windows(["fleet"], history_start_ms, now_ms, EVENT_WINDOW_MS,
+                           manifest.completed_windows(fleet_id, stream))
+    with MonthWriter(store, manifest, fleet_id, pull_id=f"{stream}@{now_ms}", work_dir=opts.work_dir,
+                     now_ms=now_ms, memory_limit=opts.memory_limit) as writer:
+        pulled = []
+        try:
+            for w in windows:
+                if opts.stop.is_set():
+                    break
+                writer.add_events(connector.events_window(w.start_ms, min(w.end_ms, now_ms)))
+                pulled.append(w)
+        finally:
+            commits = writer.commit()  # whole windows only: a failed window added nothing
+            completed = 0
+            for w in pulled:
+                if w.end_ms <= now_ms - opts.lookback_ms:
+                    manifest.complete_window(fleet_id, stream, w.key, 0)
+                    completed += 1
+        accepted, quarantined = writer.accepted_events, dict(writer.quarantined)
+    return PullReport(fleet_id, len(windows), len(pulled), completed, accepted, quarantined, tuple(commits),
+                      time.monotonic() - t0, stopped=opts.stop.is_set())

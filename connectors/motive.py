@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from common.errors import MalformedResponse
 from connectors.http import TspHttp
-from connectors.normalize import candidate_table, empty_candidates
+from connectors.normalize import candidate_table, empty_candidates, event_table
 from connectors.pagination import numbered_pages
 from connectors.samsara import VehicleInfo
 
@@ -56,6 +56,32 @@ class _VehiclePage(msgspec.Struct):
     pagination: _Paging
 
 
+class _EventVehicle(msgspec.Struct, frozen=True):
+    id: int | None = None
+
+
+class _PerfEvent(msgspec.Struct):
+    id: int | None = None
+    type: str = ""
+    start_time: str | None = None
+    lat: float | str | None = None
+    lon: float | str | None = None
+    start_speed: float | str | None = None
+    vehicle: _EventVehicle = _EventVehicle()
+
+
+class _PerfItem(msgspec.Struct):
+    driver_performance_event: _PerfEvent
+
+
+class _PerfPage(msgspec.Struct):
+    driver_performance_events: list[_PerfItem]
+    pagination: _Paging
+
+
+_EVENT_KINDS = {"hard_brake": "harsh_brake", "hard_accel": "harsh_accel", "hard_corner": "harsh_turn"}
+
+
 def _date(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).date().isoformat()
 
@@ -70,6 +96,7 @@ class MotiveConnector:
         self.fleet_id = fleet_id
         self._locs = msgspec.json.Decoder(_LocPage)
         self._vehicles = msgspec.json.Decoder(_VehiclePage)
+        self._events = msgspec.json.Decoder(_PerfPage)
 
     def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str):  # type: ignore[no-untyped-def]
         try:
@@ -84,6 +111,25 @@ class MotiveConnector:
             return page.vehicles, len(page.vehicles), page.pagination.total
 
         return [VehicleInfo(str(i.vehicle.id), i.vehicle.number) for page in numbered_pages(fetch) for i in page]
+
+    def events_window(self, start_ms: int, end_ms: int) -> pa.Table:
+        """Driver performance events of the fleet in [start_ms, end_ms), as candidate events."""
+        from connectors.samsara import rfc3339
+
+        def fetch(page_no: int) -> tuple[list[_PerfItem], int, int]:
+            r = self.http.get("/v2/driver_performance_events", {"start_time": rfc3339(start_ms),
+                                                                 "end_time": rfc3339(end_ms), "per_page": 100,
+                                                                 "page_no": page_no})
+            page = self._decode(self._events, r.content, "driver performance events")
+            return page.driver_performance_events, len(page.driver_performance_events), page.pagination.total
+
+        ev = [i.driver_performance_event for page in numbered_pages(fetch) for i in page]
+        return event_table(self.fleet_id, self.source, ev,
+                           [str(e.vehicle.id) if e.vehicle.id is not None else None for e in ev],
+                           [str(e.id) if e.id is not None else None for e in ev], [e.start_time for e in ev],
+                           [_EVENT_KINDS.get(e.type, "other") for e in ev], [e.type for e in ev],
+                           [e.lat for e in ev], [e.lon for e in ev], [e.start_speed for e in ev],
+                           speed_scale=1 / KM_PER_MILE)
 
     def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
         """Candidate pings of one vehicle in [start_ms, end_ms).

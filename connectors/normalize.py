@@ -78,3 +78,20 @@ def candidate_table(fleet_id: str, source: str, vehicle_ids: pa.Array, records: 
 
 def empty_candidates() -> pa.Table:
     return CANDIDATE_SCHEMA.empty_table()
+
+
+def event_table(fleet_id: str, source: str, records: Sequence[msgspec.Struct], vehicle_ids: Sequence[str | None],
+                event_ids: Sequence[str | None], times: Sequence[str | None], kinds: Sequence[str],
+                tsp_kinds: Sequence[str], lat: Sequence[Any], lon: Sequence[Any], speed: Sequence[Any],
+                speed_scale: float = 1.0) -> pa.Table:
+    """Typed TSP event records -> candidate events (partitions.schema.EVENT_CANDIDATE_SCHEMA)."""
+    from partitions.schema import EVENT_CANDIDATE_SCHEMA
+
+    n = len(records)
+    bad = [False] * n
+    cols = [pa.array([fleet_id] * n, pa.string()), pa.array(vehicle_ids, pa.string()), time_column(times, bad),
+            pa.array(kinds, pa.string()), pa.array(tsp_kinds, pa.string()), pa.array(event_ids, pa.string()),
+            float_column(lat, bad), float_column(lon, bad), float_column(speed, bad, speed_scale),
+            pa.array([source] * n, pa.string())]
+    raw = pa.array([msgspec.json.encode(r).decode() if b else None for r, b in zip(records, bad)], pa.string())
+    return pa.Table.from_arrays([*cols, raw], schema=EVENT_CANDIDATE_SCHEMA)

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from common.errors import MalformedResponse
 from connectors.http import TspHttp
-from connectors.normalize import candidate_table, empty_candidates
+from connectors.normalize import candidate_table, empty_candidates, event_table
 from connectors.pagination import cursor_pages
 
 METERS_PER_MILE = 1609.344
@@ -58,6 +58,35 @@ class _VehiclePage(msgspec.Struct):
     pagination: _Pagination
 
 
+class _Ref(msgspec.Struct, frozen=True):
+    id: str | None = None
+
+
+class _Location(msgspec.Struct, frozen=True):
+    latitude: float | str | None = None
+    longitude: float | str | None = None
+
+
+class _Label(msgspec.Struct):
+    label: str = ""
+
+
+class _SafetyEvent(msgspec.Struct):
+    id: str | None = None
+    time: str | None = None
+    vehicle: _Ref = _Ref()
+    location: _Location = _Location()
+    behaviorLabels: list[_Label] = []
+
+
+class _EventPage(msgspec.Struct):
+    data: list[_SafetyEvent]
+    pagination: _Pagination
+
+
+_EVENT_KINDS = {"harshBrake": "harsh_brake", "harshAcceleration": "harsh_accel", "harshTurn": "harsh_turn"}
+
+
 @dataclass(frozen=True)
 class VehicleInfo:
     vehicle_id: str
@@ -78,6 +107,7 @@ class SamsaraConnector:
         self.fleet_id = fleet_id
         self._stats = msgspec.json.Decoder(_StatsPage)
         self._vehicles = msgspec.json.Decoder(_VehiclePage)
+        self._events = msgspec.json.Decoder(_EventPage)
 
     def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str):  # type: ignore[no-untyped-def]
         try:
@@ -92,6 +122,22 @@ class SamsaraConnector:
             return page.data, page.pagination.endCursor if page.pagination.hasNextPage else None
 
         return [VehicleInfo(v.id, v.name) for page in cursor_pages(self.tsp, fetch) for v in page]
+
+    def events_window(self, start_ms: int, end_ms: int) -> pa.Table:
+        """Safety events of the whole fleet with start_ms <= time < end_ms, as candidate events."""
+        params = {"startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms), "limit": PAGE_LIMIT}
+
+        def fetch(cursor: str | None) -> tuple[list[_SafetyEvent], str | None]:
+            r = self.http.get("/fleet/safety-events", {**params, **({"after": cursor} if cursor else {})})
+            page = self._decode(self._events, r.content, "safety events")
+            return page.data, page.pagination.endCursor if page.pagination.hasNextPage else None
+
+        events = [e for page in cursor_pages(self.tsp, fetch) for e in page]
+        labels = [e.behaviorLabels[0].label if e.behaviorLabels else "" for e in events]
+        return event_table(self.fleet_id, self.source, events, [e.vehicle.id for e in events], [e.id for e in events],
+                           [e.time for e in events], [_EVENT_KINDS.get(lb, "other") for lb in labels], labels,
+                           [e.location.latitude for e in events], [e.location.longitude for e in events],
+                           [None] * len(events))
 
     def gps_pages(self, vehicle_id: str, start_ms: int, end_ms: int) -> Iterator[pa.Table]:
         """Candidate pings of one vehicle in [start_ms, end_ms), one table per page."""

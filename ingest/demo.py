@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 from cryptography.fernet import Fernet
 
-from connectors.backfill import PullOptions, PullReport, pull_fleet
+from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
 from connectors.oauth import BearerAuth, FleetCredentials, OAuthClient, StateSigner, Vault
 from connectors.providers import oauth_provider, open_connector
 from connectors.redact import install_log_scrubber
@@ -43,11 +43,11 @@ def _demo_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _print_report(step: str, fleet: str, r: PullReport) -> None:
+def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:
     q = sum(r.quarantined.values())
     months = r.months_changed
     span = f"{months[0]}..{months[-1]}" if len(months) > 1 else (months[0] if months else "none")
-    print(f"  {step:9s} {fleet:20s} {r.windows_pulled:4d} windows  {r.pings_accepted:>10,} pings  "
+    print(f"  {step:9s} {fleet:20s} {r.windows_pulled:4d} windows  {r.rows_accepted:>10,} pings  {events:4d} events  "
           f"{q:5d} quarantined  months committed: {len(months):2d} ({span})  {r.seconds:5.1f}s", flush=True)
 
 
@@ -80,10 +80,13 @@ def run_demo(config: SandboxConfig) -> int:
             now = server.world.clock.now_ms()
             for fleet in config.fleets:
                 fid = fleet.spec.fleet_id
-                report = pull_fleet(connectors[fid], store, manifest, fid, fleet.spec.history_start_s * 1000, now,
+                start = fleet.spec.history_start_s * 1000
+                report = pull_fleet(connectors[fid], store, manifest, fid, start, now,
                                     PullOptions(work_dir=settings.work_dir))
+                events = pull_events(connectors[fid], store, manifest, fid, start, now,
+                                     PullOptions(work_dir=settings.work_dir))
                 manifest.upsert_fleet(fid, fleet.tsp, "active")
-                _print_report(step, fid, report)
+                _print_report(step, fid, report, events.rows_accepted)
 
         t0 = time.monotonic()
         pull_all("backfill")

@@ -112,3 +112,68 @@ def split_valid(table: pa.Table, now_ms: int) -> Split:
     ], schema=PING_SCHEMA)
     bad_rows = t.filter(is_bad).append_column("reason", reason.filter(is_bad))
     return Split(valid, bad_rows.cast(QUARANTINE_SCHEMA))
+
+
+# --------------------------------------------------------------------------- TSP safety events
+EVENT_KINDS = ("harsh_brake", "harsh_accel", "harsh_turn", "other")
+
+EVENT_SCHEMA = pa.schema([
+    pa.field("fleet_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("vehicle_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("ts", pa.timestamp("ms", tz="UTC"), nullable=False),
+    pa.field("kind", pa.dictionary(pa.int8(), pa.string()), nullable=False),  # one of EVENT_KINDS
+    pa.field("tsp_kind", pa.string(), nullable=False),  # the TSP's own label, kept verbatim
+    pa.field("event_id", pa.string(), nullable=False),  # the TSP's id: the dedup key with source
+    pa.field("lat", pa.float64()),
+    pa.field("lon", pa.float64()),
+    pa.field("speed_mph", pa.float32()),
+    pa.field("source", pa.dictionary(pa.int8(), pa.string()), nullable=False),
+])
+
+EVENT_CANDIDATE_SCHEMA = pa.schema([
+    ("fleet_id", pa.string()), ("vehicle_id", pa.string()), ("ts", pa.timestamp("ms", tz="UTC")),
+    ("kind", pa.string()), ("tsp_kind", pa.string()), ("event_id", pa.string()),
+    ("lat", pa.float64()), ("lon", pa.float64()), ("speed_mph", pa.float64()), ("source", pa.string()),
+    ("raw", pa.string()),
+])
+
+
+def split_valid_events(table: pa.Table, now_ms: int) -> Split:
+    """Canonical events, and rejected ones as quarantine rows (reason prefixed 'event: ')."""
+    t = table.select(EVENT_CANDIDATE_SCHEMA.names).cast(EVENT_CANDIDATE_SCHEMA)
+    ts_ms = pc.cast(t["ts"], pa.int64())
+    lat, lon = t["lat"], t["lon"]
+    checks = [
+        (pc.or_kleene(pc.is_null(t["vehicle_id"]), pc.equal(pc.utf8_length(t["vehicle_id"]), 0)), "missing vehicle_id"),
+        (pc.or_kleene(pc.is_null(t["event_id"]), pc.equal(pc.utf8_length(t["event_id"]), 0)), "missing event id"),
+        (pc.invert(pc.is_in(t["source"], pa.array(SOURCES))), "unknown source"),
+        (pc.invert(pc.is_in(t["kind"], pa.array(EVENT_KINDS))), "unknown kind"),
+        (pc.is_null(ts_ms), "missing or unparseable timestamp"),
+        (pc.or_(pc.less(ts_ms, MIN_TS_MS), pc.greater(ts_ms, now_ms + FUTURE_SLACK_MS)), "timestamp out of range"),
+        (pc.or_(pc.greater(pc.abs(lat), 90.0), pc.greater(pc.abs(lon), 180.0)), "coordinates out of range"),
+        (pc.is_valid(t["raw"]), "unparseable value"),
+    ]
+    reason = pa.nulls(len(t), pa.string())
+    for bad, why in reversed(checks):
+        reason = pc.if_else(pc.fill_null(bad, False), pa.scalar("event: " + why), reason)
+    is_bad = pc.is_valid(reason)
+    good = t.filter(pc.invert(is_bad))
+    valid = pa.Table.from_arrays([
+        pc.dictionary_encode(good["fleet_id"]).cast(EVENT_SCHEMA.field("fleet_id").type),
+        pc.dictionary_encode(good["vehicle_id"]).cast(EVENT_SCHEMA.field("vehicle_id").type),
+        good["ts"],
+        pc.dictionary_encode(good["kind"]).cast(EVENT_SCHEMA.field("kind").type),
+        pc.fill_null(good["tsp_kind"], ""), good["event_id"], good["lat"], good["lon"],
+        pc.cast(good["speed_mph"], pa.float32()),
+        pc.dictionary_encode(good["source"]).cast(EVENT_SCHEMA.field("source").type),
+    ], schema=EVENT_SCHEMA)
+    bad = t.filter(is_bad)
+    n = bad.num_rows
+    quarantine = pa.Table.from_arrays([
+        bad["fleet_id"], bad["vehicle_id"], bad["ts"], bad["lat"], bad["lon"], bad["speed_mph"],
+        pa.nulls(n, pa.float64()), pa.nulls(n, pa.float64()), bad["source"],
+        pc.if_else(pc.is_valid(bad["raw"]), bad["raw"], pc.binary_join_element_wise(
+            pa.array(["event "] * n, pa.string()), pc.fill_null(bad["event_id"], "?"), "")),
+        reason.filter(is_bad),
+    ], schema=QUARANTINE_SCHEMA)
+    return Split(valid, quarantine)

@@ -41,7 +41,16 @@ import pyarrow.parquet as pq
 from common import names
 from partitions import layout
 from partitions.manifest import Manifest, RawPartition
-from partitions.schema import FUTURE_SLACK_MS, MIN_TS_MS, PING_SCHEMA, QUARANTINE_SCHEMA, split_valid
+from partitions.schema import (
+    EVENT_SCHEMA,
+    FUTURE_SLACK_MS,
+    MIN_TS_MS,
+    PING_SCHEMA,
+    QUARANTINE_SCHEMA,
+    Split,
+    split_valid,
+    split_valid_events,
+)
 from partitions.store import LocalStore, ObjectStore
 
 ROW_GROUP_ROWS = 1_000_000
@@ -52,8 +61,13 @@ _ORDER = {
               "speed_mph NULLS LAST, heading_deg NULLS LAST, odometer_mi NULLS LAST, source) = 1 "
               "ORDER BY vehicle_id, ts"),
     "quarantine": "SELECT DISTINCT * FROM src ORDER BY ALL",
+    # One row per TSP event id; the TSP may re-send an event with corrected fields: the winner is
+    # again a function of the rows alone.
+    "events": ("SELECT * FROM src QUALIFY row_number() OVER (PARTITION BY source, event_id ORDER BY ts, kind, "
+               "tsp_kind, lat NULLS LAST, lon NULLS LAST, speed_mph NULLS LAST) = 1 "
+               "ORDER BY vehicle_id, ts, event_id"),
 }
-_SCHEMAS = {"pings": PING_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
+_SCHEMAS = {"pings": PING_SCHEMA, "quarantine": QUARANTINE_SCHEMA, "events": EVENT_SCHEMA}
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,7 @@ class MonthWriter:
         self._dir = Path(tempfile.mkdtemp(prefix="fleetlake-writer-", dir=work_dir))
         self._spooled: dict[tuple[str, str], list[Path]] = {}
         self.accepted = 0
+        self.accepted_events = 0
         self.quarantined: Counter[str] = Counter()
 
     def __enter__(self) -> MonthWriter:
@@ -96,17 +111,30 @@ class MonthWriter:
     # ------------------------------------------------------------------ input
     def add(self, batch: pa.Table) -> None:
         """Validate and spool a batch of candidate pings (partitions.schema.CANDIDATE_SCHEMA)."""
-        now_ms = self.now_ms if self.now_ms is not None else int(time.time() * 1000)
-        split = split_valid(batch, now_ms)
+        now_ms = self._now()
+        self._accept("pings", split_valid(batch, now_ms), now_ms)
+
+    def add_events(self, batch: pa.Table) -> None:
+        """Validate and spool a batch of candidate TSP events (EVENT_CANDIDATE_SCHEMA)."""
+        now_ms = self._now()
+        self._accept("events", split_valid_events(batch, now_ms), now_ms)
+
+    def _now(self) -> int:
+        return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
+
+    def _accept(self, dataset: str, split: Split, now_ms: int) -> None:
         valid, bad = split.valid, split.quarantine
         if valid.num_rows:
             fleets = pc.unique(valid["fleet_id"].combine_chunks().dictionary_decode()).to_pylist()
             if fleets != [self.fleet_id]:
                 raise ValueError(f"writer for fleet {self.fleet_id} was given rows of {sorted(set(fleets))}")
-        self.accepted += valid.num_rows
+        if dataset == "pings":
+            self.accepted += valid.num_rows
+        else:
+            self.accepted_events += valid.num_rows
         for reason, n in Counter(bad["reason"].to_pylist()).items():
             self.quarantined[reason] += n
-        self._spool("pings", valid, _months(valid["ts"]))
+        self._spool(dataset, valid, _months(valid["ts"]))
         if bad.num_rows:
             # Quarantine rows file under the month of their timestamp when it is plausible,
             # else under the month they were received in.

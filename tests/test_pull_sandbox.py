@@ -132,7 +132,7 @@ def test_revoked_consent_stops_that_fleet_only(world, tmp_path: Path) -> None:
         pull_fleet(a, store, manifest, "acme-freight", now - 10 * 86_400_000, now, PullOptions(work_dir=tmp_path))
     report = pull_fleet(b, store, manifest, "bluebird-logistics", now - 10 * 86_400_000, now,
                         PullOptions(work_dir=tmp_path))
-    assert report.pings_accepted > 0
+    assert report.rows_accepted > 0
 
 
 def test_no_token_or_secret_reaches_the_logs(world, tmp_path: Path) -> None:
@@ -247,4 +247,30 @@ def test_a_tsp_clock_ahead_of_this_machine_is_not_the_future(tmp_path: Path) -> 
         now = server.world.clock.now_ms()
         report = pull_fleet(connector, LocalStore(tmp_path / "s"), manifest, fleet, now - 5 * 86_400_000, now,
                             PullOptions(work_dir=tmp_path))
-        assert report.pings_accepted > 0 and report.quarantined == {}
+        assert report.rows_accepted > 0 and report.quarantined == {}
+
+
+@pytest.mark.parametrize("tsp, fleet", [("samsara", "acme-freight"), ("motive", "bluebird-logistics")])
+def test_safety_events_land_in_raw_events(world, tmp_path: Path, tsp: str, fleet: str) -> None:
+    from connectors.backfill import pull_events
+
+    server, manifest, store, vault = world
+    connector = connect(server, tsp, fleet, manifest, vault)
+    start = server.world.fleets[fleet].spec.history_start_s * 1000
+    now = server.world.clock.now_ms()
+    report = pull_events(connector, store, manifest, fleet, start, now, PullOptions(work_dir=tmp_path))
+    sim = server.world.sims[fleet]
+    want = sorted((v.vehicle_id, e.ts_ms, {"sharp_turn": "harsh_turn"}.get(e.kind, e.kind))
+                  for v in sim.vehicles for e in sim.events(v, start, now) if e.kind != "speeding")
+    parts = manifest.raw_partitions(fleet, "events")
+    got = pa.concat_tables([read_month(store, manifest, fleet, p.month, tmp_path / "c", dataset="events")
+                            for p in parts])
+    got_rows = sorted(zip(pc.cast(got["vehicle_id"], pa.string()).to_pylist(),
+                          pc.cast(got["ts"], pa.int64()).to_pylist(), pc.cast(got["kind"], pa.string()).to_pylist()))
+    assert report.rows_accepted == len(want) > 0
+    if tsp == "motive":  # Motive reports whole seconds
+        want = [(v, ts // 1000 * 1000, k) for v, ts, k in want]
+    assert got_rows == want
+    again = pull_events(connector, store, manifest, fleet, start, now, PullOptions(work_dir=tmp_path))
+    assert again.windows_planned < report.windows_planned
+    assert all(c.status == "unchanged" for c in again.commits if c.dataset == "events")
