@@ -12,7 +12,7 @@ from common.errors import MalformedResponse
 from connectors.http import TspHttp
 from connectors.normalize import candidate_table, empty_candidates, event_table
 from connectors.pagination import numbered_pages
-from connectors.samsara import VehicleInfo
+from connectors.samsara import DriverInfo, VehicleInfo
 
 KM_PER_MILE = 1.609344
 DAY_MS = 86_400_000
@@ -53,6 +53,22 @@ class _Paging(msgspec.Struct):
 
 class _VehiclePage(msgspec.Struct):
     vehicles: list[_VehicleItem]
+    pagination: _Paging
+
+
+class _User(msgspec.Struct):
+    id: int
+    first_name: str | None = None
+    last_name: str | None = None
+    role: str | None = None
+
+
+class _UserItem(msgspec.Struct):
+    user: _User
+
+
+class _UserPage(msgspec.Struct):
+    users: list[_UserItem]
     pagination: _Paging
 
 
@@ -111,6 +127,18 @@ class MotiveConnector:
             return page.vehicles, len(page.vehicles), page.pagination.total
 
         return [VehicleInfo(str(i.vehicle.id), i.vehicle.number) for page in numbered_pages(fetch) for i in page]
+
+    def drivers(self) -> list[DriverInfo]:
+        """Users whose role is driver."""
+        decoder = msgspec.json.Decoder(_UserPage)
+
+        def fetch(page_no: int) -> tuple[list[_UserItem], int, int]:
+            r = self.http.get("/v1/users", {"per_page": 100, "page_no": page_no})
+            page = self._decode(decoder, r.content, "users")
+            return page.users, len(page.users), page.pagination.total
+
+        return [DriverInfo(str(i.user.id), " ".join(x for x in (i.user.first_name, i.user.last_name) if x) or None)
+                for page in numbered_pages(fetch) for i in page if i.user.role in (None, "driver")]
 
     def events_window(self, start_ms: int, end_ms: int) -> pa.Table:
         """Driver performance events of the fleet in [start_ms, end_ms), as candidate events."""

@@ -93,6 +93,22 @@ class VehicleInfo:
     name: str | None
 
 
+@dataclass(frozen=True)
+class DriverInfo:
+    driver_id: str
+    name: str | None
+
+
+class _Driver(msgspec.Struct):
+    id: str
+    name: str | None = None
+
+
+class _DriverPage(msgspec.Struct):
+    data: list[_Driver]
+    pagination: _Pagination
+
+
 def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
@@ -138,6 +154,16 @@ class SamsaraConnector:
                            [e.time for e in events], [_EVENT_KINDS.get(lb, "other") for lb in labels], labels,
                            [e.location.latitude for e in events], [e.location.longitude for e in events],
                            [None] * len(events))
+
+    def drivers(self) -> list[DriverInfo]:
+        decoder = msgspec.json.Decoder(_DriverPage)
+
+        def fetch(cursor: str | None) -> tuple[list[_Driver], str | None]:
+            r = self.http.get("/fleet/drivers", {"limit": PAGE_LIMIT, **({"after": cursor} if cursor else {})})
+            page = self._decode(decoder, r.content, "drivers")
+            return page.data, page.pagination.endCursor if page.pagination.hasNextPage else None
+
+        return [DriverInfo(d.id, d.name) for page in cursor_pages(self.tsp, fetch) for d in page]
 
     def gps_pages(self, vehicle_id: str, start_ms: int, end_ms: int) -> Iterator[pa.Table]:
         """Candidate pings of one vehicle in [start_ms, end_ms), one table per page."""

@@ -274,3 +274,13 @@ def test_safety_events_land_in_raw_events(world, tmp_path: Path, tsp: str, fleet
     again = pull_events(connector, store, manifest, fleet, start, now, PullOptions(work_dir=tmp_path))
     assert again.windows_planned < report.windows_planned
     assert all(c.status == "unchanged" for c in again.commits if c.dataset == "events")
+
+
+@pytest.mark.parametrize("tsp, fleet", [("samsara", "acme-freight"), ("motive", "bluebird-logistics")])
+def test_vehicles_and_drivers_are_listed(world, tsp: str, fleet: str) -> None:
+    server, manifest, _, vault = world
+    connector = connect(server, tsp, fleet, manifest, vault)
+    sim = server.world.sims[fleet]
+    assert sorted(v.vehicle_id for v in connector.vehicles()) == sorted(v.vehicle_id for v in sim.vehicles)
+    drivers = connector.drivers()
+    assert len(drivers) == len(sim.vehicles) and all(d.driver_id and d.name for d in drivers)
