@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 from cryptography.fernet import Fernet
 
+from common.errors import ConsentRevoked, TspError
 from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
 from connectors.oauth import BearerAuth, FleetCredentials, OAuthClient, StateSigner, Vault
 from connectors.providers import oauth_provider, open_connector
@@ -81,12 +82,23 @@ def run_demo(config: SandboxConfig) -> int:
             for fleet in config.fleets:
                 fid = fleet.spec.fleet_id
                 start = fleet.spec.history_start_s * 1000
-                report = pull_fleet(connectors[fid], store, manifest, fid, start, now,
-                                    PullOptions(work_dir=settings.work_dir))
-                events = pull_events(connectors[fid], store, manifest, fid, start, now,
-                                     PullOptions(work_dir=settings.work_dir))
+                try:
+                    report = pull_fleet(connectors[fid], store, manifest, fid, start, now,
+                                        PullOptions(work_dir=settings.work_dir))
+                    events = pull_events(connectors[fid], store, manifest, fid, start, now,
+                                         PullOptions(work_dir=settings.work_dir))
+                except TspError as e:
+                    # One fleet's trouble is reported and recorded; the others carry on.
+                    status = "revoked" if isinstance(e, ConsentRevoked) else "failed"
+                    manifest.upsert_fleet(fid, fleet.tsp, status, error=str(e))
+                    print(f"  {step:9s} {fid:20s} {status}: {e}", flush=True)
+                    continue
                 manifest.upsert_fleet(fid, fleet.tsp, "active")
                 _print_report(step, fid, report, events.rows_accepted)
+
+        if os.environ.get("FLEETLAKE_DEMO_REVOKE"):  # lets a test withdraw one fleet's consent mid-demo
+            server.world.authorities[server.world.fleets[os.environ["FLEETLAKE_DEMO_REVOKE"]].tsp].revoke(
+                os.environ["FLEETLAKE_DEMO_REVOKE"])
 
         t0 = time.monotonic()
         pull_all("backfill")

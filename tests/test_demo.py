@@ -1,0 +1,39 @@
+"""`fleetlake demo` as a user runs it (small and quick: 2 vehicles, 2 months, 60 s pings)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from partitions import Manifest
+
+
+def run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ingest.cli", "demo", "--vehicles", "2", "--history-months", "2",
+                           "--ping-interval", "60"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def test_demo_backfills_then_refreshes_one_new_month_per_fleet(tmp_path: Path) -> None:
+    r = run_demo(tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.splitlines()
+    refresh = [ln for ln in lines if ln.strip().startswith("refresh")]
+    assert len(refresh) == 2 and all("months committed:  2" in ln for ln in refresh), r.stdout
+    with Manifest(tmp_path / "fleetlake-data" / "manifest.duckdb") as m:
+        assert {f.status for f in m.fleets()} == {"active"}
+        assert {p.fleet_id for p in m.raw_partitions()} == {"acme-freight", "bluebird-logistics"}
+    again = run_demo(tmp_path)
+    assert again.returncode == 0 and "0 windows" in again.stdout  # nothing re-pulled: the manifest remembers
+
+
+def test_a_revoked_fleet_is_marked_and_the_other_continues(tmp_path: Path) -> None:
+    r = run_demo(tmp_path, FLEETLAKE_DEMO_REVOKE="acme-freight")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "acme-freight         revoked" in r.stdout and "bluebird-logistics" in r.stdout
+    with Manifest(tmp_path / "fleetlake-data" / "manifest.duckdb") as m:
+        assert m.fleet("acme-freight").status == "revoked" and "consent" in m.fleet("acme-freight").error
+        assert m.fleet("bluebird-logistics").status == "active"
+        assert m.raw_partitions("bluebird-logistics") and not m.raw_partitions("acme-freight")
