@@ -9,6 +9,7 @@
     │   ├── ManifestLocked     another process holds it (names the holder)
     │   └── SchemaVersionError the file was written by a newer fleetlake
     ├── CommitConflict         a window changed under a writer; nothing was committed
+    ├── FlowError              a feature flow is misdefined (e.g. schema changed, version not bumped)
     └── TspError               a call to a telematics provider failed (names TSP and endpoint)
         ├── TspUnavailable     429s, 5xx or transport errors outlasted the retry policy
         ├── TspRequestError    a 4xx that retrying cannot fix: our request is wrong
@@ -59,6 +60,10 @@ class SchemaVersionError(ManifestError):
 
 
 class CommitConflict(FleetlakeError):
+    pass
+
+
+class FlowError(FleetlakeError):
     pass
 
 

@@ -86,6 +86,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         updated_at TIMESTAMP NOT NULL
     );
     """),
+    (3, """
+    CREATE TABLE flow_schemas (
+        flow        VARCHAR NOT NULL,
+        version     INTEGER NOT NULL,
+        schema_fp   VARCHAR NOT NULL,            -- an output schema is fixed for a (flow, version)
+        first_seen  TIMESTAMP NOT NULL,
+        PRIMARY KEY (flow, version)
+    );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -340,6 +349,39 @@ class Manifest:
     def save_credentials(self, fleet_id: str, sealed: bytes) -> None:
         names.fleet_id(fleet_id)
         self._run("INSERT OR REPLACE INTO credentials VALUES (?, ?, ?)", [fleet_id, sealed, _now()])
+
+    def query_with(self, name: str, table: Any, sql: str) -> list[tuple]:
+        """Run `sql` with an Arrow table visible under `name` (set-based planning joins)."""
+        with self._lock:
+            self.conn.register(name, table)
+            try:
+                return self.conn.execute(sql).fetchall()
+            finally:
+                self.conn.unregister(name)
+
+    # ------------------------------------------------------------------ flows
+    def flow_schema(self, flow: str, version: int) -> str | None:
+        rows = self._all("SELECT schema_fp FROM flow_schemas WHERE flow = ? AND version = ?", [flow, version])
+        return rows[0][0] if rows else None
+
+    def record_flow_schema(self, flow: str, version: int, schema_fp: str) -> None:
+        self._run("INSERT INTO flow_schemas VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                  [flow, version, schema_fp, _now()])
+
+    def record_run(self, run_id: str, flow: str, version: int, code_fp: str, fleet_id: str, month: str,
+                   input_fp: str, status: str, outputs: list[str], stats: dict[str, Any] | None,
+                   error: str | None, started_at: datetime, finished_at: datetime) -> None:
+        self._run("INSERT INTO flow_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  [run_id, flow, version, code_fp, fleet_id, month, input_fp, status, outputs,
+                   json.dumps(stats) if stats is not None else None, error, _db_time(started_at),
+                   _db_time(finished_at)])
+
+    def runs(self, flow: str | None = None) -> list[dict[str, Any]]:
+        cols = ["run_id", "flow", "version", "code_fp", "fleet_id", "month", "input_fp", "status", "outputs",
+                "error"]
+        rows = self._all(f"SELECT {', '.join(cols)} FROM flow_runs WHERE (? IS NULL OR flow = ?) "
+                         "ORDER BY started_at, run_id", [flow, flow])
+        return [dict(zip(cols, r)) for r in rows]
 
     # ------------------------------------------------------------------ pull checkpoints
     def complete_window(self, fleet_id: str, stream: str, window_key: str, rows: int, detail: str | None = None

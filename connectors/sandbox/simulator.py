@@ -20,10 +20,11 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 
+from common.months import month_bounds_ms  # noqa: F401 - re-exported for the sandbox's callers
 from connectors.sandbox.cities import CITIES, City
 from geo.distance import EARTH_RADIUS_M, METERS_PER_MILE, haversine_m
 
@@ -649,10 +650,3 @@ def _day_truth(ts: np.ndarray, lat: np.ndarray, lon: np.ndarray, speed: np.ndarr
             far[key] = float(haversine_m(home.lat, home.lon, lat[1:][lo:hi][sel], lon[1:][lo:hi][sel]).max()) / METERS_PER_MILE
     return DayTruth(miles, by_state, driving, far, tuple(events))
 
-
-def month_bounds_ms(month: str) -> tuple[int, int]:
-    """[start, end) of a UTC calendar month 'YYYY-MM' in epoch milliseconds."""
-    y, m = int(month[:4]), int(month[5:7])
-    start = datetime(y, m, 1, tzinfo=timezone.utc)
-    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=timezone.utc)
-    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)

@@ -1,0 +1,119 @@
+"""Run planned windows: pure tasks in a bounded process pool, recorded after their output commits.
+
+A task is a pure function of (fleet, flow@version, month, committed input files): it reads the
+inputs, computes the table, writes one immutable file named by its content under
+`features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/`, and a commit marker. It shares no
+in-process state, so the same task can later run on a distributed engine. The parent records
+each run in the manifest after the task returns; a failing window is recorded with its error
+and planned again next time, without blocking the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import tempfile
+import time
+import traceback
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common import names
+from common.months import month_bounds_ms
+from ingest.flows.base import Flow, FlowInput
+from ingest.planner import WindowTask
+from partitions.manifest import Manifest
+from partitions.reader import local_files
+from partitions.store import S3Options, open_store
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a worker needs, picklable, no open handles."""
+    task: WindowTask
+    flow_module: str
+    store_url: str
+    s3: S3Options | None
+    cache_dir: str
+    complete: bool
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    task: WindowTask
+    run_id: str
+    status: str  # succeeded | failed
+    outputs: tuple[str, ...]
+    rows: int
+    seconds: float
+    error: str | None
+
+
+def feature_prefix(flow: str, version: int, fleet_id: str, month: str) -> str:
+    return (f"features/{names.flow_name(flow)}/v{int(version)}/fleet={names.fleet_id(fleet_id)}/"
+            f"month={names.month(month)}/")
+
+
+def run_task(spec: TaskSpec) -> tuple[tuple[str, ...], int, dict[str, Any]]:
+    """The pure window task (runs in a worker process)."""
+    t = spec.task
+    flow: Flow = importlib.import_module(spec.flow_module).FLOW
+    store = open_store(spec.store_url, spec.s3)
+    tables = {}
+    for dataset, files in t.inputs:
+        paths = local_files(store, list(files), Path(spec.cache_dir))
+        tables[dataset] = pa.concat_tables(pq.read_table(p) for p in paths)
+    out = flow.compute(FlowInput(t.fleet_id, t.month, tables, spec.complete))
+    out = out.select(flow.schema.names).cast(flow.schema)
+    with tempfile.TemporaryDirectory(prefix="fleetlake-task-") as d:
+        path = Path(d) / "out.parquet"
+        pq.write_table(out, path, compression="zstd")
+        digest = hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()
+        key = f"{feature_prefix(t.flow, t.version, t.fleet_id, t.month)}part-{digest}.parquet"
+        store.put_file(key, path)
+    marker = {"run_id": spec.run_id, "flow": t.flow, "version": t.version, "code_fp": t.code_fp,
+              "fleet_id": t.fleet_id, "month": t.month, "input_fp": t.input_fp, "outputs": [key],
+              "rows": out.num_rows, "complete_month": spec.complete}
+    store.put(f"_commits/{feature_prefix(t.flow, t.version, t.fleet_id, t.month)}{spec.run_id}.json",
+              json.dumps(marker, sort_keys=True).encode())
+    return (key,), out.num_rows, marker
+
+
+def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], store_url: str,
+            s3: S3Options | None, cache_dir: Path, now_ms: int, workers: int = 2) -> list[RunResult]:
+    by_key = {(f.name, f.version): f for f in flows}
+    results: list[RunResult] = []
+    if not tasks:
+        return results
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        started = {}
+        futures = []
+        for t in tasks:
+            spec = TaskSpec(t, by_key[(t.flow, t.version)].module, store_url, s3, str(cache_dir),
+                            month_bounds_ms(t.month)[1] <= now_ms, uuid.uuid4().hex)
+            started[spec.run_id] = (datetime.now(timezone.utc), time.monotonic())
+            futures.append((spec, pool.submit(run_task, spec)))
+        for spec, fut in futures:
+            t = spec.task
+            try:
+                outputs, rows, _ = fut.result()
+                status, error = "succeeded", None
+            except Exception as e:  # noqa: BLE001 - a failed window is recorded, the others go on
+                outputs, rows, status = (), 0, "failed"
+                error = f"{type(e).__name__}: {e}"[:2000]
+                last = traceback.format_exception_only(type(e), e)[-1].strip()
+                error = error if last in error else f"{error} ({last})"
+            began, t0 = started[spec.run_id]
+            manifest.record_run(spec.run_id, t.flow, t.version, t.code_fp, t.fleet_id, t.month, t.input_fp, status,
+                                list(outputs), {"rows": rows}, error, began, datetime.now(timezone.utc))
+            results.append(RunResult(t, spec.run_id, status, tuple(outputs), rows, time.monotonic() - t0, error))
+    return results
