@@ -8,9 +8,8 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.errors import MalformedResponse
 from connectors.http import TspHttp
-from connectors.normalize import candidate_table, empty_candidates, event_table
+from connectors.normalize import candidate_table, decode_page, empty_candidates, event_table
 from connectors.pagination import numbered_pages
 from connectors.samsara import DriverInfo, VehicleInfo
 
@@ -115,10 +114,7 @@ class MotiveConnector:
         self._events = msgspec.json.Decoder(_PerfPage)
 
     def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str):  # type: ignore[no-untyped-def]
-        try:
-            return decoder.decode(content)
-        except msgspec.DecodeError as e:
-            raise MalformedResponse(self.tsp, f"{what}: response is not the documented shape ({e})") from None
+        return decode_page(self.tsp, decoder, content, what)
 
     def vehicles(self) -> list[VehicleInfo]:
         def fetch(page_no: int) -> tuple[list[_VehicleItem], int, int]:

@@ -76,6 +76,16 @@ def candidate_table(fleet_id: str, source: str, vehicle_ids: pa.Array, records: 
     ], schema=CANDIDATE_SCHEMA)
 
 
+def decode_page(tsp: str, decoder: msgspec.json.Decoder, content: bytes, what: str) -> Any:
+    """Typed decode of a response body; a body of the wrong shape is a MalformedResponse."""
+    from common.errors import MalformedResponse
+
+    try:
+        return decoder.decode(content)
+    except msgspec.DecodeError as e:
+        raise MalformedResponse(tsp, f"{what}: response is not the documented shape ({e})") from None
+
+
 def empty_candidates() -> pa.Table:
     return CANDIDATE_SCHEMA.empty_table()
 

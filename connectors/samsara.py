@@ -9,9 +9,8 @@ from typing import Iterator
 import msgspec
 import pyarrow as pa
 
-from common.errors import MalformedResponse
 from connectors.http import TspHttp
-from connectors.normalize import candidate_table, empty_candidates, event_table
+from connectors.normalize import candidate_table, decode_page, empty_candidates, event_table
 from connectors.pagination import cursor_pages
 
 METERS_PER_MILE = 1609.344
@@ -126,10 +125,7 @@ class SamsaraConnector:
         self._events = msgspec.json.Decoder(_EventPage)
 
     def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str):  # type: ignore[no-untyped-def]
-        try:
-            return decoder.decode(content)
-        except msgspec.DecodeError as e:
-            raise MalformedResponse(self.tsp, f"{what}: response is not the documented shape ({e})") from None
+        return decode_page(self.tsp, decoder, content, what)
 
     def vehicles(self) -> list[VehicleInfo]:
         def fetch(cursor: str | None) -> tuple[list[_Vehicle], str | None]:

@@ -68,6 +68,14 @@ def candidates(columns: dict[str, object]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=CANDIDATE_SCHEMA)
 
 
+def first_reason(checks: list[tuple[object, str]], n: int, prefix: str = "") -> pa.Array:
+    """Per row, the first check (in order) that failed, or null when all passed."""
+    reason = pa.nulls(n, pa.string())
+    for bad, why in reversed(checks):
+        reason = pc.if_else(pc.fill_null(bad, False), pa.scalar(prefix + why), reason)
+    return reason
+
+
 def split_valid(table: pa.Table, now_ms: int) -> Split:
     """Canonical pings and quarantined rows (each with the first reason that applies)."""
     t = table.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA)
@@ -93,10 +101,7 @@ def split_valid(table: pa.Table, now_ms: int) -> Split:
         # Connectors set `raw` only when a value was sent but could not be parsed.
         (pc.is_valid(t["raw"]), "unparseable value"),
     ]
-    reason = pa.nulls(len(t), pa.string())
-    for bad, why in reversed(checks):
-        bad = pc.fill_null(bad, False)
-        reason = pc.if_else(bad, pa.scalar(why), reason)
+    reason = first_reason(checks, len(t))
     is_bad = pc.is_valid(reason)
     good = t.filter(pc.invert(is_bad))
     valid = pa.Table.from_arrays([
@@ -153,9 +158,7 @@ def split_valid_events(table: pa.Table, now_ms: int) -> Split:
         (pc.or_(pc.greater(pc.abs(lat), 90.0), pc.greater(pc.abs(lon), 180.0)), "coordinates out of range"),
         (pc.is_valid(t["raw"]), "unparseable value"),
     ]
-    reason = pa.nulls(len(t), pa.string())
-    for bad, why in reversed(checks):
-        reason = pc.if_else(pc.fill_null(bad, False), pa.scalar("event: " + why), reason)
+    reason = first_reason(checks, len(t), prefix="event: ")
     is_bad = pc.is_valid(reason)
     good = t.filter(pc.invert(is_bad))
     valid = pa.Table.from_arrays([
