@@ -110,7 +110,7 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
     complete_before = now_ms - opts.lookback_ms
     commits: list[CommitResult] = []
     pulled = completed = 0
-    fetched: list[Window] = []  # pulled in full, added to the writer, not yet committed
+    fetched: list[tuple[Window, int]] = []  # pulled in full, added to the writer, not yet committed
     error: BaseException | None = None
     # The writer judges "a timestamp in the future" against the pull's now (the TSP's clock),
     # not this machine's: the two differ in the sandbox and, a little, in real life.
@@ -120,9 +120,9 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
         def commit() -> None:
             nonlocal completed
             commits.extend(writer.commit())
-            for w in fetched:
+            for w, rows in fetched:
                 if w.end_ms <= complete_before:
-                    manifest.complete_window(fleet_id, stream, w.key, 0)
+                    manifest.complete_window(fleet_id, stream, w.key, rows)
                     completed += 1
             fetched.clear()
 
@@ -141,8 +141,9 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                     if not queue:
                         break
                     w, fut = queue.pop(0)
-                    writer.add(fut.result())
-                    fetched.append(w)
+                    table = fut.result()
+                    writer.add(table)
+                    fetched.append((w, table.num_rows))
                     pulled += 1
                     if len(fetched) >= opts.commit_every:
                         commit()
@@ -175,19 +176,20 @@ def pull_events(connector: GpsConnector, store: ObjectStore, manifest: Manifest,
                            manifest.completed_windows(fleet_id, stream))
     with MonthWriter(store, manifest, fleet_id, pull_id=f"{stream}@{now_ms}", work_dir=opts.work_dir,
                      now_ms=now_ms, memory_limit=opts.memory_limit) as writer:
-        pulled = []
+        pulled: list[tuple[Window, int]] = []
         try:
             for w in windows:
                 if opts.stop.is_set():
                     break
-                writer.add_events(connector.events_window(w.start_ms, min(w.end_ms, now_ms)))
-                pulled.append(w)
+                table = connector.events_window(w.start_ms, min(w.end_ms, now_ms))
+                writer.add_events(table)
+                pulled.append((w, table.num_rows))
         finally:
             commits = writer.commit()  # whole windows only: a failed window added nothing
             completed = 0
-            for w in pulled:
+            for w, rows in pulled:
                 if w.end_ms <= now_ms - opts.lookback_ms:
-                    manifest.complete_window(fleet_id, stream, w.key, 0)
+                    manifest.complete_window(fleet_id, stream, w.key, rows)
                     completed += 1
         accepted, quarantined = writer.accepted_events, dict(writer.quarantined)
     return PullReport(fleet_id, len(windows), len(pulled), completed, accepted, quarantined, tuple(commits),

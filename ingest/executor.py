@@ -15,7 +15,6 @@ import importlib
 import json
 import tempfile
 import time
-import traceback
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -110,8 +109,6 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
             except Exception as e:  # noqa: BLE001 - a failed window is recorded, the others go on
                 outputs, rows, status = (), 0, "failed"
                 error = f"{type(e).__name__}: {e}"[:2000]
-                last = traceback.format_exception_only(type(e), e)[-1].strip()
-                error = error if last in error else f"{error} ({last})"
             began, t0 = started[spec.run_id]
             manifest.record_run(spec.run_id, t.flow, t.version, t.code_fp, t.fleet_id, t.month, t.input_fp, status,
                                 list(outputs), {"rows": rows}, error, began, datetime.now(timezone.utc))

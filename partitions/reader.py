@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from partitions.manifest import Manifest
-from partitions.schema import PING_SCHEMA
+from partitions.schema import DATASET_SCHEMAS
 from partitions.store import LocalStore, ObjectStore
 
 
@@ -31,6 +31,6 @@ def read_month(store: ObjectStore, manifest: Manifest, fleet_id: str, month: str
     """The committed rows of one window (empty with the right schema when nothing is committed)."""
     part = manifest.raw_partition(fleet_id, dataset, month)
     if part is None:
-        return PING_SCHEMA.empty_table() if dataset == "pings" else pa.table({})
+        return DATASET_SCHEMAS[dataset].empty_table()
     files = local_files(store, list(part.files), cache_dir)
     return pa.concat_tables(pq.read_table(f) for f in files)

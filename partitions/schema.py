@@ -180,3 +180,7 @@ def split_valid_events(table: pa.Table, now_ms: int) -> Split:
         reason.filter(is_bad),
     ], schema=QUARANTINE_SCHEMA)
     return Split(valid, quarantine)
+
+
+# The committed schema of each raw dataset.
+DATASET_SCHEMAS = {"pings": PING_SCHEMA, "quarantine": QUARANTINE_SCHEMA, "events": EVENT_SCHEMA}

@@ -42,11 +42,9 @@ from common import names
 from partitions import layout
 from partitions.manifest import Manifest, RawPartition
 from partitions.schema import (
-    EVENT_SCHEMA,
+    DATASET_SCHEMAS,
     FUTURE_SLACK_MS,
     MIN_TS_MS,
-    PING_SCHEMA,
-    QUARANTINE_SCHEMA,
     Split,
     split_valid,
     split_valid_events,
@@ -67,7 +65,6 @@ _ORDER = {
                "tsp_kind, lat NULLS LAST, lon NULLS LAST, speed_mph NULLS LAST) = 1 "
                "ORDER BY vehicle_id, ts, event_id"),
 }
-_SCHEMAS = {"pings": PING_SCHEMA, "quarantine": QUARANTINE_SCHEMA, "events": EVENT_SCHEMA}
 
 
 @dataclass(frozen=True)
@@ -202,7 +199,7 @@ def _merge(committed: list[Path], spooled: list[Path], out: Path, dataset: str, 
 
     Returns (rows, content fingerprint).
     """
-    schema = _SCHEMAS[dataset]
+    schema = DATASET_SCHEMAS[dataset]
     con = duckdb.connect()
     try:
         con.execute(f"SET memory_limit = '{_memory(memory_limit)}'")

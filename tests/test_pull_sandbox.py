@@ -97,6 +97,9 @@ def test_backfill_with_faults_commits_exactly_the_simulators_pings(world, tmp_pa
     assert connector.http.requests > report.windows_pulled  # faults forced retries
     assert_same_pings(committed_pings(store, manifest, fleet, tmp_path / "c"), expected_pings(server, fleet, now),
                       odo_tol)
+    rows_checkpointed = manifest.conn.execute("SELECT sum(rows) FROM pull_checkpoints WHERE fleet_id = ?",
+                                              [fleet]).fetchone()[0]
+    assert 0 < rows_checkpointed <= report.rows_accepted + sum(report.quarantined.values())
     # Resuming finds nothing left to pull but the lookback.
     again = pull_fleet(connector, store, manifest, fleet, start, now, PullOptions(work_dir=tmp_path))
     assert again.windows_planned < report.windows_planned
@@ -215,7 +218,15 @@ def test_a_backfill_killed_with_sigkill_resumes_to_the_same_result(tmp_path: Pat
             p = subprocess.Popen([sys.executable, "-m", "tests.pull_worker", json.dumps(cfg)],
                                  stdout=subprocess.PIPE, text=True)
             assert p.stdout.readline().strip() == "started"
-            time.sleep(rng.uniform(2.0, 5.0))
+            # Kill only after this run committed something new (a commit marker appeared), at a
+            # random point after it: each kill then lands mid-work whatever the machine's speed.
+            markers = tmp_path / "store" / "_commits"
+            before = len(list(markers.rglob("*.json"))) if markers.exists() else 0
+            deadline = time.monotonic() + 120
+            while (len(list(markers.rglob("*.json"))) if markers.exists() else 0) <= before:
+                assert p.poll() is None and time.monotonic() < deadline, "the pull made no progress"
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.0))
             p.send_signal(signal.SIGKILL)
             p.wait(timeout=30)
         from connectors.backfill import plan_windows
