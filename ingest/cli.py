@@ -49,15 +49,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
     from ingest.settings import load_settings
-    from partitions import Manifest, open_store, rebuild_raw
+    from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
 
     settings = load_settings()
     store = open_store(settings.resolved_store_url, settings.s3_options())
     with Manifest(settings.resolved_manifest_path) as manifest:
-        report = rebuild_raw(store, manifest)
-    print(json.dumps({"windows": report.windows, "markers_read": report.markers_read,
-                      "problems": list(report.problems)}))
-    return 1 if report.problems else 0
+        raw = rebuild_raw(store, manifest)
+        runs = rebuild_runs(store, manifest)
+    print(json.dumps({"windows": raw.windows, "markers_read": raw.markers_read, "feature_runs": runs.windows,
+                      "feature_markers_read": runs.markers_read, "problems": [*raw.problems, *runs.problems]}))
+    return 1 if raw.problems or runs.problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

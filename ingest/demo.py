@@ -3,7 +3,8 @@
 Starts the sandbox TSPs in-process, consents one Samsara and one Motive fleet through the real
 OAuth flow, backfills their history into the local store under ./fleetlake-data, then moves the
 sandbox clock one month forward and runs the monthly refresh, printing what each step did.
-(Feature flows join once they land; see README "Status".)
+After each pull it computes the active feature flows; the refresh recomputes only the months
+whose inputs changed: the month that was open at backfill time and the new one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from connectors.providers import oauth_provider, open_connector
 from connectors.redact import install_log_scrubber
 from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.world import SandboxConfig
+from ingest.features import run_features
+from ingest.flows.registry import active_flows
 from ingest.settings import load_settings
 from partitions import Manifest, open_store
 
@@ -61,7 +64,9 @@ def run_demo(config: SandboxConfig) -> int:
     signer = StateSigner(os.urandom(32))
     # The demo is not about rate limits: let the sandbox answer as fast as it can.
     config = replace(config, samsara_rate_per_s=2000.0, motive_rate_per_s=2000.0)
+    flows = active_flows(settings.flows_file)
     print(f"fleetlake demo: store {store.url}, manifest {settings.resolved_manifest_path}")
+    print(f"  active flows: {', '.join(f'{f.name}@{f.version}' for f in flows)}")
     with SandboxServer(config) as server, Manifest(settings.resolved_manifest_path) as manifest:
         connectors = {}
         for fleet in config.fleets:
@@ -95,6 +100,21 @@ def run_demo(config: SandboxConfig) -> int:
                     continue
                 manifest.upsert_fleet(fid, fleet.tsp, "active")
                 _print_report(step, fid, report, events.rows_accepted)
+            t = time.monotonic()
+            feats = run_features(manifest, flows, store.url, settings.s3_options(), settings.work_dir / "cache",
+                                 now, settings.flow_workers)
+            for fleet in config.fleets:
+                fid = fleet.spec.fleet_id
+                per_flow = feats.windows(fid)
+                months = feats.months(fid)
+                span = f"{months[0]}..{months[-1]}" if len(months) > 1 else (months[0] if months else "none")
+                counts = sorted(set(per_flow.values()))
+                print(f"  features  {fid:20s} {sum(per_flow.values()):4d} windows: {len(per_flow)} flows x "
+                      f"{'/'.join(map(str, counts)) or 0} months ({span})", flush=True)
+            for r in feats.failed:
+                print(f"  features  {r.task.fleet_id:20s} {r.task.flow}@{r.task.version} {r.task.month} failed: "
+                      f"{r.error}", flush=True)
+            print(f"  features  computed in {time.monotonic() - t:.1f}s", flush=True)
 
         if os.environ.get("FLEETLAKE_DEMO_REVOKE"):  # lets a test withdraw one fleet's consent mid-demo
             server.world.authorities[server.world.fleets[os.environ["FLEETLAKE_DEMO_REVOKE"]].tsp].revoke(
@@ -107,5 +127,7 @@ def run_demo(config: SandboxConfig) -> int:
         pull_all("refresh")
         print(f"done in {time.monotonic() - t0:.0f}s; query the pings with DuckDB, e.g.\n"
               f"  SELECT fleet, month, count(*) FROM read_parquet('{settings.data_dir}/store/raw/pings/*/*/*.parquet',"
-              f" hive_partitioning = true) GROUP BY ALL ORDER BY ALL;")
+              f" hive_partitioning = true) GROUP BY ALL ORDER BY ALL;\n"
+              f"  SELECT * FROM read_parquet('{settings.data_dir}/store/features/radius/v1/*/*/*.parquet',"
+              f" hive_partitioning = true) WHERE vehicle_id IS NULL ORDER BY ALL;")
     return 0

@@ -70,7 +70,7 @@ def run_task(spec: TaskSpec) -> tuple[tuple[str, ...], int, dict[str, Any]]:
     tables = {}
     for dataset, files in t.inputs:
         paths = local_files(store, list(files), Path(spec.cache_dir))
-        tables[dataset] = pa.concat_tables(pq.read_table(p) for p in paths)
+        tables[dataset] = pa.concat_tables(pq.read_table(p, columns=list(flow.columns) or None) for p in paths)
     out = flow.compute(FlowInput(t.fleet_id, t.month, tables, spec.complete))
     out = out.select(flow.schema.names).cast(flow.schema)
     with tempfile.TemporaryDirectory(prefix="fleetlake-task-") as d:
@@ -81,7 +81,8 @@ def run_task(spec: TaskSpec) -> tuple[tuple[str, ...], int, dict[str, Any]]:
         store.put_file(key, path)
     marker = {"run_id": spec.run_id, "flow": t.flow, "version": t.version, "code_fp": t.code_fp,
               "fleet_id": t.fleet_id, "month": t.month, "input_fp": t.input_fp, "outputs": [key],
-              "rows": out.num_rows, "complete_month": spec.complete}
+              "rows": out.num_rows, "complete_month": spec.complete,
+              "committed_at": datetime.now(timezone.utc).isoformat()}
     store.put(f"_commits/{feature_prefix(t.flow, t.version, t.fleet_id, t.month)}{spec.run_id}.json",
               json.dumps(marker, sort_keys=True).encode())
     return (key,), out.num_rows, marker

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(None, description="S3 access key (default: boto3's credential chain)")
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key (default: boto3's chain)")
     writer_memory_limit: str = Field("1GB", description="DuckDB memory limit for month merges; spills beyond it")
+    flows_file: Path | None = Field(None, description="active feature flows, TOML (default config/flows.toml; "
+                                                      "every flow's newest version when that file is absent)")
+    flow_workers: int = Field(2, ge=1, le=64, description="processes computing feature windows in parallel")
 
     @field_validator("store_url")
     @classmethod

@@ -341,6 +341,20 @@ class Manifest:
                           [p.fleet_id, p.dataset, p.month, p.seq, list(p.files), p.rows, p.bytes, p.fingerprint,
                            _db_time(p.committed_at), p.pull_id])
 
+    def restore_runs(self, runs: list[dict[str, Any]]) -> int:
+        """Used by rebuild: add succeeded runs read from feature markers; runs already known stay."""
+        added = 0
+        with self.transaction() as c:
+            for r in runs:
+                if c.execute("SELECT 1 FROM flow_runs WHERE run_id = ?", [r["run_id"]]).fetchall():
+                    continue
+                c.execute("INSERT INTO flow_runs VALUES (?, ?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, NULL, ?, ?)",
+                          [r["run_id"], r["flow"], int(r["version"]), r["code_fp"], r["fleet_id"], r["month"],
+                           r["input_fp"], list(r["outputs"]), json.dumps({"rows": r.get("rows"), "rebuilt": True}),
+                           _db_time(r["committed_at"]), _db_time(r["committed_at"])])
+                added += 1
+        return added
+
     # ------------------------------------------------------------------ credentials (encrypted blobs)
     def load_credentials(self, fleet_id: str) -> bytes | None:
         rows = self._all("SELECT sealed FROM credentials WHERE fleet_id = ?", [fleet_id])

@@ -1,4 +1,4 @@
-"""Rebuild the manifest's raw partitions from the commit markers in the store alone.
+"""Rebuild the manifest's raw partitions and feature runs from the commit markers in the store alone.
 
 A container that lost its disk runs `fleetlake manifest rebuild` and then recomputes nothing
 that was already done: for each window the newest marker names the committed files, rows and
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from common.errors import StoreError
 from partitions import layout
@@ -52,3 +53,36 @@ def rebuild_raw(store: ObjectStore, manifest: Manifest) -> RebuildReport:
         partitions.append(part)
     manifest.restore_raw(partitions)
     return RebuildReport(len(partitions), markers, tuple(problems))
+
+
+_RUN_FIELDS = ("run_id", "flow", "version", "code_fp", "fleet_id", "month", "input_fp", "outputs")
+
+
+def rebuild_runs(store: ObjectStore, manifest: Manifest) -> RebuildReport:
+    """Succeeded feature runs from `_commits/features/...` markers whose outputs still exist.
+
+    With them the planner knows which windows are done, so a rebuilt manifest recomputes nothing.
+    """
+    runs: list[dict] = []
+    problems: list[str] = []
+    markers = 0
+    for obj in store.list(f"{layout.COMMITS}/features/"):
+        if not obj.key.endswith(".json"):
+            continue
+        markers += 1
+        try:
+            run = json.loads(store.get(obj.key))
+            if any(f not in run for f in _RUN_FIELDS):
+                raise KeyError("missing fields")
+        except (StoreError, ValueError, KeyError, TypeError) as e:
+            problems.append(f"{obj.key}: unreadable marker ({type(e).__name__})")
+            continue
+        missing = [f for f in run["outputs"] if not store.exists(f)]
+        if missing:
+            problems.append(f"{obj.key}: outputs missing: {', '.join(missing)}")
+            continue
+        stamp = run.get("committed_at")
+        run["committed_at"] = datetime.fromisoformat(stamp) if stamp else datetime.now(timezone.utc)
+        runs.append(run)
+    added = manifest.restore_runs(runs)
+    return RebuildReport(added, markers, tuple(problems))

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from ingest.features import run_features
+from ingest.flows.data_quality import FLOW as DQ
+from ingest.flows.distance import FLOW as DISTANCE
+from ingest.planner import plan
 from partitions import Manifest, collect_garbage, rebuild_raw
 from partitions.store import LocalStore, ObjectStore
 from tests.pings import sim_table, simulator
@@ -59,17 +63,23 @@ def test_garbage_collection_removes_only_unreferenced_files(store: ObjectStore, 
 def test_manifest_rebuild_command(tmp_path: Path) -> None:
     data = tmp_path / "data"
     store = LocalStore(data / "store")
+    flows = [DISTANCE, DQ]
     with Manifest(data / "manifest.duckdb") as m:
         write(store, m, [sim_table(simulator(), ["2025-02"])], tmp_path)
         original = m.raw_partitions()
+        assert not run_features(m, flows, store.url, None, tmp_path / "c", 1_900_000_000_000, 1).failed
+        runs = m.runs()
     (data / "manifest.duckdb").unlink()
     env = {**os.environ, "FLEETLAKE_DATA_DIR": str(data)}
     r = subprocess.run([sys.executable, "-m", "ingest.cli", "manifest", "rebuild"], env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"windows": 1, "markers_read": 1, "problems": []}
+    assert json.loads(r.stdout) == {"windows": 1, "markers_read": 1, "feature_runs": 2, "feature_markers_read": 2,
+                                    "problems": []}
     with Manifest(data / "manifest.duckdb") as m:
         assert m.raw_partitions() == original
+        assert sorted((r["run_id"], r["outputs"]) for r in m.runs()) == sorted((r["run_id"], r["outputs"]) for r in runs)
+        assert plan(m, flows) == []  # the rebuilt manifest recomputes nothing
 
 
 @pytest.mark.parametrize("env, setting", [({"FLEETLAKE_STORE_URL": "ftp://x"}, "FLEETLAKE_STORE_URL"),

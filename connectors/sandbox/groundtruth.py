@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 import pyarrow as pa
 
 from connectors.sandbox.simulator import EVENT_KINDS, FleetSimulator, month_bounds_ms
@@ -16,6 +17,8 @@ TRUTH_SCHEMA = pa.schema([
     ("miles", pa.float64()),
     ("driving_hours", pa.float64()),
     ("max_from_home_mi", pa.float64()),
+    # p90 over the day blocks with driving of each day's farthest point from home
+    ("p90_daily_max_from_home_mi", pa.float64()),
     *[(k, pa.int64()) for k in EVENT_KINDS],
 ])
 
@@ -39,6 +42,7 @@ def ground_truth(sim: FleetSimulator, months: list[str]) -> tuple[pa.Table, pa.T
             miles = 0.0
             driving = 0
             far = 0.0
+            daily: list[float] = []
             states: dict[str, float] = defaultdict(float)
             counts = dict.fromkeys(EVENT_KINDS, 0)
             for track in sim.day_tracks(v, lo, hi):
@@ -46,6 +50,8 @@ def ground_truth(sim: FleetSimulator, months: list[str]) -> tuple[pa.Table, pa.T
                 miles += t.miles.get(month, 0.0)
                 driving += t.driving_s.get(month, 0)
                 far = max(far, t.max_from_home_mi.get(month, 0.0))
+                if t.driving_s.get(month, 0) > 0:
+                    daily.append(t.max_from_home_mi[month])
                 for s, m in t.miles_by_state.get(month, {}).items():
                     states[s] += m
                 for e in t.events:
@@ -53,7 +59,9 @@ def ground_truth(sim: FleetSimulator, months: list[str]) -> tuple[pa.Table, pa.T
                         counts[e.kind] += 1
             rows.append({"fleet_id": fid, "vehicle_id": v.vehicle_id, "month": month,
                          "pings": len(sim.pings(v, lo, hi)), "miles": miles, "driving_hours": driving / 3600,
-                         "max_from_home_mi": far, **counts})
+                         "max_from_home_mi": far,
+                         "p90_daily_max_from_home_mi": float(np.quantile(daily, 0.9)) if daily else None,
+                         **counts})
             state_rows.extend({"fleet_id": fid, "vehicle_id": v.vehicle_id, "month": month, "state": s, "miles": m}
                               for s, m in sorted(states.items()))
     return pa.Table.from_pylist(rows, TRUTH_SCHEMA), pa.Table.from_pylist(state_rows, STATE_SCHEMA)

@@ -43,6 +43,7 @@ class Flow:
     schema: pa.Schema
     compute: Callable[[FlowInput], pa.Table] = field(compare=False)
     module: str = ""  # set from compute.__module__ when empty
+    columns: tuple[str, ...] = ()  # input columns the flow reads (all when empty): less to decode and hold
 
     def __post_init__(self) -> None:
         names.flow_name(self.name)

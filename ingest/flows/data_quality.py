@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from geo.distance import METERS_PER_MILE, haversine_m
 from ingest.flows.base import Flow, FlowInput
-
-GAP_S = 600  # a silence longer than this while the vehicle was moving is a gap (matches trip splitting)
-IMPLAUSIBLE_MPH = 150.0  # faster than any truck: a GPS jump, not driving
+from ingest.flows.track import COLUMNS, GAP_S, load
 
 SCHEMA = pa.schema([
-    ("fleet_id", pa.string()), ("month", pa.string()), ("vehicle_id", pa.string()),
+    ("fleet_id", pa.string()), ("month", pa.string()),
+    ("vehicle_id", pa.string()),  # null: the fleet roll-up
     ("pings", pa.int64()), ("median_interval_s", pa.float64()), ("moving_median_interval_s", pa.float64()),
     ("gap_hours", pa.float64()), ("gaps", pa.int64()), ("implausible_jumps", pa.int64()),
     ("first_ts", pa.timestamp("ms", tz="UTC")), ("last_ts", pa.timestamp("ms", tz="UTC")),
@@ -22,29 +19,28 @@ SCHEMA = pa.schema([
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    pings = inp.tables["pings"]
+    tr = load(inp.tables["pings"])
+    if tr.n == 0:
+        return SCHEMA.empty_table()
+    p = tr.pairs
+    jumps = p.moving & ~p.counted
+    gaps = p.moving & (p.dt_s > GAP_S)
     rows = []
-    vid = pc.cast(pings["vehicle_id"], pa.string()).to_numpy(zero_copy_only=False)
-    ts = pc.cast(pings["ts"], pa.int64()).to_numpy()
-    lat, lon = pings["lat"].to_numpy(), pings["lon"].to_numpy()
-    speed = pc.fill_null(pings["speed_mph"], 0.0).to_numpy()
-    # Rows are committed sorted by (vehicle_id, ts): each vehicle is one contiguous run.
-    starts = np.flatnonzero(np.concatenate([[True], vid[1:] != vid[:-1]])) if len(vid) else np.array([], int)
-    ends = np.concatenate([starts[1:], [len(vid)]])
-    for a, b in zip(starts, ends):
-        dt = np.diff(ts[a:b]) / 1000.0
-        moving = (speed[a:b - 1] > 0) | (speed[a + 1:b] > 0)
-        dist = haversine_m(lat[a:b - 1], lon[a:b - 1], lat[a + 1:b], lon[a + 1:b])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mph = np.where(dt > 0, dist / METERS_PER_MILE / (dt / 3600.0), 0.0)
-        gaps = moving & (dt > GAP_S)
-        rows.append({"fleet_id": inp.fleet_id, "month": inp.month, "vehicle_id": str(vid[a]), "pings": int(b - a),
+    groups = [(tr.vehicles[v], slice(int(a), int(b))) for v, (a, b) in enumerate(zip(tr.starts, tr.ends))]
+    for vehicle_id, rows_sel in [*groups, (None, slice(0, tr.n))]:
+        a, b = rows_sel.start, rows_sel.stop
+        pair_sel = slice(a, max(a, b - 1))  # the pairs among these rows
+        same = p.same[pair_sel]
+        dt, moving = p.dt_s[pair_sel][same], p.moving[pair_sel][same]
+        gap = gaps[pair_sel]
+        rows.append({"fleet_id": inp.fleet_id, "month": inp.month, "vehicle_id": vehicle_id, "pings": b - a,
                      "median_interval_s": float(np.median(dt)) if dt.size else None,
                      "moving_median_interval_s": float(np.median(dt[moving])) if moving.any() else None,
-                     "gap_hours": float(dt[gaps].sum() / 3600.0), "gaps": int(gaps.sum()),
-                     "implausible_jumps": int((mph > IMPLAUSIBLE_MPH).sum()),
-                     "first_ts": int(ts[a]), "last_ts": int(ts[b - 1]), "complete_month": inp.complete})
+                     "gap_hours": float(p.dt_s[pair_sel][gap].sum() / 3600.0), "gaps": int(gap.sum()),
+                     "implausible_jumps": int(jumps[pair_sel].sum()),
+                     "first_ts": int(tr.ts[a:b].min()), "last_ts": int(tr.ts[a:b].max()),
+                     "complete_month": inp.complete})
     return pa.Table.from_pylist(rows, SCHEMA)
 
 
-FLOW = Flow("data_quality", 1, ("pings",), SCHEMA, compute)
+FLOW = Flow("data_quality", 1, ("pings",), SCHEMA, compute, columns=COLUMNS)

@@ -1,0 +1,35 @@
+"""Per-vehicle rows plus one fleet roll-up row (vehicle_id null), built the same way.
+
+Flows describe how to summarise a group of items (pairs, trips, days, events) once; the fleet
+row is that same summary over every vehicle's items, so a fleet p90 is the p90 of all trips,
+not an average of vehicle p90s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+from ingest.flows.base import FlowInput
+
+
+def vehicle_and_fleet_rows(inp: FlowInput, vehicles: tuple[str, ...], schema: pa.Schema,
+                           summarise: Callable[[np.ndarray | None], dict[str, Any]]) -> pa.Table:
+    """`summarise(v)` gets a vehicle index, or None for the whole fleet, and returns the feature columns."""
+    rows = []
+    for v, vid in [*enumerate(vehicles), (None, None)]:
+        rows.append({"fleet_id": inp.fleet_id, "month": inp.month, "vehicle_id": vid, **summarise(v),
+                     "complete_month": inp.complete})
+    return pa.Table.from_pylist(rows, schema)
+
+
+def select(owner: np.ndarray, v: int | None) -> np.ndarray:
+    """Mask of the items owned by vehicle v (all items for the fleet row)."""
+    return np.ones(owner.size, bool) if v is None else owner == v
+
+
+def key_columns() -> list[tuple[str, pa.DataType]]:
+    return [("fleet_id", pa.string()), ("month", pa.string()),
+            ("vehicle_id", pa.string())]  # null: the fleet roll-up

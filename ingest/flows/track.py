@@ -1,0 +1,208 @@
+"""One fleet-month of pings as numpy columns, and the pair and segment rules every flow shares.
+
+Committed pings are sorted by (vehicle_id, ts), so each vehicle is one contiguous run of rows
+and "the next ping" is simply the next row of the same run. The rules that decide what counts
+as moving, as a GPS jump, as driving time and as a stop live here once, so that miles, hours,
+trips and radius cannot drift apart (docs/features.md, "Shared rules").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from geo.distance import METERS_PER_MILE, haversine_m
+from geo.timezones import utc_offsets_s
+
+GAP_S = 600  # a silence longer than this is a gap (the issue's trip rule: "a gap over 10 min")
+IMPLAUSIBLE_MPH = 150.0  # a pair implying more than this is a GPS jump, not driving
+DAY_S = 86_400
+COLUMNS = ("vehicle_id", "ts", "lat", "lon", "speed_mph", "heading_deg")  # what load() reads
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Consecutive pings i -> i+1 (arrays of length n - 1)."""
+
+    same: np.ndarray  # both pings belong to one vehicle
+    dt_s: np.ndarray
+    miles: np.ndarray  # great-circle miles between the two fixes
+    moving: np.ndarray  # same vehicle and speed > 0 at either end
+    counted: np.ndarray  # moving and plausible: these miles are driven miles
+    driving_s: np.ndarray  # estimated seconds of driving within the pair
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Stretches of driving separated by idle time, as (first, last) moving-ping row indices."""
+
+    vehicle: np.ndarray  # vehicle index of each segment
+    first: np.ndarray  # row of its first moving ping
+    last: np.ndarray  # row of its last moving ping
+    first_ts_s: np.ndarray
+    last_ts_s: np.ndarray
+    driving_s: np.ndarray
+    miles: np.ndarray
+
+    @property
+    def duration_s(self) -> np.ndarray:
+        return (self.last_ts_s - self.first_ts_s).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Track:
+    vehicles: tuple[str, ...]
+    starts: np.ndarray  # first row of each vehicle
+    ts: np.ndarray  # epoch ms, int64
+    lat: np.ndarray
+    lon: np.ndarray
+    speed: np.ndarray  # mph; a missing speed counts as 0 (not moving)
+    heading: np.ndarray  # degrees; NaN where the device sent none
+
+    @property
+    def n(self) -> int:
+        return int(self.ts.size)
+
+    @cached_property
+    def ends(self) -> np.ndarray:
+        return np.append(self.starts[1:], self.n).astype(np.int64)
+
+    @cached_property
+    def vehicle_index(self) -> np.ndarray:
+        """The vehicle index of each row."""
+        return np.repeat(np.arange(len(self.vehicles), dtype=np.int32), self.ends - self.starts)
+
+    @cached_property
+    def pairs(self) -> Pairs:
+        same = np.ones(max(self.n - 1, 0), bool)
+        same[self.starts[1:] - 1] = False
+        dt = np.diff(self.ts) / 1000.0
+        moving = same & ((self.speed[:-1] > 0) | (self.speed[1:] > 0))
+        miles = haversine_m(self.lat[:-1], self.lon[:-1], self.lat[1:], self.lon[1:]) / METERS_PER_MILE
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plausible = np.where(dt > 0, miles / (dt / 3600.0), np.inf) <= IMPLAUSIBLE_MPH
+        counted = moving & plausible
+        return Pairs(same, dt, miles, moving, counted, self._driving_s(same, dt, miles))
+
+    def _driving_s(self, same: np.ndarray, dt: np.ndarray, miles: np.ndarray) -> np.ndarray:
+        """Seconds of driving in each pair.
+
+        Both ends moving and no gap: the whole pair. One end moving: the truck started or
+        stopped somewhere within one sampling interval, so half of one (the fleet's median
+        interval while driving; parked pings are sparse, so dt itself would overcount).
+        Both ends moving across a gap: the time to cover the straight-line distance at the
+        mean of the two speeds, at most the gap itself.
+        """
+        v0, v1 = self.speed[:-1], self.speed[1:]
+        both = same & (v0 > 0) & (v1 > 0)
+        one = same & ((v0 > 0) ^ (v1 > 0))
+        steady = both & (dt <= GAP_S)
+        interval = self.moving_interval_s
+        out = np.where(steady, dt, 0.0)
+        out = np.where(one, np.minimum(dt, interval) / 2.0, out)
+        gap = both & (dt > GAP_S)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            est = miles / np.maximum((v0 + v1) / 2.0, 1.0) * 3600.0
+        return np.where(gap, np.minimum(dt, est), out)
+
+    @cached_property
+    def moving_interval_s(self) -> float:
+        """The fleet-month's median seconds between pings while driving (1.0 if it never drove)."""
+        if self.n < 2:
+            return 1.0
+        dt = np.diff(self.ts) / 1000.0
+        steady = (self.speed[:-1] > 0) & (self.speed[1:] > 0) & (dt <= GAP_S) & (dt > 0)
+        steady[self.starts[1:] - 1] = False
+        return float(np.median(dt[steady])) if steady.any() else 1.0
+
+    @cached_property
+    def utc_offset_s(self) -> np.ndarray:
+        return utc_offsets_s(self.lat, self.lon, self.ts, self.starts)
+
+    @cached_property
+    def local_day(self) -> np.ndarray:
+        """Local calendar day number of each ping (days since 1970-01-01, local time)."""
+        return (self.ts // 1000 + self.utc_offset_s) // DAY_S
+
+    @cached_property
+    def local_hour(self) -> np.ndarray:
+        return ((self.ts // 1000 + self.utc_offset_s) % DAY_S) / 3600.0
+
+    def segments(self, idle_s: float) -> Segments:
+        """Driving stretches that end at idle time of at least `idle_s` (or a gap over GAP_S).
+
+        Idle time between two consecutive moving pings is the time between them minus the
+        driving estimated in the pairs between them; a gap over GAP_S with no fix in between
+        also ends the stretch when `idle_s` is at most GAP_S (the trip rule).
+        """
+        p = self.pairs
+        m = np.flatnonzero(self.speed > 0)
+        if m.size == 0:
+            e = np.empty(0, np.int64)
+            return Segments(e.astype(np.int32), e, e, e, e, np.empty(0), np.empty(0))
+        cum_drive = np.concatenate([[0.0], np.cumsum(p.driving_s)])
+        cum_miles = np.concatenate([[0.0], np.cumsum(np.where(p.counted, p.miles, 0.0))])
+        veh = self.vehicle_index[m]
+        gap = (self.ts[m[1:]] - self.ts[m[:-1]]) / 1000.0
+        idle = gap - (cum_drive[m[1:]] - cum_drive[m[:-1]])
+        cut = (veh[1:] != veh[:-1]) | (idle >= idle_s)
+        if idle_s <= GAP_S:
+            cut |= (m[1:] == m[:-1] + 1) & (gap > GAP_S)
+        first = m[np.concatenate([[True], cut])]
+        last = m[np.concatenate([cut, [True]])]
+        return Segments(self.vehicle_index[first], first, last, self.ts[first] // 1000, self.ts[last] // 1000,
+                        cum_drive[last] - cum_drive[first] + self.moving_interval_s,
+                        cum_miles[last] - cum_miles[first])
+
+    def vehicle_sums(self, values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Sum of `values` per vehicle; `rows` are the row (or pair) indices the values belong to."""
+        owner = self.vehicle_index if rows is None else self.vehicle_index[rows]
+        return np.bincount(owner, weights=values, minlength=len(self.vehicles))
+
+
+def load(table: pa.Table) -> Track:
+    """A Track from committed pings (any row order; committed files are already sorted)."""
+    if table.num_rows and not _sorted(table):
+        table = table.sort_by([("vehicle_id", "ascending"), ("ts", "ascending")])
+    vid = pc.cast(table["vehicle_id"], pa.string()).combine_chunks() if table.num_rows else pa.array([], pa.string())
+    n = len(vid)
+    if n:
+        change = pc.not_equal(vid.slice(1), vid.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        starts = np.concatenate([[0], np.flatnonzero(change) + 1]).astype(np.int64)
+    else:
+        starts = np.empty(0, np.int64)
+    vehicles = tuple(vid.take(pa.array(starts)).to_pylist()) if n else ()
+    heading = table["heading_deg"] if "heading_deg" in table.column_names else pa.nulls(n, pa.float64())
+    return Track(
+        vehicles, starts,
+        pc.cast(table["ts"], pa.int64()).to_numpy(),
+        _f64(table["lat"]), _f64(table["lon"]),
+        _f64(pc.fill_null(table["speed_mph"], 0.0)),
+        _f64(pc.fill_null(pc.cast(heading, pa.float64()), float("nan"))),
+    )
+
+
+def _f64(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _sorted(table: pa.Table) -> bool:
+    vid = pc.cast(table["vehicle_id"], pa.string())
+    ts = pc.cast(table["ts"], pa.int64())
+    n = table.num_rows
+    if n < 2:
+        return True
+    v0, v1 = vid.slice(0, n - 1), vid.slice(1)
+    later = pc.less(v0, v1)
+    same = pc.equal(v0, v1)
+    ok = pc.or_(later, pc.and_(same, pc.less(ts.slice(0, n - 1), ts.slice(1))))
+    return bool(pc.all(ok).as_py())
+
+
+def quantile(values: np.ndarray, q: float) -> float | None:
+    """Linear-interpolated quantile, or None for no values (an idle month has no p90)."""
+    return float(np.quantile(values, q)) if values.size else None

@@ -1,0 +1,146 @@
+"""The feature rules on hand-built tracks whose right answer is known exactly."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from geo.distance import METERS_PER_MILE
+from ingest.flows import fatigue, harsh, radius, speed, trips
+from ingest.flows.base import FlowInput
+from ingest.flows.track import load
+
+DENVER = (39.74, -104.99)  # America/Denver: UTC-7 in January
+
+
+def drive(plan: list[tuple[float, float]], start: datetime, interval: int = 5, origin=DENVER,
+          vehicle: str = "v1", heading: float = 0.0) -> pa.Table:
+    """Pings for a plan of (seconds, mph) steps from `origin`, sampled every `interval` s.
+
+    Positive mph drives due north, negative due south, 0 is parked; speed changes are instant,
+    which the rules under test do not mind.
+    """
+    velocity = np.concatenate([np.full(int(s), v, float) for s, v in plan])
+    speeds = np.abs(velocity)
+    north_m = np.concatenate([[0.0], np.cumsum(velocity * METERS_PER_MILE / 3600.0)[:-1]])
+    t0 = int(start.timestamp())
+    ts = t0 + np.arange(speeds.size)
+    keep = (np.arange(speeds.size) % interval) == 0
+    lat = origin[0] + np.degrees(north_m / 6_371_008.8)
+    n = int(keep.sum())
+    return pa.table({"vehicle_id": [vehicle] * n, "ts": pa.array(ts[keep] * 1000, pa.timestamp("ms", tz="UTC")),
+                     "lat": lat[keep], "lon": np.full(n, origin[1]), "speed_mph": speeds[keep],
+                     "heading_deg": np.full(n, heading)})
+
+
+def run(flow, table: pa.Table) -> dict:  # type: ignore[no-untyped-def]
+    out = flow.compute(FlowInput("f", "2025-01", {"pings": table}, True)).to_pylist()
+    return out[0]
+
+
+H = 3600
+JAN = datetime(2025, 1, 6, tzinfo=timezone.utc)
+
+
+def test_a_stop_of_five_minutes_ends_a_trip_a_shorter_one_does_not() -> None:
+    t = drive([(60, 0), (1800, 50), (240, 0), (1800, 50), (300, 0), (1800, 50), (60, 0)], JAN)
+    r = run(trips.FLOW, t)
+    assert r["trips"] == 2  # the 4 min stop joins the first two drives, the 5 min stop splits
+    assert r["driving_hours"] == pytest.approx(1.5, abs=0.01)
+    assert r["trip_miles_mean"] == pytest.approx(37.5, rel=0.01)  # 50 and 25 miles
+    assert r["trip_minutes_mean"] == pytest.approx((64 + 30) / 2, rel=0.01)  # a short stop is part of its trip
+
+
+def test_a_gap_over_ten_minutes_ends_a_trip_even_while_moving() -> None:
+    a = drive([(1800, 50)], JAN)
+    b = drive([(1800, 50)], datetime.fromtimestamp(JAN.timestamp() + 1800 + 660, timezone.utc))
+    assert run(trips.FLOW, pa.concat_tables([a, b]))["trips"] == 2
+    c = drive([(1800, 50)], datetime.fromtimestamp(JAN.timestamp() + 1800 + 540, timezone.utc))
+    assert run(trips.FLOW, pa.concat_tables([a, c]))["trips"] == 1
+
+
+def test_night_driving_uses_local_time_where_the_truck_is() -> None:
+    # 07:00-10:00 UTC is 00:00-03:00 in Denver (UTC-7): all of it is night there.
+    t = drive([(3 * H, 55)], datetime(2025, 1, 6, 7, tzinfo=timezone.utc))
+    r = run(fatigue.FLOW, t)
+    assert r["night_share"] == pytest.approx(1.0)
+    # The same UTC hours on the US east coast (UTC-5) are 02:00-05:00: night too; in Tokyo it is afternoon.
+    tokyo = drive([(3 * H, 55)], datetime(2025, 1, 6, 7, tzinfo=timezone.utc), origin=(35.68, 139.69))
+    assert run(fatigue.FLOW, tokyo)["night_share"] == pytest.approx(0.0)
+
+
+def test_eleven_hour_duty_periods_and_eight_hour_stretches() -> None:
+    # 9 h without a break, then 40 min off, then 3 h: one stretch over 8 h, one duty period over 11 h.
+    t = drive([(9 * H, 55), (40 * 60, 0), (3 * H, 55)], JAN)
+    r = run(fatigue.FLOW, t)
+    assert (r["stretches_over_8h"], r["duty_periods"], r["duty_periods_over_11h"]) == (1, 1, 1)
+    assert r["max_stretch_hours"] == pytest.approx(9.0, abs=0.01)
+    # Breaks of 30 min every 4 h keep every stretch short; 10 h off starts a new duty period.
+    ok = drive([(4 * H, 55), (30 * 60, 0), (4 * H, 55), (10 * H, 0), (4 * H, 55)], JAN)
+    r = run(fatigue.FLOW, ok)
+    assert (r["stretches_over_8h"], r["duty_periods"], r["duty_periods_over_11h"]) == (0, 2, 0)
+
+
+def test_speed_times_above_limits_and_an_episode_needs_sixty_seconds() -> None:
+    t = drive([(600, 60), (120, 78), (600, 68), (40, 78), (600, 60)], JAN, interval=1)
+    r = run(speed.FLOW, t)
+    assert r["speeding_episodes"] == 1  # 40 s over 75 is not an episode
+    assert r["speeding_minutes"] == pytest.approx(2.0, abs=0.05)
+    assert r["hours_over_75"] == pytest.approx(160 / H, abs=2 / H)
+    assert r["hours_over_65"] == pytest.approx(760 / H, abs=2 / H)
+    assert r["max_mph"] == 78 and r["p95_mph"] == 78
+
+
+@pytest.mark.parametrize("interval", [1, 5])
+def test_harsh_braking_accounts_for_the_ping_interval(interval: int) -> None:
+    brake = [(300, 60), (1, 52), (300, 40)]  # 8 mph lost in one second, then a steadier 40 mph
+    ev = harsh.detect(load(drive(brake, JAN, interval=interval)))
+    assert list(ev.kind) == [0]
+    routine = [(300, 60)] + [(1, 60 - 1.5 * k) for k in range(1, 14)] + [(300, 40.5)]  # 1.5 mph/s
+    assert harsh.detect(load(drive(routine, JAN, interval=interval))).kind.size == 0
+
+
+def test_pairs_too_far_apart_or_too_slow_are_not_judged() -> None:
+    far = drive([(300, 60), (1, 52), (300, 40)], JAN, interval=12)  # 12 s apart: too sparse to judge
+    assert harsh.detect(load(far)).kind.size == 0
+    yard = drive([(60, 8), (1, 0), (60, 0)], JAN, interval=1)  # a yard stop at 8 mph
+    assert harsh.detect(load(yard)).kind.size == 0
+
+
+def test_a_sharp_turn_is_one_event_and_a_missing_heading_falls_back_to_the_track() -> None:
+    a = drive([(60, 30)], JAN, interval=1, heading=0.0)
+    b = drive([(60, 30)], datetime.fromtimestamp(JAN.timestamp() + 60, timezone.utc), interval=1, heading=70.0)
+    t = pa.concat_tables([a, b])
+    ev = harsh.detect(load(t))
+    assert list(ev.kind) == [2] and ev.magnitude[0] == pytest.approx(70.0) and bool(ev.severe[0])
+    # Without reported headings the bearing of travel stands in: due north all along, so no turn.
+    no_heading = a.set_column(a.schema.get_field_index("heading_deg"), "heading_deg", pa.nulls(a.num_rows, pa.float64()))
+    assert harsh.detect(load(no_heading)).kind.size == 0
+    u_turn = pa.concat_tables([drive([(60, 30)], JAN, interval=1),
+                               drive([(60, -30)], datetime.fromtimestamp(JAN.timestamp() + 60, timezone.utc), interval=1,
+                                     origin=(DENVER[0] + np.degrees(0.5 * METERS_PER_MILE / 6_371_008.8), DENVER[1]))])
+    u_turn = u_turn.set_column(u_turn.schema.get_field_index("heading_deg"), "heading_deg",
+                               pa.nulls(u_turn.num_rows, pa.float64()))
+    assert list(harsh.detect(load(u_turn)).kind) == [2]
+
+
+def test_garaging_is_where_the_truck_sleeps_and_the_class_follows_the_p90() -> None:
+    # 20 days out 30 mi and back to the yard, then one trip 120 mi north with a night there.
+    days = []
+    for d in range(20):
+        morning = datetime.fromtimestamp(JAN.timestamp() + d * 86_400 + 14 * H, timezone.utc)  # 07:00 Denver
+        days.append(drive([(1800, 60), (1800, 0), (1800, -60), (1, 0)], morning))
+    far = (DENVER[0] + np.degrees(120 * METERS_PER_MILE / 6_371_008.8), DENVER[1])
+    out = datetime.fromtimestamp(JAN.timestamp() + 20 * 86_400 + 14 * H, timezone.utc)
+    days.append(drive([(2 * H, 60), (1, 0)], out))
+    days.append(drive([(2 * H, -60), (1, 0)], datetime.fromtimestamp(out.timestamp() + 86_400, timezone.utc), origin=far))
+    r = run(radius.FLOW, pa.concat_tables(days))
+    assert r["garaging_lat"] == pytest.approx(DENVER[0], abs=0.001)
+    assert r["garaging_lon"] == pytest.approx(DENVER[1], abs=0.001)
+    assert r["max_daily_radius_mi"] == pytest.approx(120.0, rel=0.01)
+    assert r["p90_daily_radius_mi"] == pytest.approx(30.0, rel=0.01)
+    assert r["radius_class"] == "local"  # one long run a month does not make a long-haul truck
+    assert r["share_miles_beyond_50"] == pytest.approx(2 * 70 / (20 * 60 + 240), rel=0.01)
