@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
@@ -73,6 +73,24 @@ def retry_after_seconds(value: str | None, max_s: float, now: float | None = Non
     return min(seconds, max_s)
 
 
+# Callables (tsp, status code or 0 for a transport error) told of every TSP response, e.g. the
+# daemon's metrics. Connectors do not depend on who listens.
+_observers: list[Callable[[str, int], None]] = []
+
+
+def observe_responses(fn: Callable[[str, int], None]) -> None:
+    if fn not in _observers:
+        _observers.append(fn)
+
+
+def _notify(tsp: str, status: int) -> None:
+    for fn in _observers:
+        try:
+            fn(tsp, status)
+        except Exception:  # noqa: BLE001 - a metrics bug must not break a pull
+            log.exception("response observer failed")
+
+
 def classify(response: httpx.Response) -> str:
     """ok | retry | auth | client_error, the one place that decides what a status means."""
     s = response.status_code
@@ -121,7 +139,9 @@ class TspHttp:
             response = self.client.get(path, params=params)
         except httpx.TransportError as e:
             # Timeouts, refused or dropped connections, bodies cut short: the next attempt may work.
+            _notify(self.tsp, 0)
             raise _Retryable(type(e).__name__, None) from None
+        _notify(self.tsp, response.status_code)
         kind = classify(response)
         if kind == "ok":
             if self.throttle:

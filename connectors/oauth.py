@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 import httpx
 from cryptography.fernet import Fernet, InvalidToken
 
+from common import names
 from common.errors import AuthError, ConfigError, ConsentRevoked
 from connectors.redact import register_secret
 
@@ -93,19 +94,24 @@ class StateSigner:
         self._key = key
         self.ttl_s = ttl_s
 
-    def make(self, tsp: str) -> str:
-        payload = f"{tsp}.{int(time.time()) + self.ttl_s}.{secrets.token_urlsafe(12)}"
+    def make(self, tsp: str, fleet_id: str = "") -> str:
+        """A state for one consent; it carries the fleet id the operator chose for this customer."""
+        if fleet_id:
+            names.fleet_id(fleet_id)  # no dots: they separate the fields
+        payload = f"{tsp}.{fleet_id}.{int(time.time()) + self.ttl_s}.{secrets.token_urlsafe(12)}"
         return f"{payload}.{self._mac(payload)}"
 
-    def verify(self, state: str | None, tsp: str) -> None:
+    def verify(self, state: str | None, tsp: str) -> str:
+        """The fleet id the state was issued for, or AuthError."""
         parts = (state or "").rsplit(".", 1)
         if len(parts) != 2 or not hmac.compare_digest(self._mac(parts[0]), parts[1]):
             raise AuthError(tsp, "OAuth state is missing or was not issued by this fleetlake")
         fields_ = parts[0].split(".")
-        if fields_[0] != tsp:
+        if len(fields_) != 4 or fields_[0] != tsp:
             raise AuthError(tsp, "OAuth state was issued for another TSP")
-        if int(fields_[1]) < time.time():
+        if int(fields_[2]) < time.time():
             raise AuthError(tsp, "OAuth state has expired; start the consent again")
+        return fields_[1]
 
     def _mac(self, payload: str) -> str:
         return base64.urlsafe_b64encode(hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:18]).decode()

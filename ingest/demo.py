@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-from cryptography.fernet import Fernet
 
 from common.errors import ConsentRevoked, TspError
 from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
@@ -28,6 +27,7 @@ from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.world import SandboxConfig
 from ingest.features import run_features
 from ingest.flows.registry import active_flows
+from ingest.keys import local_token_key
 from ingest.settings import load_settings
 from partitions import Manifest, open_store
 
@@ -36,15 +36,7 @@ REDIRECT = "http://127.0.0.1:9/oauth/callback"  # the sandbox redirects here; we
 
 def _demo_key(data_dir: Path) -> str:
     """The token key: FLEETLAKE_TOKEN_KEY if set, else one kept (0600) in the demo's data dir."""
-    if os.environ.get("FLEETLAKE_TOKEN_KEY"):
-        return os.environ["FLEETLAKE_TOKEN_KEY"]
-    path = data_dir / "demo-token.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(Fernet.generate_key().decode())
-    return path.read_text().strip()
+    return os.environ.get("FLEETLAKE_TOKEN_KEY") or local_token_key(data_dir, "demo-token.key")
 
 
 def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:

@@ -1,18 +1,25 @@
-"""Settings: environment variables with the FLEETLAKE_ prefix, each default documented here.
+"""Settings: environment variables with the FLEETLAKE_ prefix, or a TOML file, each default documented here.
 
-Validated at start-up; an error names the setting. Secrets are SecretStr and only unwrapped at
-the point of use.
+Precedence: explicit overrides, then FLEETLAKE_* environment variables, then the TOML file named
+by FLEETLAKE_CONFIG_FILE (default config/fleetlake.toml when it exists; keys are the setting
+names in lower case, e.g. `store_url = "s3://bucket/lake"`). Validated at start-up; an error names
+the setting. Secrets are SecretStr and only unwrapped at the point of use.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from common.errors import ConfigError
 from partitions.store import S3Options
+
+CONFIG_FILE_ENV = "FLEETLAKE_CONFIG_FILE"
+DEFAULT_CONFIG_FILE = Path("config/fleetlake.toml")
+TSPS = ("samsara", "motive")
 
 
 class Settings(BaseSettings):
@@ -32,6 +39,70 @@ class Settings(BaseSettings):
     flows_file: Path | None = Field(None, description="active feature flows, TOML (default config/flows.toml; "
                                                       "every flow's newest version when that file is absent)")
     flow_workers: int = Field(2, ge=1, le=64, description="processes computing feature windows in parallel")
+
+    # --- the daemon (`fleetlake run`)
+    http_host: str = Field("127.0.0.1", description="address the daemon's HTTP server binds (0.0.0.0 in the image)")
+    http_port: int = Field(8080, ge=1, le=65535, description="port of the daemon's HTTP server")
+    public_url: str | None = Field(None, description="URL at which TSPs redirect consenting users back to this "
+                                                     "daemon (default http://<http_host>:<http_port>)")
+    api_token: SecretStr | None = Field(None, description="bearer token for the JSON API; without it the API "
+                                                          "refuses every request (health and metrics stay open)")
+    token_key: SecretStr | None = Field(None, description="Fernet key encrypting TSP tokens at rest (required by "
+                                                          "`run`; generate one with `fleetlake keygen`)")
+    refresh_cron: str = Field("0 3 1 * *", description="monthly refresh, crontab syntax in UTC (default the 1st "
+                                                       "at 03:00)")
+    backfill_poll_s: int = Field(30, ge=1, le=3600, description="how often newly consented fleets are picked up")
+    retry_failed_s: int = Field(600, ge=10, description="base delay before failed work is retried; doubles per "
+                                                        "failure, at most 24 h")
+    shutdown_grace_s: int = Field(60, ge=1, le=3600, description="on SIGTERM: time to finish in-flight windows")
+    sandbox_url: str | None = Field(None, description="run against a `fleetlake sandbox` at this URL: its TSPs, "
+                                                      "sandbox credentials and its clock")
+    samsara_api_url: str = Field("https://api.samsara.com", description="Samsara API base URL")
+    samsara_auth_url: str = Field("https://api.samsara.com", description="Samsara OAuth base URL")
+    samsara_client_id: str | None = Field(None, description="Samsara OAuth app client id")
+    samsara_client_secret: SecretStr | None = Field(None, description="Samsara OAuth app client secret")
+    samsara_rate_per_s: float = Field(20.0, gt=0, description="Samsara requests per second per fleet")
+    motive_api_url: str = Field("https://api.gomotive.com", description="Motive API base URL")
+    motive_auth_url: str = Field("https://gomotive.com", description="Motive OAuth base URL")
+    motive_client_id: str | None = Field(None, description="Motive OAuth app client id")
+    motive_client_secret: SecretStr | None = Field(None, description="Motive OAuth app client secret")
+    motive_rate_per_s: float = Field(10.0, gt=0, description="Motive requests per second per fleet")
+    history_months: int = Field(24, ge=1, le=120, description="months of history a new fleet's backfill pulls")
+    log_format: str = Field("auto", pattern="^(auto|json|text)$",
+                            description="auto: text on a terminal, JSON lines otherwise")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.exists():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        elif CONFIG_FILE_ENV in os.environ:
+            raise ConfigError(CONFIG_FILE_ENV, f"{path} does not exist")
+        return tuple(sources)
+
+    @field_validator("refresh_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v, timezone="UTC")
+        except ValueError as e:
+            raise ValueError(f"not a crontab expression: {e}") from None
+        return v
+
+    @field_validator("public_url", "sandbox_url", "samsara_api_url", "samsara_auth_url", "motive_api_url",
+                     "motive_auth_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/") if v else v
 
     @field_validator("store_url")
     @classmethod
@@ -59,6 +130,14 @@ class Settings(BaseSettings):
     def work_dir(self) -> Path:
         return (self.data_dir / "work").resolve()
 
+    @property
+    def resolved_public_url(self) -> str:
+        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::") else self.http_host
+        return self.public_url or f"http://{host}:{self.http_port}"
+
+    def redirect_uri(self, tsp: str) -> str:
+        return f"{self.resolved_public_url}/oauth/{tsp}/callback"
+
     def s3_options(self) -> S3Options:
         secret = self.s3_secret_access_key.get_secret_value() if self.s3_secret_access_key else None
         return S3Options(self.s3_endpoint_url, self.s3_region, self.s3_access_key_id, secret)
@@ -71,4 +150,5 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as e:
         err = e.errors()[0]
         name = "FLEETLAKE_" + "_".join(str(p) for p in err["loc"]).upper()
+        # Never echo the offending value: it may be a secret.
         raise ConfigError(name, err["msg"]) from None

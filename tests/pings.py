@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from connectors.sandbox.simulator import FleetSimulator, FleetSpec, month_bounds_ms
+from connectors.sandbox.simulator import FleetSimulator, FleetSpec, Vehicle, month_bounds_ms
 from partitions.schema import candidates
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -17,11 +17,12 @@ def simulator(vehicles: int = 3, interval: int = 30, seed: int = 2) -> FleetSimu
     return FleetSimulator(FleetSpec("fleet-a", seed, vehicles, START, ping_interval_s=interval))
 
 
-def sim_table(sim: FleetSimulator, months: list[str], fleet_id: str = "fleet-a") -> pa.Table:
+def sim_table(sim: FleetSimulator, months: list[str], fleet_id: str = "fleet-a",
+              vehicles: list[Vehicle] | None = None) -> pa.Table:
     parts = []
     for m in months:
         lo, hi = month_bounds_ms(m)
-        for v in sim.vehicles:
+        for v in sim.vehicles if vehicles is None else vehicles:
             c = sim.pings(v, lo, hi)
             n = len(c)
             parts.append(candidates({

@@ -62,6 +62,12 @@ def admin_routes(world: SandboxWorld) -> list[Route]:
             return JSONResponse({"message": f"unknown fleet {fleet!r}"}, 404)
         return JSONResponse({"fleet_id": fleet, "api_key": world.authorities[world.fleets[fleet].tsp].api_key(fleet)})
 
+    async def apps(request: Request) -> Response:
+        # The sandbox's OAuth app credentials, so a daemon pointed at the sandbox needs no setup.
+        # Only a fake server may hand these out.
+        return JSONResponse({tsp: {"client_id": cid, "client_secret": secret}
+                             for tsp, (cid, secret) in world.credentials.items()})
+
     async def stats(request: Request) -> Response:
         return JSONResponse(world.stats)
 
@@ -72,6 +78,7 @@ def admin_routes(world: SandboxWorld) -> list[Route]:
         Route("/_sandbox/fleets/{fleet}/revoke", revoke, methods=["POST"]),
         Route("/_sandbox/fleets/{fleet}/api-key", api_key, methods=["POST"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
+        Route("/_sandbox/apps", apps, methods=["GET"]),
     ]
 
 

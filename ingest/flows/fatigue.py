@@ -41,9 +41,9 @@ def compute(inp: FlowInput) -> pa.Table:
     stretch = tr.segments(BREAK_S)
 
     def summarise(v: int | None) -> dict[str, object]:
-        pairs = select(pair_owner, v) & p.same
-        driving = float(p.driving_s[pairs].sum() / 3600.0)
-        night_h = float(p.driving_s[pairs & night].sum() / 3600.0)
+        sl = select(pair_owner, v)  # driving time is 0 for pairs across vehicles
+        driving = float(p.driving_s[sl].sum() / 3600.0)
+        night_h = float(p.driving_s[sl][night[sl]].sum() / 3600.0)
         dh = duty.driving_s[select(duty.vehicle, v)] / 3600.0
         sh = stretch.driving_s[select(stretch.vehicle, v)] / 3600.0
         return {"driving_hours": driving, "night_driving_hours": night_h,

@@ -95,39 +95,43 @@ def compute(inp: FlowInput) -> pa.Table:
     h_lon = np.array([h[1] if h else np.nan for h in home])
 
     # Daily radius: the farthest moving ping of each (vehicle, local day) from that vehicle's garaging.
-    moving = np.flatnonzero(tr.speed > 0)
+    moving = tr.speed > 0
+    from_home = np.full(tr.n, np.nan)
+    from_home[moving] = haversine_m(tr.lat[moving], tr.lon[moving], h_lat[tr.vehicle_index[moving]],
+                                    h_lon[tr.vehicle_index[moving]]) / METERS_PER_MILE
     mv = tr.vehicle_index[moving]
-    dist = haversine_m(tr.lat[moving], tr.lon[moving], h_lat[mv], h_lon[mv]) / METERS_PER_MILE
     day = tr.local_day[moving]
     key = mv.astype(np.int64) * 1_000_000 + day  # local day numbers stay below 10^6 until the year 4707
     days, inv = np.unique(key, return_inverse=True)
     day_max = np.full(days.size, -np.inf)
-    np.maximum.at(day_max, inv, np.nan_to_num(dist, nan=-np.inf))
+    np.maximum.at(day_max, inv, np.nan_to_num(from_home[moving], nan=-np.inf))
     day_owner = (days // 1_000_000).astype(np.int32)
 
-    # Miles by distance from garaging, at each counted pair's midpoint.
+    # Miles by distance from garaging: each counted pair at the mean of its ends' distances
+    # (a counted pair is moving at one end at least; a parked end sits where the moving one stopped).
     p = tr.pairs
     idx = np.flatnonzero(p.counted)
     pv = tr.vehicle_index[idx]
-    mid = haversine_m((tr.lat[idx] + tr.lat[idx + 1]) / 2, (tr.lon[idx] + tr.lon[idx + 1]) / 2,
-                      h_lat[pv], h_lon[pv]) / METERS_PER_MILE
+    mid = np.nanmean(np.stack([from_home[idx], from_home[idx + 1]]), axis=0) if idx.size else np.empty(0)
     miles = p.miles[idx]
 
     def summarise(v: int | None) -> dict[str, object]:
-        vs = [v] if v is not None else list(range(nv))
-        ok = [u for u in vs if known[u]]
-        d = select(day_owner, v) & np.isin(day_owner, ok) & np.isfinite(day_max)
-        m = select(pv, v) & np.isin(pv, ok)
-        total = float(miles[m].sum())
-        p90 = quantile(day_max[d], 0.9)
+        ok = [u for u in ([v] if v is not None else range(nv)) if known[u]]
+        ds = select(day_owner, v)
+        radii = day_max[ds][known[day_owner[ds]] & np.isfinite(day_max[ds])]
+        ms = select(pv, v)
+        keep = known[pv[ms]]
+        m_miles, m_mid = miles[ms][keep], mid[ms][keep]
+        total = float(m_miles.sum())
+        p90 = quantile(radii, 0.9)
         h = home[v] if v is not None else None
         return {"garaging_lat": h[0] if h else None, "garaging_lon": h[1] if h else None,
                 "garaging_nights": h[2] if h else (sum(home[u][2] for u in ok) if v is None and ok else None),
                 "nights_observed": int(r_nights[select(r_v, v)].sum()),
-                "active_days": int((select(day_owner, v)).sum()),
-                "max_daily_radius_mi": float(day_max[d].max()) if d.any() else None, "p90_daily_radius_mi": p90,
-                "share_miles_beyond_50": float(miles[m][mid[m] > LOCAL_MI].sum() / total) if total > 0 else None,
-                "share_miles_beyond_200": float(miles[m][mid[m] > INTERMEDIATE_MI].sum() / total) if total > 0 else None,
+                "active_days": int(day_owner[ds].size),
+                "max_daily_radius_mi": float(radii.max()) if radii.size else None, "p90_daily_radius_mi": p90,
+                "share_miles_beyond_50": float(m_miles[m_mid > LOCAL_MI].sum() / total) if total > 0 else None,
+                "share_miles_beyond_200": float(m_miles[m_mid > INTERMEDIATE_MI].sum() / total) if total > 0 else None,
                 "radius_class": radius_class(p90) if ok else None}
 
     return vehicle_and_fleet_rows(inp, tr.vehicles, SCHEMA, summarise)

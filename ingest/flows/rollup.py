@@ -25,9 +25,17 @@ def vehicle_and_fleet_rows(inp: FlowInput, vehicles: tuple[str, ...], schema: pa
     return pa.Table.from_pylist(rows, schema)
 
 
-def select(owner: np.ndarray, v: int | None) -> np.ndarray:
-    """Mask of the items owned by vehicle v (all items for the fleet row)."""
-    return np.ones(owner.size, bool) if v is None else owner == v
+def select(owner: np.ndarray, v: int | None) -> slice:
+    """The items of vehicle v (all items for the fleet row), as a slice.
+
+    `owner` must be sorted, which holds for everything derived in row order from committed
+    pings (sorted by vehicle): a slice costs nothing, where a mask per vehicle would cost a
+    pass over every item for every vehicle.
+    """
+    if v is None:
+        return slice(None)
+    lo, hi = np.searchsorted(owner, [v, v + 1])
+    return slice(int(lo), int(hi))
 
 
 def key_columns() -> list[tuple[str, pa.DataType]]:

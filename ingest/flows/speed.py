@@ -60,19 +60,21 @@ def compute(inp: FlowInput) -> pa.Table:
     ep_owner, _, ep_seconds = episodes(tr)
 
     def summarise(v: int | None) -> dict[str, object]:
-        t = timed & select(pair_owner, v)
-        dt = p.dt_s[t]
-        speeds = tr.speed[moving_ping & select(tr.vehicle_index, v)]
+        sl = select(pair_owner, v)
+        t = timed[sl]
+        dt, a, b = p.dt_s[sl][t], v0[sl][t], v1[sl][t]
+        rows = select(tr.vehicle_index, v)
+        speeds = tr.speed[rows][moving_ping[rows]]
         hours = float(dt.sum() / 3600.0)
         e = select(ep_owner, v)
         out: dict[str, object] = {
             "moving_hours": hours,
-            "mean_moving_mph": float((dt * (v0[t] + v1[t]) / 2).sum() / dt.sum()) if dt.size else None,
+            "mean_moving_mph": float((dt * (a + b) / 2).sum() / dt.sum()) if dt.size else None,
             # At a steady driving cadence every moving ping stands for the same time.
             "p95_mph": quantile(speeds, 0.95), "max_mph": float(speeds.max()) if speeds.size else None,
-            "speeding_episodes": int(e.sum()), "speeding_minutes": float(ep_seconds[e].sum() / 60.0)}
+            "speeding_episodes": int(ep_seconds[e].size), "speeding_minutes": float(ep_seconds[e].sum() / 60.0)}
         for x in LIMITS_MPH:
-            share = ((v0[t] > x).astype(float) + (v1[t] > x)) / 2
+            share = ((a > x).astype(float) + (b > x)) / 2
             out[f"hours_over_{x}"] = float((dt * share).sum() / 3600.0)
         return out
 

@@ -38,13 +38,14 @@ def compute(inp: FlowInput) -> pa.Table:
     def summarise(v: int | None) -> dict[str, object]:
         s = select(owner, v)
         d = select(day_owner, v)
-        return {"driving_hours": float(p.driving_s[select(pair_owner, v) & p.same].sum() / 3600.0),
+        n = minutes[s].size
+        return {"driving_hours": float(p.driving_s[select(pair_owner, v)].sum() / 3600.0),  # 0 across vehicles
                 "active_days": int(np.unique(day_key[d] if v is not None else
                                              day_key[d] * 100_000 + day_owner[d]).size),
-                "trips": int(s.sum()),
-                "trip_minutes_mean": float(minutes[s].mean()) if s.any() else None,
+                "trips": n,
+                "trip_minutes_mean": float(minutes[s].mean()) if n else None,
                 "trip_minutes_p90": quantile(minutes[s], 0.9),
-                "trip_miles_mean": float(miles[s].mean()) if s.any() else None,
+                "trip_miles_mean": float(miles[s].mean()) if n else None,
                 "trip_miles_p90": quantile(miles[s], 0.9)}
 
     return vehicle_and_fleet_rows(inp, tr.vehicles, SCHEMA, summarise)

@@ -1,0 +1,232 @@
+"""The daemon's HTTP server: health, metrics, the OAuth callback, and a JSON API for other services.
+
+Open: GET /healthz, /readyz, /metrics, /openapi.json and the OAuth callback (a browser lands
+there; the signed `state` is its credential). Everything else needs `Authorization: Bearer
+<FLEETLAKE_API_TOKEN>`; without a configured token the API refuses every request.
+Errors are JSON `{"error": "..."}` with a 4xx status that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from common import names
+from common.errors import AuthError, ConfigError, FleetlakeError, InvalidName, TspError
+from ingest.service import Service
+
+log = logging.getLogger("fleetlake.api")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status, headers=headers or None)
+
+
+def create_app(service: Service, daemon: Any | None = None) -> Starlette:
+    """`daemon` (a Daemon) receives queued work; without one, work requests answer 503."""
+    settings = service.settings
+    metrics = service.metrics
+
+    def authed(route: str, fn: Handler) -> Handler:
+        async def wrapper(request: Request) -> Response:
+            token = settings.api_token.get_secret_value() if settings.api_token else None
+            given = request.headers.get("authorization", "")
+            if token is None:
+                resp = _error(401, "the JSON API is disabled: set FLEETLAKE_API_TOKEN", **{"WWW-Authenticate": "Bearer"})
+            elif not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
+                resp = _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
+            else:
+                try:
+                    resp = await fn(request)
+                except InvalidName as e:
+                    resp = _error(400, str(e))
+            metrics.api_requests.labels(route, str(resp.status_code)).inc()
+            return resp
+        return wrapper
+
+    def fleet_param(request: Request) -> str:
+        return names.fleet_id(request.path_params["fleet_id"])
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problems = []
+        try:
+            await run_in_threadpool(service.manifest.fleets)
+        except Exception as e:  # noqa: BLE001 - reported, not raised
+            problems.append(f"manifest: {type(e).__name__}")
+        try:
+            await run_in_threadpool(service.store.exists, "_commits/ready-probe")
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"store: {type(e).__name__}")
+        if daemon is not None and not daemon.scheduler.running:
+            problems.append("scheduler: not running")
+        if daemon is not None and not daemon.accepting:
+            problems.append("shutting down")
+        return JSONResponse({"ready": not problems, "problems": problems}, 503 if problems else 200)
+
+    async def metrics_view(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    async def callback(request: Request) -> Response:
+        tsp = request.path_params["tsp"]
+        q = request.query_params
+        if tsp not in service.endpoints:
+            return _error(404, f"unknown or unconfigured TSP {tsp[:40]!r}")
+        if q.get("error"):
+            return _error(400, f"the fleet did not grant consent: {q.get('error')[:200]}")
+        if not q.get("code") or not q.get("state"):
+            return _error(400, "the callback needs `code` and `state`")
+        try:
+            fleet_id = await run_in_threadpool(service.complete_consent, tsp, q["code"], q["state"])
+        except AuthError as e:
+            return _error(400, str(e))
+        except (TspError, ConfigError) as e:
+            return _error(502, f"could not complete the consent with {tsp}: {e}")
+        queued = daemon.submit(_work("pull", fleet_id)) if daemon is not None else False
+        return HTMLResponse(f"<p>Fleet <b>{fleet_id}</b> is connected to fleetlake through {tsp}."
+                            f"{' Its backfill has started.' if queued else ''}</p>")
+
+    async def list_fleets(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(service.fleets))
+
+    async def fleet_status(request: Request) -> Response:
+        fid = fleet_param(request)
+        try:
+            return JSONResponse(await run_in_threadpool(service.status, fid))
+        except KeyError:
+            return _error(404, f"unknown fleet {fid}")
+
+    async def fleet_features(request: Request) -> Response:
+        fid = fleet_param(request)
+        month = request.query_params.get("month")
+        if month is not None:
+            names.month(month)
+        try:
+            return JSONResponse(await run_in_threadpool(service.features_of, fid, month))
+        except KeyError:
+            return _error(404, f"unknown fleet {fid}")
+
+    def queue_for(kind: str) -> Handler:
+        async def handler(request: Request) -> Response:
+            fid = fleet_param(request)
+            if await run_in_threadpool(service.manifest.fleet, fid) is None:
+                return _error(404, f"unknown fleet {fid}")
+            if daemon is None or not daemon.accepting:
+                return _error(503, "not taking work (shutting down)")
+            queued = daemon.submit(_work(kind, fid))
+            return JSONResponse({"fleet_id": fid, "work": kind, "queued": queued,
+                                 "note": None if queued else "already queued"}, 202)
+        return handler
+
+    async def refresh_all(request: Request) -> Response:
+        if daemon is None or not daemon.accepting:
+            return _error(503, "not taking work (shutting down)")
+        return JSONResponse({"work": "refresh", "queued": daemon.submit(_work("refresh", None))}, 202)
+
+    async def connect(request: Request) -> Response:
+        tsp = request.path_params["tsp"]
+        fid = names.fleet_id(request.query_params.get("fleet_id", ""))
+        try:
+            url = service.consent_url(tsp, fid)
+        except ConfigError as e:
+            return _error(404, str(e))
+        return JSONResponse({"tsp": tsp, "fleet_id": fid, "consent_url": url})
+
+    async def work_state(request: Request) -> Response:
+        if daemon is None:
+            return JSONResponse({"queued": [], "running": None, "last": {}})
+        st = daemon.state
+        return JSONResponse({"queued": sorted(st.queued), "running": st.running, "last": dict(st.last)})
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_view, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/oauth/{tsp}/callback", callback, methods=["GET"]),
+        Route("/fleets", authed("fleets", list_fleets), methods=["GET"]),
+        Route("/fleets/{fleet_id}/status", authed("status", fleet_status), methods=["GET"]),
+        Route("/fleets/{fleet_id}/features", authed("features", fleet_features), methods=["GET"]),
+        Route("/fleets/{fleet_id}/backfill", authed("backfill", queue_for("pull")), methods=["POST"]),
+        Route("/fleets/{fleet_id}/refresh", authed("refresh", queue_for("refresh")), methods=["POST"]),
+        Route("/refresh", authed("refresh_all", refresh_all), methods=["POST"]),
+        Route("/connect/{tsp}", authed("connect", connect), methods=["POST"]),
+        Route("/work", authed("work", work_state), methods=["GET"]),
+    ]
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        # Anything unexpected: logged with its type, answered without internals.
+        if isinstance(exc, FleetlakeError):
+            return _error(400, str(exc))
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(500, "internal error")
+
+    return Starlette(routes=routes, exception_handlers={Exception: on_error})
+
+
+def _work(kind: str, fleet_id: str | None):  # type: ignore[no-untyped-def]
+    from ingest.daemon import Work
+
+    return Work(kind, fleet_id)
+
+
+_FLEET = {"name": "fleet_id", "in": "path", "required": True,
+          "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"}}
+_ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_AUTH_ERRORS = {"401": _ERR, "400": _ERR}
+_OBJ = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "fleetlake", "version": "1",
+             "description": "Trigger and watch fleetlake's ingestion and feature work."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}},
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/healthz": {"get": {"security": [], "summary": "liveness", "responses": {"200": _OBJ}}},
+        "/readyz": {"get": {"security": [], "summary": "readiness: manifest, store and scheduler",
+                            "responses": {"200": _OBJ, "503": _OBJ}}},
+        "/fleets": {"get": {"summary": "all fleets and their state",
+                            "responses": {"200": {"description": "ok", "content": {"application/json": {
+                                "schema": {"type": "array", "items": {"type": "object"}}}}}, **_AUTH_ERRORS}}},
+        "/fleets/{fleet_id}/status": {"get": {
+            "summary": "month x (raw, feature flow) grid of one fleet", "parameters": [_FLEET],
+            "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
+        "/fleets/{fleet_id}/features": {"get": {
+            "summary": "fleet roll-up feature rows per month and flow",
+            "parameters": [_FLEET, {"name": "month", "in": "query", "required": False,
+                                    "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"}}],
+            "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
+        "/fleets/{fleet_id}/backfill": {"post": {
+            "summary": "queue a backfill (pulls every window not yet complete, then features)",
+            "parameters": [_FLEET], "responses": {"202": _OBJ, "404": _ERR, "503": _ERR, **_AUTH_ERRORS}}},
+        "/fleets/{fleet_id}/refresh": {"post": {
+            "summary": "queue a refresh of one fleet", "parameters": [_FLEET],
+            "responses": {"202": _OBJ, "404": _ERR, "503": _ERR, **_AUTH_ERRORS}}},
+        "/refresh": {"post": {"summary": "queue a refresh of every fleet",
+                              "responses": {"202": _OBJ, "503": _ERR, **_AUTH_ERRORS}}},
+        "/connect/{tsp}": {"post": {
+            "summary": "a consent URL for a new fleet",
+            "parameters": [{"name": "tsp", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": ["samsara", "motive"]}},
+                           {**_FLEET, "in": "query"}],
+            "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
+        "/work": {"get": {"summary": "queued and running work", "responses": {"200": _OBJ, **_AUTH_ERRORS}}},
+    },
+}

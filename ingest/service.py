@@ -1,0 +1,222 @@
+"""What fleetlake does, as plain methods: consent, pull, compute features, report status.
+
+The daemon, its HTTP API and the CLI all call these; none of them holds logic of its own. A
+Service owns no threads: callers decide when work runs and pass a stop Event that in-flight
+pulls honour (they finish and commit the windows they have, then return).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from common import names
+from common.errors import ConfigError, ConsentRevoked, FleetlakeError, TspError
+from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
+from connectors.oauth import BearerAuth, FleetCredentials, StateSigner, Vault
+from connectors.providers import open_connector
+from ingest.features import FeatureReport, run_features
+from ingest.flows.base import Flow
+from ingest.metrics import Metrics
+from ingest.settings import Settings
+from ingest.tsps import TspEndpoint, oauth_client
+from partitions.manifest import Manifest
+from partitions.store import ObjectStore
+
+log = logging.getLogger("fleetlake.service")
+
+
+class Clock:
+    """Wall-clock UTC, or a sandbox's clock when the daemon runs against one."""
+
+    def __init__(self, sandbox_url: str | None = None) -> None:
+        self.sandbox_url = sandbox_url
+
+    def now_ms(self) -> int:
+        if self.sandbox_url:
+            return int(httpx.get(f"{self.sandbox_url}/_sandbox/clock", timeout=10).json()["now_ms"])
+        return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class PullOutcome:
+    fleet_id: str
+    status: str  # active | revoked | failed | stopped
+    pings: PullReport | None
+    events: PullReport | None
+    error: str | None = None
+
+
+def state_key(settings: Settings) -> bytes:
+    """The OAuth state signing key, derived from the token key so the CLI and daemon agree on it."""
+    if settings.token_key is None:
+        raise ConfigError("FLEETLAKE_TOKEN_KEY", "is required (generate one with `fleetlake keygen`)")
+    return hmac.new(settings.token_key.get_secret_value().encode(), b"fleetlake oauth state", hashlib.sha256).digest()
+
+
+class Service:
+    def __init__(self, settings: Settings, manifest: Manifest, store: ObjectStore, endpoints: dict[str, TspEndpoint],
+                 flows: list[Flow], metrics: Metrics | None = None, clock: Clock | None = None) -> None:
+        if settings.token_key is None:
+            raise ConfigError("FLEETLAKE_TOKEN_KEY", "is required (generate one with `fleetlake keygen`)")
+        self.settings = settings
+        self.manifest = manifest
+        self.store = store
+        self.endpoints = endpoints
+        self.flows = flows
+        self.metrics = metrics or Metrics()
+        self.clock = clock or Clock(settings.sandbox_url)
+        self.vault = Vault(settings.token_key.get_secret_value())
+        self.signer = StateSigner(state_key(settings))
+
+    # ------------------------------------------------------------------ consent
+    def endpoint(self, tsp: str) -> TspEndpoint:
+        ep = self.endpoints.get(tsp)
+        if ep is None:
+            raise ConfigError(f"FLEETLAKE_{tsp.upper()}_CLIENT_ID",
+                              f"TSP {tsp!r} is not configured (known: {', '.join(sorted(self.endpoints)) or 'none'})")
+        return ep
+
+    def consent_url(self, tsp: str, fleet_id: str) -> str:
+        names.fleet_id(fleet_id)
+        ep = self.endpoint(tsp)
+        extra = {"fleet": fleet_id} if self.settings.sandbox_url else {}  # the sandbox's stand-in for a login
+        return oauth_client(ep, self.settings).consent_url(self.signer.make(tsp, fleet_id), **extra)
+
+    def complete_consent(self, tsp: str, code: str, state: str) -> str:
+        """Exchange the code, store the tokens encrypted, register the fleet for backfill. Returns its id."""
+        ep = self.endpoint(tsp)
+        fleet_id = self.signer.verify(state, tsp)
+        if not fleet_id:
+            raise ConfigError("state", "this consent was started without a fleet id")
+        FleetCredentials.connect(fleet_id, oauth_client(ep, self.settings), self.vault, self.manifest, code)
+        now = datetime.fromtimestamp(self.clock.now_ms() / 1000, timezone.utc)
+        months = self.settings.history_months
+        y, m = divmod(now.year * 12 + now.month - 1 - months, 12)
+        self.manifest.upsert_fleet(fleet_id, tsp, "consented", consent_at=now,
+                                   history_start=datetime(y, m + 1, 1, tzinfo=timezone.utc))
+        log.info("fleet %s consented on %s; backfill from %04d-%02d queued", fleet_id, tsp, y, m + 1)
+        return fleet_id
+
+    # ------------------------------------------------------------------ pulling
+    def pull(self, fleet_id: str, stop: threading.Event | None = None) -> PullOutcome:
+        """Backfill or refresh one fleet: both pull every window not yet complete, from history start to now."""
+        fleet = self.manifest.fleet(names.fleet_id(fleet_id))
+        if fleet is None:
+            raise ConfigError("fleet", f"unknown fleet {fleet_id}")
+        if fleet.status == "revoked":
+            return PullOutcome(fleet_id, "revoked", None, None, fleet.error)
+        ep = self.endpoint(fleet.tsp)
+        opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
+                           stop=stop or threading.Event())
+        start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
+        if fleet.status == "consented":
+            self.manifest.upsert_fleet(fleet_id, fleet.tsp, "backfilling")
+        t0 = time.monotonic()
+        try:
+            creds = FleetCredentials(fleet_id, oauth_client(ep, self.settings), self.vault, self.manifest)
+            connector = open_connector(fleet.tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s)
+            now_ms = self.clock.now_ms()
+            pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
+            events = None
+            if not pings.stopped:
+                events = pull_events(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
+        except ConsentRevoked as e:
+            self.manifest.upsert_fleet(fleet_id, fleet.tsp, "revoked", error=str(e))
+            return PullOutcome(fleet_id, "revoked", None, None, str(e))
+        except (TspError, FleetlakeError) as e:
+            self.manifest.upsert_fleet(fleet_id, fleet.tsp, "failed", error=str(e))
+            return PullOutcome(fleet_id, "failed", None, None, str(e))
+        finally:
+            self.metrics.seconds.labels("pull").observe(time.monotonic() - t0)
+        self.metrics.pings.labels(fleet_id).inc(pings.rows_accepted)
+        stopped = pings.stopped or bool(events and events.stopped)
+        # A stopped backfill stays "backfilling": its checkpoints let the next start resume it.
+        status = "backfilling" if stopped and fleet.status in ("consented", "backfilling") else "active"
+        self.manifest.upsert_fleet(fleet_id, fleet.tsp, status)
+        return PullOutcome(fleet_id, "stopped" if stopped else "active", pings, events)
+
+    def features(self) -> FeatureReport:
+        t0 = time.monotonic()
+        report = run_features(self.manifest, self.flows, self.store.url, self.settings.s3_options(),
+                              self.settings.work_dir / "cache", self.clock.now_ms(), self.settings.flow_workers)
+        self.metrics.seconds.labels("features").observe(time.monotonic() - t0)
+        for r in report.results:
+            self.metrics.windows.labels(r.task.flow, r.status).inc()
+        return report
+
+    # ------------------------------------------------------------------ reporting
+    def fleets(self) -> list[dict[str, Any]]:
+        return [_fleet_json(f) for f in self.manifest.fleets()]
+
+    def status(self, fleet_id: str) -> dict[str, Any]:
+        """One fleet's grid: per month, raw rows per dataset and the state of each active flow version."""
+        fleet = self.manifest.fleet(names.fleet_id(fleet_id))
+        if fleet is None:
+            raise KeyError(fleet_id)
+        months: dict[str, dict[str, Any]] = {}
+        for p in self.manifest.raw_partitions(fleet_id):
+            months.setdefault(p.month, {"raw": {}, "features": {}})["raw"][p.dataset] = p.rows
+        latest = _latest_runs(self.manifest, fleet_id)
+        active = {(f.name, f.version): f.code_fingerprint for f in self.flows}
+        inputs = {(t.flow, t.version, t.month) for t in _pending(self.manifest, self.flows, fleet_id)}
+        for month, row in months.items():
+            for (flow, version), _fp in active.items():
+                run = latest.get((flow, version, month))
+                if (flow, version, month) in inputs:
+                    state = "failed" if run and run["status"] == "failed" else "pending"
+                else:
+                    state = "done"
+                row["features"][f"{flow}@{version}"] = state
+        return {**_fleet_json(fleet), "months": dict(sorted(months.items()))}
+
+    def features_of(self, fleet_id: str, month: str | None = None) -> dict[str, Any]:
+        """The fleet roll-up row of each active flow's newest succeeded run (per month)."""
+        import pyarrow.parquet as pq
+
+        from partitions.reader import local_files
+
+        if self.manifest.fleet(names.fleet_id(fleet_id)) is None:
+            raise KeyError(fleet_id)
+        out: dict[str, dict[str, Any]] = {}
+        latest = _latest_runs(self.manifest, fleet_id, succeeded_only=True)
+        for f in self.flows:
+            for (flow, version, m), run in sorted(latest.items()):
+                if (flow, version) != (f.name, f.version) or (month and m != names.month(month)):
+                    continue
+                paths = local_files(self.store, list(run["outputs"]), self.settings.work_dir / "cache")
+                rows = [r for p in paths for r in pq.read_table(p).to_pylist() if r.get("vehicle_id") is None]
+                out.setdefault(m, {})[f"{flow}@{version}"] = [_plain(r) for r in rows]
+        return {"fleet_id": fleet_id, "months": out}
+
+
+def _pending(manifest: Manifest, flows: list[Flow], fleet_id: str):  # type: ignore[no-untyped-def]
+    from ingest.planner import plan
+
+    return [t for t in plan(manifest, flows) if t.fleet_id == fleet_id]
+
+
+def _latest_runs(manifest: Manifest, fleet_id: str, succeeded_only: bool = False) -> dict[tuple, dict[str, Any]]:
+    latest: dict[tuple, dict[str, Any]] = {}
+    for r in manifest.runs():  # ordered by start time: later runs win
+        if r["fleet_id"] == fleet_id and (r["status"] == "succeeded" or not succeeded_only):
+            latest[(r["flow"], r["version"], r["month"])] = r
+    return latest
+
+
+def _fleet_json(f: Any) -> dict[str, Any]:
+    return {"fleet_id": f.fleet_id, "tsp": f.tsp, "status": f.status,
+            "consent_at": f.consent_at.isoformat() if f.consent_at else None,
+            "history_start": f.history_start.isoformat() if f.history_start else None, "error": f.error}
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
