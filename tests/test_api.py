@@ -17,7 +17,8 @@ import pytest
 import schemathesis
 import uvicorn
 from cryptography.fernet import Fernet
-from hypothesis import HealthCheck, settings as hsettings
+from hypothesis import HealthCheck
+from hypothesis import settings as hsettings
 from pydantic import SecretStr
 
 from ingest.api import OPENAPI, create_app

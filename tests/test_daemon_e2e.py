@@ -25,8 +25,8 @@ from cryptography.fernet import Fernet
 from common.months import month_bounds_ms
 from connectors.sandbox.faults import FaultPlan
 from connectors.sandbox.server import SandboxServer
-from partitions import Manifest, open_store, read_month
 from connectors.sandbox.world import default_config
+from partitions import Manifest, open_store, read_month
 from tests.conftest import NOW
 from tests.seaweed import BUCKET, s3_options
 
