@@ -21,7 +21,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import pyarrow as pa
 
@@ -80,6 +80,8 @@ class PullOptions:
     work_dir: Path | None = None
     memory_limit: str = "1GB"
     stop: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: finish and commit
+    # told (windows pulled, windows planned, rows fetched) after each window, e.g. a progress bar
+    progress: Callable[[int, int, int], None] | None = None
 
 
 def stream_name(connector: GpsConnector) -> str:
@@ -109,7 +111,7 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                            manifest.completed_windows(fleet_id, stream))
     complete_before = now_ms - opts.lookback_ms
     commits: list[CommitResult] = []
-    pulled = completed = 0
+    pulled = completed = rows_seen = 0
     fetched: list[tuple[Window, int]] = []  # pulled in full, added to the writer, not yet committed
     error: BaseException | None = None
     # The writer judges "a timestamp in the future" against the pull's now (the TSP's clock),
@@ -145,6 +147,9 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                     writer.add(table)
                     fetched.append((w, table.num_rows))
                     pulled += 1
+                    rows_seen += table.num_rows
+                    if opts.progress:
+                        opts.progress(pulled, len(windows), rows_seen)
                     if len(fetched) >= opts.commit_every:
                         commit()
             except BaseException as e:  # noqa: BLE001 - committed below, then re-raised

@@ -190,8 +190,10 @@ def _pull_cmd(args: argparse.Namespace, kind: str) -> int:
             return 0
         targets = [fleet] if fleet else [f["fleet_id"] for f in svc.fleets() if f["status"] != "revoked"]
         failed = 0
+        from ingest.progress import ProgressBar
+
         for fid in targets:
-            o = svc.pull(fid)
+            o = svc.pull(fid, progress=ProgressBar(f"pull {fid}"))
             _print_pull(o)
             failed += o.status not in ("active",)
         report = svc.features()

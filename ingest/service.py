@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
@@ -107,7 +107,8 @@ class Service:
         return fleet_id
 
     # ------------------------------------------------------------------ pulling
-    def pull(self, fleet_id: str, stop: threading.Event | None = None) -> PullOutcome:
+    def pull(self, fleet_id: str, stop: threading.Event | None = None,
+             progress: Callable[[int, int, int], None] | None = None) -> PullOutcome:
         """Backfill or refresh one fleet: both pull every window not yet complete, from history start to now."""
         fleet = self.manifest.fleet(names.fleet_id(fleet_id))
         if fleet is None:
@@ -116,7 +117,7 @@ class Service:
             return PullOutcome(fleet_id, "revoked", None, None, fleet.error)
         ep = self.endpoint(fleet.tsp)
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
-                           stop=stop or threading.Event())
+                           stop=stop or threading.Event(), progress=progress)
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status == "consented":
             self.manifest.upsert_fleet(fleet_id, fleet.tsp, "backfilling")
