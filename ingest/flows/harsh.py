@@ -94,6 +94,8 @@ def _turn_events(tr: Track) -> tuple[np.ndarray, np.ndarray]:
             break
         j = np.arange(n - k)
         within = (tr.vehicle_index[j] == tr.vehicle_index[j + k]) & ((tr.ts[j + k] - tr.ts[j]) <= TURN_WINDOW_S * 1000)
+        if not within.any():
+            break  # pings k apart are all beyond the window (e.g. k = 3 at 5 s pings)
         fast = (tr.speed[j] >= TURN_MIN_MPH) & (tr.speed[j + k] >= TURN_MIN_MPH)
         d = np.abs((heading[j + k] - heading[j] + 180.0) % 360.0 - 180.0)
         d = np.where(within & fast & np.isfinite(d), d, 0.0)
