@@ -101,8 +101,11 @@ def _with_token_key(settings):  # type: ignore[no-untyped-def]
     return settings.model_copy(update={"token_key": SecretStr(local_token_key(settings.data_dir))})
 
 
-def _with_service(settings, fn):  # type: ignore[no-untyped-def]
-    """fn(service) with a Service on the manifest, or fn(DaemonClient) when a daemon holds the manifest."""
+def _with_service(settings, fn, needs_key: bool = False):  # type: ignore[no-untyped-def]
+    """fn(service) with a Service on the manifest, or fn(DaemonClient) when a daemon holds the manifest.
+
+    `needs_key`: the command handles TSP tokens, so it gets the local key when none is configured.
+    """
     from common.errors import ManifestLocked
     from ingest.flows.registry import active_flows
     from ingest.service import Service
@@ -113,7 +116,8 @@ def _with_service(settings, fn):  # type: ignore[no-untyped-def]
         manifest = Manifest(settings.resolved_manifest_path)
     except ManifestLocked:
         return fn(DaemonClient(settings))
-    settings = _with_token_key(settings)
+    if needs_key:
+        settings = _with_token_key(settings)
     with manifest:
         store = open_store(settings.resolved_store_url, settings.s3_options())
         return fn(Service(settings, manifest, store, endpoints(settings), active_flows(settings.flows_file)))
@@ -164,7 +168,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
             print(svc.consent_url(args.tsp, args.fleet))
         return 0
 
-    return _with_service(settings, go)
+    return _with_service(settings, go, needs_key=True)
 
 
 def _print_pull(o) -> None:  # type: ignore[no-untyped-def]
@@ -202,7 +206,7 @@ def _pull_cmd(args: argparse.Namespace, kind: str) -> int:
             print(f"  {r.task.fleet_id} {r.task.flow}@{r.task.version} {r.task.month}: {r.error}")
         return 1 if failed or report.failed else 0
 
-    return _with_service(settings, go)
+    return _with_service(settings, go, needs_key=True)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:

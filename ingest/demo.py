@@ -35,8 +35,8 @@ REDIRECT = "http://127.0.0.1:9/oauth/callback"  # the sandbox redirects here; we
 
 
 def _demo_key(data_dir: Path) -> str:
-    """The token key: FLEETLAKE_TOKEN_KEY if set, else one kept (0600) in the demo's data dir."""
-    return os.environ.get("FLEETLAKE_TOKEN_KEY") or local_token_key(data_dir, "demo-token.key")
+    """The token key: FLEETLAKE_TOKEN_KEY if set, else the one kept (0600) in the data dir, as the CLI does."""
+    return os.environ.get("FLEETLAKE_TOKEN_KEY") or local_token_key(data_dir, warn=False)
 
 
 def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:
@@ -45,6 +45,12 @@ def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:
     span = f"{months[0]}..{months[-1]}" if len(months) > 1 else (months[0] if months else "none")
     print(f"  {step:9s} {fleet:20s} {r.windows_pulled:4d} windows  {r.rows_accepted:>10,} pings  {events:4d} events  "
           f"{q:5d} quarantined  months committed: {len(months):2d} ({span})  {r.seconds:5.1f}s", flush=True)
+
+
+def _span(months: list[str]) -> str:
+    if not months:
+        return "none"
+    return f"{months[0]}..{months[-1]}" if len(months) > 1 else months[0]
 
 
 def run_demo(config: SandboxConfig) -> int:
@@ -74,6 +80,8 @@ def run_demo(config: SandboxConfig) -> int:
             connectors[fid] = open_connector(tsp, fid, ep.base_url, BearerAuth(creds), 1900.0)
             print(f"  consented {fid} ({tsp}) through OAuth; history from {fleet.spec.history_start:%Y-%m}")
 
+        computed: dict[str, set[str]] = {}  # months with features, per fleet, for the printout
+
         def pull_all(step: str) -> None:
             now = server.world.clock.now_ms()
             for fleet in config.fleets:
@@ -99,10 +107,14 @@ def run_demo(config: SandboxConfig) -> int:
                 fid = fleet.spec.fleet_id
                 per_flow = feats.windows(fid)
                 months = feats.months(fid)
-                span = f"{months[0]}..{months[-1]}" if len(months) > 1 else (months[0] if months else "none")
+                before = computed.setdefault(fid, set())
+                new = [m for m in months if m not in before]
+                again = [m for m in months if m in before]
+                before.update(months)
                 counts = sorted(set(per_flow.values()))
+                detail = f"new: {_span(new)}" + (f"; recomputed (new data): {_span(again)}" if again else "")
                 print(f"  features  {fid:20s} {sum(per_flow.values()):4d} windows: {len(per_flow)} flows x "
-                      f"{'/'.join(map(str, counts)) or 0} months ({span})", flush=True)
+                      f"{'/'.join(map(str, counts)) or 0} months ({detail})", flush=True)
             for r in feats.failed:
                 print(f"  features  {r.task.fleet_id:20s} {r.task.flow}@{r.task.version} {r.task.month} failed: "
                       f"{r.error}", flush=True)

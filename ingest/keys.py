@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 log = logging.getLogger("fleetlake.keys")
 
 
-def local_token_key(data_dir: Path, name: str = "token.key") -> str:
+def local_token_key(data_dir: Path, name: str = "token.key", warn: bool = True) -> str:
     """A key kept next to the data it protects only guards against leaked backups of the manifest;
     production sets FLEETLAKE_TOKEN_KEY from a secret store instead."""
     path = data_dir / name
@@ -23,6 +23,7 @@ def local_token_key(data_dir: Path, name: str = "token.key") -> str:
             return path.read_text().strip()
         with os.fdopen(fd, "w") as fh:
             fh.write(Fernet.generate_key().decode())
-        log.warning("FLEETLAKE_TOKEN_KEY is not set: generated %s; set the key from a secret store in production",
-                    path)
+        if warn:
+            log.warning("FLEETLAKE_TOKEN_KEY is not set: generated %s; set the key from a secret store in production",
+                        path)
     return path.read_text().strip()

@@ -65,8 +65,6 @@ def state_key(settings: Settings) -> bytes:
 class Service:
     def __init__(self, settings: Settings, manifest: Manifest, store: ObjectStore, endpoints: dict[str, TspEndpoint],
                  flows: list[Flow], metrics: Metrics | None = None, clock: Clock | None = None) -> None:
-        if settings.token_key is None:
-            raise ConfigError("FLEETLAKE_TOKEN_KEY", "is required (generate one with `fleetlake keygen`)")
         self.settings = settings
         self.manifest = manifest
         self.store = store
@@ -74,8 +72,17 @@ class Service:
         self.flows = flows
         self.metrics = metrics or Metrics()
         self.clock = clock or Clock(settings.sandbox_url)
-        self.vault = Vault(settings.token_key.get_secret_value())
-        self.signer = StateSigner(state_key(settings))
+
+    # Only consent and pulls touch tokens: read-only commands need no key.
+    @property
+    def vault(self) -> Vault:
+        if self.settings.token_key is None:
+            raise ConfigError("FLEETLAKE_TOKEN_KEY", "is required (generate one with `fleetlake keygen`)")
+        return Vault(self.settings.token_key.get_secret_value())
+
+    @property
+    def signer(self) -> StateSigner:
+        return StateSigner(state_key(self.settings))
 
     # ------------------------------------------------------------------ consent
     def endpoint(self, tsp: str) -> TspEndpoint:
