@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import multiprocessing
 import tempfile
 import time
 import uuid
@@ -88,13 +89,25 @@ def run_task(spec: TaskSpec) -> tuple[tuple[str, ...], int, dict[str, Any]]:
     return (key,), out.num_rows, marker
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a clean, single-threaded server process, not from us.
+
+    The daemon has threads (HTTP, scheduler, work); forking it could copy a lock some other
+    thread holds at that instant and hang the child. A forkserver is started once, with the
+    executor's imports preloaded, so workers still start in milliseconds.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["ingest.executor", "ingest.flows.track", "geo.states"])
+    return ctx
+
+
 def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], store_url: str,
             s3: S3Options | None, cache_dir: Path, now_ms: int, workers: int = 2) -> list[RunResult]:
     by_key = {(f.name, f.version): f for f in flows}
     results: list[RunResult] = []
     if not tasks:
         return results
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=_pool_context()) as pool:
         started = {}
         futures = []
         for t in tasks:

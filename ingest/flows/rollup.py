@@ -34,7 +34,8 @@ def select(owner: np.ndarray, v: int | None) -> slice:
     """
     if v is None:
         return slice(None)
-    lo, hi = np.searchsorted(owner, [v, v + 1])
+    # Keys of the array's own dtype: mixed int widths would make numpy copy `owner` on every call.
+    lo, hi = np.searchsorted(owner, np.array([v, v + 1], dtype=owner.dtype))
     return slice(int(lo), int(hi))
 
 

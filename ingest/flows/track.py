@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geo.distance import METERS_PER_MILE, haversine_m
+from geo.distance import METERS_PER_MILE, consecutive_m, haversine_m
 from geo.timezones import utc_offsets_s
 
 GAP_S = 600  # a silence longer than this is a gap (the issue's trip rule: "a gap over 10 min")
@@ -24,16 +24,68 @@ DAY_S = 86_400
 COLUMNS = ("vehicle_id", "ts", "lat", "lon", "speed_mph", "heading_deg")  # what load() reads
 
 
-@dataclass(frozen=True)
 class Pairs:
-    """Consecutive pings i -> i+1 (arrays of length n - 1)."""
+    """Consecutive pings i -> i+1 (arrays of length n - 1), each computed on first use.
 
-    same: np.ndarray  # both pings belong to one vehicle
-    dt_s: np.ndarray
-    miles: np.ndarray  # great-circle miles between the two fixes
-    moving: np.ndarray  # same vehicle and speed > 0 at either end
-    counted: np.ndarray  # moving and plausible: these miles are driven miles
-    driving_s: np.ndarray  # estimated seconds of driving within the pair
+    A flow that needs only times (speed) never pays for distances.
+    """
+
+    def __init__(self, track: Track) -> None:
+        self._t = track
+
+    @cached_property
+    def same(self) -> np.ndarray:
+        """Both pings belong to one vehicle."""
+        same = np.ones(max(self._t.n - 1, 0), bool)
+        same[self._t.starts[1:] - 1] = False
+        return same
+
+    @cached_property
+    def dt_s(self) -> np.ndarray:
+        return np.diff(self._t.ts) / 1000.0
+
+    @cached_property
+    def miles(self) -> np.ndarray:
+        """Great-circle miles between the two fixes."""
+        return consecutive_m(self._t.lat, self._t.lon) / METERS_PER_MILE
+
+    @cached_property
+    def moving(self) -> np.ndarray:
+        """Same vehicle and speed > 0 at either end."""
+        sp = self._t.speed
+        return self.same & ((sp[:-1] > 0) | (sp[1:] > 0))
+
+    @cached_property
+    def counted(self) -> np.ndarray:
+        """Moving and plausible: these miles are driven miles."""
+        dt = self.dt_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plausible = np.where(dt > 0, self.miles / (dt / 3600.0), np.inf) <= IMPLAUSIBLE_MPH
+        return self.moving & plausible
+
+    @cached_property
+    def driving_s(self) -> np.ndarray:
+        """Estimated seconds of driving within each pair (0 across vehicles).
+
+        Both ends moving and no gap: the whole pair. One end moving: the truck started or
+        stopped somewhere within one sampling interval, so half of one (the fleet's median
+        interval while driving; parked pings are sparse, so dt itself would overcount).
+        Both ends moving across a gap: the time to cover the straight-line distance at the
+        mean of the two speeds, at most the gap itself.
+        """
+        t, same, dt = self._t, self.same, self.dt_s
+        v0, v1 = t.speed[:-1], t.speed[1:]
+        both = same & (v0 > 0) & (v1 > 0)
+        one = same & ((v0 > 0) ^ (v1 > 0))
+        out = np.where(both & (dt <= GAP_S), dt, 0.0)
+        out = np.where(one, np.minimum(dt, t.moving_interval_s) / 2.0, out)
+        gap = both & (dt > GAP_S)
+        if gap.any():
+            idx = np.flatnonzero(gap)
+            miles = haversine_m(t.lat[idx], t.lon[idx], t.lat[idx + 1], t.lon[idx + 1]) / METERS_PER_MILE
+            est = miles / np.maximum((v0[idx] + v1[idx]) / 2.0, 1.0) * 3600.0
+            out[idx] = np.minimum(dt[idx], est)
+        return out
 
 
 @dataclass(frozen=True)
@@ -78,46 +130,16 @@ class Track:
 
     @cached_property
     def pairs(self) -> Pairs:
-        same = np.ones(max(self.n - 1, 0), bool)
-        same[self.starts[1:] - 1] = False
-        dt = np.diff(self.ts) / 1000.0
-        moving = same & ((self.speed[:-1] > 0) | (self.speed[1:] > 0))
-        miles = haversine_m(self.lat[:-1], self.lon[:-1], self.lat[1:], self.lon[1:]) / METERS_PER_MILE
-        with np.errstate(divide="ignore", invalid="ignore"):
-            plausible = np.where(dt > 0, miles / (dt / 3600.0), np.inf) <= IMPLAUSIBLE_MPH
-        counted = moving & plausible
-        return Pairs(same, dt, miles, moving, counted, self._driving_s(same, dt, miles))
-
-    def _driving_s(self, same: np.ndarray, dt: np.ndarray, miles: np.ndarray) -> np.ndarray:
-        """Seconds of driving in each pair.
-
-        Both ends moving and no gap: the whole pair. One end moving: the truck started or
-        stopped somewhere within one sampling interval, so half of one (the fleet's median
-        interval while driving; parked pings are sparse, so dt itself would overcount).
-        Both ends moving across a gap: the time to cover the straight-line distance at the
-        mean of the two speeds, at most the gap itself.
-        """
-        v0, v1 = self.speed[:-1], self.speed[1:]
-        both = same & (v0 > 0) & (v1 > 0)
-        one = same & ((v0 > 0) ^ (v1 > 0))
-        steady = both & (dt <= GAP_S)
-        interval = self.moving_interval_s
-        out = np.where(steady, dt, 0.0)
-        out = np.where(one, np.minimum(dt, interval) / 2.0, out)
-        gap = both & (dt > GAP_S)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            est = miles / np.maximum((v0 + v1) / 2.0, 1.0) * 3600.0
-        return np.where(gap, np.minimum(dt, est), out)
+        return Pairs(self)
 
     @cached_property
     def moving_interval_s(self) -> float:
         """The fleet-month's median seconds between pings while driving (1.0 if it never drove)."""
         if self.n < 2:
             return 1.0
-        dt = np.diff(self.ts) / 1000.0
-        steady = (self.speed[:-1] > 0) & (self.speed[1:] > 0) & (dt <= GAP_S) & (dt > 0)
-        steady[self.starts[1:] - 1] = False
-        return float(np.median(dt[steady])) if steady.any() else 1.0
+        p = self.pairs
+        steady = p.same & (self.speed[:-1] > 0) & (self.speed[1:] > 0) & (p.dt_s <= GAP_S) & (p.dt_s > 0)
+        return float(np.median(p.dt_s[steady])) if steady.any() else 1.0
 
     @cached_property
     def utc_offset_s(self) -> np.ndarray:
