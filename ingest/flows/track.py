@@ -31,28 +31,31 @@ class Pairs:
     """
 
     def __init__(self, track: Track) -> None:
-        self._t = track
+        # The track's arrays, not the track: a reference back to it would make a cycle that
+        # keeps a whole month of arrays alive until the cyclic GC happens to run.
+        self._ts, self._lat, self._lon, self._speed, self._starts = (track.ts, track.lat, track.lon, track.speed,
+                                                                     track.starts)
 
     @cached_property
     def same(self) -> np.ndarray:
         """Both pings belong to one vehicle."""
-        same = np.ones(max(self._t.n - 1, 0), bool)
-        same[self._t.starts[1:] - 1] = False
+        same = np.ones(max(self._ts.size - 1, 0), bool)
+        same[self._starts[1:] - 1] = False
         return same
 
     @cached_property
     def dt_s(self) -> np.ndarray:
-        return np.diff(self._t.ts) / 1000.0
+        return np.diff(self._ts) / 1000.0
 
     @cached_property
     def miles(self) -> np.ndarray:
         """Great-circle miles between the two fixes."""
-        return consecutive_m(self._t.lat, self._t.lon) / METERS_PER_MILE
+        return consecutive_m(self._lat, self._lon) / METERS_PER_MILE
 
     @cached_property
     def moving(self) -> np.ndarray:
         """Same vehicle and speed > 0 at either end."""
-        sp = self._t.speed
+        sp = self._speed
         return self.same & ((sp[:-1] > 0) | (sp[1:] > 0))
 
     @cached_property
@@ -73,19 +76,28 @@ class Pairs:
         Both ends moving across a gap: the time to cover the straight-line distance at the
         mean of the two speeds, at most the gap itself.
         """
-        t, same, dt = self._t, self.same, self.dt_s
-        v0, v1 = t.speed[:-1], t.speed[1:]
+        same, dt, lat, lon = self.same, self.dt_s, self._lat, self._lon
+        v0, v1 = self._speed[:-1], self._speed[1:]
         both = same & (v0 > 0) & (v1 > 0)
         one = same & ((v0 > 0) ^ (v1 > 0))
         out = np.where(both & (dt <= GAP_S), dt, 0.0)
-        out = np.where(one, np.minimum(dt, t.moving_interval_s) / 2.0, out)
+        out = np.where(one, np.minimum(dt, self.moving_interval_s) / 2.0, out)
         gap = both & (dt > GAP_S)
         if gap.any():
             idx = np.flatnonzero(gap)
-            miles = haversine_m(t.lat[idx], t.lon[idx], t.lat[idx + 1], t.lon[idx + 1]) / METERS_PER_MILE
+            miles = haversine_m(lat[idx], lon[idx], lat[idx + 1], lon[idx + 1]) / METERS_PER_MILE
             est = miles / np.maximum((v0[idx] + v1[idx]) / 2.0, 1.0) * 3600.0
             out[idx] = np.minimum(dt[idx], est)
         return out
+
+    @cached_property
+    def moving_interval_s(self) -> float:
+        """The fleet-month's median seconds between pings while driving (1.0 if it never drove)."""
+        if self._ts.size < 2:
+            return 1.0
+        sp, dt = self._speed, self.dt_s
+        steady = self.same & (sp[:-1] > 0) & (sp[1:] > 0) & (dt <= GAP_S) & (dt > 0)
+        return float(np.median(dt[steady])) if steady.any() else 1.0
 
 
 @dataclass(frozen=True)
@@ -132,14 +144,9 @@ class Track:
     def pairs(self) -> Pairs:
         return Pairs(self)
 
-    @cached_property
+    @property
     def moving_interval_s(self) -> float:
-        """The fleet-month's median seconds between pings while driving (1.0 if it never drove)."""
-        if self.n < 2:
-            return 1.0
-        p = self.pairs
-        steady = p.same & (self.speed[:-1] > 0) & (self.speed[1:] > 0) & (p.dt_s <= GAP_S) & (p.dt_s > 0)
-        return float(np.median(p.dt_s[steady])) if steady.any() else 1.0
+        return self.pairs.moving_interval_s
 
     @cached_property
     def utc_offset_s(self) -> np.ndarray:
