@@ -91,7 +91,8 @@ class Daemon:
                 log.exception("work %s failed", work.key)
                 outcome = f"error: {type(e).__name__}: {e}"
             self.service.metrics.work.labels(work.kind, outcome.split(":")[0]).inc()
-            self._record(work.key, outcome)
+            if outcome.startswith("error"):
+                self._record(work.key, outcome)
             log.info("work %s: %s in %.1fs", work.key, outcome, time.monotonic() - t0)
             with self._lock:
                 self.state.running = None
@@ -109,19 +110,27 @@ class Daemon:
                     break
                 o = self.service.pull(fid, self.stop)
                 outcomes.append(o.status)
+                # Backoff is per fleet, whichever work item pulled it.
+                self._record(Work("pull", fid).key, "failed" if o.status == "failed" else "ok")
                 if o.status == "failed":
                     log.warning("fleet %s: pull failed: %s", fid, o.error)
             if self.stop.is_set():
                 return "stopped"
-            report = self.service.features()
+            report = self._features()
             failed = len(report.failed)
             bad = [s for s in outcomes if s in ("failed",)]
             return (f"{'failed' if bad or failed else 'ok'}: fleets {','.join(outcomes) or 'none'}; "
                     f"{len(report.results)} feature windows, {failed} failed")
         if work.kind == "features":
-            report = self.service.features()
+            report = self._features()
             return f"{'failed' if report.failed else 'ok'}: {len(report.results)} windows, {len(report.failed)} failed"
         raise ValueError(f"unknown work kind {work.kind}")
+
+    def _features(self):  # type: ignore[no-untyped-def]
+        report = self.service.features()
+        # Failed windows are planned again by every pass; the retry job waits out this backoff.
+        self._record(Work("features").key, "failed" if report.failed else "ok")
+        return report
 
     def _record(self, key: str, outcome: str) -> None:
         b = self._backoff.setdefault(key, _Backoff())
