@@ -32,9 +32,10 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
     assert location.startswith("http://127.0.0.1:8080/oauth/samsara/callback?")
     q = parse_qs(urlparse(location).query)
     # A forged state is refused, naming the problem, without a traceback.
-    bad = _cli(env, "connect", "samsara", "--fleet", "acme-freight", "--code", q["code"][0], "--state", "forged.x")
+    # `--code=...`: a code may start with "-", which argparse would otherwise take for an option.
+    bad = _cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code'][0]}", "--state=forged.x")
     assert bad.returncode == 2 and "state" in bad.stderr and "Traceback" not in bad.stderr
-    ok = _cli(env, "connect", "samsara", "--fleet", "acme-freight", "--code", q["code"][0], "--state", q["state"][0])
+    ok = _cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code'][0]}", f"--state={q['state'][0]}")
     assert ok.returncode == 0 and "acme-freight connected" in ok.stdout, ok.stderr
 
     r = _cli(env, "backfill", "acme-freight")
