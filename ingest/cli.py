@@ -44,7 +44,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ingest.demo import run_demo
 
-    return run_demo(_config(args))
+    return run_demo(_config(args), args.history_months)
 
 
 def cmd_manifest_rebuild(args: argparse.Namespace) -> int:

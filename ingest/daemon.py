@@ -160,11 +160,7 @@ class Daemon:
             self.submit(Work("features"))
 
     def _failed_windows(self) -> bool:
-        runs = self.service.manifest.runs()
-        latest: dict[tuple, str] = {}
-        for r in runs:
-            latest[(r["flow"], r["version"], r["fleet_id"], r["month"])] = r["status"]
-        return any(s == "failed" for s in latest.values())
+        return any(r["status"] == "failed" for r in self.service.manifest.latest_runs())
 
     def _job_failed(self, event: JobExecutionEvent) -> None:
         self.service.metrics.job_errors.labels(event.job_id).inc()

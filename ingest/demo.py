@@ -14,37 +14,25 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import httpx
+from pydantic import SecretStr
 
-from common.errors import ConsentRevoked, TspError
-from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
-from connectors.oauth import BearerAuth, FleetCredentials, OAuthClient, StateSigner, Vault
-from connectors.providers import oauth_provider, open_connector
+from connectors.backfill import PullReport
 from connectors.redact import install_log_scrubber
 from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.world import SandboxConfig
-from ingest.features import run_features
 from ingest.flows.registry import active_flows
 from ingest.keys import local_token_key
+from ingest.service import Service
 from ingest.settings import load_settings
+from ingest.tsps import endpoints
 from partitions import Manifest, open_store
-
-REDIRECT = "http://127.0.0.1:9/oauth/callback"  # the sandbox redirects here; we read the Location header
 
 
 def _demo_key(data_dir: Path) -> str:
     """The token key: FLEETLAKE_TOKEN_KEY if set, else the one kept (0600) in the data dir, as the CLI does."""
     return os.environ.get("FLEETLAKE_TOKEN_KEY") or local_token_key(data_dir, warn=False)
-
-
-def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:
-    q = sum(r.quarantined.values())
-    months = r.months_changed
-    span = f"{months[0]}..{months[-1]}" if len(months) > 1 else (months[0] if months else "none")
-    print(f"  {step:9s} {fleet:20s} {r.windows_pulled:4d} windows  {r.rows_accepted:>10,} pings  {events:4d} events  "
-          f"{q:5d} quarantined  months committed: {len(months):2d} ({span})  {r.seconds:5.1f}s", flush=True)
 
 
 def _span(months: list[str]) -> str:
@@ -53,56 +41,48 @@ def _span(months: list[str]) -> str:
     return f"{months[0]}..{months[-1]}" if len(months) > 1 else months[0]
 
 
-def run_demo(config: SandboxConfig) -> int:
+def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:
+    q = sum(r.quarantined.values())
+    months = r.months_changed
+    print(f"  {step:9s} {fleet:20s} {r.windows_pulled:4d} windows  {r.rows_accepted:>10,} pings  {events:4d} events  "
+          f"{q:5d} quarantined  months committed: {len(months):2d} ({_span(months)})  {r.seconds:5.1f}s", flush=True)
+
+
+def run_demo(config: SandboxConfig, history_months: int) -> int:
+    """The demo through the same Service the daemon and the CLI use, pointed at an in-process sandbox."""
     logging.basicConfig(level=logging.WARNING)
     install_log_scrubber()
-    settings = load_settings()
-    store = open_store(settings.resolved_store_url, settings.s3_options())
-    vault = Vault(_demo_key(settings.data_dir))
-    signer = StateSigner(os.urandom(32))
+    base = load_settings()
     # The demo is not about rate limits: let the sandbox answer as fast as it can.
     config = replace(config, samsara_rate_per_s=2000.0, motive_rate_per_s=2000.0)
-    flows = active_flows(settings.flows_file)
-    print(f"fleetlake demo: store {store.url}, manifest {settings.resolved_manifest_path}")
+    flows = active_flows(base.flows_file)
+    store = open_store(base.resolved_store_url, base.s3_options())
+    print(f"fleetlake demo: store {store.url}, manifest {base.resolved_manifest_path}")
     print(f"  active flows: {', '.join(f'{f.name}@{f.version}' for f in flows)}")
-    with SandboxServer(config) as server, Manifest(settings.resolved_manifest_path) as manifest:
-        connectors = {}
+    with SandboxServer(config) as server, Manifest(base.resolved_manifest_path) as manifest:
+        settings = base.model_copy(update={
+            "sandbox_url": server.base_url, "token_key": SecretStr(_demo_key(base.data_dir)),
+            "history_months": history_months, "samsara_rate_per_s": 1900.0, "motive_rate_per_s": 1900.0})
+        service = Service(settings, manifest, store, endpoints(settings), flows)
         for fleet in config.fleets:
             fid, tsp = fleet.spec.fleet_id, fleet.tsp
-            ep = server.endpoint(tsp)
-            client = OAuthClient(oauth_provider(tsp, ep.base_url, ep.client_id, ep.client_secret, REDIRECT))
-            state = signer.make(tsp)
-            redirect = httpx.get(client.consent_url(state, fleet=fid)).headers["location"]
-            q = parse_qs(urlparse(redirect).query)
-            signer.verify(q["state"][0], tsp)
-            creds = FleetCredentials.connect(fid, client, vault, manifest, q["code"][0])
-            manifest.upsert_fleet(fid, tsp, "consented", history_start=fleet.spec.history_start)
-            connectors[fid] = open_connector(tsp, fid, ep.base_url, BearerAuth(creds), 1900.0)
-            print(f"  consented {fid} ({tsp}) through OAuth; history from {fleet.spec.history_start:%Y-%m}")
+            # The sandbox approves at once; its redirect carries the code and state to the callback.
+            q = httpx.URL(httpx.get(service.consent_url(tsp, fid)).headers["location"]).params
+            service.complete_consent(tsp, q["code"], q["state"])
+            print(f"  consented {fid} ({tsp}) through OAuth; history from {manifest.fleet(fid).history_start:%Y-%m}")
 
         computed: dict[str, set[str]] = {}  # months with features, per fleet, for the printout
 
         def pull_all(step: str) -> None:
-            now = server.world.clock.now_ms()
             for fleet in config.fleets:
                 fid = fleet.spec.fleet_id
-                start = fleet.spec.history_start_s * 1000
-                try:
-                    report = pull_fleet(connectors[fid], store, manifest, fid, start, now,
-                                        PullOptions(work_dir=settings.work_dir))
-                    events = pull_events(connectors[fid], store, manifest, fid, start, now,
-                                         PullOptions(work_dir=settings.work_dir))
-                except TspError as e:
-                    # One fleet's trouble is reported and recorded; the others carry on.
-                    status = "revoked" if isinstance(e, ConsentRevoked) else "failed"
-                    manifest.upsert_fleet(fid, fleet.tsp, status, error=str(e))
-                    print(f"  {step:9s} {fid:20s} {status}: {e}", flush=True)
+                o = service.pull(fid)
+                if o.pings is None:  # one fleet's trouble is reported and recorded; the others carry on
+                    print(f"  {step:9s} {fid:20s} {o.status}: {o.error}", flush=True)
                     continue
-                manifest.upsert_fleet(fid, fleet.tsp, "active")
-                _print_report(step, fid, report, events.rows_accepted)
+                _print_report(step, fid, o.pings, o.events.rows_accepted if o.events else 0)
             t = time.monotonic()
-            feats = run_features(manifest, flows, store.url, settings.s3_options(), settings.work_dir / "cache",
-                                 now, settings.flow_workers)
+            feats = service.features()
             for fleet in config.fleets:
                 fid = fleet.spec.fleet_id
                 per_flow = feats.windows(fid)

@@ -213,11 +213,7 @@ def _pending(manifest: Manifest, flows: list[Flow], fleet_id: str):  # type: ign
 
 
 def _latest_runs(manifest: Manifest, fleet_id: str, succeeded_only: bool = False) -> dict[tuple, dict[str, Any]]:
-    latest: dict[tuple, dict[str, Any]] = {}
-    for r in manifest.runs():  # ordered by start time: later runs win
-        if r["fleet_id"] == fleet_id and (r["status"] == "succeeded" or not succeeded_only):
-            latest[(r["flow"], r["version"], r["month"])] = r
-    return latest
+    return {(r["flow"], r["version"], r["month"]): r for r in manifest.latest_runs(fleet_id, succeeded_only)}
 
 
 def _fleet_json(f: Any) -> dict[str, Any]:

@@ -390,6 +390,17 @@ class Manifest:
                    json.dumps(stats) if stats is not None else None, error, _db_time(started_at),
                    _db_time(finished_at)])
 
+    def latest_runs(self, fleet_id: str | None = None, succeeded_only: bool = False) -> list[dict[str, Any]]:
+        """The newest run of each (flow, version, fleet, month) window, optionally of one fleet only."""
+        cols = ["run_id", "flow", "version", "fleet_id", "month", "status", "outputs", "error"]
+        rows = self._all(f"""
+            SELECT {', '.join(cols)} FROM flow_runs
+            WHERE (? IS NULL OR fleet_id = ?) AND (NOT ? OR status = 'succeeded')
+            QUALIFY row_number() OVER (PARTITION BY flow, version, fleet_id, month
+                                       ORDER BY started_at DESC, run_id DESC) = 1
+            ORDER BY fleet_id, month, flow, version""", [fleet_id, fleet_id, succeeded_only])
+        return [dict(zip(cols, r)) for r in rows]
+
     def runs(self, flow: str | None = None) -> list[dict[str, Any]]:
         cols = ["run_id", "flow", "version", "code_fp", "fleet_id", "month", "input_fp", "status", "outputs",
                 "error"]

@@ -109,3 +109,16 @@ def test_a_manifest_is_created_aside_and_renamed_into_place(tmp_path: Path) -> N
     assert not list(tmp_path.glob("m.duckdb.new-*"))
     with Manifest(tmp_path / "m.duckdb") as m:  # and the renamed file is a complete manifest
         assert m.conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_latest_runs_keeps_the_newest_run_of_each_window(tmp_path: Path) -> None:
+    t = [datetime(2025, 1, 1, h, tzinfo=timezone.utc) for h in range(4)]
+    with Manifest(tmp_path / "m.duckdb") as m:
+        m.record_run("r1", "speed", 1, "c", "a", "2025-01", "i", "failed", [], None, "boom", t[0], t[0])
+        m.record_run("r2", "speed", 1, "c", "a", "2025-01", "i", "succeeded", ["o2"], None, None, t[1], t[1])
+        m.record_run("r3", "speed", 1, "c", "a", "2025-02", "i", "succeeded", ["o3"], None, None, t[1], t[1])
+        m.record_run("r4", "speed", 1, "c", "a", "2025-02", "j", "failed", [], None, "late data broke it", t[2], t[2])
+        m.record_run("r5", "speed", 1, "c", "b", "2025-01", "i", "succeeded", ["o5"], None, None, t[3], t[3])
+        assert [(r["run_id"], r["status"]) for r in m.latest_runs("a")] == [("r2", "succeeded"), ("r4", "failed")]
+        assert [r["run_id"] for r in m.latest_runs("a", succeeded_only=True)] == ["r2", "r3"]
+        assert [r["run_id"] for r in m.latest_runs()] == ["r2", "r4", "r5"]

@@ -6,11 +6,11 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.flows.base import Flow, FlowInput
+from ingest.flows.rollup import key_columns, select, vehicle_and_fleet_rows
 from ingest.flows.track import COLUMNS, GAP_S, load
 
 SCHEMA = pa.schema([
-    ("fleet_id", pa.string()), ("month", pa.string()),
-    ("vehicle_id", pa.string()),  # null: the fleet roll-up
+    *key_columns(),
     ("pings", pa.int64()), ("median_interval_s", pa.float64()), ("moving_median_interval_s", pa.float64()),
     ("gap_hours", pa.float64()), ("gaps", pa.int64()), ("implausible_jumps", pa.int64()),
     ("first_ts", pa.timestamp("ms", tz="UTC")), ("last_ts", pa.timestamp("ms", tz="UTC")),
@@ -25,22 +25,20 @@ def compute(inp: FlowInput) -> pa.Table:
     p = tr.pairs
     jumps = p.moving & ~p.counted
     gaps = p.moving & (p.dt_s > GAP_S)
-    rows = []
-    groups = [(tr.vehicles[v], slice(int(a), int(b))) for v, (a, b) in enumerate(zip(tr.starts, tr.ends))]
-    for vehicle_id, rows_sel in [*groups, (None, slice(0, tr.n))]:
-        a, b = rows_sel.start, rows_sel.stop
-        pair_sel = slice(a, max(a, b - 1))  # the pairs among these rows
-        same = p.same[pair_sel]
-        dt, moving = p.dt_s[pair_sel][same], p.moving[pair_sel][same]
-        gap = gaps[pair_sel]
-        rows.append({"fleet_id": inp.fleet_id, "month": inp.month, "vehicle_id": vehicle_id, "pings": b - a,
-                     "median_interval_s": float(np.median(dt)) if dt.size else None,
-                     "moving_median_interval_s": float(np.median(dt[moving])) if moving.any() else None,
-                     "gap_hours": float(p.dt_s[pair_sel][gap].sum() / 3600.0), "gaps": int(gap.sum()),
-                     "implausible_jumps": int(jumps[pair_sel].sum()),
-                     "first_ts": int(tr.ts[a:b].min()), "last_ts": int(tr.ts[a:b].max()),
-                     "complete_month": inp.complete})
-    return pa.Table.from_pylist(rows, SCHEMA)
+
+    def summarise(v: int | None) -> dict[str, object]:
+        rows, pairs = select(tr.vehicle_index, v), select(tr.pair_vehicle, v)
+        same = p.same[pairs]
+        dt, moving, gap = p.dt_s[pairs][same], p.moving[pairs][same], gaps[pairs][same]
+        ts = tr.ts[rows]
+        return {"pings": int(ts.size),
+                "median_interval_s": float(np.median(dt)) if dt.size else None,
+                "moving_median_interval_s": float(np.median(dt[moving])) if moving.any() else None,
+                "gap_hours": float(dt[gap].sum() / 3600.0), "gaps": int(gap.sum()),
+                "implausible_jumps": int(jumps[pairs].sum()),
+                "first_ts": int(ts.min()), "last_ts": int(ts.max())}
+
+    return vehicle_and_fleet_rows(inp, tr.vehicles, SCHEMA, summarise)
 
 
 FLOW = Flow("data_quality", 1, ("pings",), SCHEMA, compute, columns=COLUMNS)

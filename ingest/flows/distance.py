@@ -7,11 +7,11 @@ import pyarrow as pa
 
 from geo.states import state_lookup
 from ingest.flows.base import Flow, FlowInput
+from ingest.flows.rollup import key_columns
 from ingest.flows.track import COLUMNS, load
 
 SCHEMA = pa.schema([
-    ("fleet_id", pa.string()), ("month", pa.string()),
-    ("vehicle_id", pa.string()),  # null: the fleet roll-up
+    *key_columns(),
     ("state", pa.string()),  # two-letter code; "--" outside every US state
     ("miles", pa.float64()),
     ("complete_month", pa.bool_()),

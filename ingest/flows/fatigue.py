@@ -33,7 +33,7 @@ def compute(inp: FlowInput) -> pa.Table:
     if tr.n == 0:
         return SCHEMA.empty_table()
     p = tr.pairs
-    pair_owner = tr.vehicle_index[:-1]
+    pair_owner = tr.pair_vehicle
     # A pair's driving is night driving when the local time at its first ping is in the window.
     hour = tr.local_hour[:-1]
     night = (hour >= NIGHT_START_H) & (hour < NIGHT_END_H)

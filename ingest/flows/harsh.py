@@ -142,15 +142,15 @@ def compute(inp: FlowInput) -> pa.Table:
     ev = detect(tr)
     p = tr.pairs
     nv = len(tr.vehicles)
-    miles = tr.vehicle_sums(np.where(p.counted, p.miles, 0.0), np.arange(max(tr.n - 1, 0)))
+    miles = np.bincount(tr.pair_vehicle, weights=np.where(p.counted, p.miles, 0.0), minlength=nv)
+    all_miles = np.append(miles, miles.sum())  # the vehicles, then the fleet
     cols: dict[str, list] = {"fleet_id": [inp.fleet_id] * (nv + 1), "month": [inp.month] * (nv + 1),
-                             "vehicle_id": [*tr.vehicles, None], "miles": [*miles.tolist(), float(miles.sum())]}
+                             "vehicle_id": [*tr.vehicles, None], "miles": all_miles.tolist()}
     owner = tr.vehicle_index[ev.row]
     for k, name in enumerate(KINDS):
         sel = ev.kind == k
         count = np.bincount(owner[sel], minlength=nv)
         severe = np.bincount(owner[sel & ev.severe], minlength=nv)
-        all_miles = np.append(miles, miles.sum())
         all_count = np.append(count, count.sum())
         cols[f"{name}s"] = all_count.tolist()
         cols[f"{name}s_severe"] = np.append(severe, severe.sum()).tolist()

@@ -55,7 +55,7 @@ def compute(inp: FlowInput) -> pa.Table:
     # Time at speed comes from pairs moving at both ends and close in time; each end's speed
     # stands for half the pair.
     timed = p.same & (v0 > 0) & (v1 > 0) & (p.dt_s <= GAP_S) & (np.maximum(v0, v1) <= IMPLAUSIBLE_MPH)
-    pair_owner = tr.vehicle_index[:-1]
+    pair_owner = tr.pair_vehicle
     moving_ping = (tr.speed > 0) & (tr.speed <= IMPLAUSIBLE_MPH)
     ep_owner, _, ep_seconds = episodes(tr)
 

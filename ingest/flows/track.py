@@ -141,6 +141,11 @@ class Track:
         return np.repeat(np.arange(len(self.vehicles), dtype=np.int32), self.ends - self.starts)
 
     @cached_property
+    def pair_vehicle(self) -> np.ndarray:
+        """The vehicle index of each pair's first ping (pairs across vehicles count nothing anyway)."""
+        return self.vehicle_index[:-1]
+
+    @cached_property
     def pairs(self) -> Pairs:
         return Pairs(self)
 
@@ -186,11 +191,6 @@ class Track:
         return Segments(self.vehicle_index[first], first, last, self.ts[first] // 1000, self.ts[last] // 1000,
                         cum_drive[last] - cum_drive[first] + self.moving_interval_s,
                         cum_miles[last] - cum_miles[first])
-
-    def vehicle_sums(self, values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Sum of `values` per vehicle; `rows` are the row (or pair) indices the values belong to."""
-        owner = self.vehicle_index if rows is None else self.vehicle_index[rows]
-        return np.bincount(owner, weights=values, minlength=len(self.vehicles))
 
 
 def load(table: pa.Table) -> Track:

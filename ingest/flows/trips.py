@@ -26,7 +26,7 @@ def compute(inp: FlowInput) -> pa.Table:
     if tr.n == 0:
         return SCHEMA.empty_table()
     p = tr.pairs
-    pair_owner = tr.vehicle_index[:-1]
+    pair_owner = tr.pair_vehicle
     seg = tr.segments(STOP_S)
     real = seg.miles >= MIN_TRIP_MILES
     minutes, miles, owner = seg.duration_s[real] / 60.0, seg.miles[real], seg.vehicle[real]
