@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.sandbox.groundtruth import ground_truth  # noqa: E402
-from connectors.sandbox.simulator import FleetSimulator, FleetSpec  # noqa: E402
 from ingest.flows import distance, fatigue, radius  # noqa: E402
 from ingest.flows.base import FlowInput  # noqa: E402
+from sandbox.groundtruth import ground_truth  # noqa: E402
+from sandbox.simulator import FleetSimulator, FleetSpec  # noqa: E402
 from tests.pings import sim_table  # noqa: E402
 
 MONTH = "2025-03"

@@ -34,9 +34,9 @@ NOW_MS = 1_900_000_000_000
 
 
 def _land(work: Path, vehicles: int, interval: int, months: list[str], seed: int = 7) -> tuple[str, Path]:
-    from connectors.sandbox.simulator import FleetSimulator, FleetSpec
     from partitions import Manifest, MonthWriter
     from partitions.store import LocalStore
+    from sandbox.simulator import FleetSimulator, FleetSpec
     from tests.pings import sim_table
 
     sim = FleetSimulator(FleetSpec("bench-fleet", seed, vehicles, datetime(2024, 1, 1, tzinfo=timezone.utc),

@@ -109,8 +109,8 @@ def _serve_rate(info: dict, token: str, vids: list[str], start: str, end: str, c
 
 
 def _floor(vehicles: int, start: datetime, end: datetime) -> tuple[int, float]:
-    from connectors.sandbox.simulator import FleetSimulator
-    from connectors.sandbox.world import default_config
+    from sandbox.simulator import FleetSimulator
+    from sandbox.world import default_config
 
     spec = default_config(vehicles=vehicles, ping_interval_s=5, now=NOW).fleets[0].spec
     sim = FleetSimulator(spec)

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import httpx
-
 from common import names
 from common.errors import ConfigError, ConsentRevoked, FleetlakeError, TspError
 from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
 from connectors.oauth import BearerAuth, FleetCredentials, StateSigner, Vault
 from connectors.providers import open_connector
+from ingest.clock import Clock, clock_at
 from ingest.features import FeatureReport, run_features
 from ingest.flows.base import Flow
 from ingest.metrics import Metrics
@@ -32,18 +31,6 @@ from partitions.manifest import Manifest
 from partitions.store import ObjectStore
 
 log = logging.getLogger("fleetlake.service")
-
-
-class Clock:
-    """Wall-clock UTC, or a sandbox's clock when the daemon runs against one."""
-
-    def __init__(self, sandbox_url: str | None = None) -> None:
-        self.sandbox_url = sandbox_url
-
-    def now_ms(self) -> int:
-        if self.sandbox_url:
-            return int(httpx.get(f"{self.sandbox_url}/_sandbox/clock", timeout=10).json()["now_ms"])
-        return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -71,7 +58,7 @@ class Service:
         self.endpoints = endpoints
         self.flows = flows
         self.metrics = metrics or Metrics()
-        self.clock = clock or Clock(settings.sandbox_url)
+        self.clock = clock or clock_at(settings.resolved_clock_url)
 
     # Only consent and pulls touch tokens: read-only commands need no key.
     @property
@@ -95,8 +82,7 @@ class Service:
     def consent_url(self, tsp: str, fleet_id: str) -> str:
         names.fleet_id(fleet_id)
         ep = self.endpoint(tsp)
-        extra = {"fleet": fleet_id} if self.settings.sandbox_url else {}  # the sandbox's stand-in for a login
-        return oauth_client(ep, self.settings).consent_url(self.signer.make(tsp, fleet_id), **extra)
+        return oauth_client(ep, self.settings).consent_url(self.signer.make(tsp, fleet_id))
 
     def complete_consent(self, tsp: str, code: str, state: str) -> str:
         """Exchange the code, store the tokens encrypted, register the fleet for backfill. Returns its id."""

@@ -55,8 +55,13 @@ class Settings(BaseSettings):
     retry_failed_s: int = Field(600, ge=10, description="base delay before failed work is retried; doubles per "
                                                         "failure, at most 24 h")
     shutdown_grace_s: int = Field(60, ge=1, le=3600, description="on SIGTERM: time to finish in-flight windows")
-    sandbox_url: str | None = Field(None, description="run against a `fleetlake sandbox` at this URL: its TSPs, "
-                                                      "sandbox credentials and its clock")
+    clock_url: str | None = Field(None, description="a clock served over HTTP (`GET` answers {\"now_ms\": ...}) "
+                                                    "instead of the system clock, for simulated time")
+    apps_url: str | None = Field(None, description="OAuth app credentials and TSP URLs served over HTTP "
+                                                   "(`GET` answers {tsp: {client_id, client_secret, api_url, "
+                                                   "auth_url}}) instead of the per-TSP settings")
+    sandbox_url: str | None = Field(None, description="shorthand for a `fleetlake sandbox` at this URL: clock_url "
+                                                      "<url>/_sandbox/clock and apps_url <url>/_sandbox/apps")
     samsara_api_url: str = Field("https://api.samsara.com", description="Samsara API base URL")
     samsara_auth_url: str = Field("https://api.samsara.com", description="Samsara OAuth base URL")
     samsara_client_id: str | None = Field(None, description="Samsara OAuth app client id")
@@ -96,7 +101,7 @@ class Settings(BaseSettings):
             raise ValueError(f"not a crontab expression: {e}") from None
         return v
 
-    @field_validator("public_url", "sandbox_url", "samsara_api_url", "samsara_auth_url", "motive_api_url",
+    @field_validator("public_url", "sandbox_url", "clock_url", "apps_url", "samsara_api_url", "samsara_auth_url", "motive_api_url",
                      "motive_auth_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
@@ -125,6 +130,14 @@ class Settings(BaseSettings):
     @property
     def resolved_manifest_path(self) -> Path:
         return (self.manifest_path or self.data_dir / "manifest.duckdb").resolve()
+
+    @property
+    def resolved_clock_url(self) -> str | None:
+        return self.clock_url or (f"{self.sandbox_url}/_sandbox/clock" if self.sandbox_url else None)
+
+    @property
+    def resolved_apps_url(self) -> str | None:
+        return self.apps_url or (f"{self.sandbox_url}/_sandbox/apps" if self.sandbox_url else None)
 
     @property
     def work_dir(self) -> Path:

@@ -28,18 +28,19 @@ class TspEndpoint:
 
 def endpoints(settings: Settings) -> dict[str, TspEndpoint]:
     """The TSPs this daemon can consent fleets on (those with OAuth app credentials)."""
-    if settings.sandbox_url:
+    url = settings.resolved_apps_url
+    if url:
         try:
-            apps = httpx.get(f"{settings.sandbox_url}/_sandbox/apps", timeout=10).json()
-        except (httpx.HTTPError, ValueError) as e:
-            raise ConfigError("FLEETLAKE_SANDBOX_URL", f"no sandbox answers at {settings.sandbox_url}: {e}") from None
-        out = {}
-        for tsp in TSPS:
-            register_secret(apps[tsp]["client_secret"])
-            rate = getattr(settings, f"{tsp}_rate_per_s")
-            out[tsp] = TspEndpoint(tsp, f"{settings.sandbox_url}/{tsp}", f"{settings.sandbox_url}/{tsp}",
-                                   apps[tsp]["client_id"], apps[tsp]["client_secret"], rate)
-        return out
+            apps = httpx.get(url, timeout=10).json()
+            out = {}
+            for tsp in TSPS:
+                app = apps[tsp]
+                register_secret(app["client_secret"])
+                out[tsp] = TspEndpoint(tsp, app["api_url"], app["auth_url"], app["client_id"], app["client_secret"],
+                                       getattr(settings, f"{tsp}_rate_per_s"))
+            return out
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError("FLEETLAKE_APPS_URL", f"no app credentials served at {url}: {type(e).__name__}") from None
     out = {}
     for tsp in TSPS:
         cid = getattr(settings, f"{tsp}_client_id")

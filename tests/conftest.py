@@ -6,8 +6,8 @@ from typing import Iterator
 import httpx
 import pytest
 
-from connectors.sandbox.server import SandboxServer
-from connectors.sandbox.world import SandboxConfig, default_config
+from sandbox.server import SandboxServer
+from sandbox.world import SandboxConfig, default_config
 
 # The sandbox clock is frozen in tests, so what exists is the same on every run.
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)

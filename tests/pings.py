@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from connectors.sandbox.simulator import FleetSimulator, FleetSpec, Vehicle, month_bounds_ms
 from partitions.schema import candidates
+from sandbox.simulator import FleetSimulator, FleetSpec, Vehicle, month_bounds_ms
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 

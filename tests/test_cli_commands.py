@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 from cryptography.fernet import Fernet
 
-from connectors.sandbox.server import SandboxServer
+from sandbox.server import SandboxServer
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -23,10 +23,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from common.months import month_bounds_ms
-from connectors.sandbox.faults import FaultPlan
-from connectors.sandbox.server import SandboxServer
-from connectors.sandbox.world import default_config
 from partitions import Manifest, open_store, read_month
+from sandbox.faults import FaultPlan
+from sandbox.server import SandboxServer
+from sandbox.world import default_config
 from tests.conftest import NOW
 from tests.seaweed import BUCKET, s3_options
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from partitions import Manifest
 
 
-def run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+def run_demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ingest.cli", "demo", "--vehicles", "2", "--history-months", "2",
-                           "--ping-interval", "60"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **env})
+                           "--ping-interval", "60", *extra], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=os.environ)
 
 
 def test_demo_backfills_then_refreshes_one_new_month_per_fleet(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_demo_backfills_then_refreshes_one_new_month_per_fleet(tmp_path: Path) -
 
 
 def test_a_revoked_fleet_is_marked_and_the_other_continues(tmp_path: Path) -> None:
-    r = run_demo(tmp_path, FLEETLAKE_DEMO_REVOKE="acme-freight")
+    r = run_demo(tmp_path, "--revoke", "acme-freight")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "acme-freight         revoked" in r.stdout and "bluebird-logistics" in r.stdout
     with Manifest(tmp_path / "fleetlake-data" / "manifest.duckdb") as m:

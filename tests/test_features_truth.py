@@ -16,14 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.months import month_bounds_ms
-from connectors.sandbox.groundtruth import ground_truth
-from connectors.sandbox.simulator import FleetSimulator, FleetSpec
 from ingest.executor import execute
 from ingest.flows import distance, fatigue, harsh, radius, speed, trips
 from ingest.flows.track import load
 from ingest.planner import plan
 from partitions import Manifest
 from partitions.store import LocalStore
+from sandbox.groundtruth import ground_truth
+from sandbox.simulator import FleetSimulator, FleetSpec
 from tests.pings import sim_table
 from tests.test_writer import write
 

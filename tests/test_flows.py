@@ -115,7 +115,7 @@ def test_code_fingerprint_follows_the_code_the_flow_imports() -> None:
     from ingest.flows.base import _closure
 
     closure = _closure("ingest.flows.data_quality")
-    assert {"geo.distance", "ingest.flows.base"} <= closure and "connectors.sandbox.simulator" not in closure
+    assert {"geo.distance", "ingest.flows.base"} <= closure and "sandbox.simulator" not in closure
 
 
 def test_flows_read_committed_rows_sorted(lake) -> None:

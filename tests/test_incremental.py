@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sandbox.simulator import FleetSimulator, FleetSpec
 from ingest.features import run_features
 from ingest.flows.registry import active_flows
 from ingest.planner import plan
 from partitions import Manifest
 from partitions.store import LocalStore
+from sandbox.simulator import FleetSimulator, FleetSpec
 from tests.pings import sim_table
 from tests.test_writer import write
 

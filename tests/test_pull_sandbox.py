@@ -21,9 +21,9 @@ from connectors.http import RetryPolicy
 from connectors.oauth import BearerAuth, FleetCredentials, OAuthClient, StateSigner, Vault
 from connectors.providers import oauth_provider, open_connector
 from connectors.redact import install_log_scrubber
-from connectors.sandbox.server import SandboxServer
 from partitions import Manifest, read_month
 from partitions.store import LocalStore
+from sandbox.server import SandboxServer
 from tests.conftest import sandbox_config
 
 FAULTS = {"seed": 5, "error_5xx": 0.05, "storm_429": 0.05, "drop_mid_body": 0.03, "duplicate_across_pages": 0.3,

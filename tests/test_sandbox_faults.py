@@ -9,8 +9,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from connectors.sandbox.faults import FaultPlan
-from connectors.sandbox.server import SandboxServer
+from sandbox.faults import FaultPlan
+from sandbox.server import SandboxServer
 from tests.conftest import NOW
 from tests.tsp_http import (
     bearer,
@@ -88,8 +88,8 @@ def test_connection_dropped_mid_body(sandbox: SandboxServer, client: httpx.Clien
 
 
 def test_revoked_consent_kills_tokens_of_that_fleet_only(client: httpx.Client) -> None:
-    from connectors.sandbox.simulator import FleetSpec
-    from connectors.sandbox.world import SandboxFleet
+    from sandbox.simulator import FleetSpec
+    from sandbox.world import SandboxFleet
     from tests.conftest import sandbox_config
 
     base = sandbox_config()

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from connectors.sandbox.server import SandboxServer
+from sandbox.server import SandboxServer
 from tests.conftest import NOW, sandbox_config
 from tests.tsp_http import REDIRECT, authorize, bearer, motive_consent, motive_token
 

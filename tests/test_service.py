@@ -10,12 +10,12 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from common.errors import AuthError
-from connectors.sandbox.server import SandboxServer
 from ingest.flows.data_quality import FLOW as DQ
 from ingest.service import Service
 from ingest.settings import load_settings
 from ingest.tsps import endpoints
 from partitions import Manifest, open_store
+from sandbox.server import SandboxServer
 from tests.seaweed import s3_options
 
 FLEETS = {"acme-freight": "samsara", "bluebird-logistics": "motive"}

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from connectors.sandbox.groundtruth import ground_truth
-from connectors.sandbox.simulator import FleetSimulator, FleetSpec, month_bounds_ms
 from geo.distance import METERS_PER_MILE, haversine_m
+from sandbox.groundtruth import ground_truth
+from sandbox.simulator import FleetSimulator, FleetSpec, month_bounds_ms
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 

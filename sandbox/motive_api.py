@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox.admin import admin_routes
-from connectors.sandbox.faults import chance
-from connectors.sandbox.http import BadRequest, Gate, form_fields, json_bytes, parse_time, raw_json, rfc3339_ms
-from connectors.sandbox.simulator import PingColumns, Vehicle
-from connectors.sandbox.tokens import OAuthError
-from connectors.sandbox.world import SandboxWorld
+from sandbox.admin import admin_routes
+from sandbox.faults import chance
+from sandbox.http import BadRequest, Gate, form_fields, json_bytes, parse_time, raw_json, rfc3339_ms
+from sandbox.simulator import PingColumns, Vehicle
+from sandbox.tokens import OAuthError
+from sandbox.world import SandboxWorld
 
 KM_PER_MILE = 1.609344
 MAX_PER_PAGE = 100

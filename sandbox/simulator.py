@@ -25,8 +25,8 @@ from datetime import datetime
 import numpy as np
 
 from common.months import month_bounds_ms  # noqa: F401 - re-exported for the sandbox's callers
-from connectors.sandbox.cities import CITIES, City
 from geo.distance import EARTH_RADIUS_M, METERS_PER_MILE, haversine_m
+from sandbox.cities import CITIES, City
 
 MPH_TO_MPS = METERS_PER_MILE / 3600.0
 DAY_S = 86_400

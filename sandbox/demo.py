@@ -20,14 +20,14 @@ from pydantic import SecretStr
 
 from connectors.backfill import PullReport
 from connectors.redact import install_log_scrubber
-from connectors.sandbox.server import SandboxServer
-from connectors.sandbox.world import SandboxConfig
 from ingest.flows.registry import active_flows
 from ingest.keys import local_token_key
 from ingest.service import Service
 from ingest.settings import load_settings
 from ingest.tsps import endpoints
 from partitions import Manifest, open_store
+from sandbox.server import SandboxServer
+from sandbox.world import SandboxConfig
 
 
 def _demo_key(data_dir: Path) -> str:
@@ -48,7 +48,7 @@ def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:
           f"{q:5d} quarantined  months committed: {len(months):2d} ({_span(months)})  {r.seconds:5.1f}s", flush=True)
 
 
-def run_demo(config: SandboxConfig, history_months: int) -> int:
+def run_demo(config: SandboxConfig, history_months: int, revoke: tuple[str, ...] = ()) -> int:
     """The demo through the same Service the daemon and the CLI use, pointed at an in-process sandbox."""
     logging.basicConfig(level=logging.WARNING)
     install_log_scrubber()
@@ -66,8 +66,9 @@ def run_demo(config: SandboxConfig, history_months: int) -> int:
         service = Service(settings, manifest, store, endpoints(settings), flows)
         for fleet in config.fleets:
             fid, tsp = fleet.spec.fleet_id, fleet.tsp
-            # The sandbox approves at once; its redirect carries the code and state to the callback.
-            q = httpx.URL(httpx.get(service.consent_url(tsp, fid)).headers["location"]).params
+            # The sandbox approves at once (`fleet` stands in for the admin's login); its redirect
+            # carries the code and state to the callback.
+            q = httpx.URL(httpx.get(f"{service.consent_url(tsp, fid)}&fleet={fid}").headers["location"]).params
             service.complete_consent(tsp, q["code"], q["state"])
             print(f"  consented {fid} ({tsp}) through OAuth; history from {manifest.fleet(fid).history_start:%Y-%m}")
 
@@ -100,9 +101,8 @@ def run_demo(config: SandboxConfig, history_months: int) -> int:
                       f"{r.error}", flush=True)
             print(f"  features  computed in {time.monotonic() - t:.1f}s", flush=True)
 
-        if os.environ.get("FLEETLAKE_DEMO_REVOKE"):  # lets a test withdraw one fleet's consent mid-demo
-            server.world.authorities[server.world.fleets[os.environ["FLEETLAKE_DEMO_REVOKE"]].tsp].revoke(
-                os.environ["FLEETLAKE_DEMO_REVOKE"])
+        for fid in revoke:  # the fleet withdraws its consent in the TSP's UI before the first pull
+            server.world.authorities[server.world.fleets[fid].tsp].revoke(fid)
 
         t0 = time.monotonic()
         pull_all("backfill")

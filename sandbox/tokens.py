@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from connectors.sandbox.clock import SandboxClock
+from sandbox.clock import SandboxClock
 
 CODE_TTL_S = 600
 

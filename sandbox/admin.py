@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox.faults import FaultPlan
-from connectors.sandbox.world import TSPS, SandboxWorld
+from sandbox.faults import FaultPlan
+from sandbox.world import TSPS, SandboxWorld
 
 
 def admin_routes(world: SandboxWorld) -> list[Route]:
@@ -65,7 +65,9 @@ def admin_routes(world: SandboxWorld) -> list[Route]:
     async def apps(request: Request) -> Response:
         # The sandbox's OAuth app credentials, so a daemon pointed at the sandbox needs no setup.
         # Only a fake server may hand these out.
-        return JSONResponse({tsp: {"client_id": cid, "client_secret": secret}
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse({tsp: {"client_id": cid, "client_secret": secret, "api_url": f"{base}/{tsp}",
+                                   "auth_url": f"{base}/{tsp}"}
                              for tsp, (cid, secret) in world.credentials.items()})
 
     async def stats(request: Request) -> Response:

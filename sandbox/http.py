@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from connectors.sandbox.faults import FaultPlan, chance
-from connectors.sandbox.tokens import OAuthError
-from connectors.sandbox.world import SandboxWorld
+from sandbox.faults import FaultPlan, chance
+from sandbox.tokens import OAuthError
+from sandbox.world import SandboxWorld
 
 _encoder = msgspec.json.Encoder()
 

@@ -6,8 +6,8 @@ benchmark run against it, and its ground truth is what the features are checked 
 
 from __future__ import annotations
 
-from connectors.sandbox.clock import SandboxClock
-from connectors.sandbox.faults import FaultPlan
-from connectors.sandbox.simulator import FleetSimulator, FleetSpec, PingColumns
+from sandbox.clock import SandboxClock
+from sandbox.faults import FaultPlan
+from sandbox.simulator import FleetSimulator, FleetSpec, PingColumns
 
 __all__ = ["FaultPlan", "FleetSimulator", "FleetSpec", "PingColumns", "SandboxClock"]

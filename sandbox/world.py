@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from connectors.sandbox.clock import SandboxClock
-from connectors.sandbox.faults import FaultPlan, chance
-from connectors.sandbox.ratelimit import RateLimiter
-from connectors.sandbox.simulator import DAY_S, FleetSimulator, FleetSpec, PingColumns, Vehicle
-from connectors.sandbox.tokens import TokenAuthority
+from sandbox.clock import SandboxClock
+from sandbox.faults import FaultPlan, chance
+from sandbox.ratelimit import RateLimiter
+from sandbox.simulator import DAY_S, FleetSimulator, FleetSpec, PingColumns, Vehicle
+from sandbox.tokens import TokenAuthority
 
 TSPS = ("samsara", "motive")
 

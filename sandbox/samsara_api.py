@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox.admin import admin_routes
-from connectors.sandbox.faults import chance
-from connectors.sandbox.http import (
+from sandbox.admin import admin_routes
+from sandbox.faults import chance
+from sandbox.http import (
     BadRequest,
     Gate,
     decode_cursor,
@@ -40,9 +40,9 @@ from connectors.sandbox.http import (
     raw_json,
     rfc3339_ms,
 )
-from connectors.sandbox.simulator import METERS_PER_MILE, PingColumns, Vehicle
-from connectors.sandbox.tokens import OAuthError
-from connectors.sandbox.world import SandboxWorld
+from sandbox.simulator import METERS_PER_MILE, PingColumns, Vehicle
+from sandbox.tokens import OAuthError
+from sandbox.world import SandboxWorld
 
 MAX_LIMIT = 512
 SCAN_BUDGET_DAYS = 31

@@ -7,7 +7,7 @@ from collections import defaultdict
 import numpy as np
 import pyarrow as pa
 
-from connectors.sandbox.simulator import EVENT_KINDS, FleetSimulator, month_bounds_ms
+from sandbox.simulator import EVENT_KINDS, FleetSimulator, month_bounds_ms
 
 TRUTH_SCHEMA = pa.schema([
     ("fleet_id", pa.string()),

@@ -14,11 +14,11 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from connectors.sandbox.admin import admin_routes
-from connectors.sandbox.http import QuietDrops
-from connectors.sandbox.motive_api import MotiveApp
-from connectors.sandbox.samsara_api import SamsaraApp
-from connectors.sandbox.world import SandboxConfig, SandboxWorld
+from sandbox.admin import admin_routes
+from sandbox.http import QuietDrops
+from sandbox.motive_api import MotiveApp
+from sandbox.samsara_api import SamsaraApp
+from sandbox.world import SandboxConfig, SandboxWorld
 
 
 @dataclass(frozen=True)
