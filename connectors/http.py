@@ -73,22 +73,9 @@ def retry_after_seconds(value: str | None, max_s: float, now: float | None = Non
     return min(seconds, max_s)
 
 
-# Callables (tsp, status code or 0 for a transport error) told of every TSP response, e.g. the
-# daemon's metrics. Connectors do not depend on who listens.
-_observers: list[Callable[[str, int], None]] = []
-
-
-def observe_responses(fn: Callable[[str, int], None]) -> None:
-    if fn not in _observers:
-        _observers.append(fn)
-
-
-def _notify(tsp: str, status: int) -> None:
-    for fn in _observers:
-        try:
-            fn(tsp, status)
-        except Exception:  # noqa: BLE001 - a metrics bug must not break a pull
-            log.exception("response observer failed")
+# Told (tsp, status code or 0 for a transport error) of every TSP response, e.g. the daemon's
+# metrics. Passed to each client, not registered globally: connectors do not know who listens.
+ResponseHook = Callable[[str, int], None]
 
 
 def classify(response: httpx.Response) -> str:
@@ -106,8 +93,9 @@ def classify(response: httpx.Response) -> str:
 class TspHttp:
     def __init__(self, tsp: str, base_url: str, auth: httpx.Auth | None, throttle: Throttle | None = None,
                  policy: RetryPolicy = RetryPolicy(), timeouts: Timeouts = Timeouts(),
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, on_response: ResponseHook | None = None) -> None:
         self.tsp = tsp
+        self.on_response = on_response
         self.policy = policy
         self.throttle = throttle
         self.client = httpx.Client(base_url=base_url, auth=auth, timeout=timeouts.httpx(), transport=transport,
@@ -117,6 +105,14 @@ class TspHttp:
 
     def close(self) -> None:
         self.client.close()
+
+    def _notify(self, status: int) -> None:
+        if self.on_response is None:
+            return
+        try:
+            self.on_response(self.tsp, status)
+        except Exception:  # noqa: BLE001 - a metrics bug must not break a pull
+            log.exception("response hook failed")
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         """A successful response, or TspUnavailable / TspRequestError / AuthError."""
@@ -139,9 +135,9 @@ class TspHttp:
             response = self.client.get(path, params=params)
         except httpx.TransportError as e:
             # Timeouts, refused or dropped connections, bodies cut short: the next attempt may work.
-            _notify(self.tsp, 0)
+            self._notify(0)
             raise _Retryable(type(e).__name__, None) from None
-        _notify(self.tsp, response.status_code)
+        self._notify(response.status_code)
         kind = classify(response)
         if kind == "ok":
             if self.throttle:

@@ -232,17 +232,3 @@ class BearerAuth(httpx.Auth):
             if response.status_code == 401:
                 raise ConsentRevoked(self.credentials.client.p.tsp,
                                      f"fleet {self.credentials.fleet_id}: access refused after a token refresh")
-
-
-class ApiKeyAuth(httpx.Auth):
-    """Motive's X-Api-Key, the alternative to OAuth."""
-
-    def __init__(self, key: str) -> None:
-        register_secret(key)
-        self._key = key
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["X-Api-Key"] = self._key
-        response = yield request
-        if response.status_code == 401:
-            raise ConsentRevoked("motive", "the API key was refused")

@@ -1,38 +1,66 @@
-"""Where each TSP's OAuth and API live, and how a fleet's connector is put together."""
+"""The TSP registry: every telematics provider fleetlake speaks to, described once.
+
+Each entry names the provider, its connector, how its OAuth app authenticates at the token
+endpoint, its public production URLs and its published per-token rate limit. Settings, the
+CLI's choices, the daemon's callback routes and connector construction all read this table,
+so adding a TSP is one entry here plus its connector module.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Literal
+
 import httpx
 
-from connectors.http import RetryPolicy, Timeouts, TspHttp
+from connectors.http import ResponseHook, RetryPolicy, Timeouts, TspHttp
 from connectors.motive import MotiveConnector
 from connectors.oauth import OAuthProvider
 from connectors.samsara import SamsaraConnector
 from connectors.throttle import Throttle
 
-# Public production endpoints; the sandbox (and tests) pass their own base URLs.
-SAMSARA_API = "https://api.samsara.com"
-MOTIVE_API = "https://api.gomotive.com"
-MOTIVE_AUTH = "https://gomotive.com"
+Connector = SamsaraConnector | MotiveConnector
 
-_PATHS = {"samsara": ("/oauth2/authorize", "/oauth2/token", "basic"),
-          "motive": ("/oauth/authorize", "/oauth/token", "body")}
+
+@dataclass(frozen=True)
+class TspSpec:
+    name: str
+    connector: Callable[[TspHttp, str], Connector]  # (http, fleet id) -> connector
+    authorize_path: str
+    token_path: str
+    client_auth: Literal["basic", "body"]  # how the app's id and secret reach the token endpoint
+    api_url: str                           # production defaults; settings override them
+    auth_url: str
+    rate_per_s: float                      # requests per second per token, as the TSP publishes it
+
+
+TSPS: dict[str, TspSpec] = {
+    "samsara": TspSpec("samsara", SamsaraConnector, "/oauth2/authorize", "/oauth2/token", "basic",
+                       "https://api.samsara.com", "https://api.samsara.com", 20.0),
+    "motive": TspSpec("motive", MotiveConnector, "/oauth/authorize", "/oauth/token", "body",
+                      "https://api.gomotive.com", "https://gomotive.com", 10.0),
+}
+
+
+def tsp_spec(tsp: str) -> TspSpec:
+    spec = TSPS.get(tsp)
+    if spec is None:
+        raise ValueError(f"unknown TSP {tsp!r} (known: {', '.join(TSPS)})")
+    return spec
 
 
 def oauth_provider(tsp: str, auth_base_url: str, client_id: str, client_secret: str, redirect_uri: str,
                    scope: str | None = None) -> OAuthProvider:
-    authorize, token, client_auth = _PATHS[tsp]
+    spec = tsp_spec(tsp)
     base = auth_base_url.rstrip("/")
-    return OAuthProvider(tsp, base + authorize, base + token, client_id, client_secret, redirect_uri, client_auth,
-                         scope)
+    return OAuthProvider(tsp, base + spec.authorize_path, base + spec.token_path, client_id, client_secret,
+                         redirect_uri, spec.client_auth, scope)
 
 
 def open_connector(tsp: str, fleet_id: str, api_base_url: str, auth: httpx.Auth, rate_limit_per_s: float,
-                   policy: RetryPolicy = RetryPolicy(), timeouts: Timeouts = Timeouts()
-                   ) -> SamsaraConnector | MotiveConnector:
-    http = TspHttp(tsp, api_base_url.rstrip("/"), auth, Throttle(rate_limit_per_s), policy, timeouts)
-    if tsp == "samsara":
-        return SamsaraConnector(http, fleet_id)
-    if tsp == "motive":
-        return MotiveConnector(http, fleet_id)
-    raise ValueError(f"unknown TSP {tsp!r}")
+                   policy: RetryPolicy = RetryPolicy(), timeouts: Timeouts = Timeouts(),
+                   on_response: ResponseHook | None = None) -> Connector:
+    spec = tsp_spec(tsp)
+    http = TspHttp(tsp, api_base_url.rstrip("/"), auth, Throttle(rate_limit_per_s), policy, timeouts,
+                   on_response=on_response)
+    return spec.connector(http, fleet_id)

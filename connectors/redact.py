@@ -2,12 +2,17 @@
 
 Every token fleetlake obtains is registered here; the log filter replaces any occurrence in a
 log record, so even a message built carelessly elsewhere cannot leak one.
+
+The set is bounded: tokens rotate for as long as the daemon runs, so it keeps the newest
+`MAX_SECRETS` (a refreshed-away token is dead, and thousands of fleets' live tokens still fit),
+and the longest-first order the scrubber needs is computed when the set changes, not per record.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "REDACTED"
@@ -15,21 +20,29 @@ _SENSITIVE_PARAMS = {"code", "state", "access_token", "refresh_token", "client_s
                      "key", "password"}
 _SENSITIVE_HEADERS = {"authorization", "x-api-key", "cookie", "set-cookie", "proxy-authorization"}
 _MIN_SECRET_LEN = 8
+MAX_SECRETS = 5_000
 
-_secrets: set[str] = set()
+_secrets: OrderedDict[str, None] = OrderedDict()  # insertion order = age, for eviction
+_longest_first: tuple[str, ...] = ()
 _lock = threading.Lock()
 
 
 def register_secret(value: str | None) -> None:
-    if value and len(value) >= _MIN_SECRET_LEN:
-        with _lock:
-            _secrets.add(value)
+    global _longest_first
+    if not value or len(value) < _MIN_SECRET_LEN:
+        return
+    with _lock:
+        if value in _secrets:
+            _secrets.move_to_end(value)
+            return
+        _secrets[value] = None
+        while len(_secrets) > MAX_SECRETS:
+            _secrets.popitem(last=False)
+        _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def scrub(text: str) -> str:
-    with _lock:
-        known = sorted(_secrets, key=len, reverse=True)
-    for s in known:
+    for s in _longest_first:  # a tuple swapped whole under the lock: safe to read without it
         if s in text:
             text = text.replace(s, REDACTED)
     return text

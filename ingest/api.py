@@ -20,7 +20,10 @@ from starlette.routing import Route
 
 from common import names
 from common.errors import AuthError, ConfigError, FleetlakeError, InvalidName, TspError
+from common.states import WorkKind
+from connectors.providers import TSPS
 from ingest.service import Service
+from ingest.workqueue import Work, WorkQueue, WorkSnapshot
 
 log = logging.getLogger("fleetlake.api")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -30,8 +33,10 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status, headers=headers or None)
 
 
-def create_app(service: Service, daemon: Any | None = None) -> Starlette:
-    """`daemon` (a Daemon) receives queued work; without one, work requests answer 503."""
+def create_app(service: Service, work: WorkQueue | None = None,
+               readiness: Callable[[], list[str]] | None = None) -> Starlette:
+    """`work` receives queued work (without it, work requests answer 503); `readiness` names what
+    keeps the daemon from working (for /readyz)."""
     settings = service.settings
     metrics = service.metrics
 
@@ -68,10 +73,8 @@ def create_app(service: Service, daemon: Any | None = None) -> Starlette:
             await run_in_threadpool(service.store.exists, "_commits/ready-probe")
         except Exception as e:  # noqa: BLE001
             problems.append(f"store: {type(e).__name__}")
-        if daemon is not None and not daemon.scheduler.running:
-            problems.append("scheduler: not running")
-        if daemon is not None and not daemon.accepting:
-            problems.append("shutting down")
+        if readiness is not None:
+            problems.extend(readiness())
         return JSONResponse({"ready": not problems, "problems": problems}, 503 if problems else 200)
 
     async def metrics_view(request: Request) -> Response:
@@ -95,17 +98,17 @@ def create_app(service: Service, daemon: Any | None = None) -> Starlette:
             return _error(400, str(e))
         except (TspError, ConfigError) as e:
             return _error(502, f"could not complete the consent with {tsp}: {e}")
-        queued = daemon.submit(_work("pull", fleet_id)) if daemon is not None else False
+        queued = work.submit(Work(WorkKind.PULL, fleet_id)) if work is not None else False
         return HTMLResponse(f"<p>Fleet <b>{fleet_id}</b> is connected to fleetlake through {tsp}."
                             f"{' Its backfill has started.' if queued else ''}</p>")
 
     async def list_fleets(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(service.fleets))
+        return JSONResponse([f.to_json() for f in await run_in_threadpool(service.fleets)])
 
     async def fleet_status(request: Request) -> Response:
         fid = fleet_param(request)
         try:
-            return JSONResponse(await run_in_threadpool(service.status, fid))
+            return JSONResponse((await run_in_threadpool(service.status, fid)).to_json())
         except KeyError:
             return _error(404, f"unknown fleet {fid}")
 
@@ -115,26 +118,26 @@ def create_app(service: Service, daemon: Any | None = None) -> Starlette:
         if month is not None:
             names.month(month)
         try:
-            return JSONResponse(await run_in_threadpool(service.features_of, fid, month))
+            return JSONResponse((await run_in_threadpool(service.features_of, fid, month)).to_json())
         except KeyError:
             return _error(404, f"unknown fleet {fid}")
 
-    def queue_for(kind: str) -> Handler:
+    def queue_for(kind: WorkKind) -> Handler:
         async def handler(request: Request) -> Response:
             fid = fleet_param(request)
             if await run_in_threadpool(service.manifest.fleet, fid) is None:
                 return _error(404, f"unknown fleet {fid}")
-            if daemon is None or not daemon.accepting:
+            if work is None or not work.accepting:
                 return _error(503, "not taking work (shutting down)")
-            queued = daemon.submit(_work(kind, fid))
-            return JSONResponse({"fleet_id": fid, "work": kind, "queued": queued,
+            queued = work.submit(Work(kind, fid))
+            return JSONResponse({"fleet_id": fid, "work": kind.value, "queued": queued,
                                  "note": None if queued else "already queued"}, 202)
         return handler
 
     async def refresh_all(request: Request) -> Response:
-        if daemon is None or not daemon.accepting:
+        if work is None or not work.accepting:
             return _error(503, "not taking work (shutting down)")
-        return JSONResponse({"work": "refresh", "queued": daemon.submit(_work("refresh", None))}, 202)
+        return JSONResponse({"work": WorkKind.REFRESH.value, "queued": work.submit(Work(WorkKind.REFRESH))}, 202)
 
     async def connect(request: Request) -> Response:
         tsp = request.path_params["tsp"]
@@ -146,10 +149,7 @@ def create_app(service: Service, daemon: Any | None = None) -> Starlette:
         return JSONResponse({"tsp": tsp, "fleet_id": fid, "consent_url": url})
 
     async def work_state(request: Request) -> Response:
-        if daemon is None:
-            return JSONResponse({"queued": [], "running": None, "last": {}})
-        st = daemon.state
-        return JSONResponse({"queued": sorted(st.queued), "running": st.running, "last": dict(st.last)})
+        return JSONResponse((work.snapshot() if work is not None else WorkSnapshot((), None)).to_json())
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -160,8 +160,8 @@ def create_app(service: Service, daemon: Any | None = None) -> Starlette:
         Route("/fleets", authed("fleets", list_fleets), methods=["GET"]),
         Route("/fleets/{fleet_id}/status", authed("status", fleet_status), methods=["GET"]),
         Route("/fleets/{fleet_id}/features", authed("features", fleet_features), methods=["GET"]),
-        Route("/fleets/{fleet_id}/backfill", authed("backfill", queue_for("pull")), methods=["POST"]),
-        Route("/fleets/{fleet_id}/refresh", authed("refresh", queue_for("refresh")), methods=["POST"]),
+        Route("/fleets/{fleet_id}/backfill", authed("backfill", queue_for(WorkKind.PULL)), methods=["POST"]),
+        Route("/fleets/{fleet_id}/refresh", authed("refresh", queue_for(WorkKind.REFRESH)), methods=["POST"]),
         Route("/refresh", authed("refresh_all", refresh_all), methods=["POST"]),
         Route("/connect/{tsp}", authed("connect", connect), methods=["POST"]),
         Route("/work", authed("work", work_state), methods=["GET"]),
@@ -175,12 +175,6 @@ def create_app(service: Service, daemon: Any | None = None) -> Starlette:
         return _error(500, "internal error")
 
     return Starlette(routes=routes, exception_handlers={Exception: on_error})
-
-
-def _work(kind: str, fleet_id: str | None):  # type: ignore[no-untyped-def]
-    from ingest.daemon import Work
-
-    return Work(kind, fleet_id)
 
 
 _FLEET = {"name": "fleet_id", "in": "path", "required": True,
@@ -224,7 +218,7 @@ OPENAPI: dict[str, Any] = {
         "/connect/{tsp}": {"post": {
             "summary": "a consent URL for a new fleet",
             "parameters": [{"name": "tsp", "in": "path", "required": True,
-                            "schema": {"type": "string", "enum": ["samsara", "motive"]}},
+                            "schema": {"type": "string", "enum": list(TSPS)}},
                            {**_FLEET, "in": "query"}],
             "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
         "/work": {"get": {"summary": "queued and running work", "responses": {"200": _OBJ, **_AUTH_ERRORS}}},

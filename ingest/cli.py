@@ -1,17 +1,32 @@
-"""The `fleetlake` command."""
+"""The `fleetlake` command.
+
+Every command is written once, over `ingest.control.Control`: the local service when no daemon
+runs, the daemon's API when one holds the manifest. Commands that live outside the core (the
+sandbox's `sandbox` and `demo`) are found through the `fleetlake.commands` entry point group.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib.metadata import entry_points
 
+from cryptography.fernet import Fernet
+
+from common.errors import FleetlakeError
+from common.states import WindowState, WorkKind
+from connectors.providers import TSPS
+from ingest import logs
+from ingest.control import open_control
+from ingest.daemon import Daemon, serve
+from ingest.settings import load_settings
+from ingest.wiring import open_service, with_token_key
+from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
+
 
 def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
-    from ingest.settings import load_settings
-    from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
-
     settings = load_settings()
     store = open_store(settings.resolved_store_url, settings.s3_options())
     with Manifest(settings.resolved_manifest_path) as manifest:
@@ -23,218 +38,86 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- the daemon and its work
-class DaemonClient:
-    """The running daemon's JSON API, for commands run while it holds the manifest."""
-
-    def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
-        import httpx
-
-        from common.errors import ConfigError
-
-        if settings.api_token is None:
-            raise ConfigError("FLEETLAKE_API_TOKEN", "the daemon holds the manifest; set the API token to ask it")
-        host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
-        self.http = httpx.Client(base_url=f"http://{host}:{settings.http_port}", timeout=60,
-                                 headers={"Authorization": f"Bearer {settings.api_token.get_secret_value()}"})
-
-    def call(self, method: str, path: str, **params: str) -> object:
-        import httpx
-
-        from common.errors import FleetlakeError
-
-        try:
-            r = self.http.request(method, path, params={k: v for k, v in params.items() if v is not None})
-        except httpx.HTTPError as e:
-            raise FleetlakeError(f"the manifest is held by a daemon, but its API does not answer: {e}") from None
-        if r.status_code >= 400:
-            raise FleetlakeError(f"daemon answered {r.status_code}: {r.json().get('error', r.text)[:300]}")
-        return r.json()
-
-
-def _with_token_key(settings):  # type: ignore[no-untyped-def]
-    """Settings with FLEETLAKE_TOKEN_KEY, or else the key kept in the data dir (made on first use)."""
-    if settings.token_key is not None:
-        return settings
-    from pydantic import SecretStr
-
-    from ingest.keys import local_token_key
-
-    return settings.model_copy(update={"token_key": SecretStr(local_token_key(settings.data_dir))})
-
-
-def _with_service(settings, fn, needs_key: bool = False):  # type: ignore[no-untyped-def]
-    """fn(service) with a Service on the manifest, or fn(DaemonClient) when a daemon holds the manifest.
-
-    `needs_key`: the command handles TSP tokens, so it gets the local key when none is configured.
-    """
-    from common.errors import ManifestLocked
-    from ingest.flows.registry import active_flows
-    from ingest.service import Service
-    from ingest.tsps import endpoints
-    from partitions import Manifest, open_store
-
-    try:
-        manifest = Manifest(settings.resolved_manifest_path)
-    except ManifestLocked:
-        return fn(DaemonClient(settings))
-    if needs_key:
-        settings = _with_token_key(settings)
-    with manifest:
-        store = open_store(settings.resolved_store_url, settings.s3_options())
-        return fn(Service(settings, manifest, store, endpoints(settings), active_flows(settings.flows_file)))
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from ingest import logs
-    from ingest.daemon import Daemon, serve
-    from ingest.flows.registry import active_flows
-    from ingest.service import Service
-    from ingest.settings import load_settings
-    from ingest.tsps import endpoints
-    from partitions import Manifest, open_store
-
     settings = load_settings()
     logs.configure(settings.log_format)
-    settings = _with_token_key(settings)
-    flows = active_flows(settings.flows_file)
-    with Manifest(settings.resolved_manifest_path) as manifest:
-        store = open_store(settings.resolved_store_url, settings.s3_options())
-        service = Service(settings, manifest, store, endpoints(settings), flows)
+    with open_service(with_token_key(settings)) as service:
         return serve(Daemon(service))
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from cryptography.fernet import Fernet
-
     print(Fernet.generate_key().decode())
     return 0
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    from ingest.settings import load_settings
-
-    settings = load_settings()
-
-    def go(svc):  # type: ignore[no-untyped-def]
-        if isinstance(svc, DaemonClient):
-            if args.code:
-                raise SystemExit("fleetlake: a daemon is running: open the consent URL and let the TSP redirect "
-                                 "to its callback")
-            print(svc.call("POST", f"/connect/{args.tsp}", fleet_id=args.fleet)["consent_url"])  # type: ignore[index]
-            return 0
+    with open_control(load_settings(), needs_key=True) as ctl:
         if args.code:
-            fid = svc.complete_consent(args.tsp, args.code, args.state or "")
+            fid = ctl.complete_consent(args.tsp, args.code, args.state or "")
             print(f"fleet {fid} connected through {args.tsp}; run `fleetlake backfill {fid}` or start the daemon")
         else:
-            print(svc.consent_url(args.tsp, args.fleet))
-        return 0
-
-    return _with_service(settings, go, needs_key=True)
+            print(ctl.consent_url(args.tsp, args.fleet))
+    return 0
 
 
-def _print_pull(o) -> None:  # type: ignore[no-untyped-def]
-    if o.pings is None:
-        print(f"{o.fleet_id}: {o.status}: {o.error}")
-        return
-    months = o.pings.months_changed
-    print(f"{o.fleet_id}: {o.status}: {o.pings.windows_pulled} windows, {o.pings.rows_accepted:,} pings, "
-          f"{o.events.rows_accepted if o.events else 0} events, months committed: "
-          f"{', '.join(months) if len(months) <= 3 else f'{months[0]}..{months[-1]} ({len(months)})'}")
-
-
-def _pull_cmd(args: argparse.Namespace, kind: str) -> int:
-    from ingest.settings import load_settings
-
-    settings = load_settings()
-    fleet = getattr(args, "fleet", None)
-
-    def go(svc):  # type: ignore[no-untyped-def]
-        if isinstance(svc, DaemonClient):
-            path = f"/fleets/{fleet}/{'backfill' if kind == 'pull' else 'refresh'}" if fleet else "/refresh"
-            print(json.dumps(svc.call("POST", path)))
-            return 0
-        targets = [fleet] if fleet else [f["fleet_id"] for f in svc.fleets() if f["status"] != "revoked"]
-        failed = 0
-        from ingest.progress import ProgressBar
-
-        for fid in targets:
-            o = svc.pull(fid, progress=ProgressBar(f"pull {fid}"))
-            _print_pull(o)
-            failed += o.status not in ("active",)
-        report = svc.features()
-        print(f"features: {len(report.results)} windows, {len(report.failed)} failed")
-        for r in report.failed:
-            print(f"  {r.task.fleet_id} {r.task.flow}@{r.task.version} {r.task.month}: {r.error}")
-        return 1 if failed or report.failed else 0
-
-    return _with_service(settings, go, needs_key=True)
+def _pull(kind: WorkKind, fleet: str | None) -> int:
+    with open_control(load_settings(), needs_key=True) as ctl:
+        done = ctl.pull(kind, fleet)
+    for line in done.lines:
+        print(line)
+    return 0 if done.ok else 1
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    return _pull_cmd(args, "pull")
+    return _pull(WorkKind.PULL, args.fleet)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    return _pull_cmd(args, "refresh")
+    return _pull(WorkKind.REFRESH, args.fleet)
 
 
-_MARK = {"done": "#", "pending": ".", "failed": "!"}
+_MARK = {WindowState.DONE: "#", WindowState.PENDING: ".", WindowState.FAILED: "!"}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ingest.settings import load_settings
-
-    def go(svc):  # type: ignore[no-untyped-def]
-        if isinstance(svc, DaemonClient):
-            fleets = svc.call("GET", "/fleets")
-            grids = [svc.call("GET", f"/fleets/{f['fleet_id']}/status") for f in fleets]  # type: ignore[union-attr]
-        else:
-            grids = [svc.status(f["fleet_id"]) for f in svc.fleets()]
-        if args.fleet:
-            grids = [g for g in grids if g["fleet_id"] == args.fleet]
-        if args.json:
-            print(json.dumps(grids, indent=2))
-            return 0
-        if not grids:
-            print("no fleets yet: `fleetlake connect <tsp> --fleet <id>` starts a consent")
-        for g in grids:
-            print(f"{g['fleet_id']} ({g['tsp']}): {g['status']}" + (f" - {g['error']}" if g.get("error") else ""))
-            flows = sorted({k for m in g["months"].values() for k in m["features"]})
-            if not g["months"]:
-                continue
-            print(f"  {'month':7s} {'pings':>10s} {'events':>7s}  " + " ".join(f.split('@')[0][:4] for f in flows))
-            for month, row in g["months"].items():
-                marks = " ".join(f"{_MARK[row['features'].get(f, 'pending')]:>4s}" for f in flows)
-                print(f"  {month:7s} {row['raw'].get('pings', 0):>10,} {row['raw'].get('events', 0):>7,}  {marks}")
-            print("  # computed  . pending  ! failed (retried with backoff)")
+    with open_control(load_settings()) as ctl:
+        fleets = [f for f in ctl.fleets() if not args.fleet or f.fleet_id == args.fleet]
+        grids = [ctl.status(f.fleet_id) for f in fleets]
+    if args.json:
+        print(json.dumps([g.to_json() for g in grids], indent=2))
         return 0
-
-    return _with_service(load_settings(), go)
+    if not grids:
+        print("no fleets yet: `fleetlake connect <tsp> --fleet <id>` starts a consent")
+    for g in grids:
+        f = g.fleet
+        print(f"{f.fleet_id} ({f.tsp}): {f.status.value}" + (f" - {f.error}" if f.error else ""))
+        if not g.months:
+            continue
+        flows = sorted({k for m in g.months.values() for k in m.features})
+        print(f"  {'month':7s} {'pings':>10s} {'events':>7s}  " + " ".join(fl.split('@')[0][:4] for fl in flows))
+        for month, row in g.months.items():
+            marks = " ".join(f"{_MARK[row.features.get(fl, WindowState.PENDING)]:>4s}" for fl in flows)
+            print(f"  {month:7s} {row.raw.get('pings', 0):>10,} {row.raw.get('events', 0):>7,}  {marks}")
+        print("  # computed  . pending  ! failed (retried with backoff)")
+    return 0
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from ingest.settings import load_settings
-
-    def go(svc):  # type: ignore[no-untyped-def]
-        if isinstance(svc, DaemonClient):
-            out = svc.call("GET", f"/fleets/{args.fleet}/features", month=args.month)
-        else:
-            try:
-                out = svc.features_of(args.fleet, args.month)
-            except KeyError:
-                raise SystemExit(f"fleetlake: unknown fleet {args.fleet}") from None
-        if args.json:
-            print(json.dumps(out, indent=2, default=str))
-            return 0
-        for month, flows in out["months"].items():  # type: ignore[index]
-            print(f"{args.fleet} {month}")
-            for flow, rows in flows.items():
-                for r in rows:
-                    vals = {k: v for k, v in r.items() if k not in ("fleet_id", "month", "vehicle_id")}
-                    print(f"  {flow:15s} " + ", ".join(f"{k}={_fmt(v)}" for k, v in vals.items()))
+    with open_control(load_settings()) as ctl:
+        try:
+            out = ctl.features(args.fleet, args.month)
+        except KeyError:
+            raise SystemExit(f"fleetlake: unknown fleet {args.fleet}") from None
+    if args.json:
+        print(json.dumps(out.to_json(), indent=2, default=str))
         return 0
-
-    return _with_service(load_settings(), go)
+    for month, flows in out.months.items():
+        print(f"{args.fleet} {month}")
+        for flow, rows in flows.items():
+            for r in rows:
+                vals = {k: v for k, v in r.items() if k not in ("fleet_id", "month", "vehicle_id")}
+                print(f"  {flow:15s} " + ", ".join(f"{k}={_fmt(v)}" for k, v in vals.items()))
+    return 0
 
 
 def _fmt(v: object) -> str:
@@ -251,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="print a new FLEETLAKE_TOKEN_KEY")
     p.set_defaults(func=cmd_keygen)
     p = sub.add_parser("connect", help="print a consent URL for a new fleet; --code/--state complete it")
-    p.add_argument("tsp", choices=["samsara", "motive"])
+    p.add_argument("tsp", choices=list(TSPS))
     p.add_argument("--fleet", required=True, help="the fleet id to register the consenting customer under")
     p.add_argument("--code", help="the code from the TSP's redirect (write --code=VALUE: codes may start with '-')")
     p.add_argument("--state", help="the state from the TSP's redirect (--state=VALUE)")
@@ -279,8 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from common.errors import FleetlakeError
-
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -291,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # The reader went away (`fleetlake status | head`): not an error; silence the final flush.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

@@ -1,8 +1,9 @@
 """`fleetlake run`: the scheduler, one work thread, and the HTTP server, until SIGTERM.
 
-All work (pulls, feature passes) runs on a single worker thread, fed by a queue: the manifest
-has one writer, and a fleet's pull and its features must not race. Scheduler jobs and API calls
-only enqueue; a key already queued or running is not queued twice.
+All work (pulls, feature passes) runs on a single worker thread, fed by the work queue
+(`ingest.workqueue`): the manifest has one writer, and a fleet's pull and its features must not
+race. Scheduler jobs and API calls only enqueue; a key already queued or running is not queued
+twice.
 
 Shutdown (SIGTERM or SIGINT): stop taking work, tell the in-flight pull to stop (it finishes and
 commits the windows it has; checkpoints let the next start resume), wait up to
@@ -12,31 +13,26 @@ commits the windows it has; checkpoints let the next start resume), wait up to
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
+import uvicorn
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from common.states import FleetStatus, PullResult, RunStatus, WorkKind, WorkOutcome
+from ingest.api import create_app
+from ingest.features import FeatureReport
 from ingest.service import Service
+from ingest.workqueue import Work, WorkQueue, WorkRecord
 
 log = logging.getLogger("fleetlake.daemon")
 MAX_BACKOFF_S = 24 * 3600
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
-
-
-@dataclass(frozen=True)
-class Work:
-    kind: str  # pull | refresh | features
-    fleet_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.fleet_id or '*'}"
 
 
 @dataclass
@@ -45,96 +41,80 @@ class _Backoff:
     not_before: float = 0.0
 
 
-@dataclass
-class WorkState:
-    queued: set[str] = field(default_factory=set)
-    running: str | None = None
-    last: dict[str, str] = field(default_factory=dict)  # key -> outcome of its last run
-
-
 class Daemon:
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, work: WorkQueue | None = None) -> None:
         self.service = service
         self.settings = service.settings
+        self.queue = work or WorkQueue()
         self.stop = threading.Event()  # set on shutdown: in-flight pulls finish and commit
-        self.accepting = True
-        self._queue: queue.Queue[Work | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self.state = WorkState()
         self._backoff: dict[str, _Backoff] = {}
         self._worker = threading.Thread(target=self._work_loop, name="fleetlake-work", daemon=True)
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
         self.scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
 
-    # ------------------------------------------------------------------ queueing
     def submit(self, work: Work) -> bool:
-        """Queue work unless it is queued or running already, or we are shutting down; True if queued."""
-        with self._lock:
-            if not self.accepting or work.key in self.state.queued or work.key == self.state.running:
-                return False
-            self.state.queued.add(work.key)
-        self._queue.put(work)
-        return True
+        return self.queue.submit(work)
 
+    def problems(self) -> list[str]:
+        """What keeps the daemon from doing its work, for /readyz."""
+        out = []
+        if not self.scheduler.running:
+            out.append("scheduler: not running")
+        if not self.queue.accepting:
+            out.append("shutting down")
+        return out
+
+    # ------------------------------------------------------------------ the work thread
     def _work_loop(self) -> None:
-        while True:
-            work = self._queue.get()
-            if work is None:
-                return
-            with self._lock:
-                self.state.queued.discard(work.key)
-                self.state.running = work.key
+        while (work := self.queue.take()) is not None:
             t0 = time.monotonic()
             try:
-                outcome = self._do(work)
+                record = self._do(work)
             except Exception as e:  # noqa: BLE001 - one item's failure must not stop the daemon
                 log.exception("work %s failed", work.key)
-                outcome = f"error: {type(e).__name__}: {e}"
-            self.service.metrics.work.labels(work.kind, outcome.split(":")[0]).inc()
-            if outcome.startswith("error"):
-                self._record(work.key, outcome)
-            log.info("work %s: %s in %.1fs", work.key, outcome, time.monotonic() - t0)
-            with self._lock:
-                self.state.running = None
-                self.state.last[work.key] = outcome
+                record = WorkRecord(WorkOutcome.ERROR, f"{type(e).__name__}: {e}")
+            self.service.metrics.work.labels(work.kind.value, record.outcome.value).inc()
+            if record.outcome is WorkOutcome.ERROR:
+                self._record(work.key, record.outcome)
+            log.info("work %s: %s in %.1fs", work.key, record, time.monotonic() - t0)
+            self.queue.finished(work, record)
 
-    def _do(self, work: Work) -> str:
+    def _do(self, work: Work) -> WorkRecord:
         if self.stop.is_set():
-            return "skipped: shutting down"
-        if work.kind in ("pull", "refresh"):
-            fleets = [work.fleet_id] if work.fleet_id else [
-                f["fleet_id"] for f in self.service.fleets() if f["status"] not in ("revoked",)]
-            outcomes = []
-            for fid in fleets:
-                if self.stop.is_set():
-                    break
-                o = self.service.pull(fid, self.stop)
-                outcomes.append(o.status)
-                # Backoff is per fleet, whichever work item pulled it.
-                self._record(Work("pull", fid).key, "failed" if o.status == "failed" else "ok")
-                if o.status == "failed":
-                    log.warning("fleet %s: pull failed: %s", fid, o.error)
+            return WorkRecord(WorkOutcome.SKIPPED, "shutting down")
+        if work.kind is WorkKind.FEATURES:
+            report = self._features()
+            return WorkRecord(WorkOutcome.FAILED if report.failed else WorkOutcome.OK,
+                              f"{len(report.results)} windows, {len(report.failed)} failed")
+        fleets = [work.fleet_id] if work.fleet_id else [f.fleet_id for f in self.service.fleets() if f.status.pullable]
+        results: list[PullResult] = []
+        for fid in fleets:
             if self.stop.is_set():
-                return "stopped"
-            report = self._features()
-            failed = len(report.failed)
-            bad = [s for s in outcomes if s in ("failed",)]
-            return (f"{'failed' if bad or failed else 'ok'}: fleets {','.join(outcomes) or 'none'}; "
-                    f"{len(report.results)} feature windows, {failed} failed")
-        if work.kind == "features":
-            report = self._features()
-            return f"{'failed' if report.failed else 'ok'}: {len(report.results)} windows, {len(report.failed)} failed"
-        raise ValueError(f"unknown work kind {work.kind}")
+                break
+            o = self.service.pull(fid, self.stop)
+            results.append(o.result)
+            # Backoff is per fleet, whichever work item pulled it.
+            failed = o.result is PullResult.FAILED
+            self._record(Work(WorkKind.PULL, fid).key, WorkOutcome.FAILED if failed else WorkOutcome.OK)
+            if failed:
+                log.warning("fleet %s: pull failed: %s", fid, o.error)
+        if self.stop.is_set():
+            return WorkRecord(WorkOutcome.STOPPED)
+        report = self._features()
+        bad = PullResult.FAILED in results or bool(report.failed)
+        return WorkRecord(WorkOutcome.FAILED if bad else WorkOutcome.OK,
+                          f"fleets {','.join(r.value for r in results) or 'none'}; "
+                          f"{len(report.results)} feature windows, {len(report.failed)} failed")
 
-    def _features(self):  # type: ignore[no-untyped-def]
+    def _features(self) -> FeatureReport:
         report = self.service.features()
         # Failed windows are planned again by every pass; the retry job waits out this backoff.
-        self._record(Work("features").key, "failed" if report.failed else "ok")
+        self._record(Work(WorkKind.FEATURES).key, WorkOutcome.FAILED if report.failed else WorkOutcome.OK)
         return report
 
-    def _record(self, key: str, outcome: str) -> None:
+    def _record(self, key: str, outcome: WorkOutcome) -> None:
         b = self._backoff.setdefault(key, _Backoff())
-        if outcome.startswith(("failed", "error")):
+        if outcome.counts_as_failure:
             b.failures += 1
             b.not_before = time.time() + min(MAX_BACKOFF_S, self.settings.retry_failed_s * 2 ** (b.failures - 1))
         else:
@@ -142,25 +122,26 @@ class Daemon:
 
     # ------------------------------------------------------------------ scheduled jobs
     def _monthly_refresh(self) -> None:
-        self.submit(Work("refresh"))
+        self.submit(Work(WorkKind.REFRESH))
 
     def _start_new_backfills(self) -> None:
         for f in self.service.fleets():
             # "backfilling" too: a backfill interrupted by a restart resumes from its checkpoints.
-            if f["status"] in ("consented", "backfilling"):
-                self.submit(Work("pull", f["fleet_id"]))
+            if f.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING):
+                self.submit(Work(WorkKind.PULL, f.fleet_id))
 
     def _retry_failed(self) -> None:
         now = time.time()
         for f in self.service.fleets():
-            key = Work("pull", f["fleet_id"]).key
-            if f["status"] == "failed" and self._backoff.get(key, _Backoff()).not_before <= now:
-                self.submit(Work("pull", f["fleet_id"]))
-        if self._backoff.get(Work("features").key, _Backoff()).not_before <= now and self._failed_windows():
-            self.submit(Work("features"))
+            key = Work(WorkKind.PULL, f.fleet_id).key
+            if f.status is FleetStatus.FAILED and self._backoff.get(key, _Backoff()).not_before <= now:
+                self.submit(Work(WorkKind.PULL, f.fleet_id))
+        features = Work(WorkKind.FEATURES)
+        if self._backoff.get(features.key, _Backoff()).not_before <= now and self._failed_windows():
+            self.submit(features)
 
     def _failed_windows(self) -> bool:
-        return any(r["status"] == "failed" for r in self.service.manifest.latest_runs())
+        return any(r.status is RunStatus.FAILED for r in self.service.manifest.latest_runs())
 
     def _job_failed(self, event: JobExecutionEvent) -> None:
         self.service.metrics.job_errors.labels(event.job_id).inc()
@@ -171,7 +152,7 @@ class Daemon:
         self.scheduler.add_job(self._monthly_refresh, CronTrigger.from_crontab(s.refresh_cron, timezone="UTC"),
                                id="monthly-refresh")
         self.scheduler.add_job(self._start_new_backfills, "interval", seconds=s.backfill_poll_s, id="new-backfills",
-                               next_run_time=_now())
+                               next_run_time=datetime.now(timezone.utc))
         self.scheduler.add_job(self._retry_failed, "interval", seconds=max(10, s.retry_failed_s // 4),
                                id="retry-failed")
         self._worker.start()
@@ -179,34 +160,18 @@ class Daemon:
 
     def shutdown(self) -> bool:
         """Stop taking work, let in-flight work wrap up; True if it finished within the grace period."""
-        with self._lock:
-            self.accepting = False
+        self.queue.close()
         self.stop.set()
         self.scheduler.shutdown(wait=False)
-        while True:  # drop queued work: it is rediscovered from the manifest on the next start
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._queue.put(None)
         self._worker.join(self.settings.shutdown_grace_s)
         return not self._worker.is_alive()
 
 
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
-
-
 def serve(daemon: Daemon) -> int:
     """Run the daemon and its HTTP server in this (main) thread until SIGTERM or SIGINT."""
-    import uvicorn
-
-    from ingest.api import create_app
-
     s = daemon.settings
-    server = uvicorn.Server(uvicorn.Config(create_app(daemon.service, daemon), host=s.http_host, port=s.http_port,
+    app = create_app(daemon.service, daemon.queue, daemon.problems)
+    server = uvicorn.Server(uvicorn.Config(app, host=s.http_host, port=s.http_port,
                                            log_level="warning", access_log=False, lifespan="off"))
     stopping = threading.Event()
 

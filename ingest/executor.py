@@ -28,9 +28,10 @@ import pyarrow.parquet as pq
 
 from common import names
 from common.months import month_bounds_ms
+from common.states import RunStatus
 from ingest.flows.base import Flow, FlowInput
 from ingest.planner import WindowTask
-from partitions.manifest import Manifest
+from partitions.manifest import FlowRun, Manifest
 from partitions.reader import local_files
 from partitions.store import S3Options, open_store
 
@@ -51,7 +52,7 @@ class TaskSpec:
 class RunResult:
     task: WindowTask
     run_id: str
-    status: str  # succeeded | failed
+    status: RunStatus
     outputs: tuple[str, ...]
     rows: int
     seconds: float
@@ -89,15 +90,16 @@ def run_task(spec: TaskSpec) -> tuple[tuple[str, ...], int, dict[str, Any]]:
     return (key,), out.num_rows, marker
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def _pool_context(flow_modules: list[str]) -> multiprocessing.context.BaseContext:
     """Workers forked from a clean, single-threaded server process, not from us.
 
     The daemon has threads (HTTP, scheduler, work); forking it could copy a lock some other
     thread holds at that instant and hang the child. A forkserver is started once, with the
-    executor's imports preloaded, so workers still start in milliseconds.
+    executor and the planned flows preloaded (with all they import), so workers still start in
+    milliseconds.
     """
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["ingest.executor", "ingest.flows.track", "geo.states"])
+    ctx.set_forkserver_preload([__name__, *flow_modules])
     return ctx
 
 
@@ -107,7 +109,8 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
     results: list[RunResult] = []
     if not tasks:
         return results
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=_pool_context()) as pool:
+    context = _pool_context(sorted({f.module for f in flows}))
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
         started = {}
         futures = []
         for t in tasks:
@@ -119,12 +122,13 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
             t = spec.task
             try:
                 outputs, rows, _ = fut.result()
-                status, error = "succeeded", None
+                status, error = RunStatus.SUCCEEDED, None
             except Exception as e:  # noqa: BLE001 - a failed window is recorded, the others go on
-                outputs, rows, status = (), 0, "failed"
+                outputs, rows, status = (), 0, RunStatus.FAILED
                 error = f"{type(e).__name__}: {e}"[:2000]
             began, t0 = started[spec.run_id]
-            manifest.record_run(spec.run_id, t.flow, t.version, t.code_fp, t.fleet_id, t.month, t.input_fp, status,
-                                list(outputs), {"rows": rows}, error, began, datetime.now(timezone.utc))
+            manifest.record_run(FlowRun(spec.run_id, t.flow, t.version, t.code_fp, t.fleet_id, t.month, t.input_fp,
+                                        status, tuple(outputs), {"rows": rows}, error, began,
+                                        datetime.now(timezone.utc)))
             results.append(RunResult(t, spec.run_id, status, tuple(outputs), rows, time.monotonic() - t0, error))
     return results

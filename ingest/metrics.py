@@ -1,10 +1,11 @@
-"""The daemon's Prometheus metrics, on a registry of its own (served at /metrics)."""
+"""The daemon's Prometheus metrics, on a registry of its own (served at /metrics).
+
+`tsp_response` is handed to each connector as its response hook.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-
-from connectors.http import observe_responses
 
 
 class Metrics:
@@ -24,9 +25,7 @@ class Metrics:
                                  buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600))
         self.api_requests = Counter("fleetlake_api_requests", "JSON API requests, per route and status",
                                     ["route", "status"], registry=r)
-        observe_responses(self._tsp_response)
-
-    def _tsp_response(self, tsp: str, status: int) -> None:
+    def tsp_response(self, tsp: str, status: int) -> None:
         self.tsp_requests.labels(tsp, str(status)).inc()
         if status == 429:
             self.tsp_throttled.labels(tsp).inc()

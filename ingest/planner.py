@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from common.errors import FlowError
+from ingest.fingerprint import LEGACY, code_fingerprint
 from ingest.flows.base import Flow
 from partitions.manifest import Manifest
 
@@ -64,6 +65,10 @@ def check_flows(manifest: Manifest, flows: list[Flow]) -> None:
                             f"bump the version to v{f.version + 1} (outputs of v{f.version} stay as they are)")
     for f in flows:
         manifest.record_flow_schema(f.name, f.version, f.schema_fingerprint)
+    # Runs keyed by an earlier fingerprint scheme of the same code are current: re-key, never recompute.
+    legacy = [(f.name, f.version, old, new) for f in flows for old, new in LEGACY.get((f.name, f.version), {}).items()]
+    if legacy:
+        manifest.rekey_code_fingerprints(legacy)
 
 
 def plan(manifest: Manifest, flows: list[Flow]) -> list[WindowTask]:
@@ -71,7 +76,7 @@ def plan(manifest: Manifest, flows: list[Flow]) -> list[WindowTask]:
     active = pa.table({
         "flow": [f.name for f in flows for _ in f.inputs],
         "version": pa.array([f.version for f in flows for _ in f.inputs], pa.int32()),
-        "code_fp": [f.code_fingerprint for f in flows for _ in f.inputs],
+        "code_fp": [code_fingerprint(f.module) for f in flows for _ in f.inputs],
         "dataset": [d for f in flows for d in f.inputs],
     })
     rows = manifest.query_with("active_flows", active, _PLAN_SQL)

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import pyarrow.parquet as pq
+
 from common import names
 from common.errors import ConfigError, ConsentRevoked, FleetlakeError, TspError
+from common.states import FleetStatus, PullResult, RunStatus, WindowState
 from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
 from connectors.oauth import BearerAuth, FleetCredentials, StateSigner, Vault
 from connectors.providers import open_connector
@@ -25,9 +28,12 @@ from ingest.clock import Clock, clock_at
 from ingest.features import FeatureReport, run_features
 from ingest.flows.base import Flow
 from ingest.metrics import Metrics
+from ingest.planner import plan
 from ingest.settings import Settings
 from ingest.tsps import TspEndpoint, oauth_client
+from ingest.views import FleetFeatures, FleetGrid, FleetView, MonthRow
 from partitions.manifest import Manifest
+from partitions.reader import local_files
 from partitions.store import ObjectStore
 
 log = logging.getLogger("fleetlake.service")
@@ -36,7 +42,7 @@ log = logging.getLogger("fleetlake.service")
 @dataclass(frozen=True)
 class PullOutcome:
     fleet_id: str
-    status: str  # active | revoked | failed | stopped
+    result: PullResult
     pings: PullReport | None
     events: PullReport | None
     error: str | None = None
@@ -94,7 +100,7 @@ class Service:
         now = datetime.fromtimestamp(self.clock.now_ms() / 1000, timezone.utc)
         months = self.settings.history_months
         y, m = divmod(now.year * 12 + now.month - 1 - months, 12)
-        self.manifest.upsert_fleet(fleet_id, tsp, "consented", consent_at=now,
+        self.manifest.upsert_fleet(fleet_id, tsp, FleetStatus.CONSENTED, consent_at=now,
                                    history_start=datetime(y, m + 1, 1, tzinfo=timezone.utc))
         log.info("fleet %s consented on %s; backfill from %04d-%02d queued", fleet_id, tsp, y, m + 1)
         return fleet_id
@@ -106,37 +112,39 @@ class Service:
         fleet = self.manifest.fleet(names.fleet_id(fleet_id))
         if fleet is None:
             raise ConfigError("fleet", f"unknown fleet {fleet_id}")
-        if fleet.status == "revoked":
-            return PullOutcome(fleet_id, "revoked", None, None, fleet.error)
+        if not fleet.status.pullable:
+            return PullOutcome(fleet_id, PullResult.REVOKED, None, None, fleet.error)
         ep = self.endpoint(fleet.tsp)
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
                            stop=stop or threading.Event(), progress=progress)
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
-        if fleet.status == "consented":
-            self.manifest.upsert_fleet(fleet_id, fleet.tsp, "backfilling")
+        if fleet.status is FleetStatus.CONSENTED:
+            self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
         t0 = time.monotonic()
         try:
             creds = FleetCredentials(fleet_id, oauth_client(ep, self.settings), self.vault, self.manifest)
-            connector = open_connector(fleet.tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s)
+            connector = open_connector(fleet.tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
+                                       on_response=self.metrics.tsp_response)
             now_ms = self.clock.now_ms()
             pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
             events = None
             if not pings.stopped:
                 events = pull_events(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
         except ConsentRevoked as e:
-            self.manifest.upsert_fleet(fleet_id, fleet.tsp, "revoked", error=str(e))
-            return PullOutcome(fleet_id, "revoked", None, None, str(e))
+            self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.REVOKED, error=str(e))
+            return PullOutcome(fleet_id, PullResult.REVOKED, None, None, str(e))
         except (TspError, FleetlakeError) as e:
-            self.manifest.upsert_fleet(fleet_id, fleet.tsp, "failed", error=str(e))
-            return PullOutcome(fleet_id, "failed", None, None, str(e))
+            self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.FAILED, error=str(e))
+            return PullOutcome(fleet_id, PullResult.FAILED, None, None, str(e))
         finally:
             self.metrics.seconds.labels("pull").observe(time.monotonic() - t0)
         self.metrics.pings.labels(fleet_id).inc(pings.rows_accepted)
         stopped = pings.stopped or bool(events and events.stopped)
         # A stopped backfill stays "backfilling": its checkpoints let the next start resume it.
-        status = "backfilling" if stopped and fleet.status in ("consented", "backfilling") else "active"
-        self.manifest.upsert_fleet(fleet_id, fleet.tsp, status)
-        return PullOutcome(fleet_id, "stopped" if stopped else "active", pings, events)
+        backfill = fleet.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING)
+        self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING if stopped and backfill
+                                   else FleetStatus.ACTIVE)
+        return PullOutcome(fleet_id, PullResult.STOPPED if stopped else PullResult.ACTIVE, pings, events)
 
     def features(self) -> FeatureReport:
         t0 = time.monotonic()
@@ -148,64 +156,48 @@ class Service:
         return report
 
     # ------------------------------------------------------------------ reporting
-    def fleets(self) -> list[dict[str, Any]]:
-        return [_fleet_json(f) for f in self.manifest.fleets()]
+    def fleets(self) -> list[FleetView]:
+        return [FleetView.of(f) for f in self.manifest.fleets()]
 
-    def status(self, fleet_id: str) -> dict[str, Any]:
-        """One fleet's grid: per month, raw rows per dataset and the state of each active flow version."""
+    def fleet(self, fleet_id: str) -> FleetView:
+        """One fleet, or KeyError."""
         fleet = self.manifest.fleet(names.fleet_id(fleet_id))
         if fleet is None:
             raise KeyError(fleet_id)
-        months: dict[str, dict[str, Any]] = {}
+        return FleetView.of(fleet)
+
+    def status(self, fleet_id: str) -> FleetGrid:
+        """One fleet's grid: per month, raw rows per dataset and the state of each active flow version."""
+        fleet = self.fleet(fleet_id)
+        raw: dict[str, dict[str, int]] = {}
         for p in self.manifest.raw_partitions(fleet_id):
-            months.setdefault(p.month, {"raw": {}, "features": {}})["raw"][p.dataset] = p.rows
-        latest = _latest_runs(self.manifest, fleet_id)
-        active = {(f.name, f.version): f.code_fingerprint for f in self.flows}
-        inputs = {(t.flow, t.version, t.month) for t in _pending(self.manifest, self.flows, fleet_id)}
-        for month, row in months.items():
-            for (flow, version), _fp in active.items():
-                run = latest.get((flow, version, month))
-                if (flow, version, month) in inputs:
-                    state = "failed" if run and run["status"] == "failed" else "pending"
-                else:
-                    state = "done"
-                row["features"][f"{flow}@{version}"] = state
-        return {**_fleet_json(fleet), "months": dict(sorted(months.items()))}
+            raw.setdefault(p.month, {})[p.dataset] = p.rows
+        failed = {r.window for r in self.manifest.latest_runs(fleet_id) if r.status is RunStatus.FAILED}
+        pending = {(t.flow, t.version, t.month) for t in plan(self.manifest, self.flows) if t.fleet_id == fleet_id}
+        months = {}
+        for month, datasets in raw.items():
+            states = {}
+            for f in self.flows:
+                window = (f.name, f.version, month)
+                states[f"{f.name}@{f.version}"] = (WindowState.DONE if window not in pending else
+                                                   WindowState.FAILED if window in failed else WindowState.PENDING)
+            months[month] = MonthRow(datasets, states)
+        return FleetGrid(fleet, dict(sorted(months.items())))
 
-    def features_of(self, fleet_id: str, month: str | None = None) -> dict[str, Any]:
+    def features_of(self, fleet_id: str, month: str | None = None) -> FleetFeatures:
         """The fleet roll-up row of each active flow's newest succeeded run (per month)."""
-        import pyarrow.parquet as pq
-
-        from partitions.reader import local_files
-
-        if self.manifest.fleet(names.fleet_id(fleet_id)) is None:
-            raise KeyError(fleet_id)
-        out: dict[str, dict[str, Any]] = {}
-        latest = _latest_runs(self.manifest, fleet_id, succeeded_only=True)
-        for f in self.flows:
-            for (flow, version, m), run in sorted(latest.items()):
-                if (flow, version) != (f.name, f.version) or (month and m != names.month(month)):
-                    continue
-                paths = local_files(self.store, list(run["outputs"]), self.settings.work_dir / "cache")
-                rows = [r for p in paths for r in pq.read_table(p).to_pylist() if r.get("vehicle_id") is None]
-                out.setdefault(m, {})[f"{flow}@{version}"] = [_plain(r) for r in rows]
-        return {"fleet_id": fleet_id, "months": out}
-
-
-def _pending(manifest: Manifest, flows: list[Flow], fleet_id: str):  # type: ignore[no-untyped-def]
-    from ingest.planner import plan
-
-    return [t for t in plan(manifest, flows) if t.fleet_id == fleet_id]
-
-
-def _latest_runs(manifest: Manifest, fleet_id: str, succeeded_only: bool = False) -> dict[tuple, dict[str, Any]]:
-    return {(r["flow"], r["version"], r["month"]): r for r in manifest.latest_runs(fleet_id, succeeded_only)}
-
-
-def _fleet_json(f: Any) -> dict[str, Any]:
-    return {"fleet_id": f.fleet_id, "tsp": f.tsp, "status": f.status,
-            "consent_at": f.consent_at.isoformat() if f.consent_at else None,
-            "history_start": f.history_start.isoformat() if f.history_start else None, "error": f.error}
+        self.fleet(fleet_id)
+        if month is not None:
+            names.month(month)
+        active = {(f.name, f.version) for f in self.flows}
+        out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for run in self.manifest.latest_runs(fleet_id, succeeded_only=True):
+            if (run.flow, run.version) not in active or (month and run.month != month):
+                continue
+            paths = local_files(self.store, list(run.outputs), self.settings.work_dir / "cache")
+            rows = [r for p in paths for r in pq.read_table(p).to_pylist() if r.get("vehicle_id") is None]
+            out.setdefault(run.month, {})[f"{run.flow}@{run.version}"] = [_plain(r) for r in rows]
+        return FleetFeatures(fleet_id, dict(sorted(out.items())))
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,21 +9,77 @@ the setting. Secrets are SecretStr and only unwrapped at the point of use.
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from common.errors import ConfigError
+from connectors.providers import TSPS, tsp_spec
 from partitions.store import S3Options
 
 CONFIG_FILE_ENV = "FLEETLAKE_CONFIG_FILE"
 DEFAULT_CONFIG_FILE = Path("config/fleetlake.toml")
-TSPS = ("samsara", "motive")
+
+
+class TspSettings(BaseModel):
+    """One TSP's OAuth app and endpoints; unset values take the TSP registry's production defaults."""
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = Field(None, description="OAuth app client id")
+    client_secret: SecretStr | None = Field(None, description="OAuth app client secret")
+    api_url: str | None = Field(None, description="API base URL (default: the TSP's production API)")
+    auth_url: str | None = Field(None, description="OAuth base URL (default: the TSP's production OAuth host)")
+    rate_per_s: float | None = Field(None, gt=0, description="requests per second per fleet token (default: the "
+                                                              "TSP's published limit)")
+
+    @field_validator("api_url", "auth_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        return _http_url(v)
+
+
+@dataclass(frozen=True)
+class TspConfig:
+    """A TSP's settings with the registry's defaults filled in."""
+    tsp: str
+    api_url: str
+    auth_url: str
+    client_id: str | None
+    client_secret: SecretStr | None
+    rate_per_s: float
+
+
+def _http_url(v: str | None) -> str | None:
+    if v is not None and not v.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return v.rstrip("/") if v else v
+
+
+class _DeprecatedTspEnv(PydanticBaseSettingsSource):
+    """The flat per-TSP names of earlier releases (FLEETLAKE_SAMSARA_CLIENT_ID, ...), still read, with a warning."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds the whole nested dict
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for tsp in TSPS:
+            for key in TspSettings.model_fields:
+                old = f"FLEETLAKE_{tsp}_{key}".upper()
+                if old in os.environ:
+                    warnings.warn(f"{old} is deprecated: use FLEETLAKE_{tsp.upper()}__{key.upper()}",
+                                  DeprecationWarning, stacklevel=2)
+                    found.setdefault(tsp, {})[key] = os.environ[old]
+        return found
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FLEETLAKE_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="FLEETLAKE_", env_nested_delimiter="__", extra="forbid")
 
     data_dir: Path = Field(Path("fleetlake-data"),
                            description="Local state: the manifest, spool and cache live here (default ./fleetlake-data)")
@@ -62,16 +118,11 @@ class Settings(BaseSettings):
                                                    "auth_url}}) instead of the per-TSP settings")
     sandbox_url: str | None = Field(None, description="shorthand for a `fleetlake sandbox` at this URL: clock_url "
                                                       "<url>/_sandbox/clock and apps_url <url>/_sandbox/apps")
-    samsara_api_url: str = Field("https://api.samsara.com", description="Samsara API base URL")
-    samsara_auth_url: str = Field("https://api.samsara.com", description="Samsara OAuth base URL")
-    samsara_client_id: str | None = Field(None, description="Samsara OAuth app client id")
-    samsara_client_secret: SecretStr | None = Field(None, description="Samsara OAuth app client secret")
-    samsara_rate_per_s: float = Field(20.0, gt=0, description="Samsara requests per second per fleet")
-    motive_api_url: str = Field("https://api.gomotive.com", description="Motive API base URL")
-    motive_auth_url: str = Field("https://gomotive.com", description="Motive OAuth base URL")
-    motive_client_id: str | None = Field(None, description="Motive OAuth app client id")
-    motive_client_secret: SecretStr | None = Field(None, description="Motive OAuth app client secret")
-    motive_rate_per_s: float = Field(10.0, gt=0, description="Motive requests per second per fleet")
+    samsara: TspSettings = Field(default_factory=lambda: TspSettings(),
+                                 description="Samsara: FLEETLAKE_SAMSARA__CLIENT_ID, __CLIENT_SECRET, __API_URL, "
+                                             "__AUTH_URL, __RATE_PER_S ([samsara] in the TOML file)")
+    motive: TspSettings = Field(default_factory=lambda: TspSettings(),
+                                description="Motive: FLEETLAKE_MOTIVE__CLIENT_ID, ... as for Samsara")
     history_months: int = Field(24, ge=1, le=120, description="months of history a new fleet's backfill pulls")
     log_format: str = Field("auto", pattern="^(auto|json|text)$",
                             description="auto: text on a terminal, JSON lines otherwise")
@@ -83,9 +134,9 @@ class Settings(BaseSettings):
                                    file_secret_settings: PydanticBaseSettingsSource,
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, _DeprecatedTspEnv(settings_cls)]
         if path.exists():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            sources.append(_DeprecatedTspKeys(settings_cls, path))
         elif CONFIG_FILE_ENV in os.environ:
             raise ConfigError(CONFIG_FILE_ENV, f"{path} does not exist")
         return tuple(sources)
@@ -101,13 +152,10 @@ class Settings(BaseSettings):
             raise ValueError(f"not a crontab expression: {e}") from None
         return v
 
-    @field_validator("public_url", "sandbox_url", "clock_url", "apps_url", "samsara_api_url", "samsara_auth_url", "motive_api_url",
-                     "motive_auth_url")
+    @field_validator("public_url", "sandbox_url", "clock_url", "apps_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return v.rstrip("/") if v else v
+        return _http_url(v)
 
     @field_validator("store_url")
     @classmethod
@@ -148,6 +196,13 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::") else self.http_host
         return self.public_url or f"http://{host}:{self.http_port}"
 
+    def tsp(self, name: str) -> TspConfig:
+        """The settings of one TSP of the registry, defaults filled in."""
+        spec = tsp_spec(name)
+        own: TspSettings = getattr(self, name)
+        return TspConfig(name, own.api_url or spec.api_url, own.auth_url or spec.auth_url, own.client_id,
+                         own.client_secret, own.rate_per_s or spec.rate_per_s)
+
     def redirect_uri(self, tsp: str) -> str:
         return f"{self.resolved_public_url}/oauth/{tsp}/callback"
 
@@ -162,6 +217,22 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         err = e.errors()[0]
-        name = "FLEETLAKE_" + "_".join(str(p) for p in err["loc"]).upper()
+        name = "FLEETLAKE_" + "__".join(str(p) for p in err["loc"]).upper()
         # Never echo the offending value: it may be a secret.
         raise ConfigError(name, err["msg"]) from None
+
+
+class _DeprecatedTspKeys(TomlConfigSettingsSource):
+    """The TOML file, with the flat per-TSP keys of earlier releases (`samsara_client_id = ...`) moved
+    under their TSP's table (`[samsara] client_id = ...`), with a warning."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls, toml_file=path)
+        for tsp in TSPS:
+            for key in TspSettings.model_fields:
+                old = f"{tsp}_{key}"
+                if old in self.toml_data:
+                    warnings.warn(f"{path}: `{old}` is deprecated: write `{key}` under `[{tsp}]`",
+                                  DeprecationWarning, stacklevel=2)
+                    nested = self.toml_data.setdefault(tsp, {})
+                    nested.setdefault(key, self.toml_data.pop(old))

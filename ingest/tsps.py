@@ -1,4 +1,4 @@
-"""Where each TSP is and how to talk to it: real APIs from settings, or a sandbox's."""
+"""Where each TSP of the registry is and how to talk to it: from settings, or served app credentials."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import httpx
 
 from common.errors import ConfigError
 from connectors.oauth import OAuthClient
-from connectors.providers import oauth_provider
+from connectors.providers import TSPS, oauth_provider
 from connectors.redact import register_secret
-from ingest.settings import TSPS, Settings
+from ingest.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -30,28 +30,32 @@ def endpoints(settings: Settings) -> dict[str, TspEndpoint]:
     """The TSPs this daemon can consent fleets on (those with OAuth app credentials)."""
     url = settings.resolved_apps_url
     if url:
-        try:
-            apps = httpx.get(url, timeout=10).json()
-            out = {}
-            for tsp in TSPS:
-                app = apps[tsp]
-                register_secret(app["client_secret"])
-                out[tsp] = TspEndpoint(tsp, app["api_url"], app["auth_url"], app["client_id"], app["client_secret"],
-                                       getattr(settings, f"{tsp}_rate_per_s"))
-            return out
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
-            raise ConfigError("FLEETLAKE_APPS_URL", f"no app credentials served at {url}: {type(e).__name__}") from None
+        return _served(url, settings)
     out = {}
     for tsp in TSPS:
-        cid = getattr(settings, f"{tsp}_client_id")
-        secret = getattr(settings, f"{tsp}_client_secret")
-        if cid and secret:
-            out[tsp] = TspEndpoint(tsp, getattr(settings, f"{tsp}_api_url"), getattr(settings, f"{tsp}_auth_url"),
-                                   cid, secret.get_secret_value(), getattr(settings, f"{tsp}_rate_per_s"))
-        elif cid or secret:
-            missing = f"FLEETLAKE_{tsp.upper()}_CLIENT_{'SECRET' if cid else 'ID'}"
+        cfg = settings.tsp(tsp)
+        if cfg.client_id and cfg.client_secret:
+            out[tsp] = TspEndpoint(tsp, cfg.api_url, cfg.auth_url, cfg.client_id,
+                                   cfg.client_secret.get_secret_value(), cfg.rate_per_s)
+        elif cfg.client_id or cfg.client_secret:
+            missing = f"FLEETLAKE_{tsp.upper()}__CLIENT_{'SECRET' if cfg.client_id else 'ID'}"
             raise ConfigError(missing, f"is needed together with the other {tsp} OAuth app setting")
     return out
+
+
+def _served(url: str, settings: Settings) -> dict[str, TspEndpoint]:
+    """App credentials and TSP URLs served over HTTP (e.g. by a sandbox): {tsp: {client_id, ...}}."""
+    try:
+        apps = httpx.get(url, timeout=10).json()
+        out = {}
+        for tsp in TSPS:
+            app = apps[tsp]
+            register_secret(app["client_secret"])
+            out[tsp] = TspEndpoint(tsp, app["api_url"], app["auth_url"], app["client_id"], app["client_secret"],
+                                   settings.tsp(tsp).rate_per_s)
+        return out
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError("FLEETLAKE_APPS_URL", f"no app credentials served at {url}: {type(e).__name__}") from None
 
 
 def oauth_client(ep: TspEndpoint, settings: Settings) -> OAuthClient:

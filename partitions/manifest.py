@@ -27,6 +27,7 @@ import duckdb
 
 from common import names
 from common.errors import CommitConflict, ManifestError, ManifestLocked, SchemaVersionError
+from common.states import FleetStatus, RunStatus
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, """
@@ -128,10 +129,37 @@ class RawPartition:
 class Fleet:
     fleet_id: str
     tsp: str
-    status: str
+    status: FleetStatus
     consent_at: datetime | None
     history_start: datetime | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    """One run of a feature window: (flow, version, code, fleet, month, inputs) -> outputs."""
+    run_id: str
+    flow: str
+    version: int
+    code_fp: str
+    fleet_id: str
+    month: str
+    input_fp: str
+    status: RunStatus
+    outputs: tuple[str, ...]
+    stats: dict[str, Any] | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def window(self) -> tuple[str, int, str]:
+        """(flow, version, month): the feature window of one fleet this run computed."""
+        return self.flow, self.version, self.month
+
+
+_RUN_COLS = ("run_id, flow, version, code_fp, fleet_id, month, input_fp, status, outputs, stats, error, started_at, "
+             "finished_at")
 
 
 def _now() -> datetime:
@@ -283,7 +311,7 @@ class Manifest:
             self.conn.execute(sql, params)
 
     # ------------------------------------------------------------------ fleets
-    def upsert_fleet(self, fleet_id: str, tsp: str, status: str, consent_at: datetime | None = None,
+    def upsert_fleet(self, fleet_id: str, tsp: str, status: FleetStatus, consent_at: datetime | None = None,
                      history_start: datetime | None = None, error: str | None = None) -> None:
         names.fleet_id(fleet_id)
         now = _now()
@@ -293,7 +321,7 @@ class Manifest:
                 consent_at = coalesce(excluded.consent_at, fleets.consent_at),
                 history_start = coalesce(excluded.history_start, fleets.history_start),
                 error = excluded.error, updated_at = excluded.updated_at
-            """, [fleet_id, tsp, status, _db_time(consent_at), _db_time(history_start), error, now, now])
+            """, [fleet_id, tsp, FleetStatus(status).value, _db_time(consent_at), _db_time(history_start), error, now, now])
 
     def fleet(self, fleet_id: str) -> Fleet | None:
         rows = self._all("SELECT fleet_id, tsp, status, consent_at, history_start, error FROM fleets "
@@ -382,31 +410,36 @@ class Manifest:
         self._run("INSERT INTO flow_schemas VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                   [flow, version, schema_fp, _now()])
 
-    def record_run(self, run_id: str, flow: str, version: int, code_fp: str, fleet_id: str, month: str,
-                   input_fp: str, status: str, outputs: list[str], stats: dict[str, Any] | None,
-                   error: str | None, started_at: datetime, finished_at: datetime) -> None:
-        self._run("INSERT INTO flow_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  [run_id, flow, version, code_fp, fleet_id, month, input_fp, status, outputs,
-                   json.dumps(stats) if stats is not None else None, error, _db_time(started_at),
-                   _db_time(finished_at)])
+    def record_run(self, run: FlowRun) -> None:
+        self._run(f"INSERT INTO flow_runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  [run.run_id, run.flow, run.version, run.code_fp, run.fleet_id, run.month, run.input_fp,
+                   RunStatus(run.status).value, list(run.outputs),
+                   json.dumps(run.stats) if run.stats is not None else None, run.error, _db_time(run.started_at),
+                   _db_time(run.finished_at)])
 
-    def latest_runs(self, fleet_id: str | None = None, succeeded_only: bool = False) -> list[dict[str, Any]]:
+    def rekey_code_fingerprints(self, changes: list[tuple[str, int, str, str]]) -> int:
+        """Re-key runs of (flow, version) whose code fingerprint is `old` to `new`; returns how many."""
+        n = 0
+        with self.transaction() as c:
+            for flow, version, old, new in changes:
+                n += c.execute("UPDATE flow_runs SET code_fp = ? WHERE flow = ? AND version = ? AND code_fp = ?",
+                               [new, flow, version, old]).fetchone()[0]
+        return n
+
+    def latest_runs(self, fleet_id: str | None = None, succeeded_only: bool = False) -> list[FlowRun]:
         """The newest run of each (flow, version, fleet, month) window, optionally of one fleet only."""
-        cols = ["run_id", "flow", "version", "fleet_id", "month", "status", "outputs", "error"]
         rows = self._all(f"""
-            SELECT {', '.join(cols)} FROM flow_runs
+            SELECT {_RUN_COLS} FROM flow_runs
             WHERE (? IS NULL OR fleet_id = ?) AND (NOT ? OR status = 'succeeded')
             QUALIFY row_number() OVER (PARTITION BY flow, version, fleet_id, month
                                        ORDER BY started_at DESC, run_id DESC) = 1
             ORDER BY fleet_id, month, flow, version""", [fleet_id, fleet_id, succeeded_only])
-        return [dict(zip(cols, r)) for r in rows]
+        return [_flow_run(r) for r in rows]
 
-    def runs(self, flow: str | None = None) -> list[dict[str, Any]]:
-        cols = ["run_id", "flow", "version", "code_fp", "fleet_id", "month", "input_fp", "status", "outputs",
-                "error"]
-        rows = self._all(f"SELECT {', '.join(cols)} FROM flow_runs WHERE (? IS NULL OR flow = ?) "
+    def runs(self, flow: str | None = None) -> list[FlowRun]:
+        rows = self._all(f"SELECT {_RUN_COLS} FROM flow_runs WHERE (? IS NULL OR flow = ?) "
                          "ORDER BY started_at, run_id", [flow, flow])
-        return [dict(zip(cols, r)) for r in rows]
+        return [_flow_run(r) for r in rows]
 
     # ------------------------------------------------------------------ pull checkpoints
     def complete_window(self, fleet_id: str, stream: str, window_key: str, rows: int, detail: str | None = None
@@ -430,7 +463,13 @@ def _db_time(dt: datetime | None) -> datetime | None:
 
 
 def _fleet(row: tuple) -> Fleet:
-    return Fleet(row[0], row[1], row[2], _utc(row[3]), _utc(row[4]), row[5])
+    return Fleet(row[0], row[1], FleetStatus(row[2]), _utc(row[3]), _utc(row[4]), row[5])
+
+
+def _flow_run(r: tuple) -> FlowRun:
+    stats = json.loads(r[9]) if isinstance(r[9], str) else r[9]
+    return FlowRun(r[0], r[1], int(r[2]), r[3], r[4], r[5], r[6], RunStatus(r[7]), tuple(r[8] or ()), stats, r[10],
+                   _utc(r[11]), _utc(r[12]))  # type: ignore[arg-type]  # started_at is NOT NULL
 
 
 def _raw(row: tuple) -> RawPartition:

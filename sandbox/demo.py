@@ -20,12 +20,10 @@ from pydantic import SecretStr
 
 from connectors.backfill import PullReport
 from connectors.redact import install_log_scrubber
-from ingest.flows.registry import active_flows
 from ingest.keys import local_token_key
 from ingest.service import Service
-from ingest.settings import load_settings
-from ingest.tsps import endpoints
-from partitions import Manifest, open_store
+from ingest.settings import TspSettings, load_settings
+from ingest.wiring import open_service
 from sandbox.server import SandboxServer
 from sandbox.world import SandboxConfig
 
@@ -49,69 +47,75 @@ def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:
 
 
 def run_demo(config: SandboxConfig, history_months: int, revoke: tuple[str, ...] = ()) -> int:
-    """The demo through the same Service the daemon and the CLI use, pointed at an in-process sandbox."""
+    """The demo through the same Service the daemon and the CLI use, pointed at an in-process sandbox.
+
+    `revoke`: sandbox fleets that withdraw consent before the first pull (to show fleet isolation)."""
     logging.basicConfig(level=logging.WARNING)
     install_log_scrubber()
     base = load_settings()
     # The demo is not about rate limits: let the sandbox answer as fast as it can.
     config = replace(config, samsara_rate_per_s=2000.0, motive_rate_per_s=2000.0)
-    flows = active_flows(base.flows_file)
-    store = open_store(base.resolved_store_url, base.s3_options())
-    print(f"fleetlake demo: store {store.url}, manifest {base.resolved_manifest_path}")
-    print(f"  active flows: {', '.join(f'{f.name}@{f.version}' for f in flows)}")
-    with SandboxServer(config) as server, Manifest(base.resolved_manifest_path) as manifest:
+    fast = TspSettings(rate_per_s=1900.0)
+    with SandboxServer(config) as server:
         settings = base.model_copy(update={
             "sandbox_url": server.base_url, "token_key": SecretStr(_demo_key(base.data_dir)),
-            "history_months": history_months, "samsara_rate_per_s": 1900.0, "motive_rate_per_s": 1900.0})
-        service = Service(settings, manifest, store, endpoints(settings), flows)
-        for fleet in config.fleets:
-            fid, tsp = fleet.spec.fleet_id, fleet.tsp
-            # The sandbox approves at once (`fleet` stands in for the admin's login); its redirect
-            # carries the code and state to the callback.
-            q = httpx.URL(httpx.get(f"{service.consent_url(tsp, fid)}&fleet={fid}").headers["location"]).params
-            service.complete_consent(tsp, q["code"], q["state"])
-            print(f"  consented {fid} ({tsp}) through OAuth; history from {manifest.fleet(fid).history_start:%Y-%m}")
-
-        computed: dict[str, set[str]] = {}  # months with features, per fleet, for the printout
-
-        def pull_all(step: str) -> None:
-            for fleet in config.fleets:
-                fid = fleet.spec.fleet_id
-                o = service.pull(fid)
-                if o.pings is None:  # one fleet's trouble is reported and recorded; the others carry on
-                    print(f"  {step:9s} {fid:20s} {o.status}: {o.error}", flush=True)
-                    continue
-                _print_report(step, fid, o.pings, o.events.rows_accepted if o.events else 0)
-            t = time.monotonic()
-            feats = service.features()
-            for fleet in config.fleets:
-                fid = fleet.spec.fleet_id
-                per_flow = feats.windows(fid)
-                months = feats.months(fid)
-                before = computed.setdefault(fid, set())
-                new = [m for m in months if m not in before]
-                again = [m for m in months if m in before]
-                before.update(months)
-                counts = sorted(set(per_flow.values()))
-                detail = f"new: {_span(new)}" + (f"; recomputed (new data): {_span(again)}" if again else "")
-                print(f"  features  {fid:20s} {sum(per_flow.values()):4d} windows: {len(per_flow)} flows x "
-                      f"{'/'.join(map(str, counts)) or 0} months ({detail})", flush=True)
-            for r in feats.failed:
-                print(f"  features  {r.task.fleet_id:20s} {r.task.flow}@{r.task.version} {r.task.month} failed: "
-                      f"{r.error}", flush=True)
-            print(f"  features  computed in {time.monotonic() - t:.1f}s", flush=True)
-
-        for fid in revoke:  # the fleet withdraws its consent in the TSP's UI before the first pull
-            server.world.authorities[server.world.fleets[fid].tsp].revoke(fid)
-
-        t0 = time.monotonic()
-        pull_all("backfill")
-        server.world.clock.advance_months(1)
-        print(f"  sandbox clock moved one month forward, to {server.world.clock.now():%Y-%m-%d %H:%M} UTC")
-        pull_all("refresh")
-        print(f"done in {time.monotonic() - t0:.0f}s; query the pings with DuckDB, e.g.\n"
-              f"  SELECT fleet, month, count(*) FROM read_parquet('{settings.data_dir}/store/raw/pings/*/*/*.parquet',"
-              f" hive_partitioning = true) GROUP BY ALL ORDER BY ALL;\n"
-              f"  SELECT * FROM read_parquet('{settings.data_dir}/store/features/radius/v1/*/*/*.parquet',"
-              f" hive_partitioning = true) WHERE vehicle_id IS NULL ORDER BY ALL;")
+            "history_months": history_months, "samsara": fast, "motive": fast})
+        with open_service(settings) as service:
+            _demo(service, server, config, revoke)
     return 0
+
+
+def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke: tuple[str, ...]) -> None:
+    settings, manifest = service.settings, service.manifest
+    print(f"fleetlake demo: store {service.store.url}, manifest {settings.resolved_manifest_path}")
+    print(f"  active flows: {', '.join(f'{f.name}@{f.version}' for f in service.flows)}")
+    for fleet in config.fleets:
+        fid, tsp = fleet.spec.fleet_id, fleet.tsp
+        # The sandbox approves at once (`fleet` stands in for the admin's login); its redirect
+        # carries the code and state to the callback.
+        q = httpx.URL(httpx.get(f"{service.consent_url(tsp, fid)}&fleet={fid}").headers["location"]).params
+        service.complete_consent(tsp, q["code"], q["state"])
+        print(f"  consented {fid} ({tsp}) through OAuth; history from {manifest.fleet(fid).history_start:%Y-%m}")
+
+    computed: dict[str, set[str]] = {}  # months with features, per fleet, for the printout
+
+    def pull_all(step: str) -> None:
+        for fleet in config.fleets:
+            fid = fleet.spec.fleet_id
+            o = service.pull(fid)
+            if o.pings is None:  # one fleet's trouble is reported and recorded; the others carry on
+                print(f"  {step:9s} {fid:20s} {o.result.value}: {o.error}", flush=True)
+                continue
+            _print_report(step, fid, o.pings, o.events.rows_accepted if o.events else 0)
+        t = time.monotonic()
+        feats = service.features()
+        for fleet in config.fleets:
+            fid = fleet.spec.fleet_id
+            per_flow = feats.windows(fid)
+            months = feats.months(fid)
+            before = computed.setdefault(fid, set())
+            new = [m for m in months if m not in before]
+            again = [m for m in months if m in before]
+            before.update(months)
+            counts = sorted(set(per_flow.values()))
+            detail = f"new: {_span(new)}" + (f"; recomputed (new data): {_span(again)}" if again else "")
+            print(f"  features  {fid:20s} {sum(per_flow.values()):4d} windows: {len(per_flow)} flows x "
+                  f"{'/'.join(map(str, counts)) or 0} months ({detail})", flush=True)
+        for r in feats.failed:
+            print(f"  features  {r.task.fleet_id:20s} {r.task.flow}@{r.task.version} {r.task.month} failed: "
+                  f"{r.error}", flush=True)
+        print(f"  features  computed in {time.monotonic() - t:.1f}s", flush=True)
+
+    for fid in revoke:  # the fleet withdraws its consent in the TSP's UI before the first pull
+        server.world.authorities[server.world.fleets[fid].tsp].revoke(fid)
+
+    t0 = time.monotonic()
+    pull_all("backfill")
+    server.world.clock.advance_months(1)
+    print(f"  sandbox clock moved one month forward, to {server.world.clock.now():%Y-%m-%d %H:%M} UTC")
+    pull_all("refresh")
+    print(f"done in {time.monotonic() - t0:.0f}s; query the pings with DuckDB, e.g.\n"
+          f"  SELECT fleet, month, count(*) FROM read_parquet('{settings.data_dir}/store/raw/pings/*/*/*.parquet',"
+          f" hive_partitioning = true) GROUP BY ALL ORDER BY ALL;\n"
+          f"  SELECT * FROM read_parquet('{settings.data_dir}/store/features/radius/v1/*/*/*.parquet',"
+          f" hive_partitioning = true) WHERE vehicle_id IS NULL ORDER BY ALL;")

@@ -26,6 +26,7 @@ from ingest.daemon import Daemon
 from ingest.flows.registry import active_flows
 from ingest.service import Service
 from ingest.settings import load_settings
+from ingest.workqueue import WorkQueue
 from partitions import Manifest
 from partitions.store import LocalStore
 
@@ -62,7 +63,7 @@ def api(tmp_path: Path) -> Iterator[tuple[str, Daemon]]:
     service, manifest = _service(tmp_path, TOKEN)
     daemon = Daemon(service)
     port = _free_port()
-    server, t = _serve(create_app(service, daemon), port)
+    server, t = _serve(create_app(service, daemon.queue, daemon.problems), port)
     try:
         yield f"http://127.0.0.1:{port}", daemon
     finally:
@@ -97,7 +98,7 @@ def test_unknown_and_malformed_fleets_get_clear_4xx(api) -> None:
     r = httpx.post(f"{base}/fleets/acme-freight/backfill", headers=_auth())
     assert r.status_code == 202 and r.json()["queued"] is True
     assert httpx.post(f"{base}/fleets/acme-freight/backfill", headers=_auth()).json()["queued"] is False
-    assert daemon.state.queued == {"pull:acme-freight"}
+    assert daemon.queue.snapshot().queued == ("pull:acme-freight",)
     assert httpx.get(f"{base}/fleets/acme-freight/features", params={"month": "2025-13"},
                      headers=_auth()).status_code == 400
 
@@ -132,7 +133,7 @@ def fuzz_target(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-d
     tmp = tmp_path_factory.mktemp("fuzz")
     service, manifest = _service(tmp, TOKEN)
     port = _free_port()
-    server, t = _serve(create_app(service, Daemon(service)), port)
+    server, t = _serve(create_app(service, WorkQueue()), port)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     t.join(10)

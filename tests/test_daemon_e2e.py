@@ -165,15 +165,15 @@ def test_consent_backfill_sigterm_restart_features_and_scheduled_refresh(world, 
     assert TOKEN not in log and env["FLEETLAKE_TOKEN_KEY"] not in log and "Bearer" not in log
 
     with Manifest(Path(env["FLEETLAKE_DATA_DIR"]) / "manifest.duckdb", read_only=True) as m:
-        runs = [r for r in m.runs() if r["status"] == "succeeded"]
-        flows = sorted({(r["flow"], r["version"]) for r in runs})
+        runs = [r for r in m.runs() if r.status == "succeeded"]
+        flows = sorted({(r.flow, r.version) for r in runs})
         assert len(flows) >= 7
         for fleet in FLEETS:
-            mine = [r for r in runs if r["fleet_id"] == fleet]
+            mine = [r for r in runs if r.fleet_id == fleet]
             # The new month ran exactly once per flow version; older complete months ran once.
-            assert sorted((r["flow"], r["version"]) for r in mine if r["month"] == new_month) == flows
+            assert sorted((r.flow, r.version) for r in mine if r.month == new_month) == flows
             for month in before:
-                n = sum(1 for r in mine if r["month"] == month)
+                n = sum(1 for r in mine if r.month == month)
                 assert n == len(flows) if month < open_month else n >= len(flows), (fleet, month, n)
 
         # Nothing lost or duplicated across the SIGTERM: every complete month holds exactly the

@@ -31,9 +31,9 @@ def test_demo_backfills_then_refreshes_one_new_month_per_fleet(tmp_path: Path) -
     with Manifest(tmp_path / "fleetlake-data" / "manifest.duckdb") as m:
         assert {f.status for f in m.fleets()} == {"active"}
         assert {p.fleet_id for p in m.raw_partitions()} == {"acme-freight", "bluebird-logistics"}
-        runs = [r for r in m.runs() if r["status"] == "succeeded"]
-        newest = max(r["month"] for r in runs)
-        assert sorted((r["fleet_id"], r["flow"]) for r in runs if r["month"] == newest) == sorted(
+        runs = [r for r in m.runs() if r.status == "succeeded"]
+        newest = max(r.month for r in runs)
+        assert sorted((r.fleet_id, r.flow) for r in runs if r.month == newest) == sorted(
             (f, flow) for f in ("acme-freight", "bluebird-logistics") for flow in
             ("data_quality", "distance", "fatigue", "harsh", "radius", "speed", "trips"))
     again = run_demo(tmp_path)

@@ -13,7 +13,8 @@ import pytest
 
 from common.errors import FlowError
 from ingest.executor import execute
-from ingest.flows.base import Flow, code_fingerprint
+from ingest.fingerprint import closure_digests, code_fingerprint
+from ingest.flows.base import Flow
 from ingest.flows.data_quality import FLOW as DQ
 from ingest.planner import plan
 from partitions import Manifest
@@ -110,17 +111,16 @@ def test_a_failing_window_is_recorded_and_retried_later_without_blocking_others(
 
 def test_code_fingerprint_follows_the_code_the_flow_imports() -> None:
     fp = code_fingerprint("ingest.flows.data_quality")
-    assert fp == DQ.code_fingerprint
+    assert fp == code_fingerprint(DQ.module)
     assert code_fingerprint("ingest.flows.base") != fp
-    from ingest.flows.base import _closure
-
-    closure = _closure("ingest.flows.data_quality")
-    assert {"geo.distance", "ingest.flows.base"} <= closure and "sandbox.simulator" not in closure
+    closure = closure_digests("ingest.flows.data_quality")
+    assert {"geo.distance", "ingest.flows.base"} <= set(closure) and "sandbox.simulator" not in closure
+    assert not any(m.split(".")[0] in ("numpy", "pyarrow") for m in closure)  # third-party code is pinned, not hashed
 
 
 def test_flows_read_committed_rows_sorted(lake) -> None:
     store, m, tmp = lake
     _run(m, store, tmp, [DQ])
-    run = [r for r in m.runs("data_quality") if r["fleet_id"] == "fleet-a" and r["month"] == "2025-02"][0]
-    t = pq.read_table(store.path(run["outputs"][0]))
+    run = [r for r in m.runs("data_quality") if r.fleet_id == "fleet-a" and r.month == "2025-02"][0]
+    t = pq.read_table(store.path(run.outputs[0]))
     assert pc.all(pc.greater(t["pings"], 0)).as_py() and t["complete_month"].to_pylist() == [True, True, True]

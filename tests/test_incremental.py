@@ -85,5 +85,5 @@ def test_each_change_reruns_exactly_its_windows(lake) -> None:
         assert plan(m, bumped) == [] and _run(m, store, tmp, bumped).results == ()
     finally:
         shutil.move(tmp / "raw-aside", store.root / "raw")
-    succeeded = [r for r in m.runs() if r["status"] == "succeeded"]
+    succeeded = [r for r in m.runs() if r.status == "succeeded"]
     assert len(succeeded) == 24 * 7 + 7 + 25 + 7

@@ -13,7 +13,8 @@ import pytest
 
 from common import names
 from common.errors import CommitConflict, InvalidName, ManifestLocked, SchemaVersionError
-from partitions.manifest import MIGRATIONS, SCHEMA_VERSION, Manifest, RawPartition
+from common.states import RunStatus
+from partitions.manifest import MIGRATIONS, SCHEMA_VERSION, FlowRun, Manifest, RawPartition
 
 
 def part(seq: int, month: str = "2025-01") -> RawPartition:
@@ -111,14 +112,19 @@ def test_a_manifest_is_created_aside_and_renamed_into_place(tmp_path: Path) -> N
         assert m.conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def _speed_run(run_id: str, fleet: str, month: str, input_fp: str, status: RunStatus, outputs: list[str],
+               error: str | None, at: datetime) -> FlowRun:
+    return FlowRun(run_id, "speed", 1, "c", fleet, month, input_fp, status, tuple(outputs), None, error, at, at)
+
+
 def test_latest_runs_keeps_the_newest_run_of_each_window(tmp_path: Path) -> None:
     t = [datetime(2025, 1, 1, h, tzinfo=timezone.utc) for h in range(4)]
     with Manifest(tmp_path / "m.duckdb") as m:
-        m.record_run("r1", "speed", 1, "c", "a", "2025-01", "i", "failed", [], None, "boom", t[0], t[0])
-        m.record_run("r2", "speed", 1, "c", "a", "2025-01", "i", "succeeded", ["o2"], None, None, t[1], t[1])
-        m.record_run("r3", "speed", 1, "c", "a", "2025-02", "i", "succeeded", ["o3"], None, None, t[1], t[1])
-        m.record_run("r4", "speed", 1, "c", "a", "2025-02", "j", "failed", [], None, "late data broke it", t[2], t[2])
-        m.record_run("r5", "speed", 1, "c", "b", "2025-01", "i", "succeeded", ["o5"], None, None, t[3], t[3])
-        assert [(r["run_id"], r["status"]) for r in m.latest_runs("a")] == [("r2", "succeeded"), ("r4", "failed")]
-        assert [r["run_id"] for r in m.latest_runs("a", succeeded_only=True)] == ["r2", "r3"]
-        assert [r["run_id"] for r in m.latest_runs()] == ["r2", "r4", "r5"]
+        m.record_run(_speed_run("r1", "a", "2025-01", "i", RunStatus.FAILED, [], "boom", t[0]))
+        m.record_run(_speed_run("r2", "a", "2025-01", "i", RunStatus.SUCCEEDED, ["o2"], None, t[1]))
+        m.record_run(_speed_run("r3", "a", "2025-02", "i", RunStatus.SUCCEEDED, ["o3"], None, t[1]))
+        m.record_run(_speed_run("r4", "a", "2025-02", "j", RunStatus.FAILED, [], "late data broke it", t[2]))
+        m.record_run(_speed_run("r5", "b", "2025-01", "i", RunStatus.SUCCEEDED, ["o5"], None, t[3]))
+        assert [(r.run_id, r.status) for r in m.latest_runs("a")] == [("r2", "succeeded"), ("r4", "failed")]
+        assert [r.run_id for r in m.latest_runs("a", succeeded_only=True)] == ["r2", "r3"]
+        assert [r.run_id for r in m.latest_runs()] == ["r2", "r4", "r5"]

@@ -78,7 +78,7 @@ def test_manifest_rebuild_command(tmp_path: Path) -> None:
                                     "problems": []}
     with Manifest(data / "manifest.duckdb") as m:
         assert m.raw_partitions() == original
-        assert sorted((r["run_id"], r["outputs"]) for r in m.runs()) == sorted((r["run_id"], r["outputs"]) for r in runs)
+        assert sorted((r.run_id, r.outputs) for r in m.runs()) == sorted((r.run_id, r.outputs) for r in runs)
         assert plan(m, flows) == []  # the rebuilt manifest recomputes nothing
 
 

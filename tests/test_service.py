@@ -38,20 +38,20 @@ def test_a_revoked_fleet_is_isolated_and_the_other_goes_on(sandbox: SandboxServe
         svc = _service(tmp_path, sandbox, m, (tmp_path / "store").as_uri())
         for fleet, tsp in FLEETS.items():
             _consent(svc, fleet, tsp)
-        assert {f["fleet_id"]: f["status"] for f in svc.fleets()} == dict.fromkeys(FLEETS, "consented")
-        assert [svc.pull(f).status for f in FLEETS] == ["active", "active"]
+        assert {f.fleet_id: f.status for f in svc.fleets()} == dict.fromkeys(FLEETS, "consented")
+        assert [svc.pull(f).result for f in FLEETS] == ["active", "active"]
         httpx.post(f"{sandbox.base_url}/_sandbox/fleets/acme-freight/revoke").raise_for_status()
         sandbox.world.clock.advance_months(1)
         acme, blue = svc.pull("acme-freight"), svc.pull("bluebird-logistics")
-        assert acme.status == "revoked" and "consent" in (acme.error or "")
-        assert blue.status == "active" and blue.pings is not None and blue.pings.rows_accepted > 0
+        assert acme.result == "revoked" and "consent" in (acme.error or "")
+        assert blue.result == "active" and blue.pings is not None and blue.pings.rows_accepted > 0
         assert m.fleet("acme-freight").status == "revoked"
-        assert svc.pull("acme-freight").status == "revoked"  # not retried against a revoked consent
+        assert svc.pull("acme-freight").result == "revoked"  # not retried against a revoked consent
         report = svc.features()
         assert not report.failed and {r.task.fleet_id for r in report.results} == set(FLEETS)
         grid = svc.status("bluebird-logistics")
-        assert grid["status"] == "active" and all(v["features"]["data_quality@1"] == "done"
-                                                  for v in grid["months"].values())
+        assert grid.fleet.status == "active" and all(v.features["data_quality@1"] == "done"
+                                                     for v in grid.months.values())
 
 
 def test_a_state_for_one_tsp_is_refused_by_the_other(sandbox: SandboxServer, tmp_path: Path) -> None:
@@ -72,6 +72,6 @@ def test_a_dead_store_fails_the_pull_and_commits_nothing(sandbox: SandboxServer,
         for fleet, tsp in FLEETS.items():
             _consent(svc, fleet, tsp)
         outcome = svc.pull("acme-freight")
-        assert outcome.status == "failed" and "S3 upload" in (outcome.error or "")
+        assert outcome.result == "failed" and "S3 upload" in (outcome.error or "")
         assert m.fleet("acme-freight").status == "failed" and m.raw_partitions() == []
         assert m.completed_windows("acme-freight", "samsara/gps/604800000") == set()

@@ -1,0 +1,47 @@
+"""The one place a Service is built from settings: manifest, store, TSP endpoints, flows, clock.
+
+The daemon, the CLI and the sandbox's demo all open their service here, so what runs in a test
+is what runs in production.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from pydantic import SecretStr
+
+from ingest.clock import Clock, clock_at
+from ingest.flows.base import Flow
+from ingest.flows.registry import active_flows
+from ingest.keys import local_token_key
+from ingest.service import Service
+from ingest.settings import Settings
+from ingest.tsps import endpoints
+from partitions import Manifest, open_store
+
+
+def with_token_key(settings: Settings) -> Settings:
+    """Settings with FLEETLAKE_TOKEN_KEY, or else the key kept in the data dir (made on first use)."""
+    if settings.token_key is not None:
+        return settings
+    return settings.model_copy(update={"token_key": SecretStr(local_token_key(settings.data_dir))})
+
+
+@contextmanager
+def open_service(settings: Settings, *, manifest: Manifest | None = None, flows: list[Flow] | None = None,
+                 clock: Clock | None = None) -> Iterator[Service]:
+    """A Service on the settings' manifest (opened here unless given) and store, closed on exit.
+
+    Raises ManifestLocked when another process (a running daemon) holds the manifest.
+    """
+    flows = active_flows(settings.flows_file) if flows is None else flows
+    own = manifest is None
+    manifest = Manifest(settings.resolved_manifest_path) if manifest is None else manifest
+    try:
+        store = open_store(settings.resolved_store_url, settings.s3_options())
+        yield Service(settings, manifest, store, endpoints(settings), flows,
+                      clock=clock or clock_at(settings.resolved_clock_url))
+    finally:
+        if own:
+            manifest.close()

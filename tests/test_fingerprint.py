@@ -1,0 +1,155 @@
+"""Code fingerprints follow what a flow computes, not how its source is laid out."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pytest
+
+from common.states import RunStatus
+from ingest import fingerprint
+from ingest.fingerprint import LEGACY, code_fingerprint
+from ingest.flows.base import Flow
+from ingest.flows.registry import available
+from ingest.planner import plan
+from partitions import Manifest
+from partitions.manifest import FlowRun, RawPartition
+
+FLOW_SRC = '''
+"""A toy flow."""
+import pyarrow as pa
+from {helper_pkg}.scale import factor
+from fpproj.flows.base_like import SCHEMA
+
+
+def compute(inp):
+    return pa.table({{"v": [factor() * 2]}})
+'''
+
+REFORMATTED_FLOW_SRC = '''
+"""A toy flow, now documented at length.
+
+Reformatted, with comments, and its helper moved to another package.
+"""
+import pyarrow as pa
+
+from fpproj.flows.base_like import SCHEMA  # the output schema
+from {helper_pkg}.scale import factor
+
+
+def compute(inp):
+    """Twice the factor."""
+    # why: the toy needs some arithmetic
+    return pa.table(
+        {{"v": [factor() * 2]}}
+    )
+'''
+
+HELPER_SRC = '''
+def factor():
+    """The scale factor."""
+    return {value}
+'''
+
+
+def _write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for parent in path.relative_to(root).parents:
+        if str(parent) != ".":
+            (root / parent / "__init__.py").touch()
+    path.write_text(textwrap.dedent(text))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Path]:
+    """A small source tree on sys.path, not installed: its own package is found from its location."""
+    _write(tmp_path, "fpproj/flows/base_like.py", "import pyarrow as pa\nSCHEMA = pa.schema([('v', pa.int64())])\n")
+    _write(tmp_path, "fpproj/helpers/scale.py", HELPER_SRC.format(value=3))
+    _write(tmp_path, "fpproj/flows/toy.py", FLOW_SRC.format(helper_pkg="fpproj.helpers"))
+    sys.path.insert(0, str(tmp_path))
+    yield tmp_path
+    sys.path.remove(str(tmp_path))
+    for name in [n for n in sys.modules if n.split(".")[0] == "fpproj"]:
+        del sys.modules[name]
+    fingerprint.forget()
+
+
+def _toy_fp() -> str:
+    fingerprint.forget()  # the source changed under the same process
+    importlib.invalidate_caches()
+    return code_fingerprint("fpproj.flows.toy")
+
+
+def test_moving_a_helper_and_reformatting_the_flow_keeps_the_fingerprint(project: Path) -> None:
+    before = _toy_fp()
+    assert set(fingerprint.closure_digests("fpproj.flows.toy")) >= {"fpproj.flows.toy", "fpproj.helpers.scale",
+                                                                     "fpproj.flows.base_like"}
+    (project / "fpproj/helpers/scale.py").unlink()
+    _write(project, "fpproj/shared/math/scale.py", "\n\n" + HELPER_SRC.format(value=3).replace('"""The scale factor."""',
+                                                                                                "# moved here"))
+    _write(project, "fpproj/flows/toy.py", REFORMATTED_FLOW_SRC.format(helper_pkg="fpproj.shared.math"))
+    assert _toy_fp() == before
+
+
+def test_a_change_of_behaviour_changes_the_fingerprint(project: Path) -> None:
+    before = _toy_fp()
+    _write(project, "fpproj/helpers/scale.py", HELPER_SRC.format(value=4))  # the helper computes something else
+    assert _toy_fp() != before
+
+
+def _manifest_with_one_window(path: Path) -> Manifest:
+    m = Manifest(path)
+    from datetime import datetime, timezone
+
+    m.commit_raw(RawPartition("fleet-a", "pings", "2025-02", 1, ("raw/pings/fleet=fleet-a/month=2025-02/p.parquet",),
+                              10, 100, "fp-raw", datetime(2025, 3, 1, tzinfo=timezone.utc)))
+    return m
+
+
+def _record_success(m: Manifest, flow: Flow, code_fp: str) -> None:
+    from datetime import datetime, timezone
+
+    [task] = [t for t in plan(m, [flow])]
+    now = datetime.now(timezone.utc)
+    m.record_run(FlowRun("run-1", flow.name, flow.version, code_fp, task.fleet_id, task.month, task.input_fp,
+                         RunStatus.SUCCEEDED, ("features/x.parquet",), {"rows": 1}, None, now, now))
+
+
+def test_a_flow_moved_and_reformatted_is_not_planned_again(project: Path, tmp_path: Path) -> None:
+    toy = importlib.import_module("fpproj.flows.toy")
+    flow = Flow("toy", 1, ("pings",), pa.schema([("v", pa.int64())]), toy.compute)
+    with _manifest_with_one_window(tmp_path / "m.duckdb") as m:
+        _record_success(m, flow, _toy_fp())
+        assert plan(m, [flow]) == []
+        (project / "fpproj/helpers/scale.py").rename(project / "fpproj/flows/scale.py")
+        _write(project, "fpproj/flows/toy.py", REFORMATTED_FLOW_SRC.format(helper_pkg="fpproj.flows"))
+        _toy_fp()
+        assert plan(m, [flow]) == []
+        _write(project, "fpproj/flows/scale.py", HELPER_SRC.format(value=5))
+        _toy_fp()
+        assert [t.month for t in plan(m, [flow])] == ["2025-02"]
+
+
+def test_runs_with_the_previous_schemes_fingerprint_are_rekeyed_not_recomputed(tmp_path: Path) -> None:
+    distance = available()[("distance", 1)]
+    [(legacy_fp, target)] = LEGACY[("distance", 1)].items()
+    with _manifest_with_one_window(tmp_path / "m.duckdb") as m:
+        _record_success(m, distance, legacy_fp)
+        planned = plan(m, [distance])
+        assert [r.code_fp for r in m.runs("distance")] == [target]
+        if target == code_fingerprint(distance.module):  # the code is as it was: nothing to compute
+            assert planned == []
+        else:  # the code changed since: the window is recomputed, as for any change
+            assert [t.month for t in planned] == ["2025-02"]
+
+
+def test_every_shipped_v1_flow_has_its_previous_fingerprint_mapped() -> None:
+    v1 = [key for key in available() if key[1] == 1]
+    assert sorted(LEGACY) == sorted(v1)
+    assert all(len(m) == 1 and all(len(fp) == 32 for kv in m.items() for fp in kv) for m in LEGACY.values())
