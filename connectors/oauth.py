@@ -127,6 +127,12 @@ class OAuthClient:
     def close(self) -> None:
         self._http.close()
 
+    def __enter__(self) -> OAuthClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def consent_url(self, state: str, **extra: str) -> str:
         params = {"client_id": self.p.client_id, "redirect_uri": self.p.redirect_uri, "response_type": "code",
                   "state": state, **({"scope": self.p.scope} if self.p.scope else {}), **extra}
@@ -139,14 +145,14 @@ class OAuthClient:
         return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
     def _token(self, form: dict[str, str]) -> TokenSet:
-        auth = None
+        auth: tuple[str, str] | httpx.Auth | None = None
         if self.p.client_auth == "basic":
             auth = (self.p.client_id, self.p.client_secret)
         else:
             form = {**form, "client_id": self.p.client_id, "client_secret": self.p.client_secret}
         sent = time.time()
         try:
-            r = self._http.post(self.p.token_url, data=form, auth=auth)
+            r = self._http.post(self.p.token_url, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT)
         except httpx.TransportError as e:
             raise AuthError(self.p.tsp, f"token endpoint unreachable ({type(e).__name__})") from None
         try:

@@ -58,7 +58,7 @@ class StateLookup:
         return table[self.index_of(lat, lon)]
 
     def _exact(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-        import shapely
+        import shapely  # here, not at the top: its import costs ~0.3 s and most lookups never need it
 
         res = np.full(lat.shape, len(self.codes), dtype=np.int16)
         for i, (poly, (x0, y0, x1, y1)) in enumerate(_prepared(self)):
@@ -78,7 +78,7 @@ def _prepared(lookup: StateLookup) -> list[tuple[object, tuple[float, float, flo
     key = id(lookup)
     with _lock:
         if key not in _prepared_cache:
-            import shapely
+            import shapely  # see _exact
 
             polys = [shapely.from_wkb(b) for b in lookup.polygons_wkb]
             for p in polys:
@@ -122,7 +122,7 @@ def _load_or_build(cache_dir: Path) -> StateLookup:
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         arrays = {"codes": np.array(lookup.codes), "grid": lookup.grid}
         arrays.update({f"poly_{i}": np.frombuffer(b, dtype=np.uint8) for i, b in enumerate(lookup.polygons_wkb)})
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
         os.replace(tmp, path)
     except OSError:
         pass  # read-only home: still works, just rebuilds per process
@@ -130,8 +130,8 @@ def _load_or_build(cache_dir: Path) -> StateLookup:
 
 
 def _read_polygons() -> tuple[list[str], list[object]]:
-    import shapefile
-    import shapely
+    import shapefile  # type: ignore[import-untyped]  # pyshp ships no types; only needed to build the cache
+    import shapely  # see _exact
 
     with resources.files("united_states").joinpath("shapes.zip").open("rb") as fh:
         z = zipfile.ZipFile(io.BytesIO(fh.read()))
@@ -148,7 +148,7 @@ def _read_polygons() -> tuple[list[str], list[object]]:
 
 
 def _build() -> StateLookup:
-    import shapely
+    import shapely  # see _exact
 
     codes, polys = _read_polygons()
     # Label a 2x finer lattice of points by exact containment, one state at a time within its

@@ -44,6 +44,7 @@ def create_app(service: Service, work: WorkQueue | None = None,
         async def wrapper(request: Request) -> Response:
             token = settings.api_token.get_secret_value() if settings.api_token else None
             given = request.headers.get("authorization", "")
+            resp: Response
             if token is None:
                 resp = _error(401, "the JSON API is disabled: set FLEETLAKE_API_TOKEN", **{"WWW-Authenticate": "Bearer"})
             elif not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
@@ -88,8 +89,8 @@ def create_app(service: Service, work: WorkQueue | None = None,
         q = request.query_params
         if tsp not in service.endpoints:
             return _error(404, f"unknown or unconfigured TSP {tsp[:40]!r}")
-        if q.get("error"):
-            return _error(400, f"the fleet did not grant consent: {q.get('error')[:200]}")
+        if error := q.get("error"):
+            return _error(400, f"the fleet did not grant consent: {error[:200]}")
         if not q.get("code") or not q.get("state"):
             return _error(400, "the callback needs `code` and `state`")
         try:

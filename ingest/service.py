@@ -12,6 +12,7 @@ import hmac
 import logging
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -88,7 +89,8 @@ class Service:
     def consent_url(self, tsp: str, fleet_id: str) -> str:
         names.fleet_id(fleet_id)
         ep = self.endpoint(tsp)
-        return oauth_client(ep, self.settings).consent_url(self.signer.make(tsp, fleet_id))
+        with oauth_client(ep, self.settings) as client:
+            return client.consent_url(self.signer.make(tsp, fleet_id))
 
     def complete_consent(self, tsp: str, code: str, state: str) -> str:
         """Exchange the code, store the tokens encrypted, register the fleet for backfill. Returns its id."""
@@ -96,7 +98,8 @@ class Service:
         fleet_id = self.signer.verify(state, tsp)
         if not fleet_id:
             raise ConfigError("state", "this consent was started without a fleet id")
-        FleetCredentials.connect(fleet_id, oauth_client(ep, self.settings), self.vault, self.manifest, code)
+        with oauth_client(ep, self.settings) as client:
+            FleetCredentials.connect(fleet_id, client, self.vault, self.manifest, code)
         now = datetime.fromtimestamp(self.clock.now_ms() / 1000, timezone.utc)
         months = self.settings.history_months
         y, m = divmod(now.year * 12 + now.month - 1 - months, 12)
@@ -122,14 +125,8 @@ class Service:
             self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
         t0 = time.monotonic()
         try:
-            creds = FleetCredentials(fleet_id, oauth_client(ep, self.settings), self.vault, self.manifest)
-            connector = open_connector(fleet.tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
-                                       on_response=self.metrics.tsp_response)
-            now_ms = self.clock.now_ms()
-            pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
-            events = None
-            if not pings.stopped:
-                events = pull_events(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
+            with ExitStack() as closing:
+                pings, events = self._pull(closing, fleet_id, fleet.tsp, ep, start_ms, opts)
         except ConsentRevoked as e:
             self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.REVOKED, error=str(e))
             return PullOutcome(fleet_id, PullResult.REVOKED, None, None, str(e))
@@ -145,6 +142,20 @@ class Service:
         self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING if stopped and backfill
                                    else FleetStatus.ACTIVE)
         return PullOutcome(fleet_id, PullResult.STOPPED if stopped else PullResult.ACTIVE, pings, events)
+
+    def _pull(self, closing: ExitStack, fleet_id: str, tsp: str, ep: TspEndpoint, start_ms: int,
+              opts: PullOptions) -> tuple[PullReport, PullReport | None]:
+        """GPS then safety events up to now, on connections that `closing` closes."""
+        oauth = closing.enter_context(oauth_client(ep, self.settings))
+        creds = FleetCredentials(fleet_id, oauth, self.vault, self.manifest)
+        connector = open_connector(tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
+                                   on_response=self.metrics.tsp_response)
+        closing.callback(connector.http.close)
+        now_ms = self.clock.now_ms()
+        pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
+        if pings.stopped:
+            return pings, None
+        return pings, pull_events(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
 
     def features(self) -> FeatureReport:
         t0 = time.monotonic()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -144,8 +145,6 @@ class Settings(BaseSettings):
     @field_validator("refresh_cron")
     @classmethod
     def _cron(cls, v: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
             CronTrigger.from_crontab(v, timezone="UTC")
         except ValueError as e:
@@ -214,7 +213,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment (and overrides), or a ConfigError naming the bad setting."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]  # validated here, at run time
     except ValidationError as e:
         err = e.errors()[0]
         name = "FLEETLAKE_" + "__".join(str(p) for p in err["loc"]).upper()
@@ -228,11 +227,14 @@ class _DeprecatedTspKeys(TomlConfigSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
         super().__init__(settings_cls, toml_file=path)
+
+    def _read_files(self, files: Any, deep_merge: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = super()._read_files(files, deep_merge=deep_merge)
         for tsp in TSPS:
             for key in TspSettings.model_fields:
                 old = f"{tsp}_{key}"
-                if old in self.toml_data:
-                    warnings.warn(f"{path}: `{old}` is deprecated: write `{key}` under `[{tsp}]`",
+                if old in data:
+                    warnings.warn(f"{files}: `{old}` is deprecated: write `{key}` under `[{tsp}]`",
                                   DeprecationWarning, stacklevel=2)
-                    nested = self.toml_data.setdefault(tsp, {})
-                    nested.setdefault(key, self.toml_data.pop(old))
+                    data.setdefault(tsp, {}).setdefault(key, data.pop(old))
+        return data

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 
 import duckdb
 
@@ -207,7 +207,7 @@ class Manifest:
     def _lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
 
-    def _take_lock(self):  # type: ignore[no-untyped-def]
+    def _take_lock(self) -> TextIO:
         fh = open(self._lock_path(), "a+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -240,7 +240,7 @@ class Manifest:
             conn.execute("CHECKPOINT")
         finally:
             conn.close()
-            self.conn = None  # type: ignore[assignment]
+            self.conn = None  # type: ignore[assignment]  # closed: no use after this
         os.replace(tmp, self.path)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
 
@@ -261,7 +261,7 @@ class Manifest:
         conn = getattr(self, "conn", None)
         if conn is not None:
             conn.close()
-            self.conn = None  # type: ignore[assignment]
+            self.conn = None  # type: ignore[assignment]  # closed: no use after this
         self._release_lock()
 
     def __enter__(self) -> Manifest:
@@ -272,10 +272,8 @@ class Manifest:
 
     def _migrate(self) -> None:
         c = self.conn
-        has = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-                        ).fetchone()[0]
-        current = c.execute("SELECT max(version) FROM schema_version").fetchone()[0] if has else 0
-        current = current or 0
+        has = _one(c.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"))
+        current = (_one(c.execute("SELECT max(version) FROM schema_version")) if has else 0) or 0
         if current > SCHEMA_VERSION:
             raise SchemaVersionError(f"manifest {self.path} has schema version {current}, newer than this "
                                      f"fleetlake understands ({SCHEMA_VERSION}); upgrade fleetlake")
@@ -422,8 +420,8 @@ class Manifest:
         n = 0
         with self.transaction() as c:
             for flow, version, old, new in changes:
-                n += c.execute("UPDATE flow_runs SET code_fp = ? WHERE flow = ? AND version = ? AND code_fp = ?",
-                               [new, flow, version, old]).fetchone()[0]
+                n += _one(c.execute("UPDATE flow_runs SET code_fp = ? WHERE flow = ? AND version = ? AND code_fp = ?",
+                                    [new, flow, version, old]))
         return n
 
     def latest_runs(self, fleet_id: str | None = None, succeeded_only: bool = False) -> list[FlowRun]:
@@ -453,6 +451,12 @@ class Manifest:
         return {r[0] for r in rows}
 
 
+def _one(cursor: duckdb.DuckDBPyConnection) -> Any:
+    """The single value a statement answers (a count, a max)."""
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def _utc(dt: datetime | None) -> datetime | None:
     return None if dt is None else (dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt)
 
@@ -474,5 +478,5 @@ def _flow_run(r: tuple) -> FlowRun:
 
 def _raw(row: tuple) -> RawPartition:
     return RawPartition(row[0], row[1], row[2], int(row[3]), tuple(row[4]), int(row[5]), int(row[6]), row[7],
-                        _utc(row[8]), row[9])  # type: ignore[arg-type]
+                        _utc(row[8]), row[9])  # type: ignore[arg-type]  # committed_at is NOT NULL
 

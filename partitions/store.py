@@ -6,12 +6,13 @@ never a part. Keys are validated relative paths, so nothing can escape the store
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Callable, Protocol
 from urllib.parse import unquote, urlparse
 
 from common.errors import ConfigError, ObjectNotFound, StoreError
@@ -86,13 +87,13 @@ class LocalStore:
         self._atomic(key, lambda fh: fh.write(data))
 
     def put_file(self, key: str, path: Path) -> None:
-        def copy(fh) -> None:  # type: ignore[no-untyped-def]
+        def copy(fh: BinaryIO) -> None:
             with open(path, "rb") as src:
                 shutil.copyfileobj(src, fh, 1 << 20)
 
         self._atomic(key, copy)
 
-    def _atomic(self, key: str, write) -> None:  # type: ignore[no-untyped-def]
+    def _atomic(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         target = self.path(key)
         tmp = target.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
         try:
@@ -155,7 +156,7 @@ class LocalStore:
         except OSError as e:
             raise StoreError(f"cannot delete {key} from {self.url}: {e.strerror}") from None
 
-    def temp_leftovers(self) -> list[Path]:
+    def temp_leftovers(self) -> builtins.list[Path]:  # `list` here is the method above
         """Temp files of writes that crashed (garbage collection removes old ones)."""
         return [Path(d) / f for d, _, files in os.walk(self.root) for f in files if f.startswith(TMP_PREFIX)]
 
@@ -164,6 +165,7 @@ class S3Store:
     """An S3 bucket and prefix through boto3. A PUT is atomic in S3, so no temp keys are needed."""
 
     def __init__(self, bucket: str, prefix: str, options: S3Options) -> None:
+        # boto3 costs ~0.5 s to import; a file:// store never needs it.
         import boto3
         from botocore.config import Config
 
@@ -181,7 +183,7 @@ class S3Store:
         return self.prefix + object_key(key)
 
     def _fail(self, op: str, key: str, e: Exception) -> StoreError:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # as above: only S3 stores load botocore
 
         if isinstance(e, ClientError):
             code = e.response.get("Error", {}).get("Code", "")

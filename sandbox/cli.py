@@ -36,7 +36,7 @@ def _config(args: argparse.Namespace) -> SandboxConfig:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from sandbox.server import SandboxServer
+    from sandbox.server import SandboxServer  # uvicorn and the simulator: not for `fleetlake --help`
 
     server = SandboxServer(_config(args), host=args.host, port=args.port)
     server.serve_until_signalled(lambda s: print(json.dumps(s.describe()), flush=True))
@@ -44,12 +44,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sandbox.demo import run_demo
+    from sandbox.demo import run_demo  # the whole core: not for `fleetlake --help`
 
     return run_demo(_config(args), args.history_months, revoke=tuple(args.revoke))
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]  # argparse's private type
+def register(sub: argparse._SubParsersAction) -> None:  # argparse's type for add_subparsers()
     p = sub.add_parser("sandbox", help="serve the fake Samsara and Motive APIs")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8900)

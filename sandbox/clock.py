@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import threading
 import time
 from datetime import datetime, timezone
@@ -41,7 +42,6 @@ class SandboxClock:
         cur = self.now()
         y, m = divmod(cur.month - 1 + months, 12)
         year, month = cur.year + y, m + 1
-        import calendar
 
         day = min(cur.day, calendar.monthrange(year, month)[1])
         self.set(cur.replace(year=year, month=month, day=day))

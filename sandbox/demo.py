@@ -66,7 +66,7 @@ def run_demo(config: SandboxConfig, history_months: int, revoke: tuple[str, ...]
 
 
 def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke: tuple[str, ...]) -> None:
-    settings, manifest = service.settings, service.manifest
+    settings = service.settings
     print(f"fleetlake demo: store {service.store.url}, manifest {settings.resolved_manifest_path}")
     print(f"  active flows: {', '.join(f'{f.name}@{f.version}' for f in service.flows)}")
     for fleet in config.fleets:
@@ -75,7 +75,7 @@ def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke
         # carries the code and state to the callback.
         q = httpx.URL(httpx.get(f"{service.consent_url(tsp, fid)}&fleet={fid}").headers["location"]).params
         service.complete_consent(tsp, q["code"], q["state"])
-        print(f"  consented {fid} ({tsp}) through OAuth; history from {manifest.fleet(fid).history_start:%Y-%m}")
+        print(f"  consented {fid} ({tsp}) through OAuth; history from {service.fleet(fid).history_start:%Y-%m}")
 
     computed: dict[str, set[str]] = {}  # months with features, per fleet, for the printout
 

@@ -8,6 +8,7 @@ import hashlib
 import logging
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl
 
 import msgspec
 import numpy as np
@@ -179,7 +180,6 @@ class Gate:
 
 async def form_fields(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body (the OAuth token endpoints), last value wins."""
-    from urllib.parse import parse_qsl
 
     try:
         pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True)

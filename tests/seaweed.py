@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 BUCKET = "fleetlake-test"
 ACCESS_KEY = "fleetlake-test-key"
@@ -46,6 +47,7 @@ class Seaweed:
     endpoint: str
     proc: subprocess.Popen
     workdir: Path
+    log: BinaryIO
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -54,6 +56,7 @@ class Seaweed:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        self.log.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -68,7 +71,7 @@ def start_seaweed() -> Seaweed:
            "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3g}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
     log = open(workdir / "weed.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    server = Seaweed(f"http://127.0.0.1:{s3}", proc, workdir)
+    server = Seaweed(f"http://127.0.0.1:{s3}", proc, workdir, log)
     try:
         _wait_ready(server)
     except Exception:

@@ -42,7 +42,7 @@ from fpproj.flows.base_like import SCHEMA  # the output schema
 from {helper_pkg}.scale import factor
 
 
-def compute(inp):
+def compute(inp: "FlowInput") -> pa.Table:
     """Twice the factor."""
     # why: the toy needs some arithmetic
     return pa.table(
@@ -51,7 +51,7 @@ def compute(inp):
 '''
 
 HELPER_SRC = '''
-def factor():
+def factor() -> int:
     """The scale factor."""
     return {value}
 '''

@@ -57,6 +57,7 @@ def test_a_second_writer_process_is_told_who_holds_the_manifest(tmp_path: Path) 
             Manifest(path)
     finally:
         holder.stdin.close()
+        holder.stdout.close()
         holder.wait(timeout=20)
     with Manifest(path) as m:  # free again once the holder is gone
         assert m.raw_partitions() == []

@@ -29,5 +29,5 @@ def test_sandbox_command_prints_one_json_line_and_serves() -> None:
         assert {f["tsp"] for f in fleets} == {"samsara", "motive"}
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
-    assert proc.returncode == 0, proc.stderr.read()
+        _, err = proc.communicate(timeout=15)  # also closes the pipes
+    assert proc.returncode == 0, err

@@ -57,3 +57,40 @@ def test_active_flows_come_from_the_flows_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         active_flows(tmp_path / "nope.toml")
     assert len(active_flows()) == 7  # the repo's config/flows.toml
+
+
+def test_per_tsp_settings_are_nested_and_default_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.providers import TSPS
+
+    monkeypatch.delenv("FLEETLAKE_CONFIG_FILE", raising=False)
+    monkeypatch.setenv("FLEETLAKE_SAMSARA__CLIENT_ID", "app-id")
+    monkeypatch.setenv("FLEETLAKE_MOTIVE__RATE_PER_S", "3.5")
+    s = load_settings()
+    assert set(TSPS) <= set(type(s).model_fields)  # every registered TSP has its settings group
+    assert s.tsp("samsara").client_id == "app-id" and s.tsp("samsara").api_url == TSPS["samsara"].api_url
+    assert s.tsp("motive").rate_per_s == 3.5 and s.tsp("samsara").rate_per_s == TSPS["samsara"].rate_per_s
+    monkeypatch.setenv("FLEETLAKE_MOTIVE__RATE_PER_S", "-1")
+    with pytest.raises(ConfigError) as e:
+        load_settings()
+    assert e.value.setting == "FLEETLAKE_MOTIVE__RATE_PER_S"
+
+
+def test_the_flat_per_tsp_names_of_earlier_releases_still_work_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEETLAKE_SAMSARA_CLIENT_SECRET", "old-style-secret")
+    cfg = tmp_path / "fleetlake.toml"
+    cfg.write_text('motive_api_url = "http://127.0.0.1:1/motive"\n')
+    monkeypatch.setenv("FLEETLAKE_CONFIG_FILE", str(cfg))
+    with pytest.warns(DeprecationWarning) as seen:
+        s = load_settings()
+    messages = " ".join(str(w.message) for w in seen)
+    assert "FLEETLAKE_SAMSARA__CLIENT_SECRET" in messages and "[motive]" in messages
+    assert "old-style-secret" not in messages
+    assert s.tsp("samsara").client_secret is not None
+    assert s.tsp("samsara").client_secret.get_secret_value() == "old-style-secret"
+    assert s.tsp("motive").api_url == "http://127.0.0.1:1/motive"
+    # The new name wins over the old one.
+    monkeypatch.setenv("FLEETLAKE_SAMSARA__CLIENT_SECRET", "new-style-secret")
+    with pytest.warns(DeprecationWarning):
+        s = load_settings()
+    assert s.tsp("samsara").client_secret.get_secret_value() == "new-style-secret"  # type: ignore[union-attr]

@@ -1,0 +1,72 @@
+"""The layering docs/architecture.md promises, checked on the source: who may import whom, no cycles."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("common", "geo", "connectors", "partitions", "ingest", "sandbox")
+# package -> packages it must never import
+FORBIDDEN = {
+    "common": {"geo", "connectors", "partitions", "ingest", "sandbox"},
+    "geo": {"connectors", "partitions", "ingest", "sandbox"},
+    "connectors": {"ingest", "sandbox"},
+    "partitions": {"connectors", "ingest", "sandbox"},
+    "ingest": {"sandbox"},
+}
+
+
+def _imports() -> dict[str, set[str]]:
+    """module name -> project modules it imports (anywhere in its body)."""
+    graph: dict[str, set[str]] = {}
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+               for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    for mod in modules:
+        path = ROOT / (mod.replace(".", "/") + ".py")
+        if not path.exists():
+            path = ROOT / mod.replace(".", "/") / "__init__.py"
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+                     if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            found.update(n for n in names if n in modules)
+        graph[mod] = found - {mod}
+    return graph
+
+
+def test_layers_import_only_downwards() -> None:
+    bad = [(m, i) for m, imps in _imports().items() for i in imps
+           if i.split(".")[0] in FORBIDDEN.get(m.split(".")[0], set())]
+    assert bad == []
+
+
+def test_there_is_no_import_cycle() -> None:
+    graph = _imports()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles: list[list[str]] = []
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycles.append(path[path.index(n):] + [n] if n in path else [m, n])
+            elif n not in state:
+                visit(n, [*path, n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    # A package's __init__ re-exporting its own modules is not a cycle between concepts.
+    cycles = [c for c in cycles if not any(x.count(".") == 0 for x in c)]
+    assert cycles == []
+
+
+def test_the_sandbox_uses_only_the_cores_public_interfaces() -> None:
+    allowed = {"common.months", "geo.distance", "geo.states", "connectors.backfill", "connectors.redact",
+               "ingest.keys", "ingest.service", "ingest.settings", "ingest.wiring"}
+    used = {i for m, imps in _imports().items() if m.startswith("sandbox") for i in imps
+            if not i.startswith("sandbox")}
+    assert used <= allowed, used - allowed
