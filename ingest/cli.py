@@ -128,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleetlake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for plugin in entry_points(group="fleetlake.commands"):
-        plugin.load()(sub)  # e.g. the sandbox's `sandbox` and `demo` commands
+        try:
+            register = plugin.load()  # e.g. the sandbox's `sandbox` and `demo` commands
+        except ImportError:
+            continue  # declared but not shipped (the container image leaves the sandbox out)
+        register(sub)
     p = sub.add_parser("run", help="the daemon: scheduler, HTTP API and OAuth callback, until SIGTERM")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("keygen", help="print a new FLEETLAKE_TOKEN_KEY")
