@@ -81,9 +81,15 @@ def decode_or_salvage(tsp: str, decoder: msgspec.json.Decoder, content: bytes, w
     return None, body
 
 
-def float_column(values: Sequence[Any], bad: list[bool], scale: float = 1.0) -> pa.Array:
-    """Floats (None -> null); strings holding numbers are accepted; anything else -> null + bad."""
+def float_column(values: Sequence[Any], bad: list[bool], scale: float = 1.0, loose: bool = False) -> pa.Array:
+    """Floats (None -> null); strings holding numbers are accepted; anything else -> null + bad.
+
+    `loose`: the values come from records that failed the typed decode, so they may be anything
+    (Arrow would quietly read `true` as 1.0): judge each one.
+    """
     try:
+        if loose:
+            raise pa.ArrowInvalid("judge each value")
         arr = pa.array(values, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         out: list[float | None] = []
@@ -159,13 +165,15 @@ def candidate_table(fleet_id: str, source: str, vehicle_ids: pa.Array, records: 
     """Candidate pings; `odometer_fill` (already scaled) stands in where a record has no odometer."""
     n = len(records)
     bad = [isinstance(r, Loose) and r.broken for r in records]
+    loose = any(isinstance(r, Loose) for r in records)
     ts = time_column(times, bad)
-    odo = float_column(odometer, bad, odometer_scale) if odometer is not None else pa.nulls(n, pa.float64())
+    odo = float_column(odometer, bad, odometer_scale, loose) if odometer is not None else pa.nulls(n, pa.float64())
     if odometer_fill is not None:
         odo = pc.coalesce(odo, odometer_fill)
     cols = {
-        "lat": float_column(lat, bad), "lon": float_column(lon, bad),
-        "speed_mph": float_column(speed, bad, speed_scale), "heading_deg": float_column(heading, bad),
+        "lat": float_column(lat, bad, 1.0, loose), "lon": float_column(lon, bad, 1.0, loose),
+        "speed_mph": float_column(speed, bad, speed_scale, loose),
+        "heading_deg": float_column(heading, bad, 1.0, loose),
     }
     raw = pa.array([raw_text(r) if b else None for r, b in zip(records, bad)], pa.string()) \
         if any(bad) else pa.nulls(n, pa.string())
@@ -199,9 +207,11 @@ def event_table(fleet_id: str, source: str, records: Sequence[Any], vehicle_ids:
 
     n = len(records)
     bad = [isinstance(r, Loose) and r.broken for r in records]
+    loose = any(isinstance(r, Loose) for r in records)
     cols = [pa.array([fleet_id] * n, pa.string()), pa.array(vehicle_ids, pa.string()), time_column(times, bad),
             pa.array(kinds, pa.string()), pa.array(tsp_kinds, pa.string()), pa.array(event_ids, pa.string()),
-            float_column(lat, bad), float_column(lon, bad), float_column(speed, bad, speed_scale),
+            float_column(lat, bad, 1.0, loose), float_column(lon, bad, 1.0, loose),
+            float_column(speed, bad, speed_scale, loose),
             pa.array([source] * n, pa.string())]
     raw = pa.array([raw_text(r) if b else None for r, b in zip(records, bad)], pa.string())
     return pa.Table.from_arrays([*cols, raw], schema=EVENT_CANDIDATE_SCHEMA)
