@@ -161,11 +161,17 @@ def nearest_in_time(ts: pa.Array, ref_ts: pa.Array, ref_values: pa.Array, tolera
 def candidate_table(fleet_id: str, source: str, vehicle_ids: pa.Array, records: Sequence[Any],
                     times: Sequence[Any], lat: Sequence[Any], lon: Sequence[Any], speed: Sequence[Any],
                     heading: Sequence[Any], odometer: Sequence[Any] | None, speed_scale: float = 1.0,
-                    odometer_scale: float = 1.0, odometer_fill: pa.Array | None = None) -> pa.Table:
-    """Candidate pings; `odometer_fill` (already scaled) stands in where a record has no odometer."""
+                    odometer_scale: float = 1.0, odometer_fill: pa.Array | None = None,
+                    loose: bool | None = None) -> pa.Table:
+    """Candidate pings; `odometer_fill` (already scaled) stands in where a record has no odometer.
+
+    `loose`: whether any record is a Loose one (None: look); a caller that decoded the page in one
+    typed pass knows there is none, and saves a scan per record.
+    """
     n = len(records)
-    bad = [isinstance(r, Loose) and r.broken for r in records]
-    loose = any(isinstance(r, Loose) for r in records)
+    if loose is None:
+        loose = any(isinstance(r, Loose) for r in records)
+    bad = [isinstance(r, Loose) and r.broken for r in records] if loose else [False] * n
     ts = time_column(times, bad)
     odo = float_column(odometer, bad, odometer_scale, loose) if odometer is not None else pa.nulls(n, pa.float64())
     if odometer_fill is not None:

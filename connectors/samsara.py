@@ -212,10 +212,11 @@ class SamsaraConnector:
 
         return [DriverInfo(d.id, d.name) for page in cursor_pages(self.tsp, fetch) for d in page]
 
-    def _stats_page(self, content: bytes) -> _StatsPage:
+    def _stats_page(self, content: bytes) -> tuple[_StatsPage, bool]:
+        """The page, and whether it had to be salvaged record by record."""
         page, body = decode_or_salvage(self.tsp, self._stats, content, "GPS history")
         if page is not None:
-            return page
+            return page, False
         with self._lock:
             self.salvaged_pages += 1
         data = body.get("data")
@@ -228,35 +229,43 @@ class SamsaraConnector:
                 raise MalformedResponse(self.tsp, "GPS history: a vehicle entry has no id")
             vehicles.append(_VehicleStats(vid, convert_each(v.get("gps"), _Gps),  # type: ignore[arg-type]
                                           convert_each(v.get("gpsOdometerMeters"), _Odo)))  # type: ignore[arg-type]
-        return _StatsPage(vehicles, _pagination(body, "GPS history"))
+        return _StatsPage(vehicles, _pagination(body, "GPS history")), True
 
     def gps_pages(self, vehicle_id: str, start_ms: int, end_ms: int) -> Iterator[pa.Table]:
         """Candidate pings of one vehicle in [start_ms, end_ms), one table per page."""
         params = {"types": "gps,gpsOdometerMeters", "startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms),
                   "vehicleIds": vehicle_id, "limit": PAGE_LIMIT}
 
-        def fetch(cursor: str | None) -> tuple[_StatsPage, str | None]:
+        def fetch(cursor: str | None) -> tuple[tuple[_StatsPage, bool, bool], str | None]:
             r = self.http.get("/fleet/vehicles/stats/history", {**params, **({"after": cursor} if cursor else {})})
-            page = self._stats_page(r.content)
-            return page, page.pagination.endCursor if page.pagination.hasNextPage else None
+            page, salvaged = self._stats_page(r.content)
+            # A bytes search is far cheaper than looking for decorations point by point.
+            decorated = b'"decorations"' in r.content
+            return (page, salvaged, decorated), page.pagination.endCursor if page.pagination.hasNextPage else None
 
-        for page in cursor_pages(self.tsp, fetch):
+        for page, salvaged, decorated in cursor_pages(self.tsp, fetch):
             for v in page.data:
                 if v.gps:
-                    yield self._normalise(v)
+                    yield self._normalise(v, salvaged, decorated)
 
     def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
         tables = list(self.gps_pages(vehicle_id, start_ms, end_ms))
         return pa.concat_tables(tables) if tables else empty_candidates()
 
-    def _normalise(self, v: _VehicleStats) -> pa.Table:
+    def _normalise(self, v: _VehicleStats, salvaged: bool = True, decorated: bool = True) -> pa.Table:
         gps = v.gps or []
         times = [p.time for p in gps]
-        decorated = [_decorated_odometer(p) for p in gps]
+        odometer: list[Any] | None = None
         fill = None
-        if v.gpsOdometerMeters:
+        if decorated:
+            odometer = [_decorated_odometer(p) for p in gps]
+            if all(x is None for x in odometer):
+                odometer = None
+        series = v.gpsOdometerMeters
+        if series and odometer is None and [o.time for o in series] == times:
+            odometer = [o.value for o in series]  # the series on the GPS clock: nothing to match
+        elif series:
             # Its own series on its own clock: each point takes the nearest reading in time.
-            series = v.gpsOdometerMeters
             scratch = [False] * len(series)
             fill = nearest_in_time(time_column(times, [False] * len(gps)),
                                    time_column([o.time for o in series], scratch),
@@ -265,8 +274,8 @@ class SamsaraConnector:
         return candidate_table(
             self.fleet_id, self.source, pa.array([v.id] * len(gps), pa.string()), gps, times,
             [p.latitude for p in gps], [p.longitude for p in gps], [p.speedMilesPerHour for p in gps],
-            [p.headingDegrees for p in gps], decorated if any(x is not None for x in decorated) else None,
-            odometer_scale=1 / METERS_PER_MILE, odometer_fill=fill)
+            [p.headingDegrees for p in gps], odometer, odometer_scale=1 / METERS_PER_MILE, odometer_fill=fill,
+            loose=salvaged)
 
 
 def _pagination(body: dict, what: str) -> _Pagination:
