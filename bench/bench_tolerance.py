@@ -5,7 +5,8 @@ Reported, per TSP, in one run against one sandbox process:
     with every API quirk on: pings pulled, quarantined and nulled, beside a clean pull of the same
     history (which tests/test_quirks.py holds equal to the simulator's pings);
   - the pull rate (pings/s, end to end into committed partitions, warm sandbox, no faults or
-    quirks) of this checkout against an older one (default: the commit before the tolerance
+    quirks) and the puller's CPU per ping (process time, all threads) of this checkout against
+    an older one (default: the commit before the tolerance
     work), alternating rounds, medians and their ratio;
   - the older code on the quirks run: what it lands, or the error that stops it.
 
@@ -63,7 +64,7 @@ def worker(cfg: dict) -> None:
         c = open_connector(tsp, fleet, ep["base_url"], BearerAuth(creds), 1e6, policy=policy)
         end = int(NOW.timestamp() * 1000)
         start = end - cfg["days"] * 86_400_000
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out: dict = {}
         try:
             rep = pull_fleet(c, LocalStore(Path(d) / "s"), m, fleet, start, end,
@@ -75,6 +76,7 @@ def worker(cfg: dict) -> None:
         except Exception as e:  # noqa: BLE001 - reported: the old code's failure is a result
             out = {"error": f"{type(e).__name__}: {e}"[:300]}
         out["wall"] = time.perf_counter() - t0
+        out["cpu"] = time.process_time() - c0  # the puller's own CPU, all threads: steadier than wall
         print(json.dumps(out), flush=True)
 
 
@@ -121,13 +123,14 @@ def main() -> None:
             old_quirks = run_worker(a.old_src, cfg)
             setup({}, {})
             run_worker(HERE, cfg)  # re-warm the sandbox's page cache after the faulted runs evicted it
-            new_rate, old_rate = [], []
+            new_rate, old_rate, new_cpu, old_cpu = [], [], [], []
             for rnd in range(a.rounds):
                 # Alternate who goes first, so neither always meets a cache the other warmed.
-                pair = ((HERE, new_rate), (a.old_src, old_rate))
-                for src, acc in (pair if rnd % 2 == 0 else pair[::-1]):
+                pair = ((HERE, new_rate, new_cpu), (a.old_src, old_rate, old_cpu))
+                for src, acc, cpu in (pair if rnd % 2 == 0 else pair[::-1]):
                     r = run_worker(src, cfg)
                     acc.append(r["pings"] / r["wall"] if "pings" in r else float("nan"))
+                    cpu.append(r["cpu"] / r["pings"] * 1e6 if "pings" in r else float("nan"))
             print(f"\n{tsp}: {a.vehicles} vehicles x {a.days} days at 5 s; clean pull committed "
                   f"{clean.get('committed', 0):,} pings")
             print(f"  faulted + all quirks: committed {faulted.get('committed', 0):,} (accepted before dedup "
@@ -141,7 +144,10 @@ def main() -> None:
             nm, om = statistics.median(new_rate), statistics.median(old_rate)
             print(f"  pull rate, warm sandbox, median of {a.rounds}: this checkout {nm:,.0f} pings/s, old {om:,.0f} "
                   f"pings/s, ratio {nm / om:.2f}  (rounds new {[round(x) for x in new_rate]}, "
-                  f"old {[round(x) for x in old_rate]})", flush=True)
+                  f"old {[round(x) for x in old_rate]})")
+            nc, oc = statistics.median(new_cpu), statistics.median(old_cpu)
+            print(f"  puller CPU per ping, median of {a.rounds}: this checkout {nc:.2f} us, old {oc:.2f} us, "
+                  f"ratio {nc / oc:.2f}", flush=True)
     finally:
         p.terminate()
         p.wait(timeout=20)

@@ -14,7 +14,7 @@ record's field, never the page.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Sequence, TypeVar
 
 import msgspec
 import numpy as np
@@ -49,14 +49,14 @@ def raw_text(record: Any) -> str:
     return msgspec.json.encode(record.value if isinstance(record, Loose) else record).decode()
 
 
-def convert_each(items: Any, record_type: type[T], wrap: Callable[[Any], Any] | None = None) -> list[T | Loose]:
+def convert_each(items: Any, record_type: type[T]) -> list[T | Loose]:
     """Each JSON item as record_type, or as a Loose view of it when it does not convert."""
     out: list[T | Loose] = []
     for item in items if isinstance(items, list) else []:
         try:
             out.append(msgspec.convert(item, record_type))
         except msgspec.ValidationError:
-            out.append(Loose(item) if wrap is None else wrap(item))
+            out.append(Loose(item))
     return out
 
 
