@@ -33,7 +33,7 @@ import httpx
 NOW = datetime(2026, 3, 15, tzinfo=timezone.utc)
 FLEETS = {"samsara": "acme-freight", "motive": "bluebird-logistics"}
 FAULTS = {"seed": 5, "error_5xx": 0.05, "storm_429": 0.05, "drop_mid_body": 0.03, "duplicate_across_pages": 0.3,
-          "out_of_order": 0.3, "malformed": 0.2, "numbers_as_strings": 0.05}
+          "out_of_order": 0.3, "malformed": 0.5, "numbers_as_strings": 0.05}
 HERE = Path(__file__).resolve().parent.parent
 
 

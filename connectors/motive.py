@@ -195,14 +195,19 @@ class MotiveConnector:
                            [e.lat for e in ev], [e.lon for e in ev], [e.start_speed for e in ev],
                            speed_scale=1 / KM_PER_MILE)
 
-    def _locations(self, vehicle_id: str, params: dict[str, Any]) -> list[_Loc | Loose]:
+    def _locations(self, vehicle_id: str, params: dict[str, Any]) -> tuple[list[_Loc | Loose], bool]:
+        """Every location of the request, and whether any page had to be salvaged record by record."""
+        salvaged = False
+
         def fetch(page_no: int) -> tuple[list[Any], int, PageNumbers | None]:
+            nonlocal salvaged
             r = self.http.get(f"/v3/vehicle_locations/{vehicle_id}",
                               {**params, "per_page": PER_PAGE, "page_no": page_no})
             page, body = decode_or_salvage(self.tsp, self._locs, r.content, "locations")
             if page is not None:
                 items = [i.vehicle_location for i in page.vehicle_locations]
                 return items, len(items), _numbers(page.pagination)
+            salvaged = True
             with self._lock:
                 self.salvaged_pages += 1
             raw_items = body.get("vehicle_locations")
@@ -212,7 +217,7 @@ class MotiveConnector:
             items = convert_each(wrapped, _Loc)
             return items, len(items), _paging(body, "locations")
 
-        return [loc for page in numbered_pages(self.tsp, fetch) for loc in page]
+        return [loc for page in numbered_pages(self.tsp, fetch) for loc in page], salvaged
 
     def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
         """Candidate pings of one vehicle in [start_ms, end_ms).
@@ -220,14 +225,14 @@ class MotiveConnector:
         Motive takes inclusive UTC dates, so the request covers whole days and the result is cut
         back to the half-open window here.
         """
-        locs = self._locations(vehicle_id, {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)})
+        locs, salvaged = self._locations(vehicle_id, {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)})
         if not locs:
             return empty_candidates()
         table = candidate_table(
             self.fleet_id, self.source, pa.array([vehicle_id] * len(locs), pa.string()), locs,
             [x.located_at for x in locs], [x.lat for x in locs], [x.lon for x in locs], [x.speed for x in locs],
             [x.bearing for x in locs], [x.odometer for x in locs], speed_scale=1 / KM_PER_MILE,
-            odometer_scale=1 / KM_PER_MILE)
+            odometer_scale=1 / KM_PER_MILE, loose=salvaged)
         ts = pc.cast(table["ts"], pa.int64())
         # Rows outside the window are kept only when their time is unusable: validation decides them.
         inside = pc.or_kleene(pc.and_(pc.greater_equal(ts, start_ms), pc.less(ts, end_ms)), pc.is_null(ts))
