@@ -100,7 +100,7 @@ def decode_costs(info: dict, days: int, rounds: int) -> tuple[float, float, int]
         for b in bodies:
             for v in decoder.decode(b).data:
                 if v.gps:
-                    c._normalise(v)
+                    c._normalise(v, salvaged=False, decorated=False)
         full.append((time.process_time() - t0) / pings * 1e6)
     return statistics.median(floor), statistics.median(full), pings
 

@@ -66,6 +66,7 @@ class PullReport:
     commits: tuple[CommitResult, ...]
     seconds: float
     stopped: bool = False
+    nulled: dict[str, int] = field(default_factory=dict)  # optional values made null, by reason
 
     @property
     def months_changed(self) -> list[str]:
@@ -157,9 +158,9 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                 for _, f in queue:
                     f.cancel()
         commit()  # everything fetched in full is committed, even when a later window failed
-        accepted, quarantined = writer.accepted, dict(writer.quarantined)
+        accepted, quarantined, nulled = writer.accepted, dict(writer.quarantined), dict(writer.nulled)
     report = PullReport(fleet_id, len(windows), pulled, completed, accepted, quarantined, tuple(commits),
-                        time.monotonic() - t0, stopped=opts.stop.is_set())
+                        time.monotonic() - t0, stopped=opts.stop.is_set(), nulled=nulled)
     log.info("pull %s: %d/%d windows, %d pings, %d quarantined, months changed %s", fleet_id, pulled,
              len(windows), accepted, sum(quarantined.values()), report.months_changed)
     if error is not None:

@@ -1,16 +1,37 @@
-"""Motive: vehicles, users, per-vehicle location history (inclusive dates, <= 3 months, metric)."""
+"""Motive: vehicles, users, per-vehicle location history (inclusive dates, <= 3 months, metric).
+
+Motive has no SDK; the shapes come from its public reference (sources in
+tests/contracts/motive_shapes.py). Every list GET pages by `per_page` (default 25, at most 100)
+and `page_no`, so location history asks for 100 a page and follows pages until
+`page_no * per_page >= total` or an empty page; a response without `pagination` is one complete
+page (the endpoint's own page does not say that it pages). Speeds are km/h and may be null;
+`bearing` may be 360.0 (north) or null. Event types are Motive's `hard_brake`, `hard_accel`,
+`hard_corner`; any other is kept verbatim as kind `other` and counted in `unknown_labels`.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from datetime import datetime, timezone
+from typing import Any
 
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from common.errors import MalformedResponse
 from connectors.http import TspHttp
-from connectors.normalize import candidate_table, decode_page, empty_candidates, event_table
-from connectors.pagination import numbered_pages
+from connectors.normalize import (
+    Loose,
+    candidate_table,
+    convert_each,
+    decode_or_salvage,
+    decode_page,
+    empty_candidates,
+    event_table,
+)
+from connectors.pagination import PageNumbers, numbered_pages
 from connectors.samsara import DriverInfo, VehicleInfo
 
 KM_PER_MILE = 1.609344
@@ -31,10 +52,6 @@ class _LocItem(msgspec.Struct):
     vehicle_location: _Loc
 
 
-class _LocPage(msgspec.Struct):
-    vehicle_locations: list[_LocItem]
-
-
 class _Vehicle(msgspec.Struct):
     id: int
     number: str | None = None
@@ -48,6 +65,11 @@ class _Paging(msgspec.Struct):
     per_page: int
     page_no: int
     total: int
+
+
+class _LocPage(msgspec.Struct):
+    vehicle_locations: list[_LocItem]
+    pagination: _Paging | None = None  # absent: the response is the whole answer
 
 
 class _VehiclePage(msgspec.Struct):
@@ -91,10 +113,15 @@ class _PerfItem(msgspec.Struct):
 
 class _PerfPage(msgspec.Struct):
     driver_performance_events: list[_PerfItem]
-    pagination: _Paging
+    pagination: _Paging | None = None
 
 
 _EVENT_KINDS = {"hard_brake": "harsh_brake", "hard_accel": "harsh_accel", "hard_corner": "harsh_turn"}
+PER_PAGE = 100  # Motive's maximum
+
+
+def _numbers(p: _Paging | None) -> PageNumbers | None:
+    return PageNumbers(p.per_page, p.page_no, p.total) if p is not None else None
 
 
 def _date(ms: int) -> str:
@@ -112,48 +139,85 @@ class MotiveConnector:
         self._locs = msgspec.json.Decoder(_LocPage)
         self._vehicles = msgspec.json.Decoder(_VehiclePage)
         self._events = msgspec.json.Decoder(_PerfPage)
+        self._lock = threading.Lock()
+        self.unknown_labels: Counter[str] = Counter()  # event types kept as kind "other"
+        self.salvaged_pages = 0  # pages that failed the typed decode and were read record by record
 
     def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str):  # type: ignore[no-untyped-def]
         return decode_page(self.tsp, decoder, content, what)
 
     def vehicles(self) -> list[VehicleInfo]:
-        def fetch(page_no: int) -> tuple[list[_VehicleItem], int, int]:
-            r = self.http.get("/v1/vehicles", {"per_page": 100, "page_no": page_no})
+        def fetch(page_no: int) -> tuple[list[_VehicleItem], int, PageNumbers | None]:
+            r = self.http.get("/v1/vehicles", {"per_page": PER_PAGE, "page_no": page_no})
             page = self._decode(self._vehicles, r.content, "vehicles")
-            return page.vehicles, len(page.vehicles), page.pagination.total
+            return page.vehicles, len(page.vehicles), _numbers(page.pagination)
 
-        return [VehicleInfo(str(i.vehicle.id), i.vehicle.number) for page in numbered_pages(fetch) for i in page]
+        return [VehicleInfo(str(i.vehicle.id), i.vehicle.number)
+                for page in numbered_pages(self.tsp, fetch) for i in page]
 
     def drivers(self) -> list[DriverInfo]:
         """Users whose role is driver."""
         decoder = msgspec.json.Decoder(_UserPage)
 
-        def fetch(page_no: int) -> tuple[list[_UserItem], int, int]:
-            r = self.http.get("/v1/users", {"per_page": 100, "page_no": page_no})
+        def fetch(page_no: int) -> tuple[list[_UserItem], int, PageNumbers | None]:
+            r = self.http.get("/v1/users", {"per_page": PER_PAGE, "page_no": page_no})
             page = self._decode(decoder, r.content, "users")
-            return page.users, len(page.users), page.pagination.total
+            return page.users, len(page.users), _numbers(page.pagination)
 
         return [DriverInfo(str(i.user.id), " ".join(x for x in (i.user.first_name, i.user.last_name) if x) or None)
-                for page in numbered_pages(fetch) for i in page if i.user.role in (None, "driver")]
+                for page in numbered_pages(self.tsp, fetch) for i in page if i.user.role in (None, "driver")]
 
     def events_window(self, start_ms: int, end_ms: int) -> pa.Table:
         """Driver performance events of the fleet in [start_ms, end_ms), as candidate events."""
         from connectors.samsara import rfc3339
 
-        def fetch(page_no: int) -> tuple[list[_PerfItem], int, int]:
+        def fetch(page_no: int) -> tuple[list[Any], int, PageNumbers | None]:
             r = self.http.get("/v2/driver_performance_events", {"start_time": rfc3339(start_ms),
-                                                                 "end_time": rfc3339(end_ms), "per_page": 100,
+                                                                 "end_time": rfc3339(end_ms), "per_page": PER_PAGE,
                                                                  "page_no": page_no})
-            page = self._decode(self._events, r.content, "driver performance events")
-            return page.driver_performance_events, len(page.driver_performance_events), page.pagination.total
+            page, body = decode_or_salvage(self.tsp, self._events, r.content, "driver performance events")
+            if page is not None:
+                items = [i.driver_performance_event for i in page.driver_performance_events]
+                return items, len(items), _numbers(page.pagination)
+            raw_items = body.get("driver_performance_events")
+            wrapped = [i.get("driver_performance_event") if isinstance(i, dict) else i
+                       for i in (raw_items if isinstance(raw_items, list) else [])]
+            items = convert_each(wrapped, _PerfEvent)
+            return items, len(items), _paging(body, "driver performance events")
 
-        ev = [i.driver_performance_event for page in numbered_pages(fetch) for i in page]
-        return event_table(self.fleet_id, self.source, ev,
-                           [str(e.vehicle.id) if e.vehicle.id is not None else None for e in ev],
-                           [str(e.id) if e.id is not None else None for e in ev], [e.start_time for e in ev],
-                           [_EVENT_KINDS.get(e.type, "other") for e in ev], [e.type for e in ev],
+        ev = [e for page in numbered_pages(self.tsp, fetch) for e in page]
+        types = [e.type if isinstance(e.type, str) else "" for e in ev]
+        kinds = [_EVENT_KINDS.get(t, "other") for t in types]
+        with self._lock:
+            self.unknown_labels.update(t for t, k in zip(types, kinds) if k == "other")
+        return event_table(self.fleet_id, self.source, ev, [_id(_get(e.vehicle, "id")) for e in ev],
+                           [_id(e.id) for e in ev], [e.start_time for e in ev], kinds, types,
                            [e.lat for e in ev], [e.lon for e in ev], [e.start_speed for e in ev],
                            speed_scale=1 / KM_PER_MILE)
+
+    def _locations(self, vehicle_id: str, params: dict[str, Any]) -> tuple[list[_Loc | Loose], bool]:
+        """Every location of the request, and whether any page had to be salvaged record by record."""
+        salvaged = False
+
+        def fetch(page_no: int) -> tuple[list[Any], int, PageNumbers | None]:
+            nonlocal salvaged
+            r = self.http.get(f"/v3/vehicle_locations/{vehicle_id}",
+                              {**params, "per_page": PER_PAGE, "page_no": page_no})
+            page, body = decode_or_salvage(self.tsp, self._locs, r.content, "locations")
+            if page is not None:
+                items = [i.vehicle_location for i in page.vehicle_locations]
+                return items, len(items), _numbers(page.pagination)
+            salvaged = True
+            with self._lock:
+                self.salvaged_pages += 1
+            raw_items = body.get("vehicle_locations")
+            if not isinstance(raw_items, list):
+                raise MalformedResponse(self.tsp, "locations: response has no vehicle_locations list")
+            wrapped = [i.get("vehicle_location") if isinstance(i, dict) else i for i in raw_items]
+            items = convert_each(wrapped, _Loc)
+            return items, len(items), _paging(body, "locations")
+
+        return [loc for page in numbered_pages(self.tsp, fetch) for loc in page], salvaged
 
     def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
         """Candidate pings of one vehicle in [start_ms, end_ms).
@@ -161,16 +225,14 @@ class MotiveConnector:
         Motive takes inclusive UTC dates, so the request covers whole days and the result is cut
         back to the half-open window here.
         """
-        r = self.http.get(f"/v3/vehicle_locations/{vehicle_id}",
-                          {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)})
-        locs = [item.vehicle_location for item in self._decode(self._locs, r.content, "locations").vehicle_locations]
+        locs, salvaged = self._locations(vehicle_id, {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)})
         if not locs:
             return empty_candidates()
         table = candidate_table(
             self.fleet_id, self.source, pa.array([vehicle_id] * len(locs), pa.string()), locs,
             [x.located_at for x in locs], [x.lat for x in locs], [x.lon for x in locs], [x.speed for x in locs],
             [x.bearing for x in locs], [x.odometer for x in locs], speed_scale=1 / KM_PER_MILE,
-            odometer_scale=1 / KM_PER_MILE)
+            odometer_scale=1 / KM_PER_MILE, loose=salvaged)
         ts = pc.cast(table["ts"], pa.int64())
         # Rows outside the window are kept only when their time is unusable: validation decides them.
         inside = pc.or_kleene(pc.and_(pc.greater_equal(ts, start_ms), pc.less(ts, end_ms)), pc.is_null(ts))
@@ -178,3 +240,19 @@ class MotiveConnector:
         return table.filter(pc.fill_null(pc.or_(inside, far), True))
 
 
+def _paging(body: dict, what: str) -> PageNumbers | None:
+    p = body.get("pagination")
+    if p is None:
+        return None
+    try:
+        return _numbers(msgspec.convert(p, _Paging))
+    except msgspec.ValidationError as e:
+        raise MalformedResponse("motive", f"{what}: pagination is not the documented shape ({e})") from None
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _id(value: Any) -> str | None:
+    return str(value) if isinstance(value, int | str) and not isinstance(value, bool) else None

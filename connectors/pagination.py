@@ -1,11 +1,15 @@
 """The two pagination styles the TSPs use, behind one small contract: an iterator of pages.
 
 Cursor pages (Samsara) raise on a repeated cursor instead of looping forever, and follow empty
-pages that still say there is more. Numbered pages (Motive) stop at the reported total.
+pages that still say there is more. Numbered pages (Motive) follow `page_no` until
+`page_no * per_page >= total` or an empty page; a response without `pagination` is taken as the
+whole answer, because Motive's general rule (every list GET pages, 25 by default, at most 100)
+and some endpoints' own pages disagree on whether they page at all.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Iterator, TypeVar
 
 from common.errors import PaginationLoop
@@ -13,6 +17,15 @@ from common.errors import PaginationLoop
 P = TypeVar("P")
 
 MAX_PAGES = 1_000_000
+
+
+@dataclass(frozen=True)
+class PageNumbers:
+    """Motive's `{"pagination": {"per_page", "page_no", "total"}}`, as the server reports it."""
+
+    per_page: int
+    page_no: int
+    total: int
 
 
 def cursor_pages(tsp: str, fetch: Callable[[str | None], tuple[P, str | None]]) -> Iterator[P]:
@@ -31,12 +44,19 @@ def cursor_pages(tsp: str, fetch: Callable[[str | None], tuple[P, str | None]]) 
     raise PaginationLoop(tsp, f"more than {MAX_PAGES} pages")
 
 
-def numbered_pages(fetch: Callable[[int], tuple[P, int, int]]) -> Iterator[P]:
-    """fetch(page_no) -> (page, items on it, total items); pages from 1 until total is covered."""
-    seen = 0
+def numbered_pages(tsp: str, fetch: Callable[[int], tuple[P, int, PageNumbers | None]]) -> Iterator[P]:
+    """fetch(page_no) -> (page, items on it, its pagination or None); pages from 1.
+
+    The server's own per_page counts (it may clamp what we asked for), and a server answering a
+    different page than the one asked for is a loop, not more data.
+    """
     for page_no in range(1, MAX_PAGES):
-        page, count, total = fetch(page_no)
+        page, count, numbers = fetch(page_no)
         yield page
-        seen += count
-        if count == 0 or seen >= total:
+        if numbers is None or count == 0:
             return
+        if numbers.page_no != page_no:
+            raise PaginationLoop(tsp, f"asked for page {page_no}, the API answered page {numbers.page_no}")
+        if page_no * max(1, numbers.per_page) >= numbers.total:
+            return
+    raise PaginationLoop(tsp, f"more than {MAX_PAGES} pages")

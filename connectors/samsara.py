@@ -1,39 +1,80 @@
-"""Samsara: vehicles, drivers, GPS stats history (cursor pages), safety events."""
+"""Samsara: vehicles, drivers, GPS stats history (cursor pages), safety events.
+
+The official `samsara-api` SDK's models are the contract these shapes follow (tests check the
+sandbox against them). What the real API does that a naive client gets wrong, handled here:
+
+- `time` may carry any UTC offset, with or without milliseconds (RFC 3339);
+- optional fields are absent rather than null, unknown fields appear, integers stand for floats;
+- a vehicle may come with an empty `gps` array or with no `gps` key at all;
+- the odometer is its own stat series (`gpsOdometerMeters`) with its own timestamps: each GPS
+  point takes the reading nearest in time within ODOMETER_TOLERANCE_MS, or the value of its own
+  `decorations.gpsOdometerMeters` when the point carries one;
+- safety-event labels are the SDK's enum values (`braking`, `acceleration`, `harshTurn` on the
+  list endpoint; `Braking`, ... on the stream), matched without regard to case; any other label
+  is kept verbatim as kind `other` and counted in `unknown_labels`.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Any, Iterator
 
 import msgspec
 import pyarrow as pa
 
+from common.errors import MalformedResponse
 from connectors.http import TspHttp
-from connectors.normalize import candidate_table, decode_page, empty_candidates, event_table
+from connectors.normalize import (
+    Loose,
+    candidate_table,
+    convert_each,
+    decode_or_salvage,
+    decode_page,
+    empty_candidates,
+    event_table,
+    float_column,
+    nearest_in_time,
+    time_column,
+)
 from connectors.pagination import cursor_pages
 
 METERS_PER_MILE = 1609.344
 PAGE_LIMIT = 512
+# A GPS point takes the odometer reading nearest in time within this. At 70 mph a truck covers
+# about 0.6 mi in 30 s, so a match is never further off than that; without a reading that close
+# the odometer is null (unknown), not a stale value.
+ODOMETER_TOLERANCE_MS = 30_000
 
 
-class _Gps(msgspec.Struct, omit_defaults=True):
+class _DecoratedValue(msgspec.Struct):
+    value: float | str | None = None
+
+
+class _Decorations(msgspec.Struct):
+    gpsOdometerMeters: _DecoratedValue | None = None
+
+
+class _Gps(msgspec.Struct):
     time: str | None = None
     latitude: float | str | None = None
     longitude: float | str | None = None
     headingDegrees: float | str | None = None
     speedMilesPerHour: float | str | None = None
+    decorations: _Decorations | None = None
 
 
 class _Odo(msgspec.Struct):
-    time: str
+    time: str | None = None
     value: float | str | None = None
 
 
 class _VehicleStats(msgspec.Struct):
     id: str
-    gps: list[_Gps] = []
-    gpsOdometerMeters: list[_Odo] = []
+    gps: list[_Gps] | None = None
+    gpsOdometerMeters: list[_Odo] | None = None
 
 
 class _Pagination(msgspec.Struct):
@@ -83,7 +124,8 @@ class _EventPage(msgspec.Struct):
     pagination: _Pagination
 
 
-_EVENT_KINDS = {"harshBrake": "harsh_brake", "harshAcceleration": "harsh_accel", "harshTurn": "harsh_turn"}
+# The SDK's SafetyEventBehaviorLabel values (legacy list: camelCase; stream: PascalCase), lower-cased.
+_EVENT_KINDS = {"braking": "harsh_brake", "acceleration": "harsh_accel", "harshturn": "harsh_turn"}
 
 
 @dataclass(frozen=True)
@@ -123,6 +165,9 @@ class SamsaraConnector:
         self._stats = msgspec.json.Decoder(_StatsPage)
         self._vehicles = msgspec.json.Decoder(_VehiclePage)
         self._events = msgspec.json.Decoder(_EventPage)
+        self._lock = threading.Lock()
+        self.unknown_labels: Counter[str] = Counter()  # safety-event labels kept as kind "other"
+        self.salvaged_pages = 0  # pages that failed the typed decode and were read record by record
 
     def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str):  # type: ignore[no-untyped-def]
         return decode_page(self.tsp, decoder, content, what)
@@ -139,17 +184,23 @@ class SamsaraConnector:
         """Safety events of the whole fleet with start_ms <= time < end_ms, as candidate events."""
         params = {"startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms), "limit": PAGE_LIMIT}
 
-        def fetch(cursor: str | None) -> tuple[list[_SafetyEvent], str | None]:
+        def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
             r = self.http.get("/fleet/safety-events", {**params, **({"after": cursor} if cursor else {})})
-            page = self._decode(self._events, r.content, "safety events")
+            page, body = decode_or_salvage(self.tsp, self._events, r.content, "safety events")
+            if page is None:
+                page = _EventPage(convert_each(body.get("data"), _SafetyEvent),
+                                  _pagination(body, "safety events"))
             return page.data, page.pagination.endCursor if page.pagination.hasNextPage else None
 
         events = [e for page in cursor_pages(self.tsp, fetch) for e in page]
-        labels = [e.behaviorLabels[0].label if e.behaviorLabels else "" for e in events]
-        return event_table(self.fleet_id, self.source, events, [e.vehicle.id for e in events], [e.id for e in events],
-                           [e.time for e in events], [_EVENT_KINDS.get(lb, "other") for lb in labels], labels,
-                           [e.location.latitude for e in events], [e.location.longitude for e in events],
-                           [None] * len(events))
+        labels = [_label(e) for e in events]
+        kinds = [_EVENT_KINDS.get(lb.lower(), "other") for lb in labels]
+        with self._lock:
+            self.unknown_labels.update(lb for lb, k in zip(labels, kinds) if k == "other")
+        return event_table(self.fleet_id, self.source, events, [_ref_id(e.vehicle) for e in events],
+                           [_str(e.id) for e in events], [e.time for e in events], kinds, labels,
+                           [_get(e.location, "latitude") for e in events],
+                           [_get(e.location, "longitude") for e in events], [None] * len(events))
 
     def drivers(self) -> list[DriverInfo]:
         decoder = msgspec.json.Decoder(_DriverPage)
@@ -161,37 +212,102 @@ class SamsaraConnector:
 
         return [DriverInfo(d.id, d.name) for page in cursor_pages(self.tsp, fetch) for d in page]
 
+    def _stats_page(self, content: bytes) -> tuple[_StatsPage, bool]:
+        """The page, and whether it had to be salvaged record by record."""
+        page, body = decode_or_salvage(self.tsp, self._stats, content, "GPS history")
+        if page is not None:
+            return page, False
+        with self._lock:
+            self.salvaged_pages += 1
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise MalformedResponse(self.tsp, "GPS history: response has no data list")
+        vehicles = []
+        for v in data:
+            vid = v.get("id") if isinstance(v, dict) else None
+            if not isinstance(vid, str) or not vid:
+                raise MalformedResponse(self.tsp, "GPS history: a vehicle entry has no id")
+            vehicles.append(_VehicleStats(vid, convert_each(v.get("gps"), _Gps),  # type: ignore[arg-type]
+                                          convert_each(v.get("gpsOdometerMeters"), _Odo)))  # type: ignore[arg-type]
+        return _StatsPage(vehicles, _pagination(body, "GPS history")), True
+
     def gps_pages(self, vehicle_id: str, start_ms: int, end_ms: int) -> Iterator[pa.Table]:
         """Candidate pings of one vehicle in [start_ms, end_ms), one table per page."""
         params = {"types": "gps,gpsOdometerMeters", "startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms),
                   "vehicleIds": vehicle_id, "limit": PAGE_LIMIT}
 
-        def fetch(cursor: str | None) -> tuple[_StatsPage, str | None]:
+        def fetch(cursor: str | None) -> tuple[tuple[_StatsPage, bool, bool], str | None]:
             r = self.http.get("/fleet/vehicles/stats/history", {**params, **({"after": cursor} if cursor else {})})
-            page = self._decode(self._stats, r.content, "GPS history")
-            return page, page.pagination.endCursor if page.pagination.hasNextPage else None
+            page, salvaged = self._stats_page(r.content)
+            # A bytes search is far cheaper than looking for decorations point by point.
+            decorated = b'"decorations"' in r.content
+            return (page, salvaged, decorated), page.pagination.endCursor if page.pagination.hasNextPage else None
 
-        for page in cursor_pages(self.tsp, fetch):
+        for page, salvaged, decorated in cursor_pages(self.tsp, fetch):
             for v in page.data:
                 if v.gps:
-                    yield self._normalise(v)
+                    yield self._normalise(v, salvaged, decorated)
 
     def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
         tables = list(self.gps_pages(vehicle_id, start_ms, end_ms))
         return pa.concat_tables(tables) if tables else empty_candidates()
 
-    def _normalise(self, v: _VehicleStats) -> pa.Table:
-        gps = v.gps
+    def _normalise(self, v: _VehicleStats, salvaged: bool = True, decorated: bool = True) -> pa.Table:
+        gps = v.gps or []
         times = [p.time for p in gps]
-        odo = None
-        if v.gpsOdometerMeters:
-            # Odometer is its own stat series: match it to GPS points by time.
-            if len(v.gpsOdometerMeters) == len(gps) and all(o.time == t for o, t in zip(v.gpsOdometerMeters, times)):
-                odo = [o.value for o in v.gpsOdometerMeters]
-            else:
-                by_time = {o.time: o.value for o in v.gpsOdometerMeters}
-                odo = [by_time.get(t) for t in times]  # type: ignore[arg-type]
+        odometer: list[Any] | None = None
+        fill = None
+        if decorated:
+            odometer = [_decorated_odometer(p) for p in gps]
+            if all(x is None for x in odometer):
+                odometer = None
+        series = v.gpsOdometerMeters
+        if series and odometer is None and [o.time for o in series] == times:
+            odometer = [o.value for o in series]  # the series on the GPS clock: nothing to match
+        elif series:
+            # Its own series on its own clock: each point takes the nearest reading in time.
+            scratch = [False] * len(series)
+            fill = nearest_in_time(time_column(times, [False] * len(gps)),
+                                   time_column([o.time for o in series], scratch),
+                                   float_column([o.value for o in series], scratch, 1 / METERS_PER_MILE),
+                                   ODOMETER_TOLERANCE_MS)
         return candidate_table(
             self.fleet_id, self.source, pa.array([v.id] * len(gps), pa.string()), gps, times,
             [p.latitude for p in gps], [p.longitude for p in gps], [p.speedMilesPerHour for p in gps],
-            [p.headingDegrees for p in gps], odo, odometer_scale=1 / METERS_PER_MILE)
+            [p.headingDegrees for p in gps], odometer, odometer_scale=1 / METERS_PER_MILE, odometer_fill=fill,
+            loose=salvaged)
+
+
+def _pagination(body: dict, what: str) -> _Pagination:
+    try:
+        return msgspec.convert(body.get("pagination"), _Pagination)
+    except msgspec.ValidationError as e:
+        raise MalformedResponse("samsara", f"{what}: pagination is not the documented shape ({e})") from None
+
+
+def _decorated_odometer(p: _Gps | Loose) -> Any:
+    d = p.decorations
+    if isinstance(d, _Decorations):
+        return d.gpsOdometerMeters.value if d.gpsOdometerMeters is not None else None
+    if isinstance(d, dict) and isinstance(d.get("gpsOdometerMeters"), dict):
+        return d["gpsOdometerMeters"].get("value")
+    return None
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else (str(value) if isinstance(value, int) else None)
+
+
+def _ref_id(ref: Any) -> str | None:
+    return _str(_get(ref, "id"))
+
+
+def _label(e: Any) -> str:
+    labels = e.behaviorLabels
+    first = labels[0] if isinstance(labels, list) and labels else None
+    label = _get(first, "label")
+    return label if isinstance(label, str) else ""

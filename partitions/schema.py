@@ -7,7 +7,7 @@ canonical pings plus quarantined rows with a reason. Nothing is dropped silently
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,6 +53,9 @@ MAX_SPEED_MPH = 200.0
 class Split:
     valid: pa.Table  # PING_SCHEMA
     quarantine: pa.Table  # QUARANTINE_SCHEMA
+    # Optional values (heading, speed, odometer) of valid rows that were impossible or
+    # unparseable and became null, by reason. The ping itself landed.
+    nulled: dict[str, int] = field(default_factory=dict)
 
 
 def candidates(columns: dict[str, object]) -> pa.Table:
@@ -62,9 +65,9 @@ def candidates(columns: dict[str, object]) -> pa.Table:
         n = len(v)  # type: ignore[arg-type]
         break
     arrays = []
-    for field in CANDIDATE_SCHEMA:
-        col = columns.get(field.name)
-        arrays.append(pa.nulls(n or 0, field.type) if col is None else pa.array(col, field.type))
+    for f in CANDIDATE_SCHEMA:
+        col = columns.get(f.name)
+        arrays.append(pa.nulls(n or 0, f.type) if col is None else pa.array(col, f.type))
     return pa.Table.from_arrays(arrays, schema=CANDIDATE_SCHEMA)
 
 
@@ -76,12 +79,29 @@ def first_reason(checks: list[tuple[object, str]], n: int, prefix: str = "") -> 
     return reason
 
 
+def _null_where(values: pa.ChunkedArray, impossible: object) -> tuple[pa.ChunkedArray, int]:
+    impossible = pc.fill_null(impossible, False)
+    return pc.if_else(impossible, pa.scalar(None, values.type), values), pc.sum(impossible).as_py() or 0
+
+
+def _heading(h: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
+    """Headings into [0, 360): 360 is north (devices send it), and [-180, 0) is the signed
+    convention some send; anything else (NaN, infinite, beyond) cannot be a heading -> null."""
+    usable = pc.and_(pc.greater_equal(h, -180.0), pc.less_equal(h, 360.0))  # false for NaN
+    wrapped = pc.subtract(h, pc.multiply(pc.floor(pc.divide(h, 360.0)), 360.0))
+    return _null_where(pc.if_else(usable, wrapped, h), pc.invert(usable))
+
+
 def split_valid(table: pa.Table, now_ms: int) -> Split:
-    """Canonical pings and quarantined rows (each with the first reason that applies)."""
+    """Canonical pings, quarantined rows (each with the first reason that applies), nulled fields.
+
+    Only what makes a ping unusable quarantines it: no fleet, vehicle or source, an invalid time,
+    an invalid position. A bad optional value (heading, speed, odometer; impossible, or sent but
+    unparseable) costs that value: it becomes null and is counted in `nulled`.
+    """
     t = table.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA)
     lat, lon = t["lat"], t["lon"]
     ts_ms = pc.cast(t["ts"], pa.int64())
-    speed, heading, odo = t["speed_mph"], t["heading_deg"], t["odometer_mi"]
     checks = [
         (pc.or_kleene(pc.is_null(t["fleet_id"]), pc.equal(pc.utf8_length(t["fleet_id"]), 0)), "missing fleet_id"),
         (pc.or_kleene(pc.is_null(t["vehicle_id"]), pc.equal(pc.utf8_length(t["vehicle_id"]), 0)),
@@ -93,30 +113,33 @@ def split_valid(table: pa.Table, now_ms: int) -> Split:
         (pc.or_(pc.is_nan(lat), pc.is_nan(lon)), "NaN coordinates"),
         (pc.or_(pc.greater(pc.abs(lat), 90.0), pc.greater(pc.abs(lon), 180.0)), "coordinates out of range"),
         (pc.and_(pc.equal(lat, 0.0), pc.equal(lon, 0.0)), "null island (0, 0)"),
-        (pc.or_(pc.is_nan(speed), pc.or_(pc.less(speed, 0.0), pc.greater(speed, MAX_SPEED_MPH))),
-         "speed out of range"),
-        (pc.or_(pc.is_nan(heading), pc.or_(pc.less(heading, 0.0), pc.greater_equal(heading, 360.0))),
-         "heading out of range"),
-        (pc.or_(pc.is_nan(odo), pc.less(odo, 0.0)), "odometer out of range"),
-        # Connectors set `raw` only when a value was sent but could not be parsed.
-        (pc.is_valid(t["raw"]), "unparseable value"),
     ]
     reason = first_reason(checks, len(t))
     is_bad = pc.is_valid(reason)
     good = t.filter(pc.invert(is_bad))
+    speed, heading, odo = good["speed_mph"], good["heading_deg"], good["odometer_mi"]
+    nulled: dict[str, int] = {}
+    heading, nulled["heading out of range"] = _heading(heading)
+    speed, nulled["speed out of range"] = _null_where(
+        speed, pc.invert(pc.and_(pc.greater_equal(speed, 0.0), pc.less_equal(speed, MAX_SPEED_MPH))))
+    odo, nulled["odometer out of range"] = _null_where(
+        odo, pc.invert(pc.and_(pc.greater_equal(odo, 0.0), pc.less(odo, float("inf")))))
+    # `raw` is set only when a value was sent but could not be parsed; on a row that passed the
+    # checks above that value was an optional one, already null.
+    nulled["unparseable optional value"] = pc.sum(pc.is_valid(good["raw"])).as_py() or 0
     valid = pa.Table.from_arrays([
         pc.dictionary_encode(good["fleet_id"]).cast(PING_SCHEMA.field("fleet_id").type),
         pc.dictionary_encode(good["vehicle_id"]).cast(PING_SCHEMA.field("vehicle_id").type),
         good["ts"],
         good["lat"],
         good["lon"],
-        pc.cast(good["speed_mph"], pa.float32()),
-        pc.cast(good["heading_deg"], pa.float32()),
-        good["odometer_mi"],
+        pc.cast(speed, pa.float32()),
+        pc.cast(heading, pa.float32()),
+        odo,
         pc.dictionary_encode(good["source"]).cast(PING_SCHEMA.field("source").type),
     ], schema=PING_SCHEMA)
     bad_rows = t.filter(is_bad).append_column("reason", reason.filter(is_bad))
-    return Split(valid, bad_rows.cast(QUARANTINE_SCHEMA))
+    return Split(valid, bad_rows.cast(QUARANTINE_SCHEMA), {k: v for k, v in nulled.items() if v})
 
 
 # --------------------------------------------------------------------------- TSP safety events

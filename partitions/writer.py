@@ -95,6 +95,7 @@ class MonthWriter:
         self.accepted = 0
         self.accepted_events = 0
         self.quarantined: Counter[str] = Counter()
+        self.nulled: Counter[str] = Counter()  # optional values made null on accepted pings, by reason
 
     def __enter__(self) -> MonthWriter:
         return self
@@ -131,6 +132,7 @@ class MonthWriter:
             self.accepted_events += valid.num_rows
         for reason, n in Counter(bad["reason"].to_pylist()).items():
             self.quarantined[reason] += n
+        self.nulled.update(split.nulled)
         self._spool(dataset, valid, _months(valid["ts"]))
         if bad.num_rows:
             # Quarantine rows file under the month of their timestamp when it is plausible,

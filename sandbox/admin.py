@@ -1,4 +1,4 @@
-"""Sandbox-only control routes (`/_sandbox/...`): the clock, faults, consent revocation.
+"""Sandbox-only control routes (`/_sandbox/...`): the clock, faults, quirks, consent revocation.
 
 They exist on both fake servers and act on the shared world. They are how tests and the demo
 "advance one month" or "revoke a fleet's consent" over HTTP, like a person using the TSP's UI.
@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.faults import FaultPlan
+from sandbox.quirks import Quirks
 from sandbox.world import TSPS, SandboxWorld
 
 
@@ -42,6 +43,17 @@ def admin_routes(world: SandboxWorld) -> list[Route]:
             except (TypeError, ValueError) as e:
                 return JSONResponse({"message": str(e)}, 400)
         return JSONResponse(world.faults[tsp].as_dict())
+
+    async def quirks(request: Request) -> Response:
+        fleet = request.path_params["fleet"]
+        if fleet not in world.fleets:
+            return JSONResponse({"message": f"unknown fleet {fleet!r}"}, 404)
+        if request.method == "POST":
+            try:
+                world.set_quirks(fleet, Quirks.from_dict(await _json(request)))
+            except (TypeError, ValueError) as e:
+                return JSONResponse({"message": str(e)}, 400)
+        return JSONResponse(world.quirks[fleet].as_dict())
 
     async def fleets(request: Request) -> Response:
         return JSONResponse([{"fleet_id": f.spec.fleet_id, "tsp": f.tsp, "name": f.name,
@@ -76,6 +88,7 @@ def admin_routes(world: SandboxWorld) -> list[Route]:
     return [
         Route("/_sandbox/clock", clock, methods=["GET", "POST"]),
         Route("/_sandbox/faults/{tsp}", faults, methods=["GET", "POST"]),
+        Route("/_sandbox/quirks/{fleet}", quirks, methods=["GET", "POST"]),
         Route("/_sandbox/fleets", fleets, methods=["GET"]),
         Route("/_sandbox/fleets/{fleet}/revoke", revoke, methods=["POST"]),
         Route("/_sandbox/fleets/{fleet}/api-key", api_key, methods=["POST"]),

@@ -5,9 +5,13 @@
   by default; refresh tokens rotate. Resource routes also accept an `X-Api-Key` header.
 - `GET /v1/vehicles`, `GET /v1/users`: `page_no`/`per_page` (at most 100; larger values are
   clamped), `pagination {per_page, page_no, total}`, items wrapped as `{"vehicle": {...}}`.
-- `GET /v3/vehicle_locations/{id}?start_date&end_date`: inclusive UTC dates, an end date more
-  than 3 calendar months after the start date is a 400, not paginated. Units are metric as in
+- `GET /v3/vehicle_locations/{id}?start_date&end_date[&per_page][&page_no]`: inclusive UTC
+  dates, an end date more than 3 calendar months after the start date is a 400. Not paginated,
+  unless the fleet's `paged_history` quirk is on: then paged like every Motive list (25 by
+  default, at most 100, `pagination {per_page, page_no, total}`). Units are metric as in
   Motive's default: `speed` in km/h, `odometer` in km; `bearing` is null while stopped.
+- Per-fleet quirks (`sandbox/quirks.py`): offsets and whole seconds, unknown fields, integers
+  for floats, `speed: null`, `bearing: 360.0`. Shapes: tests/contracts/motive_shapes.py.
 - `GET /v2/driver_performance_events?start_time&end_time[&vehicle_ids][&per_page][&page_no]`.
 - 429s carry `Retry-After` only about half of the time.
 """
@@ -28,6 +32,7 @@ from starlette.routing import Route
 from sandbox.admin import admin_routes
 from sandbox.faults import chance
 from sandbox.http import BadRequest, Gate, form_fields, json_bytes, parse_time, raw_json, rfc3339_ms
+from sandbox.quirks import Quirks, home_zone, num, render_times
 from sandbox.simulator import PingColumns, Vehicle
 from sandbox.tokens import OAuthError
 from sandbox.world import SandboxWorld
@@ -167,26 +172,38 @@ class MotiveApp:
         lo = int(datetime(d0.year, d0.month, d0.day, tzinfo=timezone.utc).timestamp() * 1000)
         hi = int(datetime(d1.year, d1.month, d1.day, tzinfo=timezone.utc).timestamp() * 1000) + 86_400_000
         plan = self.world.faults["motive"]
+        quirks = self.world.quirks[fleet]
         now = self.world.clock.now_ms()
         stable_now = min(now, hi) if plan.late_days == 0 else now
-        key = (fleet, vid, lo, hi, stable_now, plan)
+        key = (fleet, vid, lo, hi, stable_now, plan, quirks)
         with self._cache_lock:
-            body = self._cache.get(key)
-        if body is None:
-            body = self._render(fleet, vehicle, self.world.visible_pings(fleet, vehicle, lo, hi), plan)
+            items = self._cache.get(key)
+        if items is None:
+            items = self._render(fleet, vehicle, self.world.visible_pings(fleet, vehicle, lo, hi), plan, quirks)
             with self._cache_lock:
-                self._cache[key] = body
+                self._cache[key] = items
                 while len(self._cache) > 256:
                     self._cache.popitem(last=False)
-        return raw_json(body)
+        if not quirks.paged_history:
+            return raw_json(b'{"vehicle_locations":[' + b",".join(items) + b"]}")
+        per_page, page_no = _paging(request)
+        page = items[(page_no - 1) * per_page: page_no * per_page]
+        paging = json_bytes({"per_page": per_page, "page_no": page_no, "total": len(items)})
+        return raw_json(b'{"vehicle_locations":[' + b",".join(page) + b'],"pagination":' + paging + b"}")
 
-    def _render(self, fleet: str, v: Vehicle, c: PingColumns, plan) -> bytes:
+    def _render(self, fleet: str, v: Vehicle, c: PingColumns, plan, quirks: Quirks) -> list[bytes]:
         if not len(c):
-            return b'{"vehicle_locations":[]}'
-        times = [t[:-5] + "Z" for t in rfc3339_ms(c.ts_ms // 1000 * 1000)]  # Motive: whole seconds
+            return []
+        whole = c.ts_ms // 1000 * 1000  # Motive: whole seconds
+        zone = home_zone(v.home.lat, v.home.lon) if quirks.local_offsets else None
+        times = render_times(whole, quirks, v.vehicle_id, zone, whole_seconds_only=True)
         lat, lon, hdg = c.lat.tolist(), c.lon.tolist(), c.heading_deg.tolist()
         kmh = np.round(c.speed_mph * KM_PER_MILE, 2).tolist()
         km = np.round(c.odometer_mi * KM_PER_MILE, 2).tolist()
+        null_speed = quirks.picked("null_speed", v.vehicle_id, c.ts_ms)
+        north = quirks.picked("north_as_360", v.vehicle_id, c.ts_ms)
+        ints = quirks.ints_for_floats
+        extra = ',"true_odometer":null,"fuel":null,"engine_hours":null,"driver":null' if quirks.extra_fields else ""
         order = list(range(len(times)))
         if plan.duplicate_across_pages and chance(plan.seed, "dup", fleet, v.vehicle_id, times[0]) < \
                 plan.duplicate_across_pages:
@@ -200,20 +217,21 @@ class MotiveApp:
         strings = plan.numbers_as_strings
         for i in order:
             moving = kmh[i] > 0
-            bearing = hdg[i] if moving else "null"
+            bearing = ("360.0" if north[i] else num(hdg[i], ints)) if moving else "null"
+            speed = "null" if null_speed[i] else num(kmh[i], ints)
             kind = "vehicle_moving" if moving else "vehicle_stopped"
             pid = int(base) * 10 + i
             if strings and chance(plan.seed, "str", fleet, v.vehicle_id, times[i]) < strings:
                 out.append(f'{{"vehicle_location":{{"id":{pid},"located_at":"{times[i]}","lat":"{lat[i]}",'
                            f'"lon":"{lon[i]}","bearing":{bearing},"speed":"{kmh[i]}","odometer":"{km[i]}",'
-                           f'"type":"{kind}","description":""}}}}')
+                           f'"type":"{kind}","description":""}}}}'.encode())
             else:
                 out.append(f'{{"vehicle_location":{{"id":{pid},"located_at":"{times[i]}","lat":{lat[i]},'
-                           f'"lon":{lon[i]},"bearing":{bearing},"speed":{kmh[i]},"odometer":{km[i]},'
-                           f'"type":"{kind}","description":""}}}}')
+                           f'"lon":{lon[i]},"bearing":{bearing},"speed":{speed},"odometer":{num(km[i], ints)},'
+                           f'"type":"{kind}","description":""{extra}}}}}'.encode())
         if plan.malformed and chance(plan.seed, "junk", fleet, v.vehicle_id, times[0]) < plan.malformed:
-            out.extend(_junk_motive(times[0], lat[0], lon[0]))
-        return b'{"vehicle_locations":[' + ",".join(out).encode() + b"]}"
+            out.extend(x.encode() for x in _junk_motive(times[0], lat[0], lon[0]))
+        return out
 
 
 def _junk_motive(time: str, lat: float, lon: float) -> list[str]:
@@ -224,7 +242,8 @@ def _junk_motive(time: str, lat: float, lon: float) -> list[str]:
         loc.format(t=time, la='"NaN"', lo=lon, s=20.0),
         loc.format(t=time, la=0.0, lo=0.0, s=0.0),
         loc.format(t="2071" + time[4:], la=lat, lo=lon, s=20.0),
-        loc.format(t=time, la=lat, lo=lon, s='"fast"'),
+        loc.format(t=time, la=lat, lo=lon, s='"fast"'),  # lands, speed null
+        loc.format(t=time, la="true", lo=lon, s=20.0),  # fails the typed decode
     ]
 
 

@@ -6,12 +6,19 @@
   `refresh_token`; refresh tokens rotate, a reused one gets 400 `invalid_grant`.
 - `GET /fleet/vehicles`, `GET /fleet/drivers`: `{"data": [...], "pagination": {...}}`.
 - `GET /fleet/vehicles/stats/history?types=gps[,gpsOdometerMeters]&startTime&endTime
-  [&vehicleIds][&after][&limit]`: points with startTime <= time < endTime, at most `limit`
-  (<= 512) GPS points per page, vehicles without points left out, optional fields left out
-  rather than null, last page `endCursor: ""`. A page stops early (possibly empty, with
-  `hasNextPage: true`) after scanning 31 vehicle-days without filling up, as the real API does
-  on sparse data.
-- `GET /fleet/safety-events?startTime&endTime[&vehicleIds][&after][&limit]`.
+  [&vehicleIds][&after][&limit][&decorations=gpsOdometerMeters]`: points with
+  startTime <= time < endTime, at most `limit` (<= 512) GPS points per page, vehicles without
+  points left out, optional fields left out rather than null, last page `endCursor: ""`. A page
+  stops early (possibly empty, with `hasNextPage: true`) after scanning 31 vehicle-days without
+  filling up, as the real API does on sparse data. `decorations=gpsOdometerMeters` puts the
+  odometer on each GPS point.
+- `GET /fleet/safety-events?startTime&endTime[&vehicleIds][&after][&limit]`, labels from the
+  SDK's enum (`braking`, `acceleration`, `harshTurn`).
+- Per-fleet quirks (`sandbox/quirks.py`): offsets and whole-second times, absent optional
+  fields, unknown fields, integers for floats, empty `gps` arrays and entries without `gps`,
+  short pages, the odometer series on its own clock, headings of 360.0.
+
+Every response parses with the official `samsara-api` SDK's models (tests/test_sdk_contract.py).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from sandbox.http import (
     raw_json,
     rfc3339_ms,
 )
+from sandbox.quirks import Quirks, home_zone, num, render_times, uniform
 from sandbox.simulator import METERS_PER_MILE, PingColumns, Vehicle
 from sandbox.tokens import OAuthError
 from sandbox.world import SandboxWorld
@@ -47,8 +55,10 @@ from sandbox.world import SandboxWorld
 MAX_LIMIT = 512
 SCAN_BUDGET_DAYS = 31
 DAY_MS = 86_400_000
-_LABELS = {"harsh_brake": ("harshBrake", "Harsh Brake"), "harsh_accel": ("harshAcceleration", "Harsh Acceleration"),
+# Values of the SDK's SafetyEventBehaviorLabel enum (samsara-api, types/safety_event_behavior_label.py).
+_LABELS = {"harsh_brake": ("braking", "Braking"), "harsh_accel": ("acceleration", "Acceleration"),
            "sharp_turn": ("harshTurn", "Harsh Turn")}
+ODOMETER_JITTER_MS = 1500  # the odometer series' own clock: up to this far from the GPS fix
 
 
 def _limit(request: Request) -> int:
@@ -152,8 +162,11 @@ class SamsaraApp:
 
     # ------------------------------------------------------------------ lists
     async def vehicles(self, request: Request, fleet: str) -> Response:
-        items = [{"id": v.vehicle_id, "name": v.name, "vin": v.vin,
-                  "externalIds": {"samsara.vin": v.vin}} for v in _selected(self.world, fleet, request)]
+        # createdAtTime is required by the SDK (VehicleResponseObjectResponseBody).
+        created = rfc3339_ms(np.array([self.world.sims[fleet].spec.history_start_s * 1000]))[0]
+        items = [{"id": v.vehicle_id, "name": v.name, "vin": v.vin, "createdAtTime": created,
+                  "updatedAtTime": created, "externalIds": {"samsara.vin": v.vin}}
+                 for v in _selected(self.world, fleet, request)]
         return _list_page(items, request, query_hash(request, "after"))
 
     async def drivers(self, request: Request, fleet: str) -> Response:
@@ -210,16 +223,19 @@ class SamsaraApp:
                 raise BadRequest("pagination cursor does not belong to this query")
             vpos, ts = int(a), int(b)
         plan = self.world.faults["samsara"]
+        quirks = self.world.quirks[fleet]
+        decorate = "gpsOdometerMeters" in (q.get("decorations") or "").split(",")
         now = self.world.clock.now_ms()
         # A page is fixed once everything it covers is in the past and no late data can still come.
         stable_now = min(now, end) if plan.late_days == 0 else now
-        key = (fleet, request.url.query, stable_now, plan)
+        key = (fleet, request.url.query, stable_now, plan, quirks)
         with self._cache_lock:
             body = self._cache.get(key)
             if body is not None:
                 self._cache.move_to_end(key)
         if body is None:
-            body = self._render_history(fleet, vehicles, start, end, vpos, ts, limit, types, qh, plan)
+            body = self._render_history(fleet, vehicles, start, end, vpos, ts, limit, types, qh, plan, quirks,
+                                        decorate)
             with self._cache_lock:
                 self._cache[key] = body
                 while len(self._cache) > 1024:
@@ -227,9 +243,19 @@ class SamsaraApp:
         return raw_json(body)
 
     def _render_history(self, fleet: str, vehicles: list[Vehicle], start: int, end: int, vpos: int, ts: int,
-                        limit: int, types: set[str], qh: str, plan) -> bytes:
+                        limit: int, types: set[str], qh: str, plan, quirks: Quirks, decorate: bool) -> bytes:
         world = self.world
+        if vpos >= len(vehicles):
+            # The empty_gps quirk's tail page: every vehicle, no points; half without the gps key.
+            entries = [f'{{"id":"{v.vehicle_id}","name":"{v.name}"'
+                       + (',"gps":[]' if chance(quirks.seed, "gps-key", fleet, v.vehicle_id, start) < 0.5 else "")
+                       + (',"gpsOdometerMeters":[]' if "gpsOdometerMeters" in types else "") + "}"
+                       for v in vehicles]
+            return ('{"data":[' + ",".join(entries) + '],"pagination":{"endCursor":"","hasNextPage":false}}').encode()
         groups: list[tuple[Vehicle, PingColumns, PingColumns | None]] = []
+        if quirks.page_sizes:
+            # Real pages come back short of the limit at sizes of their own.
+            limit = max(1, int(limit * (0.25 + 0.75 * chance(quirks.seed, "page-size", fleet, vpos, ts))))
         need = limit
         scanned = 0
         while vpos < len(vehicles) and need > 0:
@@ -256,18 +282,26 @@ class SamsaraApp:
             if scanned >= SCAN_BUDGET_DAYS:
                 break
         more = vpos < len(vehicles)
+        if not more and quirks.empty_gps:
+            more, vpos, ts = True, len(vehicles), start
         data = []
         for v, cols, prev in groups:
             if prev is not None and len(prev):
                 cols = PingColumns.concat(v.vehicle_id, [prev, cols])
-            data.append(self._vehicle_json(fleet, v, cols, types, plan))
+            data.append(self._vehicle_json(fleet, v, cols, types, plan, quirks, decorate))
         pagination = {"endCursor": encode_cursor(vpos, ts, qh) if more else "", "hasNextPage": more}
         # The vehicle entries are pre-rendered JSON fragments; splice them in without re-parsing.
         return b'{"data":[' + b",".join(data) + b'],"pagination":' + json_bytes(pagination) + b"}"
 
-    def _vehicle_json(self, fleet: str, v: Vehicle, c: PingColumns, types: set[str], plan) -> bytes:
-        times = rfc3339_ms(c.ts_ms)
+    def _vehicle_json(self, fleet: str, v: Vehicle, c: PingColumns, types: set[str], plan, quirks: Quirks,
+                      decorate: bool) -> bytes:
+        zone = home_zone(v.home.lat, v.home.lon) if quirks.local_offsets else None
+        times = render_times(c.ts_ms, quirks, v.vehicle_id, zone)
         lat, lon, spd, hdg = c.lat.tolist(), c.lon.tolist(), c.speed_mph.tolist(), c.heading_deg.tolist()
+        ints = quirks.ints_for_floats
+        absent = quirks.picked("absent_optional", v.vehicle_id, c.ts_ms)
+        north = quirks.picked("north_as_360", v.vehicle_id, c.ts_ms)
+        odo = (c.odometer_mi * METERS_PER_MILE).round().astype(np.int64).tolist()
         order = list(range(len(times)))
         if plan.out_of_order and len(order) > 1 and \
                 chance(plan.seed, "ooo", fleet, v.vehicle_id, times[0]) < plan.out_of_order:
@@ -275,24 +309,38 @@ class SamsaraApp:
             order = rng.permutation(len(order)).tolist()
         gps = []
         strings = plan.numbers_as_strings
+        extra = ',"isEcuSpeed":false,"gpsFixQuality":"3d"' if quirks.extra_fields else ""
         for i in order:
+            dec = f',"decorations":{{"gpsOdometerMeters":{{"value":{odo[i]}}}}}' if decorate else ""
             if strings and chance(plan.seed, "str", fleet, v.vehicle_id, times[i]) < strings:
                 heading = f',"headingDegrees":"{hdg[i]}"' if spd[i] > 0 else ""
                 gps.append(f'{{"time":"{times[i]}","latitude":"{lat[i]}","longitude":"{lon[i]}"{heading},'
-                           f'"speedMilesPerHour":"{spd[i]}"}}')
+                           f'"speedMilesPerHour":"{spd[i]}"{dec}}}')
+                continue
+            head = f'{{"time":"{times[i]}","latitude":{lat[i]},"longitude":{lon[i]}'
+            if absent[i]:
+                gps.append(f"{head}{extra}{dec}}}")
             elif spd[i] > 0:
-                gps.append(f'{{"time":"{times[i]}","latitude":{lat[i]},"longitude":{lon[i]},'
-                           f'"headingDegrees":{hdg[i]},"speedMilesPerHour":{spd[i]}}}')
+                heading = "360.0" if north[i] else num(hdg[i], ints)
+                gps.append(f'{head},"headingDegrees":{heading},"speedMilesPerHour":{num(spd[i], ints)}{extra}{dec}}}')
             else:
-                gps.append(f'{{"time":"{times[i]}","latitude":{lat[i]},"longitude":{lon[i]},'
-                           f'"speedMilesPerHour":{spd[i]}}}')
+                gps.append(f'{head},"speedMilesPerHour":{num(spd[i], ints)}{extra}{dec}}}')
         if plan.malformed and times and chance(plan.seed, "junk", fleet, v.vehicle_id, times[0]) < plan.malformed:
             gps.extend(_junk_samsara(times[0], lat[0], lon[0]))
-        out = f'{{"id":"{v.vehicle_id}","name":"{v.name}","gps":[{",".join(gps)}]'
+        out = f'{{"id":"{v.vehicle_id}","name":"{v.name}"'
+        if quirks.extra_fields:
+            out += ',"externalIds":{"samsara.vin":"' + v.vin + '"}'
+        out += f',"gps":[{",".join(gps)}]'
         if "gpsOdometerMeters" in types:
-            odo = (c.odometer_mi * METERS_PER_MILE).round().astype(np.int64).tolist()
+            if quirks.odometer_own_times:
+                # The series runs on its own clock: readings near, not at, the GPS fixes.
+                u = uniform(quirks.seed, "odometer-clock", v.vehicle_id, c.ts_ms)
+                jitter = ((u - 0.5) * 2 * ODOMETER_JITTER_MS).astype(np.int64)
+                otimes = render_times(c.ts_ms + jitter, quirks, v.vehicle_id, zone)
+            else:
+                otimes = times
             out += ',"gpsOdometerMeters":[' + ",".join(
-                f'{{"time":"{times[i]}","value":{odo[i]}}}' for i in order) + "]"
+                f'{{"time":"{otimes[i]}","value":{odo[i]}}}' for i in order) + "]"
         return (out + "}").encode()
 
 
@@ -304,7 +352,8 @@ def _junk_samsara(time: str, lat: float, lon: float) -> list[str]:
         f'{{"time":"{time}","latitude":"NaN","longitude":{lon},"speedMilesPerHour":12.0}}',
         f'{{"time":"{time}","latitude":0.0,"longitude":0.0,"speedMilesPerHour":0.0}}',
         f'{{"time":"{decades_off}","latitude":{lat},"longitude":{lon},"speedMilesPerHour":30.0}}',
-        f'{{"time":"{time}","latitude":{lat},"longitude":{lon},"speedMilesPerHour":"fast"}}',
+        f'{{"time":"{time}","latitude":{lat},"longitude":{lon},"speedMilesPerHour":"fast"}}',  # lands, speed null
+        f'{{"time":"{time}","latitude":true,"longitude":{lon},"speedMilesPerHour":12.0}}',  # fails the typed decode
     ]
 
 

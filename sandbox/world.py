@@ -11,6 +11,7 @@ import numpy as np
 
 from sandbox.clock import SandboxClock
 from sandbox.faults import FaultPlan, chance
+from sandbox.quirks import Quirks
 from sandbox.ratelimit import RateLimiter
 from sandbox.simulator import DAY_S, FleetSimulator, FleetSpec, PingColumns, Vehicle
 from sandbox.tokens import TokenAuthority
@@ -23,6 +24,7 @@ class SandboxFleet:
     spec: FleetSpec
     tsp: str
     name: str
+    quirks: Quirks = Quirks()  # how this fleet's TSP API answers (sandbox/quirks.py); off by default
 
     def __post_init__(self) -> None:
         if self.tsp not in TSPS:
@@ -76,6 +78,7 @@ class SandboxWorld:
         self.limiters = {"samsara": RateLimiter(config.samsara_rate_per_s),
                          "motive": RateLimiter(config.motive_rate_per_s)}
         self.faults = {"samsara": config.samsara_faults, "motive": config.motive_faults}
+        self.quirks = {f.spec.fleet_id: f.quirks for f in config.fleets}
         self._attempts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self.stats = {tsp: {"requests": 0, "throttled": 0, "faults": 0} for tsp in TSPS}
@@ -87,6 +90,12 @@ class SandboxWorld:
         with self._lock:
             self.faults[tsp] = plan
             self._attempts.clear()
+
+    def set_quirks(self, fleet_id: str, quirks: Quirks) -> None:
+        if fleet_id not in self.fleets:
+            raise KeyError(fleet_id)
+        with self._lock:
+            self.quirks[fleet_id] = quirks
 
     def attempt(self, tsp: str, key: str) -> int:
         """How many times this exact request was made before (fault decisions key on it)."""

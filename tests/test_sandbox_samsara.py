@@ -237,4 +237,4 @@ def test_safety_events_list_the_injected_harsh_events(sandbox: SandboxServer, cl
     lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     want = [e for v in sim.vehicles for e in sim.events(v, lo, hi) if e.kind != "speeding"]
     assert len(got) == len(want) > 0
-    assert {e["behaviorLabels"][0]["label"] for e in got} <= {"harshBrake", "harshAcceleration", "harshTurn"}
+    assert {e["behaviorLabels"][0]["label"] for e in got} <= {"braking", "acceleration", "harshTurn"}  # the SDK enum

@@ -124,18 +124,20 @@ def test_bad_rows_are_quarantined_with_reasons_and_counted(store: ObjectStore, m
         "source": ["samsara"] * 8 + ["garmin", "samsara"],
         "raw": [None] * 6 + ['{"speedMilesPerHour":"fast"}', None, None, None]})
     results, w = write(store, manifest, [good, bad], tmp_path)
-    assert w.accepted == 20 and sum(w.quarantined.values()) == 10
+    # A bad optional value (speed -3, heading 400, an unparseable speed) costs that value, not the ping.
+    assert w.accepted == 23 and sum(w.quarantined.values()) == 7
     assert w.quarantined == {"missing coordinates": 1, "NaN coordinates": 1, "null island (0, 0)": 1,
-                             "coordinates out of range": 1, "speed out of range": 1, "missing vehicle_id": 1,
-                             "unparseable value": 1, "heading out of range": 1, "unknown source": 1,
+                             "coordinates out of range": 1, "missing vehicle_id": 1, "unknown source": 1,
                              "timestamp out of range": 1}
+    assert w.nulled == {"speed out of range": 1, "heading out of range": 1, "unparseable optional value": 1}
     q = {r.month: r for r in results if r.dataset == "quarantine"}
-    assert sum(r.rows for r in q.values()) == 10
+    assert sum(r.rows for r in q.values()) == 7
     assert "2025-02" in q  # plausible timestamps file under their own month
     qt = read_month(store, manifest, "fleet-a", "2025-02", tmp_path / "c", dataset="quarantine")
-    assert "unparseable value" in qt["reason"].to_pylist() and '{"speedMilesPerHour":"fast"}' in qt["raw"].to_pylist()
+    assert "missing coordinates" in qt["reason"].to_pylist()
     pings = [r for r in results if r.dataset == "pings"]
-    assert [(r.month, r.rows) for r in pings] == [("2025-02", 20)]
+    # the three rows with nulled fields share (vehicle, ts): one ping, with the nulls in place
+    assert [(r.month, r.rows) for r in pings] == [("2025-02", 21)]
 
 
 def test_files_are_zstd_sorted_dictionary_encoded_and_hive_readable(tmp_path: Path) -> None:

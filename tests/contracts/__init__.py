@@ -1,0 +1,1 @@
+"""Vendor contracts written from public references, for TSPs that publish no SDK."""
