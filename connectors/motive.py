@@ -143,7 +143,7 @@ class MotiveConnector:
         self.unknown_labels: Counter[str] = Counter()  # event types kept as kind "other"
         self.salvaged_pages = 0  # pages that failed the typed decode and were read record by record
 
-    def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str):  # type: ignore[no-untyped-def]
+    def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str) -> Any:
         return decode_page(self.tsp, decoder, content, what)
 
     def vehicles(self) -> list[VehicleInfo]:

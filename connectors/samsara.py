@@ -169,7 +169,7 @@ class SamsaraConnector:
         self.unknown_labels: Counter[str] = Counter()  # safety-event labels kept as kind "other"
         self.salvaged_pages = 0  # pages that failed the typed decode and were read record by record
 
-    def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str):  # type: ignore[no-untyped-def]
+    def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str) -> Any:
         return decode_page(self.tsp, decoder, content, what)
 
     def vehicles(self) -> list[VehicleInfo]:
@@ -188,7 +188,7 @@ class SamsaraConnector:
             r = self.http.get("/fleet/safety-events", {**params, **({"after": cursor} if cursor else {})})
             page, body = decode_or_salvage(self.tsp, self._events, r.content, "safety events")
             if page is None:
-                page = _EventPage(convert_each(body.get("data"), _SafetyEvent),
+                page = _EventPage(convert_each(body.get("data"), _SafetyEvent),  # type: ignore[arg-type]  # Loose records are read field by field below
                                   _pagination(body, "safety events"))
             return page.data, page.pagination.endCursor if page.pagination.hasNextPage else None
 

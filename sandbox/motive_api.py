@@ -73,7 +73,7 @@ class MotiveApp:
     def __init__(self, world: SandboxWorld) -> None:
         self.world = world
         gate = Gate(world, "motive", allow_api_key=True, omit_retry_after=0.5)
-        self._cache: OrderedDict[tuple, bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple, list[bytes]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.app = Starlette(routes=[
             Route("/oauth/authorize", self.authorize, methods=["GET"]),
@@ -177,8 +177,11 @@ class MotiveApp:
         stable_now = min(now, hi) if plan.late_days == 0 else now
         key = (fleet, vid, lo, hi, stable_now, plan, quirks)
         with self._cache_lock:
-            items = self._cache.get(key)
-        if items is None:
+            cached = self._cache.get(key)
+        items: list[bytes]
+        if cached is not None:
+            items = cached
+        else:
             items = self._render(fleet, vehicle, self.world.visible_pings(fleet, vehicle, lo, hi), plan, quirks)
             with self._cache_lock:
                 self._cache[key] = items

@@ -129,17 +129,20 @@ def _offsets_s(ts: np.ndarray, zone: ZoneInfo) -> np.ndarray:
     # Offsets change a couple of times a year: compute them per hour, not per point.
     hours = ts // 3_600_000
     uniq, inverse = np.unique(hours, return_inverse=True)
-    per_hour = np.array([int(datetime.fromtimestamp(int(h) * 3600, tz=timezone.utc).astimezone(zone)
-                             .utcoffset().total_seconds()) for h in uniq], dtype=np.int64)
+    per_hour = np.array([_offset(int(h) * 3600, zone) for h in uniq], dtype=np.int64)
     # An hour containing a transition: judge its points one by one.
     out = per_hour[inverse]
-    ends = np.array([int(datetime.fromtimestamp(int(h) * 3600 + 3599, tz=timezone.utc).astimezone(zone)
-                         .utcoffset().total_seconds()) for h in uniq], dtype=np.int64)
+    ends = np.array([_offset(int(h) * 3600 + 3599, zone) for h in uniq], dtype=np.int64)
     for k in np.nonzero(ends != per_hour)[0]:
         for i in np.nonzero(inverse == k)[0]:
-            out[i] = int(datetime.fromtimestamp(ts[i] / 1000, tz=timezone.utc).astimezone(zone)
-                         .utcoffset().total_seconds())
+            out[i] = _offset(ts[i] / 1000, zone)
     return out
+
+
+def _offset(epoch_s: float, zone: ZoneInfo) -> int:
+    """The zone's UTC offset in seconds at that instant (a ZoneInfo always knows one)."""
+    offset = datetime.fromtimestamp(epoch_s, tz=timezone.utc).astimezone(zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def _suffix(offset_s: int) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -189,12 +190,12 @@ class SamsaraApp:
                     continue
                 label, name = _LABELS[e.kind]
                 g = e.magnitude * 0.44704 / 9.80665 if e.kind != "sharp_turn" else None
-                item = {"id": f"{v.vehicle_id}-{e.ts_ms}", "time": rfc3339_ms(np.array([e.ts_ms]))[0],
+                item: dict[str, Any] = {"id": f"{v.vehicle_id}-{e.ts_ms}", "time": rfc3339_ms(np.array([e.ts_ms]))[0],
                         "vehicle": {"id": v.vehicle_id, "name": v.name},
                         "location": {"latitude": e.lat, "longitude": e.lon},
                         "behaviorLabels": [{"label": label, "source": "automated", "name": name}]}
                 if g is not None:
-                    item["maxAccelerationGForce"] = round(g, 3)
+                    item["maxAccelerationGForce"] = round(float(g), 3)
                 items.append(item)
         return _list_page(items, request, query_hash(request, "after"))
 
