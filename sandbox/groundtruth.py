@@ -67,6 +67,24 @@ def ground_truth(sim: FleetSimulator, months: list[str]) -> tuple[pa.Table, pa.T
     return pa.Table.from_pylist(rows, TRUTH_SCHEMA), pa.Table.from_pylist(state_rows, STATE_SCHEMA)
 
 
+def month_table(sim: FleetSimulator, month: str) -> pa.Table:
+    """One month of a fleet's pings as candidate rows, the way a connector hands them over:
+    a device that reports no heading sends none (null, not NaN)."""
+    from partitions.schema import candidates
+
+    lo, hi = month_bounds_ms(month)
+    parts = []
+    for v in sim.vehicles:
+        c = sim.pings(v, lo, hi)
+        n = len(c)
+        heading = pa.array(c.heading_deg, pa.float64(), mask=np.isnan(c.heading_deg))
+        parts.append(candidates({
+            "fleet_id": [sim.spec.fleet_id] * n, "vehicle_id": [c.vehicle_id] * n,
+            "ts": c.ts_ms.astype("datetime64[ms]"), "lat": c.lat, "lon": c.lon, "speed_mph": c.speed_mph,
+            "heading_deg": heading, "odometer_mi": c.odometer_mi, "source": ["samsara"] * n}))
+    return pa.concat_tables(parts)
+
+
 def true_events(sim: FleetSimulator, month: str, kind: str) -> list[tuple[str, int, bool, bool]]:
     """(vehicle, ts ms, near threshold, covered) of the true events of `kind` in `month`.
 

@@ -6,8 +6,8 @@ share of it: jitter adds length (a noisy path is never shorter than the true one
 stop-and-go city driving came out long; idling devices whose speed drifts above 0 added jitter
 miles while standing still. v2 changes two rules and keeps the rest of v1:
 
-- moving means a reported speed of at least MOVING_MPH at either end (below it a receiver's
-  idle drift, not the truck, is moving);
+- moving means a reported speed of at least MOVING_MPH (2 mph) at either end (below it a
+  receiver's idle drift, not the truck, is moving; ingest/flows/motion.py);
 - a pair at most SHORT_PAIR_S long whose faster end is under SLOW_MPH counts the distance its
   speeds integrate to (trapezoid), not its chord: Doppler speed noise averages out where
   position jitter only adds up. Faster or longer pairs keep the chord, which at 5-30 s is what
@@ -25,30 +25,29 @@ import pyarrow as pa
 from geo.states import state_lookup
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.distance import SCHEMA
-from ingest.flows.track import COLUMNS, IMPLAUSIBLE_MPH, Track, load
+from ingest.flows.motion import load_moving
+from ingest.flows.track import COLUMNS, IMPLAUSIBLE_MPH, Track
 
-MOVING_MPH = 1.0
 SHORT_PAIR_S = 2.5
 SLOW_MPH = 20.0
 SPLIT_MI = 0.25
 
 
 def pair_miles(tr: Track) -> tuple[np.ndarray, np.ndarray]:
-    """(counted, miles) per consecutive pair under the v2 rules."""
+    """(counted, miles) per consecutive pair under the v2 rules (on a track from load_moving)."""
     p = tr.pairs
     v0, v1, dt = tr.speed[:-1], tr.speed[1:], p.dt_s
-    moving = p.same & (np.maximum(v0, v1) >= MOVING_MPH)
+    moving = p.same & (np.maximum(v0, v1) > 0)  # speeds under MOVING_MPH are 0 already
     with np.errstate(divide="ignore", invalid="ignore"):
         plausible = np.where(dt > 0, p.miles / (dt / 3600.0), np.inf) <= IMPLAUSIBLE_MPH
     counted = moving & plausible
     slow = counted & (dt <= SHORT_PAIR_S) & (np.maximum(v0, v1) < SLOW_MPH)
-    s0, s1 = np.where(v0 >= MOVING_MPH, v0, 0.0), np.where(v1 >= MOVING_MPH, v1, 0.0)
-    integral = dt * (s0 + s1) / 2 / 3600.0
+    integral = dt * (v0 + v1) / 2 / 3600.0
     return counted, np.where(slow, integral, np.where(counted, p.miles, 0.0))
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    tr = load(inp.tables["pings"])
+    tr = load_moving(inp.tables["pings"])
     if tr.n < 2:
         return SCHEMA.empty_table()
     counted, miles = pair_miles(tr)

@@ -29,6 +29,8 @@ import pyarrow.compute as pc
 
 from geo.distance import haversine_m
 from ingest.flows.base import Flow, FlowInput
+from ingest.flows.distance2 import pair_miles
+from ingest.flows.motion import still
 from ingest.flows.track import Track, load
 
 KINDS = ("harsh_brake", "harsh_accel", "sharp_turn")
@@ -74,14 +76,15 @@ class Detected:
 
 
 def noise_mph(tr: Track) -> np.ndarray:
-    """Per vehicle: the std of a 1 s speed difference while cruising (robust: 1.4826 x MAD).
+    """Per vehicle: the std of the speed difference of consecutive pings while cruising
+    (robust: 1.4826 x MAD), at whatever cadence the device reports.
 
     At a steady 30+ mph the true speed changes by hundredths of a mph per second, so what the
     differences spread is the device's own noise.
     """
     p = tr.pairs
     dv = np.diff(tr.speed)
-    steady = p.same & (p.dt_s == 1.0) & (tr.speed[:-1] >= 30) & (np.abs(dv) < 3.0)
+    steady = p.same & (p.dt_s > 0) & (p.dt_s <= 10.0) & (tr.speed[:-1] >= 30) & (np.abs(dv) < 3.0)
     out = np.full(len(tr.vehicles), np.nan)
     owner = tr.pair_vehicle
     for v in range(len(tr.vehicles)):
@@ -91,10 +94,11 @@ def noise_mph(tr: Track) -> np.ndarray:
     return out
 
 
-def _rate_events(tr: Track, sign: float, threshold: float, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rate_events(tr: Track, sign: float, threshold: float, noise: np.ndarray, pair_max_s: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
     p = tr.pairs
     v0, v1, dt = tr.speed[:-1], tr.speed[1:], p.dt_s
-    ok = p.same & (dt > 0) & (dt <= PAIR_MAX_S) & (np.maximum(v0, v1) >= MIN_MPH)
+    ok = p.same & (dt > 0) & (dt <= pair_max_s) & (np.maximum(v0, v1) >= MIN_MPH)
     sigma = noise[tr.pair_vehicle]
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(ok, (v1 - v0) * sign / dt, 0.0)
@@ -165,7 +169,9 @@ def _driving_interval_s(tr: Track) -> np.ndarray:
     return out
 
 
-def detect(tr: Track) -> Detected:
+def detect(tr: Track, rate_limit_s: float = RATE_LIMIT_S, pair_max_s: float = PAIR_MAX_S) -> Detected:
+    """GPS-derived events where measurable. The limits are parameters only so that
+    bench/accuracy.py can show what the rule would report without them."""
     nv = len(tr.vehicles)
     measurable = np.zeros((nv, len(KINDS)), bool)
     reason: list[list[str | None]] = [[None] * len(KINDS) for _ in range(nv)]
@@ -175,16 +181,17 @@ def detect(tr: Track) -> Detected:
     interval = _driving_interval_s(tr)
     noise = noise_mph(tr)
     for v in range(nv):
-        for k, limit in enumerate((RATE_LIMIT_S, RATE_LIMIT_S, TURN_LIMIT_S)):
+        for k, limit in enumerate((rate_limit_s, rate_limit_s, TURN_LIMIT_S)):
             if not np.isfinite(interval[v]):
                 reason[v][k] = "no driving at 10 mph or more"
             elif interval[v] > limit:
                 reason[v][k] = f"pings {interval[v]:g} s apart while driving; GPS needs {limit:g} s or less"
             elif k < 2 and not np.isfinite(noise[v]):
-                reason[v][k] = "too little steady 1 s driving to estimate the speed noise"
+                reason[v][k] = "too little steady driving to estimate the speed noise"
             else:
                 measurable[v, k] = True
-    parts = [(0, *_rate_events(tr, -1.0, BRAKE_MPHPS, noise)), (1, *_rate_events(tr, +1.0, ACCEL_MPHPS, noise)),
+    parts = [(0, *_rate_events(tr, -1.0, BRAKE_MPHPS, noise, pair_max_s)),
+             (1, *_rate_events(tr, +1.0, ACCEL_MPHPS, noise, pair_max_s)),
              (2, *_turn_events(tr))]
     kind = np.concatenate([np.full(r.size, k) for k, r, _ in parts])
     row = np.concatenate([r for _, r, _ in parts]).astype(np.int64)
@@ -219,9 +226,8 @@ def compute(inp: FlowInput) -> pa.Table:
     if nv == 0:
         return SCHEMA.empty_table()
     miles = np.zeros(nv)
-    if tr.n > 1:
-        p = tr.pairs
-        miles[:len(tr.vehicles)] = np.bincount(tr.pair_vehicle, weights=np.where(p.counted, p.miles, 0.0),
+    if tr.n > 1:  # the miles distance v2 counts (the rates are per 1000 of those)
+        miles[:len(tr.vehicles)] = np.bincount(tr.pair_vehicle, weights=pair_miles(still(tr))[1],
                                                minlength=len(tr.vehicles))
     tsp = tsp_counts(events, vehicles)
     det = detect(tr) if tsp is None else None

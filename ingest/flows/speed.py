@@ -52,10 +52,11 @@ def compute(inp: FlowInput) -> pa.Table:
     return compute_with(inp, episodes)
 
 
-def compute_with(inp: FlowInput, find_episodes: Callable[[Track], tuple[np.ndarray, np.ndarray, np.ndarray]]
-                 ) -> pa.Table:
-    """The speed table, with speeding episodes found by `find_episodes` (speed v2 changes only those)."""
-    tr = load(inp.tables["pings"])
+def compute_with(inp: FlowInput, find_episodes: Callable[[Track], tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 loader: Callable[[pa.Table], Track] = load) -> pa.Table:
+    """The speed table, with speeding episodes found by `find_episodes` on a track from `loader`
+    (speed v2 changes those two)."""
+    tr = loader(inp.tables["pings"])
     if tr.n == 0:
         return SCHEMA.empty_table()
     p = tr.pairs
