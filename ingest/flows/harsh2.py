@@ -15,7 +15,7 @@ Per kind and vehicle-month, in this order (docs/features.md, "harsh v2"):
      above the threshold", not "a noisy reading touched it");
    - flagged pairs of one vehicle closer than MERGE_S are one event (noise can split a brake);
    - turns use the reported heading, or where there is none the bearing of a chord of at least
-     CHORD_M, which GPS jitter barely turns.
+     CHORD_M, which GPS jitter barely turns; their window is TURN_WINDOW_S.
 3. Otherwise null, `measurable = false`, and the reason. Never 0.
 """
 
@@ -43,7 +43,7 @@ RATE_LIMIT_S = 1.5  # median driving interval up to which braking and accelerati
 Z = 2.0  # standard deviations of speed-difference noise the rate must clear the threshold by
 NOISE_FLOOR_MPH = 0.1  # the reporting resolution: no device is quieter than this
 MERGE_S = 4.0  # flagged pairs closer than this are one event
-TURN_WINDOW_S = 10.0
+TURN_WINDOW_S = 12.0  # 10 s plus room for +-1 s jitter on 5 s pings: a turn between two pings 11 s apart counts
 TURN_DEG = 40.0
 TURN_MIN_MPH = 15.0
 TURN_LIMIT_S = 10.0  # median driving interval up to which turns are measurable
@@ -106,8 +106,12 @@ def _rate_events(tr: Track, sign: float, threshold: float, noise: np.ndarray, pa
     return _merge(np.flatnonzero(ok & (rate >= need)), rate, tr)
 
 
-def _merge(idx: np.ndarray, value: np.ndarray, tr: Track) -> tuple[np.ndarray, np.ndarray]:
-    """(first row, peak value) of groups of flagged rows of one vehicle: consecutive pings, or closer than MERGE_S."""
+def _merge(idx: np.ndarray, value: np.ndarray, tr: Track, at_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(row, peak value) of groups of flagged rows of one vehicle: consecutive pings, or closer than MERGE_S.
+
+    The row is the group's first, or with at_last its last: a turn is flagged from every ping up
+    to TURN_WINDOW_S before it, and the last of them is the one at the turn.
+    """
     if idx.size == 0:
         return idx, np.empty(0)
     veh = tr.vehicle_index[idx]
@@ -116,7 +120,7 @@ def _merge(idx: np.ndarray, value: np.ndarray, tr: Track) -> tuple[np.ndarray, n
     group = np.cumsum(new) - 1
     peak = np.full(int(group[-1]) + 1, -np.inf)
     np.maximum.at(peak, group, value[idx])
-    return idx[new], peak
+    return (idx[np.concatenate([new[1:], [True]])] if at_last else idx[new]), peak
 
 
 def heading(tr: Track) -> np.ndarray:
@@ -153,7 +157,7 @@ def _turn_events(tr: Track) -> tuple[np.ndarray, np.ndarray]:
         d = np.abs((hd[j + k] - hd[j] + 180.0) % 360.0 - 180.0)
         d = np.where(within & fast & np.isfinite(d), d, 0.0)
         change[: n - k] = np.maximum(change[: n - k], d)
-    return _merge(np.flatnonzero(change >= TURN_DEG), change, tr)
+    return _merge(np.flatnonzero(change >= TURN_DEG), change, tr, at_last=True)
 
 
 def _driving_interval_s(tr: Track) -> np.ndarray:
