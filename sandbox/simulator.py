@@ -7,10 +7,12 @@ plans, not from state: a long-haul truck's week is planned as a tour (home -> 4 
 from (seed, vehicle, week), so each day knows where it starts and ends without simulating the
 days before it.
 
-A day is simulated at 1 s resolution while the truck is out (kinematics: acceleration, cruise,
-slowdowns, breaks, injected events), then sampled at the ping interval with correlated GPS noise.
-Parked trucks report every `parked_interval_s`. Ground truth is taken from the 1 s noise-free
-track, so it is what a perfect sensor would have seen.
+A day is simulated at 1 s resolution while the truck is out (kinematics: jerk-limited S-curve
+acceleration and braking, cruise, slowdowns, city turns, breaks, injected events), then sampled
+at the device's ping interval through its receiver's error model (sandbox/gnss.py: correlated
+position error, AR(1) speed noise, heading noise, idle drift, dropouts, bursts, jitter). Parked
+trucks report every `parked_interval_s`. Ground truth is taken from the 1 s noise-free track, so
+it is what a perfect sensor would have seen. Magnitudes and their sources: docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -27,14 +29,20 @@ import numpy as np
 from common.months import month_bounds_ms  # noqa: F401 - re-exported for the sandbox's callers
 from geo.distance import EARTH_RADIUS_M, METERS_PER_MILE, haversine_m
 from sandbox.cities import CITIES, City
+from sandbox.gnss import Receiver, delivered, draw_receiver, position_error_m, reported_heading, reported_speed
 
 MPH_TO_MPS = METERS_PER_MILE / 3600.0
 DAY_S = 86_400
 
-# Normal truck dynamics (mph per second). A loaded tractor-trailer accelerates and brakes gently;
-# harsh events are several times these, which is what makes them detectable.
-NORMAL_ACCEL = 1.0
-NORMAL_DECEL = 1.5
+# What the truth calls harsh: a 1 s drop (rise) of the true speed of at least this much. Routine
+# braking peaks at 0.5-3 mph/s, a few percent of firm stops reach 3.5-6 mph/s and pull-aways run
+# at 1-2 mph/s (docs/sandbox.md); so a threshold above 6 mph/s for braking is one no ordinary stop
+# reaches. Injected events peak at 1.0-1.2x the threshold ("near") or 1.25-1.8x ("clear").
+HARSH_BRAKE_MPHPS = 7.0  # 0.32 g
+HARSH_ACCEL_MPHPS = 4.0  # 0.18 g
+SHARP_TURN_DEG = 40.0  # heading change within 10 s at 15 mph or more
+SPEEDING_MPH = 75.0  # over this for 60 s or more
+NEAR = 1.2  # events up to this multiple of the threshold are "near-threshold"
 
 EVENT_KINDS = ("harsh_brake", "harsh_accel", "sharp_turn", "speeding")
 # Expected injected events per hour of driving at event_rate=1.
@@ -55,14 +63,27 @@ class FleetSpec:
     parked_interval_s: int = 300
     event_rate: float = 1.0
     offline_gap_rate: float = 0.10  # share of days with one device-offline gap while driving
+    # Device mix and receiver errors (sandbox/gnss.py). interval_mix: driving cadences drawn per
+    # device (empty: every device at ping_interval_s); jitter_s: +- seconds on each driving ping.
+    interval_mix: tuple[int, ...] = ()
+    jitter_s: int = 0
+    dropout: tuple[float, float] = (0.01, 0.02)  # share of pings lost at random, per device
+    bursts_per_hour: float = 0.3  # lost stretches of 5-60 s per driving hour
+    no_heading_share: float = 0.0  # devices that report no heading
+    idle_drift_share: float = 0.3  # devices whose speed drifts above 0 while idling
 
     def __post_init__(self) -> None:
         if self.history_start.tzinfo is None:
             raise ValueError("history_start must be timezone-aware (UTC)")
         if not 1 <= self.ping_interval_s <= 60:
             raise ValueError("ping_interval_s must be within 1..60")
-        if self.parked_interval_s % self.ping_interval_s:
-            raise ValueError("parked_interval_s must be a multiple of ping_interval_s")
+        for iv in (self.ping_interval_s, *self.interval_mix):
+            if not 1 <= iv <= 60:
+                raise ValueError("ping_interval_s and interval_mix must be within 1..60")
+            if self.parked_interval_s % iv:
+                raise ValueError("parked_interval_s must be a multiple of ping_interval_s and of each interval_mix")
+        if self.jitter_s < 0 or (self.jitter_s and 2 * self.jitter_s >= min((self.ping_interval_s, *self.interval_mix))):
+            raise ValueError("jitter_s must be >= 0 and less than half of every ping interval")
         if self.n_vehicles < 1:
             raise ValueError("n_vehicles must be at least 1")
 
@@ -81,6 +102,11 @@ class Vehicle:
     kind: str  # local | regional | longhaul
     cruise_mph: float
     odometer_start_mi: float
+    receiver: Receiver
+
+    @property
+    def interval_s(self) -> int:
+        return self.receiver.interval_s
 
 
 @dataclass(frozen=True)
@@ -110,8 +136,9 @@ class Event:
     lat: float
     lon: float
     speed_mph: float
-    magnitude: float  # mph/s for brake/accel, degrees for turns, peak mph for speeding
+    magnitude: float  # peak 1 s mph/s for brake/accel, degrees for turns, peak mph for speeding
     duration_s: int
+    near_threshold: bool = False  # magnitude within NEAR x the threshold
 
 
 @dataclass(frozen=True)
@@ -206,7 +233,13 @@ class FleetSimulator:
         cruise = {"local": r.uniform(38, 50), "regional": r.uniform(55, 64), "longhaul": r.uniform(58, 67)}[kind]
         vid = str(212_000_000_000 + (self.spec.seed % 100_000) * 10_000 + i)
         vin = "1FUJ" + "".join("ABCDEFGHJKLMNPRSTUVWXYZ0123456789"[int(x)] for x in r.integers(0, 33, 13))
-        return Vehicle(i, vid, f"Truck {i + 1:03d}", vin, home, kind, float(cruise), float(r.uniform(20_000, 400_000)))
+        odo = float(r.uniform(20_000, 400_000))
+        s = self.spec
+        rr = _rng(s.seed, i, 5)  # its own stream: adding receiver draws moved no truck's home or route
+        interval = int(s.interval_mix[int(rr.integers(len(s.interval_mix)))]) if s.interval_mix else s.ping_interval_s
+        rx = draw_receiver(rr, interval, s.jitter_s, s.no_heading_share, s.idle_drift_share, s.dropout,
+                           s.bursts_per_hour)
+        return Vehicle(i, vid, f"Truck {i + 1:03d}", vin, home, kind, float(cruise), odo, rx)
 
     def block_start_s(self, vehicle: Vehicle, day: int) -> int:
         return day * DAY_S + (4 - vehicle.home.utc_offset_h) * 3600
@@ -322,8 +355,8 @@ class FleetSimulator:
             lat, lon, hdg = _integrate(leg, speeds, hoff, r)
             n = speeds.size
             ts = t + np.arange(n, dtype=np.int64)
-            for kind, k, speed, mag, dur in leg_events:
-                events.append(Event(kind, int(ts[k]) * 1000, float(lat[k]), float(lon[k]), speed, mag, dur))
+            for kind, k, speed, mag, dur, near in leg_events:
+                events.append(Event(kind, int(ts[k]) * 1000, float(lat[k]), float(lon[k]), speed, mag, dur, near))
             ts_parts.append(ts)
             lat_parts.append(lat)
             lon_parts.append(lon)
@@ -367,49 +400,48 @@ class FleetSimulator:
         cum = np.concatenate([[0.0], np.cumsum(step_m)]) if ts1.size else np.empty(0)
         odo1 = odo0 + cum * scale / METERS_PER_MILE
 
-        # --- sampling: driving cadence while the engine is on, parked cadence otherwise
-        iv, pk = spec.ping_interval_s, spec.parked_interval_s
+        # --- sampling: driving cadence while the engine is on, parked cadence otherwise; the
+        # receiver decides which of the sampled instants reach the TSP (jitter, dropouts, bursts)
+        rx = v.receiver
+        iv, pk = rx.interval_s, spec.parked_interval_s
         phase = (v.index * 7) % iv
         active0 = int(ts1[0]) if ts1.size else block1
         active1 = int(ts1[-1]) + 1 if ts1.size else block1
-        sel = np.zeros(ts1.size, bool)
-        if ts1.size:
-            sel = np.where(on1, (ts1 - phase) % iv == 0, (ts1 - phase) % pk == 0)
         offline = None
-        if ts1.size and r.random() < spec.offline_gap_rate:
-            moving = np.flatnonzero(v1 > 5)
-            if moving.size:
-                g0 = int(ts1[moving[int(r.integers(moving.size))]])
-                offline = (g0, g0 + int(r.integers(120, 1500)))
-                sel &= ~((ts1 >= offline[0]) & (ts1 < offline[1]))
+        idx = np.empty(0, np.int64)
+        if ts1.size:
+            on_idx = np.flatnonzero(on1 & ((ts1 - phase) % iv == 0))
+            off_idx = np.flatnonzero(~on1 & ((ts1 - phase) % pk == 0))
+            idx = np.sort(np.concatenate([delivered(r, rx, on_idx, ts1, ts1.size), off_idx]))
+            if r.random() < spec.offline_gap_rate:
+                moving = np.flatnonzero(v1 > 5)
+                if moving.size:
+                    g0 = int(ts1[moving[int(r.integers(moving.size))]])
+                    offline = (g0, g0 + int(r.integers(120, 1500)))
+                    idx = idx[(ts1[idx] < offline[0]) | (ts1[idx] >= offline[1])]
         before = _parked_times(block0, active0, pk, phase)
         after = _parked_times(active1, block1, pk, phase)
         end_odo = odo0 + plan.planned_m / METERS_PER_MILE
-        p_ts = np.concatenate([before, ts1[sel], after])
-        p_lat = np.concatenate([np.full(before.size, plan.start[0]), lat1[sel], np.full(after.size, plan.end[0])])
-        p_lon = np.concatenate([np.full(before.size, plan.start[1]), lon1[sel], np.full(after.size, plan.end[1])])
-        p_v = np.concatenate([np.zeros(before.size), v1[sel], np.zeros(after.size)])
-        p_h = np.concatenate([np.zeros(before.size), h1[sel], np.full(after.size, heading)])
-        p_odo = np.concatenate([np.full(before.size, odo0), odo1[sel], np.full(after.size, end_odo)])
+        # device signals on the 1 s track (only the sampled seconds are kept)
+        sp1 = reported_speed(r, rx, v1, on1) if ts1.size else np.empty(0)
+        hd = reported_heading(r, rx, h1[idx], v1[idx])
+        rest_h = np.nan if not rx.has_heading else heading
+        p_ts = np.concatenate([before, ts1[idx], after])
+        p_lat = np.concatenate([np.full(before.size, plan.start[0]), lat1[idx], np.full(after.size, plan.end[0])])
+        p_lon = np.concatenate([np.full(before.size, plan.start[1]), lon1[idx], np.full(after.size, plan.end[1])])
+        p_v = np.concatenate([np.zeros(before.size), sp1[idx], np.zeros(after.size)])
+        p_h = np.concatenate([np.full(before.size, 0.0 if rx.has_heading else np.nan), hd,
+                              np.full(after.size, rest_h)])
+        p_odo = np.concatenate([np.full(before.size, odo0), odo1[idx], np.full(after.size, end_odo)])
 
-        # --- GPS noise: slow correlated wander (sum of sinusoids) plus a little white noise, metres
-        n = p_ts.size
-        tt = p_ts.astype(np.float64)
-        north = np.zeros(n)
-        east = np.zeros(n)
-        for _ in range(3):
-            period = r.uniform(60, 900)
-            north += r.uniform(0.5, 1.5) * np.sin(2 * np.pi * tt / period + r.uniform(0, 2 * np.pi))
-            east += r.uniform(0.5, 1.5) * np.sin(2 * np.pi * tt / period + r.uniform(0, 2 * np.pi))
-        north += r.normal(0, 0.4, n)
-        east += r.normal(0, 0.4, n)
+        # --- position error: correlated (Gauss-Markov) wander plus white jitter, metres
+        north, east = position_error_m(r, rx, block0, block1, p_ts)
         p_lat = p_lat + np.degrees(north / EARTH_RADIUS_M)
         p_lon = p_lon + np.degrees(east / (EARTH_RADIUS_M * np.cos(np.radians(p_lat))))
-        p_h = np.mod(p_h + r.normal(0, 0.5, n) * (p_v > 0), 360.0)
 
         keep = p_ts >= hist0
         pings = PingColumns(v.vehicle_id, p_ts[keep] * 1000, np.round(p_lat[keep], 6), np.round(p_lon[keep], 6),
-                            np.round(p_v[keep], 1), np.mod(np.round(p_h[keep], 1), 360.0), np.round(p_odo[keep], 3))
+                            p_v[keep], np.mod(np.round(p_h[keep], 1), 360.0), np.round(p_odo[keep], 3))
         return DayTrack(plan, pings, truth, offline)
 
     # ----------------------------------------------------------------- windowed access
@@ -461,38 +493,110 @@ def _parked_times(t0: int, t1: int, every: int, phase: int) -> np.ndarray:
 
 
 def _ramp(v0: float, v1: float, rate: float) -> np.ndarray:
+    """A constant-rate change (used where a steady, gentle change is the point: speeding)."""
     n = max(1, math.ceil(abs(v1 - v0) / rate))
     step = (v1 - v0) / n
     return v0 + step * np.arange(1, n + 1)
 
 
+def _scurve(v0: float, v1: float, peak: float, jerk: float) -> np.ndarray:
+    """Speeds at each following second of a jerk-limited change from v0 to v1 (mph, ends at v1).
+
+    The rate of change rises at `jerk` (mph/s^2) to `peak` (mph/s), holds, and falls back to 0:
+    the S-curve a driver's foot and a truck's brakes and driveline actually produce.
+    """
+    dv = abs(v1 - v0)
+    if dv < 1e-9:
+        return np.array([float(v1)])
+    ta = peak / jerk
+    if dv < peak * ta:  # too small a change to reach the peak: a triangle
+        ta = math.sqrt(dv / jerk)
+        a, tp = jerk * ta, 0.0
+    else:
+        a, tp = peak, dv / peak - ta
+    total = 2 * ta + tp
+    t = np.minimum(np.arange(1, max(1, math.ceil(total)) + 1, dtype=np.float64), total)
+    tau = t - ta - tp
+    ch = np.where(t < ta, jerk * t * t / 2,
+                  np.where(t < ta + tp, a * ta / 2 + a * (t - ta), a * ta / 2 + a * tp + a * tau - jerk * tau * tau / 2))
+    ch = np.minimum(ch, dv)
+    ch[-1] = dv
+    return v0 + math.copysign(1.0, v1 - v0) * ch
+
+
+def _brake(r: np.random.Generator, v0: float, v1: float) -> np.ndarray:
+    """A routine slowdown or stop: peaks of 0.5-3 mph/s, and about 4% firm ones at 3.5-6 mph/s."""
+    if r.random() < 0.04:
+        return _scurve(v0, v1, float(r.uniform(3.5, 6.0)), float(r.uniform(3.0, 6.0)))
+    return _scurve(v0, v1, float(np.clip(r.lognormal(math.log(1.4), 0.4), 0.5, 3.0)), float(r.uniform(1.0, 3.0)))
+
+
+def _pull_away(r: np.random.Generator, v0: float, v1: float) -> np.ndarray:
+    """1-2 mph/s up to about 35 mph, then half that: a loaded truck is power-limited at speed."""
+    a = float(r.uniform(1.0, 2.0))
+    mid = max(v0, min(v1, 35.0))
+    parts = []
+    if mid > v0:
+        parts.append(_scurve(v0, mid, a, float(r.uniform(0.5, 1.5))))
+    if v1 > mid:
+        parts.append(_scurve(mid, v1, a / 2, float(r.uniform(0.3, 1.0))))
+    return np.concatenate(parts) if parts else np.array([float(v1)])
+
+
+def _harsh(r: np.random.Generator, v0: float, sign: float, threshold: float, floor: float, jerk: tuple[float, float]
+           ) -> tuple[np.ndarray, float, int, bool] | None:
+    """A harsh change from v0 (sign -1 brake, +1 accel): (speeds, 1 s peak, seconds over, near).
+
+    About 40% peak at 1.0-1.2x the threshold, the rest at 1.25-1.8x, held 1-3 s. None when the
+    1 s samples of the S-curve never reach the threshold (then it was a firm manoeuvre, not an
+    event, and the truth must not call it one).
+    """
+    near = r.random() < 0.4
+    peak = threshold * float(r.uniform(1.0, 1.2) if near else r.uniform(1.25, 1.8))
+    j = float(r.uniform(*jerk))
+    hold = float(r.uniform(1.0, 3.0))
+    dv = peak * (hold + peak / j)
+    if sign < 0:
+        dv = min(dv, v0 - floor)
+    sp = _scurve(v0, v0 + sign * dv, peak, j)
+    steps = np.diff(np.concatenate([[v0], sp])) * sign
+    mag = float(steps.max())
+    if mag < threshold:
+        return None
+    return sp, mag, int((steps >= threshold).sum()), mag < NEAR * threshold
+
+
 def _leg_profile(r: np.random.Generator, length_m: float, cruise: float, kind: str,
-                 event_rate: float) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, float, float, int]]]:
+                 event_rate: float) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, float, float, int, bool]]]:
     """Speed (mph) and heading offset (deg) for each second of a leg, and its injected events.
 
-    Events are (kind, second index, speed mph, magnitude, duration s). The profile starts and ends
-    at rest and covers `length_m` to within a second of travel; _integrate closes the remainder.
+    Events are (kind, second index, speed mph, magnitude, duration s, near threshold). The profile
+    starts and ends at rest and covers `length_m` to within a second of travel; _integrate
+    closes the remainder.
     """
     speeds: list[np.ndarray] = []
     hoffs: list[np.ndarray] = []
-    events: list[tuple[str, int, float, float, int]] = []
+    events: list[tuple[str, int, float, float, int, bool]] = []
     pos = 0  # seconds so far
     dist = 0.0
     cur = 0.0
+    hcur = 0.0  # heading offset the truck is on now (city turns leave it off the leg's course)
     since_break = 0
 
     def add(sp: np.ndarray, ho: np.ndarray | None = None) -> None:
-        nonlocal pos, dist, cur
+        nonlocal pos, dist, cur, hcur
         speeds.append(sp)
-        hoffs.append(np.zeros(sp.size) if ho is None else ho)
+        hoffs.append(np.full(sp.size, hcur) if ho is None else ho)
         pos += sp.size
         dist += float(sp.sum()) * MPH_TO_MPS
         cur = float(sp[-1])
+        if ho is not None:
+            hcur = float(ho[-1])
 
     def stop_m(vv: float) -> float:
-        return vv * MPH_TO_MPS * (vv / NORMAL_DECEL) / 2
+        return vv * MPH_TO_MPS * (vv / 1.0) / 2  # room for the gentlest stop
 
-    add(_ramp(0.0, cruise, NORMAL_ACCEL))
+    add(_pull_away(r, 0.0, cruise))
     local = kind == "local"
     episode_budget_m = 12_000.0
     # Drivers take a break every 2.5-4.5 h; on about 8% of long-haul legs they push through,
@@ -503,26 +607,27 @@ def _leg_profile(r: np.random.Generator, length_m: float, cruise: float, kind: s
         chunk = int(r.integers(240, 1800 if not local else 600))
         chunk_m = chunk * cruise * MPH_TO_MPS
         if remaining - chunk_m < stop_m(cruise) + episode_budget_m:
-            n = max(0, int((remaining - stop_m(cur)) / (cur * MPH_TO_MPS)))
+            stop = _brake(r, cur, 0.0)
+            n = max(0, int((remaining - float(stop.sum()) * MPH_TO_MPS) / (cur * MPH_TO_MPS)))
             if n:
                 add(np.full(n, cur))
-            add(_ramp(cur, 0.0, NORMAL_DECEL))
+            add(stop)
             break
         env = np.sin(np.pi * np.arange(1, chunk + 1) / chunk)
         add(cruise + 1.2 * env * np.sin(2 * np.pi * np.arange(chunk) / r.uniform(120, 400)))
         since_break += chunk
         hours = chunk / 3600
         if kind == "longhaul" and since_break > break_every:
-            add(_ramp(cur, 0.0, NORMAL_DECEL))
+            add(_brake(r, cur, 0.0))
             add(np.zeros(int(r.integers(15 * 60, 45 * 60))))
-            add(_ramp(0.0, cruise, NORMAL_ACCEL))
+            add(_pull_away(r, 0.0, cruise))
             since_break = 0
             continue
         u = r.random()
         p = {k: v * hours * event_rate for k, v in _EVENTS_PER_HOUR.items()}
         acc = 0.0
         choice = None
-        for k, pk in (*p.items(), ("slowdown", _SLOWDOWNS_PER_HOUR * hours),
+        for k, pk in (*p.items(), ("slowdown", _SLOWDOWNS_PER_HOUR * hours * (3 if local else 1)),
                       ("near_speeding", _NEAR_SPEEDING_PER_HOUR * hours * (not local))):
             acc += pk
             if u < acc:
@@ -531,63 +636,81 @@ def _leg_profile(r: np.random.Generator, length_m: float, cruise: float, kind: s
         if choice is None:
             continue
         if choice == "harsh_brake":
-            rate = float(r.uniform(8, 12))
-            secs = int(r.integers(1, 4))
-            low = max(12.0, cruise - rate * secs - r.uniform(5, 20))
             k0 = pos - 1  # the last second at the pre-event speed
             before = cur
-            harsh = np.maximum(cur - rate * np.arange(1, secs + 1), 5.0)
-            add(harsh)
-            if cur > low:
-                add(_ramp(cur, low, NORMAL_DECEL * 0.8))
+            got = _harsh(r, cur, -1.0, HARSH_BRAKE_MPHPS, 10.0, (15.0, 30.0))
+            if got is None:
+                continue
+            sp, mag, over, near = got
+            add(sp)
+            low = max(10.0, cur - float(r.uniform(0, 15)))
+            if cur > low + 0.5:
+                add(_brake(r, cur, low))
             add(np.full(int(r.integers(20, 60)), cur))
-            add(_ramp(cur, cruise, NORMAL_ACCEL))
-            events.append(("harsh_brake", k0, before, rate, secs))
+            add(_pull_away(r, cur, cruise))
+            events.append(("harsh_brake", k0, before, mag, over, near))
         elif choice == "harsh_accel":
-            low = float(r.uniform(8, 20))
-            add(_ramp(cur, low, NORMAL_DECEL * 0.8))
+            low = float(r.uniform(5, 20))
+            add(_brake(r, cur, low))
             add(np.full(int(r.integers(20, 60)), cur))
-            rate = float(r.uniform(6.5, 9))
-            secs = int(r.integers(1, 4))
             k0 = pos - 1
-            add(cur + rate * np.arange(1, secs + 1))
-            events.append(("harsh_accel", k0, low, rate, secs))
-            add(_ramp(cur, cruise, NORMAL_ACCEL))
+            got = _harsh(r, cur, +1.0, HARSH_ACCEL_MPHPS, 0.0, (6.0, 12.0))
+            if got is None:
+                continue
+            sp, mag, over, near = got
+            add(sp)
+            events.append(("harsh_accel", k0, low, mag, over, near))
+            add(_pull_away(r, cur, cruise))
         elif choice == "sharp_turn":
-            turn_speed = float(r.uniform(24, 34))
-            add(_ramp(cur, turn_speed, NORMAL_DECEL * 0.8))
+            near = r.random() < 0.3
+            turn_speed = float(r.uniform(20, 34))
+            add(_brake(r, cur, turn_speed))
             add(np.full(20, cur))
-            angle = float(r.uniform(50, 90)) * (1 if r.random() < 0.5 else -1)
+            angle = SHARP_TURN_DEG * float(r.uniform(1.0, NEAR) if near else r.uniform(1.25, 2.25))
+            angle *= 1 if r.random() < 0.5 else -1
             secs = int(r.integers(2, 5))
             back = int(r.integers(180, 300))
             k0 = pos - 1
-            ho = np.concatenate([angle * np.arange(1, secs + 1) / secs, np.full(30, angle),
-                                 angle * (1 - np.arange(1, back + 1) / back)])
+            # cosine-shaped: the steering wheel turns in and out smoothly
+            ho = hcur + np.concatenate([angle * (1 - np.cos(np.pi * np.arange(1, secs + 1) / secs)) / 2,
+                                        np.full(30, angle), angle * (1 - np.arange(1, back + 1) / back)])
             add(np.full(ho.size, cur), ho)
-            events.append(("sharp_turn", k0, turn_speed, abs(angle), secs))
-            add(_ramp(cur, cruise, NORMAL_ACCEL))
+            events.append(("sharp_turn", k0, turn_speed, abs(angle), secs, near))
+            add(_pull_away(r, cur, cruise))
         elif choice == "speeding":
-            peak = float(r.uniform(77, 83))
+            peak = float(r.uniform(76.5, 83))
             hold = int(r.integers(70, 300))
             up = _ramp(cur, peak, 0.5)
             down = _ramp(peak, cruise, 0.5)
-            # "over 75" as the pings will say it (speeds are reported to 0.1 mph)
-            k_over = pos + int(np.argmax(np.round(up, 1) > 75.0))
+            k_over = pos + int(np.argmax(up > SPEEDING_MPH))
             add(up)
             add(np.full(hold, peak))
             add(down)
-            over = int((np.round(up, 1) > 75).sum() + hold + (np.round(down, 1) > 75).sum())
-            events.append(("speeding", k_over, peak, peak, over))
+            over = int((up > SPEEDING_MPH).sum() + hold + (down > SPEEDING_MPH).sum())
+            events.append(("speeding", k_over, peak, peak, over, False))
         elif choice == "near_speeding":
             top = float(r.uniform(70.5, 74))
             add(_ramp(cur, top, 0.5))
             add(np.full(int(r.integers(60, 400)), top))
             add(_ramp(cur, cruise, 0.5))
-        else:  # traffic slowdown
+        else:  # traffic slowdown; in town, often a stop and a turn at a junction
             low = float(r.uniform(20, 40)) if not local else float(r.uniform(0, 15))
-            add(_ramp(cur, low, NORMAL_DECEL * 0.8))
+            add(_brake(r, cur, low))
             add(np.full(int(r.integers(30, 300)), cur))
-            add(_ramp(cur, cruise, NORMAL_ACCEL))
+            if local and r.random() < 0.6:
+                # a 90 degree junction turn at walking-to-10 mph, a block, and a turn back
+                turn_mph = float(r.uniform(4, 10))
+                if cur < turn_mph:
+                    add(_pull_away(r, cur, turn_mph))
+                elif cur > turn_mph:
+                    add(_brake(r, cur, turn_mph))
+                side = 90.0 if r.random() < 0.5 else -90.0
+                for sgn in (1.0, -1.0):
+                    secs = int(r.integers(5, 9))
+                    turn = hcur + sgn * side * (1 - np.cos(np.pi * np.arange(1, secs + 1) / secs)) / 2
+                    add(np.full(secs, cur), turn)
+                    add(np.full(int(r.integers(20, 90)), cur))
+            add(_pull_away(r, cur, cruise))
     return np.concatenate(speeds), np.concatenate(hoffs), events
 
 

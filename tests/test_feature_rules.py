@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from geo.distance import METERS_PER_MILE
-from ingest.flows import fatigue, harsh, radius, speed, trips
+from ingest.flows import distance2, fatigue, harsh, harsh2, radius, speed, speed2, trips, trips2
 from ingest.flows.base import FlowInput
 from ingest.flows.track import load
 
@@ -144,3 +144,80 @@ def test_garaging_is_where_the_truck_sleeps_and_the_class_follows_the_p90() -> N
     assert r["p90_daily_radius_mi"] == pytest.approx(30.0, rel=0.01)
     assert r["radius_class"] == "local"  # one long run a month does not make a long-haul truck
     assert r["share_miles_beyond_50"] == pytest.approx(2 * 70 / (20 * 60 + 240), rel=0.01)
+
+
+# --------------------------------------------------------------------------- v2 rules (issue 12)
+def _with_speeds(t: pa.Table, speeds: np.ndarray) -> pa.Table:
+    return t.set_column(t.schema.get_field_index("speed_mph"), "speed_mph", pa.array(speeds))
+
+
+def test_harsh_v2_counts_a_clear_brake_but_not_a_firm_ordinary_stop_at_1s() -> None:
+    cruise = [(600, 60)]
+    brake = drive(cruise + [(1, 51), (1, 42), (300, 40)], JAN, interval=1)  # 9 mph/s for 2 s: one event
+    det = harsh2.detect(load(brake))
+    assert list(det.kind) == [0] and det.magnitude[0] == pytest.approx(9.0)
+    firm = drive(cruise + [(1, 60 - 6 * k) for k in range(1, 8)] + [(300, 18)], JAN, interval=1)  # 6 mph/s
+    assert harsh2.detect(load(firm)).kind.size == 0
+
+
+def test_harsh_v2_merges_a_brake_split_by_a_noisy_reading_and_skips_pairs_stretched_by_dropouts() -> None:
+    t = drive([(600, 60), (1, 51), (1, 50.5), (1, 42), (300, 40)], JAN, interval=1)  # 9, 0.5, 8.5 mph/s
+    assert list(harsh2.detect(load(t)).kind) == [0]  # one brake, not two
+    full = drive([(600, 60), (1, 51), (300, 40)], JAN, interval=1)
+    lost = full.filter(pa.array([i != 600 for i in range(full.num_rows)]))  # the ping at 51 mph never arrived
+    # 60 -> 40 over 2 s is a real 10 mph/s on average, but a 2 s pair is not judged at all
+    assert harsh2.detect(load(lost)).kind.size == 0
+
+
+def test_harsh_v2_demands_a_margin_over_the_device_s_own_speed_noise() -> None:
+    r = np.random.default_rng(1)
+    t = drive([(600, 60), (1, 52.8), (300, 52.8)], JAN, interval=1)  # a 7.2 mph/s brake
+    quiet = load(t)
+    assert harsh2.noise_mph(quiet)[0] == harsh2.NOISE_FLOOR_MPH and harsh2.detect(quiet).kind.size == 1
+    noise = r.normal(0, 0.5, t.num_rows)
+    noise[598:602] = 0.0  # the brake itself reads true: only the device's record elsewhere differs
+    noisy = load(_with_speeds(t, np.round(t["speed_mph"].to_numpy() + noise, 1)))
+    assert harsh2.noise_mph(noisy)[0] > 0.5  # a 1 s difference of two readings
+    assert harsh2.detect(noisy).kind.size == 0  # 7.2 is not clearly above 7 on this device
+
+
+def test_harsh_v2_is_null_with_a_reason_where_pings_are_too_sparse_and_tsp_events_come_first() -> None:
+    t = drive([(600, 60), (1, 51), (1, 42), (300, 40)], JAN, interval=5)
+    row = run(harsh2.FLOW, t)
+    assert row["harsh_brakes"] is None and row["harsh_brake_measurable"] is False
+    assert row["harsh_brake_source"] is None and "5 s apart" in row["harsh_brake_reason"]
+    assert row["sharp_turns"] == 0 and row["sharp_turn_source"] == "gps"  # turns are measurable at 5 s
+    ts = pa.array([int(JAN.timestamp() * 1000) + k * 60_000 for k in range(3)], pa.timestamp("ms", tz="UTC"))
+    events = pa.table({"vehicle_id": ["v1", "v1", "v2"], "ts": ts, "kind": ["harsh_brake", "harsh_turn", "harsh_brake"],
+                       "source": ["motive"] * 3})
+    rows = harsh2.FLOW.compute(FlowInput("f", "2025-01", {"pings": t, "events": events}, True)).to_pylist()
+    by = {r["vehicle_id"]: r for r in rows}
+    assert (by["v1"]["harsh_brakes"], by["v1"]["sharp_turns"], by["v1"]["harsh_accels"]) == (1, 1, 0)
+    assert by["v1"]["harsh_brake_source"] == "tsp:motive" and by["v1"]["harsh_brake_measurable"]
+    assert by["v2"]["harsh_brakes"] == 1 and by["v2"]["miles"] == 0  # events of a vehicle with no pings
+    assert by[None]["harsh_brakes"] == 2
+
+
+def test_speed_v2_keeps_an_episode_through_a_noisy_ping_and_ignores_a_high_reading_of_74() -> None:
+    t = drive([(600, 60), (50, 76.5), (1, 73.8), (50, 76.5), (600, 60)], JAN, interval=1)
+    assert run(speed2.FLOW, t)["speeding_episodes"] == 1
+    assert run(speed.FLOW, t)["speeding_episodes"] == 0  # v1: two runs of 50 s, neither a minute
+    r = np.random.default_rng(2)
+    near = drive([(600, 60), (300, 74.0), (600, 60)], JAN, interval=1)
+    readings = near["speed_mph"].to_numpy() + np.where(near["speed_mph"].to_numpy() > 70, r.uniform(0.0, 1.2, near.num_rows), 0)
+    assert run(speed2.FLOW, _with_speeds(near, np.round(readings, 1)))["speeding_episodes"] == 0
+
+
+def test_distance_and_trips_v2_do_not_count_idle_drift_as_driving() -> None:
+    r = np.random.default_rng(3)
+    t = drive([(1800, 50), (1800, 0), (1800, 50), (1, 0)], JAN, interval=1)
+    speeds = t["speed_mph"].to_numpy().copy()
+    idle = speeds == 0
+    speeds[idle] = np.round(np.abs(r.normal(0, 0.5, idle.sum())), 1)  # the receiver drifts at rest
+    lat = t["lat"].to_numpy() + np.where(idle, r.normal(0, 1e-5, t.num_rows), 0)  # ~1 m of fix jitter
+    drifting = _with_speeds(t, speeds).set_column(t.schema.get_field_index("lat"), "lat", pa.array(lat))
+    assert run(trips2.FLOW, drifting)["driving_hours"] == pytest.approx(1.0, abs=0.01)
+    assert run(trips.FLOW, drifting)["driving_hours"] > 1.3  # v1 counts most of the idle half hour
+    miles = sum(r["miles"] for r in distance2.FLOW.compute(FlowInput("f", "2025-01", {"pings": drifting}, True))
+                .to_pylist() if r["vehicle_id"])
+    assert miles == pytest.approx(50.0, rel=0.002)

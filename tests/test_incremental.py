@@ -64,15 +64,16 @@ def test_each_change_reruns_exactly_its_windows(lake) -> None:
     assert _windows(refresh.results) == [(n, v, MONTHS[24]) for n, v in names]
 
     # Bumping one flow's version reruns that flow's windows only, under its own prefix.
-    bumped = [replace(f, version=2) if f.name == "speed" else f for f in flows]
+    bump = next(f.version for f in flows if f.name == "speed") + 1
+    bumped = [replace(f, version=bump) if f.name == "speed" else f for f in flows]
     rerun = _run(m, store, tmp, bumped)
-    assert _windows(rerun.results) == [("speed", 2, mo) for mo in MONTHS]
-    assert all(r.outputs[0].startswith("features/speed/v2/") for r in rerun.results)
+    assert _windows(rerun.results) == [("speed", bump, mo) for mo in MONTHS]
+    assert all(r.outputs[0].startswith(f"features/speed/v{bump}/") for r in rerun.results)
 
     # Late pings in month 23 rerun month 23 only.
     late = sim_table(FleetSimulator(replace(sim.spec, seed=99)), [MONTHS[22]]).slice(0, 500)
     write(store, m, [late], tmp)
-    assert _windows(_run(m, store, tmp, bumped).results) == sorted((n, 2 if n == "speed" else v, MONTHS[22])
+    assert _windows(_run(m, store, tmp, bumped).results) == sorted((n, bump if n == "speed" else v, MONTHS[22])
                                                                     for n, v in names)
 
     # An identical re-ingest changes no fingerprint: nothing reruns.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pyarrow as pa
 
@@ -47,7 +49,14 @@ def episodes(tr: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    tr = load(inp.tables["pings"])
+    return compute_with(inp, episodes)
+
+
+def compute_with(inp: FlowInput, find_episodes: Callable[[Track], tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 loader: Callable[[pa.Table], Track] = load) -> pa.Table:
+    """The speed table, with speeding episodes found by `find_episodes` on a track from `loader`
+    (speed v2 changes those two)."""
+    tr = loader(inp.tables["pings"])
     if tr.n == 0:
         return SCHEMA.empty_table()
     p = tr.pairs
@@ -57,7 +66,7 @@ def compute(inp: FlowInput) -> pa.Table:
     timed = p.same & (v0 > 0) & (v1 > 0) & (p.dt_s <= GAP_S) & (np.maximum(v0, v1) <= IMPLAUSIBLE_MPH)
     pair_owner = tr.pair_vehicle
     moving_ping = (tr.speed > 0) & (tr.speed <= IMPLAUSIBLE_MPH)
-    ep_owner, _, ep_seconds = episodes(tr)
+    ep_owner, _, ep_seconds = find_episodes(tr)
 
     def summarise(v: int | None) -> dict[str, object]:
         sl = select(pair_owner, v)

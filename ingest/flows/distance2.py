@@ -1,0 +1,79 @@
+"""distance v2: miles per (vehicle, month, US state), robust to GPS fix jitter (docs/features.md).
+
+v1 sums the straight line between consecutive fixes while either end reports motion. At 1 s
+pings that line is a few metres long at walking pace, and a fix's sub-metre jitter is a large
+share of it: jitter adds length (a noisy path is never shorter than the true one), so slow,
+stop-and-go city driving came out long; idling devices whose speed drifts above 0 added jitter
+miles while standing still. v2 changes two rules and keeps the rest of v1:
+
+- moving means a reported speed of at least MOVING_MPH (2 mph) at either end (below it a
+  receiver's idle drift, not the truck, is moving; ingest/flows/motion.py);
+- a pair at most SHORT_PAIR_S long whose faster end is under SLOW_MPH counts the distance its
+  speeds integrate to (trapezoid), not its chord: Doppler speed noise averages out where
+  position jitter only adds up. Faster or longer pairs keep the chord, which at 5-30 s is what
+  stays accurate (speeds at the ends say little about what happened in between).
+- a pair longer than SPLIT_MI (a device-offline gap, or sparse pings) splits its miles over
+  the states of points every SPLIT_MI along its chord, instead of giving all of them to the
+  state of its midpoint: a 20-minute gap near a state line no longer moves miles across it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from geo.states import state_lookup
+from ingest.flows.base import Flow, FlowInput
+from ingest.flows.distance import SCHEMA
+from ingest.flows.motion import load_moving
+from ingest.flows.track import COLUMNS, IMPLAUSIBLE_MPH, Track
+
+SHORT_PAIR_S = 2.5
+SLOW_MPH = 20.0
+SPLIT_MI = 0.25
+
+
+def pair_miles(tr: Track) -> tuple[np.ndarray, np.ndarray]:
+    """(counted, miles) per consecutive pair under the v2 rules (on a track from load_moving)."""
+    p = tr.pairs
+    v0, v1, dt = tr.speed[:-1], tr.speed[1:], p.dt_s
+    moving = p.same & (np.maximum(v0, v1) > 0)  # speeds under MOVING_MPH are 0 already
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plausible = np.where(dt > 0, p.miles / (dt / 3600.0), np.inf) <= IMPLAUSIBLE_MPH
+    counted = moving & plausible
+    slow = counted & (dt <= SHORT_PAIR_S) & (np.maximum(v0, v1) < SLOW_MPH)
+    integral = dt * (v0 + v1) / 2 / 3600.0
+    return counted, np.where(slow, integral, np.where(counted, p.miles, 0.0))
+
+
+def compute(inp: FlowInput) -> pa.Table:
+    tr = load_moving(inp.tables["pings"])
+    if tr.n < 2:
+        return SCHEMA.empty_table()
+    counted, miles = pair_miles(tr)
+    idx = np.flatnonzero(counted)
+    # points per pair along its chord (1 for nearly all): miles are split evenly between them
+    pieces = np.maximum(1, np.ceil(tr.pairs.miles[idx] / SPLIT_MI)).astype(np.int64)
+    starts = np.cumsum(pieces) - pieces
+    frac = (np.arange(int(pieces.sum())) - np.repeat(starts, pieces) + 0.5) / np.repeat(pieces, pieces)
+    idx = np.repeat(idx, pieces)
+    lookup = state_lookup()
+    state = lookup.index_of(tr.lat[idx] + (tr.lat[idx + 1] - tr.lat[idx]) * frac,
+                            tr.lon[idx] + (tr.lon[idx + 1] - tr.lon[idx]) * frac)
+    codes = np.array([*lookup.codes, "--"], dtype=object)
+    nv, ns = len(tr.vehicles), len(codes)
+    sums = np.bincount(tr.vehicle_index[idx].astype(np.int64) * ns + state, weights=miles[idx] / np.repeat(pieces, pieces),
+                       minlength=nv * ns).reshape(nv, ns)
+    v_nz, s_nz = np.nonzero(sums > 0)
+    fleet = sums.sum(axis=0)
+    f_nz = np.flatnonzero(fleet > 0)
+    vehicle_ids = [tr.vehicles[v] for v in v_nz] + [None] * f_nz.size
+    n = len(vehicle_ids)
+    return pa.table({
+        "fleet_id": [inp.fleet_id] * n, "month": [inp.month] * n, "vehicle_id": vehicle_ids,
+        "state": codes[s_nz].tolist() + codes[f_nz].tolist(),
+        "miles": np.concatenate([sums[v_nz, s_nz], fleet[f_nz]]),
+        "complete_month": [inp.complete] * n}, schema=SCHEMA)
+
+
+FLOW = Flow("distance", 2, ("pings",), SCHEMA, compute, columns=COLUMNS)

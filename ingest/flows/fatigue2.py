@@ -1,0 +1,17 @@
+"""fatigue v2: fatigue v1 on speeds where idle drift is not driving (ingest/flows/motion.py)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from ingest.flows.base import Flow, FlowInput
+from ingest.flows.fatigue import SCHEMA, compute_track
+from ingest.flows.motion import load_moving
+from ingest.flows.track import COLUMNS
+
+
+def compute(inp: FlowInput) -> pa.Table:
+    return compute_track(inp, load_moving(inp.tables["pings"]))
+
+
+FLOW = Flow("fatigue", 2, ("pings",), SCHEMA, compute, columns=COLUMNS)
