@@ -237,7 +237,7 @@ def _months(ts: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.cast(ts, pa.int64())).astype("datetime64[ms]").astype("datetime64[M]")
 
 
-def _hash_column(digest: "hashlib._Hash", col: pa.ChunkedArray) -> None:
+def _hash_column(digest: hashlib.blake2b, col: pa.ChunkedArray) -> None:
     """Feed a column's logical content (not Parquet bytes, which vary with library versions).
 
     Each column has its own digest and is fed value by value in row order, so the result does

@@ -280,7 +280,7 @@ class FleetSimulator:
             if weekday >= 5:
                 return DayPlan(day, block, depart, home, home, (), 0.0)
             a, b = tour[weekday], tour[weekday + 1]
-            legs = (Leg(a.lat, a.lon, b.lat, b.lon, 0),) if a != b else ()
+            legs: tuple[Leg, ...] = (Leg(a.lat, a.lon, b.lat, b.lon, 0),) if a != b else ()
             plan = DayPlan(day, block, depart, (a.lat, a.lon), (b.lat, b.lon), legs, 0.0)
         else:
             duty = r.random() < (0.92 if weekday < 5 else 0.12)

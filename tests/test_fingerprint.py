@@ -34,15 +34,17 @@ def compute(inp):
 REFORMATTED_FLOW_SRC = '''
 """A toy flow, now documented at length.
 
-Reformatted, with comments, and its helper moved to another package.
+Reformatted, with comments and type hints, and its helper moved to another package.
 """
+from typing import Any
+
 import pyarrow as pa
 
 from fpproj.flows.base_like import SCHEMA  # the output schema
 from {helper_pkg}.scale import factor
 
 
-def compute(inp: "FlowInput") -> pa.Table:
+def compute(inp: Any) -> pa.Table:
     """Twice the factor."""
     # why: the toy needs some arithmetic
     return pa.table(

@@ -57,12 +57,12 @@ def rests(tr: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         out_start.append(start_ts)
         out_end.append(end_ts)
         out_off.append(tr.utc_offset_s[stop_rows])
-    v = np.concatenate(out_v)
+    v = np.concatenate(out_v)  # type: ignore[assignment]  # the loop's name reused: radius@1's code stays as it was
     off = np.concatenate(out_off).astype(np.int64)
     shift = NIGHT_HOUR * 3600
     start = (np.concatenate(out_start) // 1000 + off - shift) // DAY_S
     end = (np.concatenate(out_end) // 1000 + off - shift) // DAY_S
-    return v, np.concatenate(out_lat), np.concatenate(out_lon), end - start
+    return v, np.concatenate(out_lat), np.concatenate(out_lon), end - start  # type: ignore[return-value]  # as above
 
 
 def garaging(lat: np.ndarray, lon: np.ndarray, nights: np.ndarray) -> tuple[float, float, int] | None:
@@ -126,7 +126,8 @@ def compute(inp: FlowInput) -> pa.Table:
         p90 = quantile(radii, 0.9)
         h = home[v] if v is not None else None
         return {"garaging_lat": h[0] if h else None, "garaging_lon": h[1] if h else None,
-                "garaging_nights": h[2] if h else (sum(home[u][2] for u in ok) if v is None and ok else None),
+                "garaging_nights": h[2] if h else (sum(home[u][2] for u in ok)  # type: ignore[index,misc]  # ok: known homes
+                                                   if v is None and ok else None),
                 "nights_observed": int(r_nights[select(r_v, v)].sum()),
                 "active_days": int(day_owner[ds].size),
                 "max_daily_radius_mi": float(radii.max()) if radii.size else None, "p90_daily_radius_mi": p90,

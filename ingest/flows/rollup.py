@@ -7,7 +7,7 @@ not an average of vehicle p90s.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +16,7 @@ from ingest.flows.base import FlowInput
 
 
 def vehicle_and_fleet_rows(inp: FlowInput, vehicles: tuple[str, ...], schema: pa.Schema,
-                           summarise: Callable[[np.ndarray | None], dict[str, Any]]) -> pa.Table:
+                           summarise: Callable[[int | None], Mapping[str, object]]) -> pa.Table:
     """`summarise(v)` gets a vehicle index, or None for the whole fleet, and returns the feature columns."""
     rows = []
     for v, vid in [*enumerate(vehicles), (None, None)]:
