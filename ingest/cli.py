@@ -246,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for plugin in entry_points(group="fleetlake.commands"):
         plugin.load()(sub)  # e.g. the sandbox's `sandbox` and `demo` commands
+    from ingest import lake_cli  # `sql`, `gc`, `migrate`
+    lake_cli.register(sub)
     p = sub.add_parser("run", help="the daemon: scheduler, HTTP API and OAuth callback, until SIGTERM")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("keygen", help="print a new FLEETLAKE_TOKEN_KEY")

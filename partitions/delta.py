@@ -196,11 +196,12 @@ class Lake:
 
     # ------------------------------------------------------------------ writing
     def commit_window(self, table: str, file_schema: pa.Schema, fleet_id: str, month: str,
-                      files: list[DataFile], metadata: dict[str, str]) -> bool:
+                      files: list[DataFile], metadata: dict[str, str], only_if_absent: bool = False) -> bool:
         """Make `files` the whole content of one window, in one Delta commit.
 
         Returns False (and commits nothing) when the snapshot already names exactly these files:
-        a rerun after a crash between this commit and the manifest's record.
+        a rerun after a crash between this commit and the manifest's record. With
+        `only_if_absent` (the migration), also when the window has any live files at all.
         """
         prefix = f"{table}/{layout.partition_path(fleet_id, month)}"
         for f in files:
@@ -209,7 +210,7 @@ class Lake:
         with self.locked(table):
             dt = self.open(table) or self._create(table, file_schema)
             live = self.live_files(table).get((fleet_id, month), [])
-            if sorted(f.key for f in live) == sorted(f.key for f in files):
+            if sorted(f.key for f in live) == sorted(f.key for f in files) or (only_if_absent and live):
                 return False
             missing = [f.key for f in files if not self.store.exists(f.key)]
             if missing:

@@ -19,6 +19,7 @@ from common.errors import StoreError
 from partitions import layout
 from partitions.delta import RUN_KEY, WINDOW_KEY, lake_for
 from partitions.manifest import Manifest, RawPartition
+from partitions.migrate import migrate_markers
 from partitions.store import ObjectStore
 
 
@@ -30,9 +31,10 @@ class RebuildReport:
 
 
 def rebuild_raw(store: ObjectStore, manifest: Manifest) -> RebuildReport:
+    # A store still in the marker format is converted first (a no-op once converted).
+    problems: list[str] = list(migrate_markers(store).problems)
     lake = lake_for(store)
     partitions: list[RawPartition] = []
-    problems: list[str] = []
     commits = 0
     for table in lake.tables():
         kind, dataset, _ = layout.parse_table(table)
