@@ -163,17 +163,7 @@ class Lake:
     def live_files(self, table: str) -> dict[tuple[str, str], list[DataFile]]:
         """The files the current snapshot names, by (fleet, month)."""
         dt = self.open(table)
-        out: dict[tuple[str, str], list[DataFile]] = {}
-        if dt is None:
-            return out
-        actions = pa.table(dt.get_add_actions(flatten=True)).to_pydict()
-        rows = actions.get("num_records") or [None] * len(actions["path"])
-        for path, size, fleet, month, n in zip(actions["path"], actions["size_bytes"],
-                                               actions["partition.fleet"], actions["partition.month"], rows):
-            out.setdefault((fleet, month), []).append(DataFile(f"{table}/{path}", int(size), int(n or 0)))
-        for files in out.values():
-            files.sort(key=lambda f: f.key)
-        return out
+        return {} if dt is None else _live(dt, table)
 
     def window_commits(self, table: str, key: str) -> tuple[dict[tuple[str, str], WindowCommit], int]:
         """The newest commit per (fleet, month) carrying metadata `key`, and how many such commits exist."""
@@ -209,7 +199,7 @@ class Lake:
                 raise ValueError(f"{f.key} is not in window {prefix}")
         with self.locked(table):
             dt = self.open(table) or self._create(table, file_schema)
-            live = self.live_files(table).get((fleet_id, month), [])
+            live = _live(dt, table).get((fleet_id, month), [])
             if sorted(f.key for f in live) == sorted(f.key for f in files) or (only_if_absent and live):
                 return False
             missing = [f.key for f in files if not self.store.exists(f.key)]
@@ -225,8 +215,7 @@ class Lake:
                     commit_properties=CommitProperties(custom_metadata=metadata))
             except OSError as e:
                 raise StoreError(f"Delta commit of {prefix} in {self.store.url} failed: {_brief(e)}") from None
-            dt.update_incremental()
-            return True
+            return True  # the next open() brings the handle up to date
 
     def _create(self, table: str, file_schema: pa.Schema) -> DeltaTable:
         try:
@@ -279,6 +268,18 @@ def lake_for(store: ObjectStore) -> Lake:
         if lake is None:
             lake = _LAKES[store] = Lake(store)
         return lake
+
+
+def _live(dt: DeltaTable, table: str) -> dict[tuple[str, str], list[DataFile]]:
+    actions = pa.table(dt.get_add_actions(flatten=True)).to_pydict()
+    rows = actions.get("num_records") or [None] * len(actions["path"])
+    out: dict[tuple[str, str], list[DataFile]] = {}
+    for path, size, fleet, month, n in zip(actions["path"], actions["size_bytes"], actions["partition.fleet"],
+                                           actions["partition.month"], rows):
+        out.setdefault((fleet, month), []).append(DataFile(f"{table}/{path}", int(size), int(n or 0)))
+    for files in out.values():
+        files.sort(key=lambda f: f.key)
+    return out
 
 
 def _store_key(uri: str, table: str, path: str) -> str:
