@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -257,16 +256,22 @@ class Lake:
             return sorted(out, key=lambda f: f.key)
 
 
-_LAKES: weakref.WeakKeyDictionary[Any, Lake] = weakref.WeakKeyDictionary()
+_LAKES: dict[tuple[str, str | None], Lake] = {}
 _LAKES_GUARD = threading.Lock()
 
 
 def lake_for(store: ObjectStore) -> Lake:
-    """One Lake (open tables, locks) per store object in this process."""
+    """One Lake (open tables, locks) per store URL in this process.
+
+    By URL, not by store object: the executor, the writer and the vacuum job each open the store
+    themselves, and must still share the per-table locks.
+    """
+    options = getattr(store, "options", None)
+    key = (store.url, getattr(options, "endpoint_url", None))
     with _LAKES_GUARD:
-        lake = _LAKES.get(store)
+        lake = _LAKES.get(key)
         if lake is None:
-            lake = _LAKES[store] = Lake(store)
+            lake = _LAKES[key] = Lake(store)
         return lake
 
 

@@ -1,8 +1,7 @@
-"""Every example of the README's lake section runs, as written, on the store `fleetlake demo` made."""
+"""The README's lake examples, run as written by tests/test_lake_demo.py on the store `fleetlake demo` made."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -24,26 +23,20 @@ def _examples() -> tuple[list[list[str]], list[str]]:
     return commands, scripts
 
 
-def test_the_readme_lake_examples_run_on_the_demo_store(tmp_path: Path) -> None:
+def run_readme_examples(cwd: Path, env: dict[str, str]) -> None:
+    """Run each example as written, in `cwd`, where `fleetlake demo` left ./fleetlake-data."""
     commands, scripts = _examples()
     assert len(commands) == 3 and len(scripts) == 1
-    env = {**os.environ}
-    for k in [k for k in env if k.startswith("FLEETLAKE_")]:
-        del env[k]  # the README's defaults: ./fleetlake-data
-    r = subprocess.run([sys.executable, "-m", "ingest.cli", "demo", "--vehicles", "2", "--history-months", "2",
-                        "--ping-interval", "60"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
     for argv in commands:
-        out = subprocess.run([sys.executable, "-m", "ingest.cli", *argv[1:]], cwd=tmp_path, env=env,
+        out = subprocess.run([sys.executable, "-m", "ingest.cli", *argv[1:]], cwd=cwd, env=env,
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0 and out.stderr == "", (argv, out.stderr)
         assert "acme-freight" in out.stdout or "2026-" in out.stdout, out.stdout  # rows, not an empty result
-    pings = subprocess.run([sys.executable, "-m", "ingest.cli", *commands[0][1:]], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=120).stdout
-    counts = [re.findall(r"\d+", ln) for ln in pings.splitlines() if "│ 2026-" in ln]
-    assert counts and all(c[-2] == c[-1] for c in counts), pings  # pings == distinct_pings per fleet and month
+        if argv == commands[0]:
+            counts = [re.findall(r"\d+", ln) for ln in out.stdout.splitlines() if "│ 2026-" in ln]
+            assert counts and all(c[-2] == c[-1] for c in counts), out.stdout  # pings == distinct per month
     for script in scripts:
-        out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
                              timeout=120)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "live files" in out.stdout and "radius_class" in out.stdout
