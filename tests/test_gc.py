@@ -130,3 +130,36 @@ def test_gc_command_prints_each_file_and_the_bytes_freed(tmp_path: Path) -> None
     assert r.returncode == 0 and "removed 0 files, 0 bytes" in r.stdout and store.exists(a)
     r = gc("--retention-hours", "0")
     assert f"removed {a} ({size} bytes)" in r.stdout and not store.exists(a) and store.exists(b)
+
+
+def test_the_daemon_schedules_the_vacuum_and_it_honours_the_retention_setting(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+    from pydantic import SecretStr
+
+    from ingest.daemon import Daemon
+    from ingest.flows.registry import active_flows
+    from ingest.service import Service
+    from ingest.settings import load_settings
+    from partitions import Manifest
+    from partitions.store import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    (a, pa_, ra), (b, pb, rb) = _files(tmp_path, 2)
+    _commit(store, a, pa_, ra)
+    _commit(store, b, pb, rb)
+    with Manifest(tmp_path / "m.duckdb") as manifest:
+        def daemon(**settings: float) -> Daemon:
+            s = load_settings(data_dir=tmp_path, token_key=SecretStr(Fernet.generate_key().decode()), **settings)
+            return Daemon(Service(s, manifest, store, {}, active_flows()))
+
+        d = daemon(gc_interval_hours=2)
+        d.start()
+        try:
+            job = d.scheduler.get_job("vacuum")
+            assert job is not None and job.trigger.interval.total_seconds() == 2 * 3600
+        finally:
+            d.shutdown()
+        daemon()._vacuum()  # the default retention, 24 h: the superseded file stays
+        assert store.exists(a)
+        daemon(gc_retention_hours=0)._vacuum()
+        assert not store.exists(a) and _parquet(store) == _snapshot(store) == {b}
