@@ -22,6 +22,7 @@ the new ones in one log entry. So a window is replaced atomically for every read
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from deltalake.transaction import AddAction, CommitProperties
 
 from common.errors import StoreError
 from partitions import layout
-from partitions.store import LocalStore, ObjectStore, S3Store
+from partitions.store import TMP_PREFIX, LocalStore, ObjectStore, S3Store
 
 # The log is our record of every window; never let delta-rs expire it (default is 30 days).
 TABLE_CONFIG = {"delta.logRetentionDuration": "interval 36500 days"}
@@ -241,18 +242,23 @@ class Lake:
             live = {f.key for files in self.live_files(table).values() for f in files}
             sizes = {o.key: o.size for o in self.store.list(f"{table}/") if "/_delta_log/" not in o.key}
             try:
-                paths = dt.vacuum(retention_hours=max(0, int(retention_hours)), dry_run=dry_run,
+                # delta-rs plans (full mode: tombstones and untracked files, by age); we delete, so
+                # that our own in-flight temp files (partitions.store) are never its business.
+                paths = dt.vacuum(retention_hours=math.ceil(retention_hours), dry_run=True,
                                   enforce_retention_duration=False, full=True)
             except OSError as e:
                 raise StoreError(f"vacuum of {table} in {self.store.url} failed: {_brief(e)}") from None
             out = []
             for p in paths:
                 key = _store_key(self.uri(table), table, p)
+                if key.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                    continue
                 if key in live:  # delta-rs never proposes these; refuse loudly if it ever did
                     raise StoreError(f"vacuum proposed a live file: {key}")
                 out.append(DataFile(key, sizes.get(key, 0), 0))
             if not dry_run:
-                dt.update_incremental()
+                for f in out:
+                    self.store.delete(f.key)
             return sorted(out, key=lambda f: f.key)
 
 
