@@ -32,7 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties
 
 from common.errors import StoreError
@@ -213,7 +213,7 @@ class Lake:
                     adds, mode="overwrite", schema=dt.schema(), partition_by=list(layout.PARTITION_COLUMNS),
                     partition_filters=[("fleet", "=", fleet_id), ("month", "=", month)],
                     commit_properties=CommitProperties(custom_metadata=metadata))
-            except OSError as e:
+            except (OSError, DeltaError) as e:  # e.g. a conflicting commit by another writer
                 raise StoreError(f"Delta commit of {prefix} in {self.store.url} failed: {_brief(e)}") from None
             return True  # the next open() brings the handle up to date
 
@@ -222,7 +222,7 @@ class Lake:
             dt = DeltaTable.create(self.uri(table), delta_schema(file_schema), mode="ignore",
                                    partition_by=list(layout.PARTITION_COLUMNS), configuration=TABLE_CONFIG,
                                    storage_options=self.storage_options)
-        except OSError as e:
+        except (OSError, DeltaError) as e:
             raise StoreError(f"cannot create Delta table {table} in {self.store.url}: {_brief(e)}") from None
         self._tables[table] = dt
         return dt
@@ -246,7 +246,7 @@ class Lake:
                 # that our own in-flight temp files (partitions.store) are never its business.
                 paths = dt.vacuum(retention_hours=math.ceil(retention_hours), dry_run=True,
                                   enforce_retention_duration=False, full=True)
-            except OSError as e:
+            except (OSError, DeltaError) as e:
                 raise StoreError(f"vacuum of {table} in {self.store.url} failed: {_brief(e)}") from None
             out = []
             for p in paths:
