@@ -11,7 +11,7 @@ the new ones in one log entry. So a window is replaced atomically for every read
   snapshot names, even when a window returns to an earlier content-named file.
 - S3: delta-rs needs an atomic "create if absent" for each log entry. We ask for S3 conditional
   put (`conditional_put=etag`, i.e. PUT with If-None-Match: *), which AWS S3 and SeaweedFS honour
-  (tests/test_delta.py checks it against SeaweedFS). We do not use AWS_S3_ALLOW_UNSAFE_RENAME:
+  (tests/test_delta.py checks SeaweedFS refuses a second If-None-Match PUT). We do not use AWS_S3_ALLOW_UNSAFE_RENAME:
   it is only safe with a single writer on a single host, and nothing on S3 would enforce that.
 - Each window commit carries our record of the window in the commit's custom metadata
   (`fleetlake.window` for raw data, `fleetlake.run` for feature runs, plus fingerprint, pull id

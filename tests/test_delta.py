@@ -53,8 +53,9 @@ def test_committing_the_live_files_again_is_a_no_op(store: ObjectStore, tmp_path
 
 
 def test_a_stale_writer_cannot_overwrite_a_committed_log_entry(store: ObjectStore, tmp_path: Path) -> None:
-    """On S3 this is conditional put (If-None-Match) at work: SeaweedFS must refuse the second PUT
-    of the same log entry, else the stale commit would silently replace the first."""
+    """A writer on an old snapshot gets a conflict; the committed log entry stays. (Sequentially,
+    delta-rs's existence check alone would catch this; under a real race only an atomic
+    create-if-absent does: see the If-None-Match test below.)"""
     lake = lake_for(store)
     with Manifest(tmp_path / "m.duckdb") as m:
         write(store, m, [sim_table(simulator(), ["2025-02"])], tmp_path)
@@ -73,3 +74,21 @@ def test_a_stale_writer_cannot_overwrite_a_committed_log_entry(store: ObjectStor
     assert "stale" not in fresh.history(1)[0]
     assert [f.key for f in lake_for(store).live_files(TABLE)[("fleet-a", "2025-02")]] == list(winner.files)
     assert pa.table(fresh.get_add_actions(flatten=True)).num_rows == 1
+
+
+def test_seaweedfs_honours_if_none_match_which_our_s3_commits_rely_on(seaweed_s3: str) -> None:
+    """delta-rs with conditional_put=etag writes each log entry with If-None-Match: *; a server
+    that ignored it would let two writers both "create" the same version."""
+    import uuid
+
+    from botocore.exceptions import ClientError
+
+    from tests.seaweed import BUCKET, s3_client
+
+    c = s3_client(seaweed_s3)
+    key = f"ifnonematch-{uuid.uuid4().hex}/00000000000000000001.json"
+    c.put_object(Bucket=BUCKET, Key=key, Body=b"first", IfNoneMatch="*")
+    with pytest.raises(ClientError) as e:
+        c.put_object(Bucket=BUCKET, Key=key, Body=b"second", IfNoneMatch="*")
+    assert e.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert c.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"first"
