@@ -8,8 +8,14 @@ Per round (medians over rounds):
   - s3 write:    the same against a SeaweedFS S3 server on 127.0.0.1
   - late merge:  1% of one month's rows held back, then merged into the committed month;
                  compared with the floor time for that month's rows alone
+  - month commit: the step that makes an uploaded month file visible, before and after the Delta
+                 tables, same run, same files, both backends: "markers" = the old protocol's
+                 JSON marker PUT; "delta" = one Delta commit replacing the window's files. Each
+                 of --commits windows is committed, then replaced once; medians per commit, and
+                 over the last quarter (the table's log then holds that many entries).
 
-    python bench/bench_partitions.py [--vehicles 10] [--months 3] [--interval 5] [--rounds 3]
+    python bench/bench_partitions.py [--vehicles 10] [--months 3] [--interval 5] [--rounds 3] [--commits 200]
+    python bench/bench_partitions.py --only-commit      # just the month-commit comparison
 """
 
 from __future__ import annotations
@@ -69,6 +75,52 @@ def _child(mode: str, data: Path, work: Path, endpoint: str | None) -> dict:
         return {"seconds": time.perf_counter() - t0, "rows": table.num_rows, "rss0": rss0}
 
 
+def _commit_costs(url: str, endpoint: str | None, windows: int, work: Path) -> dict[str, list[float]]:
+    """Seconds per commit of `windows` months then one replacement each: marker PUT vs Delta commit."""
+    import json as _json
+
+    import pyarrow.parquet as pq
+
+    from partitions import layout, open_store
+    from partitions.delta import WINDOW_KEY, DataFile, lake_for
+    from partitions.schema import PING_SCHEMA
+    from tests.pings import sim_table, simulator
+    from tests.seaweed import s3_options
+
+    store = open_store(url, s3_options(endpoint) if endpoint else None)
+    lake = lake_for(store)
+    src = work / "month.parquet"
+    t = sim_table(simulator(vehicles=1, interval=60, seed=3), ["2025-02"], fleet_id="bench-fleet")
+    pq.write_table(t.select(PING_SCHEMA.names).cast(PING_SCHEMA).slice(0, 2000), src)
+    size = src.stat().st_size
+    months = [f"{y}-{m:02d}" for y in range(1990, 2200) for m in range(1, 13)][:windows]
+    out: dict[str, list[float]] = {"markers": [], "delta": []}
+    for rnd in (1, 2):  # 1: new windows, 2: each window replaced
+        for month in months:
+            key = layout.raw_file("pings", "bench-fleet", month, f"r{rnd}x{month.replace('-', '')}")
+            store.put_file(key, src)  # the upload is the same in both protocols: not timed
+            record = _json.dumps({"files": [key], "rows": 2000, "seq": rnd, "month": month})
+            t0 = time.perf_counter()
+            store.put(layout.raw_marker("pings", "bench-fleet", month, rnd), record.encode())
+            out["markers"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            lake.commit_window(layout.raw_table("pings"), PING_SCHEMA, "bench-fleet", month,
+                               [DataFile(key, size, 2000)], {WINDOW_KEY: record})
+            out["delta"].append(time.perf_counter() - t0)
+    return out
+
+
+def _report_commits(costs: dict[str, dict[str, list[float]]], windows: int) -> None:
+    print(f"\nmonth commit (making an uploaded month visible), {windows} windows committed then replaced, "
+          "medians per commit:")
+    for backend, c in costs.items():
+        m, d = statistics.median(c["markers"]), statistics.median(c["delta"])
+        tail = len(c["delta"]) // 4
+        dl = statistics.median(c["delta"][-tail:])
+        print(f"  {backend:5s} before (marker PUT) {m * 1000:7.2f} ms   after (Delta commit) {d * 1000:7.2f} ms "
+              f"= {d / m:5.1f}x   last quarter {dl * 1000:7.2f} ms (log of ~{len(c['delta']):,} entries)")
+
+
 def _run(mode: str, data: Path, endpoint: str | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="fleetlake-bench-") as work:
         cmd = [sys.executable, __file__, "--child", mode, "--data", str(data), "--work", work]
@@ -99,6 +151,8 @@ def main() -> None:
     ap.add_argument("--months", type=int, default=3)
     ap.add_argument("--interval", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--commits", type=int, default=200, help="windows in the month-commit comparison")
+    ap.add_argument("--only-commit", action="store_true", help="run only the month-commit comparison")
     ap.add_argument("--child")
     ap.add_argument("--data")
     ap.add_argument("--work")
@@ -110,8 +164,19 @@ def main() -> None:
         print(json.dumps(r))
         return
 
-    from tests.seaweed import start_seaweed
+    from tests.seaweed import BUCKET, start_seaweed
 
+    if a.only_commit:
+        seaweed = start_seaweed()
+        try:
+            with tempfile.TemporaryDirectory(prefix="fleetlake-bench-") as work:
+                costs = {"local": _commit_costs((Path(work) / "store").as_uri(), None, a.commits, Path(work)),
+                         "s3": _commit_costs(f"s3://{BUCKET}/commit-{time.time_ns()}", seaweed.endpoint, a.commits,
+                                             Path(work))}
+        finally:
+            seaweed.stop()
+        _report_commits(costs, a.commits)
+        return
     cache = Path(tempfile.gettempdir()) / f"fleetlake-bench-{a.vehicles}v-{a.months}m-{a.interval}s.parquet"
     if not cache.exists():
         print(f"generating {a.vehicles} vehicles x {a.months} months at {a.interval} s ...", flush=True)
@@ -125,6 +190,10 @@ def main() -> None:
             rows = res["floor"][-1]["rows"]
             line = "  ".join(f"{k} {v[-1]['seconds']:.2f}s/{v[-1]['peak_mb']:.0f}MB" for k, v in res.items())
             print(f"round {rnd + 1} ({rows:,} rows): {line}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="fleetlake-bench-") as work:
+            costs = {"local": _commit_costs((Path(work) / "store").as_uri(), None, a.commits, Path(work)),
+                     "s3": _commit_costs(f"s3://{BUCKET}/commit-{time.time_ns()}", seaweed.endpoint, a.commits,
+                                         Path(work))}
     finally:
         seaweed.stop()
     med = lambda k, f: statistics.median(r[f] for r in res[k])  # noqa: E731
@@ -143,6 +212,7 @@ def main() -> None:
     print(f"  late merge: {int(med('late', 'rows')):,} late pings into a committed month of "
           f"{int(med('late', 'month_rows')):,}: {late:.2f}s = {late / fm:.2f}x a plain write of that month "
           f"({fm:.2f}s)")
+    _report_commits(costs, a.commits)
 
 
 if __name__ == "__main__":

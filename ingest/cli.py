@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from common.errors import FleetlakeError
 from common.states import WindowState, WorkKind
 from connectors.providers import TSPS
-from ingest import logs
+from ingest import lake_cli, logs
 from ingest.control import open_control
 from ingest.daemon import Daemon, serve
 from ingest.settings import load_settings
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError:
             continue  # declared but not shipped (the container image leaves the sandbox out)
         register(sub)
+    lake_cli.register(sub)  # `sql`, `gc`, `migrate`
     p = sub.add_parser("run", help="the daemon: scheduler, HTTP API and OAuth callback, until SIGTERM")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("keygen", help="print a new FLEETLAKE_TOKEN_KEY")

@@ -140,6 +140,12 @@ class Daemon:
         if self._backoff.get(features.key, _Backoff()).not_before <= now and self._failed_windows():
             self.submit(features)
 
+    def _vacuum(self) -> None:
+        from partitions.gc import collect_garbage
+
+        report = collect_garbage(self.service.store, self.settings.gc_retention_hours)
+        log.info("vacuum: removed %d files, %d bytes", len(report.removed), report.bytes_freed)
+
     def _failed_windows(self) -> bool:
         return any(r.status is RunStatus.FAILED for r in self.service.manifest.latest_runs())
 
@@ -155,6 +161,10 @@ class Daemon:
                                next_run_time=datetime.now(timezone.utc))
         self.scheduler.add_job(self._retry_failed, "interval", seconds=max(10, s.retry_failed_s // 4),
                                id="retry-failed")
+        self.scheduler.add_job(self._vacuum, "interval", hours=s.gc_interval_hours, id="vacuum")
+        from partitions.migrate import migrate_markers
+
+        migrate_markers(self.service.store)  # a store from before the Delta tables converts on first start
         self._worker.start()
         self.scheduler.start()
 

@@ -1,11 +1,14 @@
 """Run planned windows: pure tasks in a bounded process pool, recorded after their output commits.
 
 A task is a pure function of (fleet, flow@version, month, committed input files): it reads the
-inputs, computes the table, writes one immutable file named by its content under
-`features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/`, and a commit marker. It shares no
-in-process state, so the same task can later run on a distributed engine. The parent records
-each run in the manifest after the task returns; a failing window is recorded with its error
-and planned again next time, without blocking the others.
+inputs, computes the table and writes one immutable file named by its content under
+`features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/` (partitions.layout), and hands the file
+back. It shares no in-process state, so the same task can later run on a distributed engine.
+The parent, the one process that owns the manifest and so the only writer of every Delta table,
+commits the file to the flow version's table (replacing the window's previous file, the run in
+the commit's metadata), then records the run in the manifest. A file a worker wrote but the parent
+never committed is invisible and vacuumed later. A failing window is recorded with its error and
+planned again next time, without blocking the others.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common import names
 from common.months import month_bounds_ms
 from common.states import RunStatus
 from ingest.flows.base import Flow, FlowInput
 from ingest.planner import WindowTask
+from partitions import layout
+from partitions.delta import RUN_KEY, DataFile, lake_for
 from partitions.manifest import FlowRun, Manifest
 from partitions.reader import local_files
-from partitions.store import S3Options, open_store
+from partitions.store import ObjectStore, S3Options, open_store
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,8 @@ class RunResult:
     error: str | None
 
 
-def feature_prefix(flow: str, version: int, fleet_id: str, month: str) -> str:
-    return (f"features/{names.flow_name(flow)}/v{int(version)}/fleet={names.fleet_id(fleet_id)}/"
-            f"month={names.month(month)}/")
-
-
-def run_task(spec: TaskSpec) -> tuple[tuple[str, ...], int, dict[str, Any]]:
-    """The pure window task (runs in a worker process)."""
+def run_task(spec: TaskSpec) -> tuple[DataFile, dict[str, Any]]:
+    """The pure window task (runs in a worker process): the written file and the run's record."""
     t = spec.task
     flow: Flow = importlib.import_module(spec.flow_module).FLOW
     store = open_store(spec.store_url, spec.s3)
@@ -79,15 +78,22 @@ def run_task(spec: TaskSpec) -> tuple[tuple[str, ...], int, dict[str, Any]]:
         path = Path(d) / "out.parquet"
         pq.write_table(out, path, compression="zstd")
         digest = hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()
-        key = f"{feature_prefix(t.flow, t.version, t.fleet_id, t.month)}part-{digest}.parquet"
+        key = layout.feature_file(t.flow, t.version, t.fleet_id, t.month, digest)
         store.put_file(key, path)
-    marker = {"run_id": spec.run_id, "flow": t.flow, "version": t.version, "code_fp": t.code_fp,
+        size = path.stat().st_size
+    record = {"run_id": spec.run_id, "flow": t.flow, "version": t.version, "code_fp": t.code_fp,
               "fleet_id": t.fleet_id, "month": t.month, "input_fp": t.input_fp, "outputs": [key],
-              "rows": out.num_rows, "complete_month": spec.complete,
-              "committed_at": datetime.now(timezone.utc).isoformat()}
-    store.put(f"_commits/{feature_prefix(t.flow, t.version, t.fleet_id, t.month)}{spec.run_id}.json",
-              json.dumps(marker, sort_keys=True).encode())
-    return (key,), out.num_rows, marker
+              "rows": out.num_rows, "complete_month": spec.complete}
+    return DataFile(key, size, out.num_rows), record
+
+
+def commit_run(store: ObjectStore, flow: Flow, file: DataFile, record: dict[str, Any]) -> None:
+    """Make a worker's file the window's content in the flow version's Delta table (parent only)."""
+    record = {**record, "committed_at": datetime.now(timezone.utc).isoformat()}
+    lake_for(store).commit_window(
+        layout.feature_table(flow.name, flow.version), flow.schema, record["fleet_id"], record["month"], [file],
+        {RUN_KEY: json.dumps(record, sort_keys=True), "fleetlake.run_id": record["run_id"],
+         "fleetlake.input_fp": record["input_fp"], "fleetlake.code_fp": record["code_fp"]})
 
 
 def _pool_context(flow_modules: list[str]) -> multiprocessing.context.BaseContext:
@@ -109,6 +115,7 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
     results: list[RunResult] = []
     if not tasks:
         return results
+    store = open_store(store_url, s3)
     context = _pool_context(sorted({f.module for f in flows}))
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
         started = {}
@@ -120,8 +127,11 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
             futures.append((spec, pool.submit(run_task, spec)))
         for spec, fut in futures:
             t = spec.task
+            outputs: tuple[str, ...]
             try:
-                outputs, rows, _ = fut.result()
+                file, record = fut.result()
+                commit_run(store, by_key[(t.flow, t.version)], file, record)
+                outputs, rows = (file.key,), file.rows
                 status, error = RunStatus.SUCCEEDED, None
             except Exception as e:  # noqa: BLE001 - a failed window is recorded, the others go on
                 outputs, rows, status = (), 0, RunStatus.FAILED

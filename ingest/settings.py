@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     flows_file: Path | None = Field(None, description="active feature flows, TOML (default config/flows.toml; "
                                                       "every flow's newest version when that file is absent)")
     flow_workers: int = Field(2, ge=1, le=64, description="processes computing feature windows in parallel")
+    gc_retention_hours: float = Field(24.0, ge=0, description="keep files no Delta snapshot names this long before "
+                                      "vacuuming them, so running queries keep theirs (default 24)")
+    gc_interval_hours: float = Field(6.0, gt=0, description="how often the daemon vacuums the lake (default 6)")
 
     # --- the daemon (`fleetlake run`)
     http_host: str = Field("127.0.0.1", description="address the daemon's HTTP server binds (0.0.0.0 in the image)")

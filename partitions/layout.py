@@ -1,31 +1,118 @@
-"""Where things live in the store (Hive style, readable as-is by DuckDB, Athena, Spark, Polars).
+"""Where things live in the store: the one module that builds storage keys.
 
+Every dataset is a Delta Lake table, partitioned Hive style by fleet and month, so Athena, Spark,
+Trino, Snowflake, polars and DuckDB find the live files through the table's log:
+
+    raw/<dataset>/_delta_log/...                                         the table's log
     raw/<dataset>/fleet=<id>/month=<YYYY-MM>/part-<content hash>.parquet
-    _commits/raw/<dataset>/fleet=<id>/month=<YYYY-MM>/<seq>.json     commit markers
+    features/<flow>/v<version>/_delta_log/...
+    features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/part-<content hash>.parquet
 
-Datasets: `pings` (canonical GPS pings), `events` (TSP safety events), `quarantine` (rows that
-failed validation, with the reason). Every name is validated before it becomes part of a key.
+Raw datasets: `pings` (canonical GPS pings), `events` (TSP safety events), `quarantine` (rows that
+failed validation, with the reason). Stores written before the Delta tables also hold
+`_commits/...` marker files; `partitions.migrate` reads them once and converts the store.
+Every name is validated before it becomes part of a key.
 """
 
 from __future__ import annotations
 
 from common import names
 
-COMMITS = "_commits"
+COMMITS = "_commits"  # legacy commit markers (read only by the migration)
+DELTA_LOG = "_delta_log"
+RAW_DATASETS = ("pings", "events", "quarantine")
+PARTITION_COLUMNS = ("fleet", "month")
+
+
+# ---------------------------------------------------------------------- tables
+def raw_table(dataset: str) -> str:
+    return f"raw/{names.dataset(dataset)}"
+
+
+def feature_table(flow: str, version: int) -> str:
+    return f"features/{names.flow_name(flow)}/v{int(version)}"
+
+
+def parse_table(table: str) -> tuple[str, str, int | None]:
+    """("raw", dataset, None) or ("features", flow, version) for a table key; ValueError otherwise."""
+    parts = table.split("/")
+    if len(parts) == 2 and parts[0] == "raw":
+        return "raw", names.dataset(parts[1]), None
+    if len(parts) == 3 and parts[0] == "features" and parts[2][:1] == "v" and parts[2][1:].isdigit():
+        return "features", names.flow_name(parts[1]), int(parts[2][1:])
+    raise ValueError(f"not a table key: {table[:120]!r}")
+
+
+def view_name(table: str) -> str:
+    """The SQL name of a table: `pings`, `events`, `quarantine`, `features_<flow>_v<n>`."""
+    kind, name, version = parse_table(table)
+    return name if kind == "raw" else f"features_{name}_v{version}"
+
+
+def delta_log(table: str) -> str:
+    return f"{table}/{DELTA_LOG}/"
+
+
+def is_table_log_start(key: str) -> str | None:
+    """The table key if `key` is the first commit of a table's log (how tables are discovered)."""
+    head, sep, tail = key.rpartition(f"/{DELTA_LOG}/")
+    if sep and tail == "00000000000000000000.json":
+        try:
+            parse_table(head)
+        except ValueError:
+            return None
+        return head
+    return None
+
+
+# ---------------------------------------------------------------------- partitions and files
+def partition_path(fleet_id: str, month: str) -> str:
+    """A partition's directory relative to its table (the path Delta add actions carry)."""
+    return f"fleet={names.fleet_id(fleet_id)}/month={names.month(month)}/"
+
+
+def part_name(content_hash: str) -> str:
+    if not content_hash.isalnum():
+        raise ValueError("content hash must be alphanumeric")
+    return f"part-{content_hash}.parquet"
 
 
 def raw_prefix(dataset: str, fleet_id: str, month: str) -> str:
-    return f"raw/{names.dataset(dataset)}/fleet={names.fleet_id(fleet_id)}/month={names.month(month)}/"
+    return f"{raw_table(dataset)}/{partition_path(fleet_id, month)}"
 
 
 def raw_file(dataset: str, fleet_id: str, month: str, content_hash: str) -> str:
-    if not content_hash.isalnum():
-        raise ValueError("content hash must be alphanumeric")
-    return f"{raw_prefix(dataset, fleet_id, month)}part-{content_hash}.parquet"
+    return f"{raw_prefix(dataset, fleet_id, month)}{part_name(content_hash)}"
 
 
+def feature_prefix(flow: str, version: int, fleet_id: str, month: str) -> str:
+    return f"{feature_table(flow, version)}/{partition_path(fleet_id, month)}"
+
+
+def feature_file(flow: str, version: int, fleet_id: str, month: str, content_hash: str) -> str:
+    return f"{feature_prefix(flow, version, fleet_id, month)}{part_name(content_hash)}"
+
+
+def split_file(key: str) -> tuple[str, str, str, str]:
+    """(table, fleet_id, month, path relative to the table) of a data file key."""
+    head, sep, rest = key.partition("/fleet=")
+    fleet, sep2, tail = rest.partition("/month=")
+    month, sep3, _name = tail.partition("/")
+    if not (sep and sep2 and sep3):
+        raise ValueError(f"not a partition file key: {key[:120]!r}")
+    parse_table(head)
+    return head, names.fleet_id(fleet), names.month(month), key[len(head) + 1:]
+
+
+# ---------------------------------------------------------------------- legacy markers
 def raw_marker(dataset: str, fleet_id: str, month: str, seq: int) -> str:
     return f"{COMMITS}/{raw_prefix(dataset, fleet_id, month)}{seq:010d}.json"
+
+
+def feature_marker(flow: str, version: int, fleet_id: str, month: str, run_id: str) -> str:
+    if not run_id.isalnum():
+        raise ValueError("run id must be alphanumeric")
+    return f"{COMMITS}/{feature_prefix(flow, version, fleet_id, month)}{run_id}.json"
 
 
 def parse_raw_marker(key: str) -> tuple[str, str, str, int] | None:

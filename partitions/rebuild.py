@@ -1,88 +1,112 @@
-"""Rebuild the manifest's raw partitions and feature runs from the commit markers in the store alone.
+"""Rebuild the manifest's raw partitions and feature runs from the store's Delta logs alone.
 
 A container that lost its disk runs `fleetlake manifest rebuild` and then recomputes nothing
-that was already done: for each window the newest marker names the committed files, rows and
-fingerprint, exactly as the manifest had them.
+that was already done: for each window, the newest Delta commit that replaced it carries our
+record of it (files, rows, fingerprint, seq; or the feature run), exactly as the manifest had it,
+and the table's snapshot confirms those files are the live ones.
+
+What the log does not hold: fleets, encrypted credentials, pull checkpoints and failed runs
+(the old `_commits/` markers did not hold them either). Those are control records, not table data.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from common.errors import StoreError
 from partitions import layout
+from partitions.delta import RUN_KEY, WINDOW_KEY, lake_for
 from partitions.manifest import Manifest, RawPartition
+from partitions.migrate import migrate_markers
 from partitions.store import ObjectStore
 
 
 @dataclass(frozen=True)
 class RebuildReport:
     windows: int
-    markers_read: int
+    markers_read: int  # window commits read from the Delta logs (named for the CLI's JSON, kept stable)
     problems: tuple[str, ...]
 
 
 def rebuild_raw(store: ObjectStore, manifest: Manifest) -> RebuildReport:
-    latest: dict[tuple[str, str, str], tuple[int, str]] = {}
-    markers = 0
-    for obj in store.list(f"{layout.COMMITS}/raw/"):
-        parsed = layout.parse_raw_marker(obj.key)
-        if parsed is None:
-            continue
-        markers += 1
-        dataset, fleet, month, seq = parsed
-        if seq > latest.get((dataset, fleet, month), (0, ""))[0]:
-            latest[(dataset, fleet, month)] = (seq, obj.key)
+    # A store still in the marker format is converted first (a no-op once converted).
+    problems: list[str] = list(migrate_markers(store).problems)
+    lake = lake_for(store)
     partitions: list[RawPartition] = []
-    problems: list[str] = []
-    for (dataset, fleet, month), (seq, key) in sorted(latest.items()):
-        try:
-            part = RawPartition.from_json(json.loads(store.get(key)))
-        except (StoreError, ValueError, KeyError, TypeError) as e:
-            problems.append(f"{key}: unreadable marker ({type(e).__name__})")
+    commits = 0
+    for table in lake.tables():
+        kind, dataset, _ = layout.parse_table(table)
+        if kind != "raw":
             continue
-        if (part.dataset, part.fleet_id, part.month, part.seq) != (dataset, fleet, month, seq):
-            problems.append(f"{key}: marker content does not match its key")
-            continue
-        missing = [f for f in part.files if not store.exists(f)]
-        if missing:
-            problems.append(f"{key}: data files missing: {', '.join(missing)}")
-            continue
-        partitions.append(part)
+        newest, n = lake.window_commits(table, WINDOW_KEY)
+        commits += n
+        live = lake.live_files(table)
+        for window, commit in sorted(newest.items()):
+            where = f"{table} fleet={window[0]} month={window[1]} (version {commit.version})"
+            try:
+                part = RawPartition.from_json(commit.metadata)
+            except (ValueError, KeyError, TypeError) as e:
+                problems.append(f"{where}: unreadable window record ({type(e).__name__})")
+                continue
+            problem = _check(store, table, window, part.files, live)
+            if part.dataset != dataset:
+                problem = "window record names another dataset"
+            if problem:
+                problems.append(f"{where}: {problem}")
+                continue
+            partitions.append(part)
+        for window in sorted(set(live) - set(newest)):
+            problems.append(f"{table} fleet={window[0]} month={window[1]}: live files without a fleetlake commit")
     manifest.restore_raw(partitions)
-    return RebuildReport(len(partitions), markers, tuple(problems))
+    return RebuildReport(len(partitions), commits, tuple(problems))
 
 
 _RUN_FIELDS = ("run_id", "flow", "version", "code_fp", "fleet_id", "month", "input_fp", "outputs")
 
 
 def rebuild_runs(store: ObjectStore, manifest: Manifest) -> RebuildReport:
-    """Succeeded feature runs from `_commits/features/...` markers whose outputs still exist.
+    """The feature run that produced each live feature window, from the feature tables' logs.
 
     With them the planner knows which windows are done, so a rebuilt manifest recomputes nothing.
     """
-    runs: list[dict] = []
+    lake = lake_for(store)
+    runs: list[dict[str, Any]] = []
     problems: list[str] = []
-    markers = 0
-    for obj in store.list(f"{layout.COMMITS}/features/"):
-        if not obj.key.endswith(".json"):
+    commits = 0
+    for table in lake.tables():
+        if layout.parse_table(table)[0] != "features":
             continue
-        markers += 1
-        try:
-            run = json.loads(store.get(obj.key))
+        newest, n = lake.window_commits(table, RUN_KEY)
+        commits += n
+        live = lake.live_files(table)
+        for window, commit in sorted(newest.items()):
+            run = dict(commit.metadata)
+            where = f"{table} fleet={window[0]} month={window[1]} (version {commit.version})"
             if any(f not in run for f in _RUN_FIELDS):
-                raise KeyError("missing fields")
-        except (StoreError, ValueError, KeyError, TypeError) as e:
-            problems.append(f"{obj.key}: unreadable marker ({type(e).__name__})")
-            continue
-        missing = [f for f in run["outputs"] if not store.exists(f)]
-        if missing:
-            problems.append(f"{obj.key}: outputs missing: {', '.join(missing)}")
-            continue
-        stamp = run.get("committed_at")
-        run["committed_at"] = datetime.fromisoformat(stamp) if stamp else datetime.now(timezone.utc)
-        runs.append(run)
+                problems.append(f"{where}: run record misses fields")
+                continue
+            problem = _check(store, table, window, tuple(run["outputs"]), live)
+            if problem:
+                problems.append(f"{where}: {problem}")
+                continue
+            stamp = run.get("committed_at")
+            run["committed_at"] = datetime.fromisoformat(stamp) if stamp else datetime.now(timezone.utc)
+            runs.append(run)
     added = manifest.restore_runs(runs)
-    return RebuildReport(added, markers, tuple(problems))
+    return RebuildReport(added, commits, tuple(problems))
+
+
+def _check(store: ObjectStore, table: str, window: tuple[str, str], files: tuple[str, ...],
+           live: dict[tuple[str, str], list]) -> str | None:
+    """Why a window record cannot be restored, or None when its files are the live, present ones."""
+    if sorted(files) != sorted(f.key for f in live.get(window, [])):
+        return "its files are not the snapshot's live files"
+    try:
+        missing = [f for f in files if not store.exists(f)]
+    except StoreError as e:
+        return f"cannot check its files: {e}"
+    if missing:
+        return f"data files missing: {', '.join(missing)}"
+    return None

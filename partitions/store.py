@@ -170,6 +170,7 @@ class S3Store:
         from botocore.config import Config
 
         self.bucket = bucket
+        self.options = options  # partitions.delta builds delta-rs's storage options from these
         self.prefix = f"{prefix}/" if prefix else ""
         self.url = f"s3://{bucket}/{prefix}".rstrip("/")
         self._client = boto3.client(

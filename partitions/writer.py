@@ -10,12 +10,16 @@ memory is bounded by the batch, not by the history. `commit()` then, per touched
 2. writes the month sorted by (vehicle_id, ts), zstd, dictionary-encoded ids, as one immutable
    file named by a hash of its content, and fingerprints the content;
 3. if the fingerprint equals the committed one, stops: an identical re-ingest changes nothing;
-4. uploads the file, writes the commit marker, then records the new version in the manifest.
+4. uploads the file;
+5. commits it to the dataset's Delta table in one transaction that also removes the month's
+   previous files, with our record of the window in the commit's metadata (partitions.delta);
+6. records the new version in the manifest.
 
-The marker goes before the manifest transaction (DESIGN.md has it after) so that every version
-the manifest knows is also in the store: a crash between the two leaves a marker for complete
-data that the rerun rewrites identically, never a manifest entry the store cannot rebuild.
-Readers use only files the manifest lists, so a half-done commit is invisible.
+The Delta commit goes before the manifest transaction so that every version the manifest knows
+is also in the store's log: a crash between the two leaves a Delta commit of complete data that
+the rerun finds already live (and only records), never a manifest entry the store cannot
+rebuild. Before step 5 nothing is visible to any reader; after it, every engine that reads the
+Delta log sees the whole new month and none of the old one.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import pyarrow.parquet as pq
 
 from common import names
 from partitions import layout
+from partitions.delta import WINDOW_KEY, DataFile, lake_for
 from partitions.manifest import Manifest, RawPartition
 from partitions.schema import (
     DATASET_SCHEMAS,
@@ -177,8 +182,11 @@ class MonthWriter:
         part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, (key,), rows,
                             out.stat().st_size, fingerprint, datetime.now(timezone.utc), self.pull_id)
         out.unlink(missing_ok=True)
-        self.store.put(layout.raw_marker(dataset, self.fleet_id, month, part.seq),
-                       json.dumps(part.to_json(), sort_keys=True).encode())
+        lake_for(self.store).commit_window(
+            layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
+            [DataFile(key, part.bytes, rows)],
+            {WINDOW_KEY: json.dumps(part.to_json(), sort_keys=True), "fleetlake.fingerprint": fingerprint,
+             "fleetlake.pull_id": self.pull_id or ""})
         self.manifest.commit_raw(part)
         return CommitResult(dataset, month, "committed", rows, part.seq, fingerprint)
 

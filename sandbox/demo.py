@@ -114,8 +114,6 @@ def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke
     server.world.clock.advance_months(1)
     print(f"  sandbox clock moved one month forward, to {server.world.clock.now():%Y-%m-%d %H:%M} UTC")
     pull_all("refresh")
-    print(f"done in {time.monotonic() - t0:.0f}s; query the pings with DuckDB, e.g.\n"
-          f"  SELECT fleet, month, count(*) FROM read_parquet('{settings.data_dir}/store/raw/pings/*/*/*.parquet',"
-          f" hive_partitioning = true) GROUP BY ALL ORDER BY ALL;\n"
-          f"  SELECT * FROM read_parquet('{settings.data_dir}/store/features/radius/v1/*/*/*.parquet',"
-          f" hive_partitioning = true) WHERE vehicle_id IS NULL ORDER BY ALL;")
+    print(f"done in {time.monotonic() - t0:.0f}s; query the lake (Delta tables) with `fleetlake sql`, e.g.\n"
+          '  fleetlake sql -c "SELECT fleet, month, count(*) FROM pings GROUP BY ALL ORDER BY ALL"\n'
+          '  fleetlake sql -c "SELECT * FROM features_radius_v1 WHERE vehicle_id IS NULL ORDER BY ALL"')

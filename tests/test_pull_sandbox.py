@@ -218,12 +218,12 @@ def test_a_backfill_killed_with_sigkill_resumes_to_the_same_result(tmp_path: Pat
             p = subprocess.Popen([sys.executable, "-m", "tests.pull_worker", json.dumps(cfg)],
                                  stdout=subprocess.PIPE, text=True)
             assert p.stdout.readline().strip() == "started"
-            # Kill only after this run committed something new (a commit marker appeared), at a
+            # Kill only after this run committed something new (a Delta log entry appeared), at a
             # random point after it: each kill then lands mid-work whatever the machine's speed.
-            markers = tmp_path / "store" / "_commits"
-            before = len(list(markers.rglob("*.json"))) if markers.exists() else 0
+            store_dir = tmp_path / "store"
+            before = len(list(store_dir.rglob("_delta_log/*.json")))
             deadline = time.monotonic() + 120
-            while (len(list(markers.rglob("*.json"))) if markers.exists() else 0) <= before:
+            while len(list(store_dir.rglob("_delta_log/*.json"))) <= before:
                 assert p.poll() is None and time.monotonic() < deadline, "the pull made no progress"
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.0, 1.0))

@@ -14,7 +14,7 @@ from ingest.features import run_features
 from ingest.flows.data_quality import FLOW as DQ
 from ingest.flows.distance import FLOW as DISTANCE
 from ingest.planner import plan
-from partitions import Manifest, collect_garbage, rebuild_raw
+from partitions import Manifest, rebuild_raw
 from partitions.store import LocalStore, ObjectStore
 from tests.pings import sim_table, simulator
 from tests.test_writer import write
@@ -45,19 +45,6 @@ def test_rebuild_reports_markers_whose_data_is_gone(tmp_path: Path) -> None:
     with Manifest(tmp_path / "b.duckdb") as fresh:
         report = rebuild_raw(store, fresh)
         assert report.windows == 0 and "data files missing" in report.problems[0]
-
-
-def test_garbage_collection_removes_only_unreferenced_files(store: ObjectStore, tmp_path: Path) -> None:
-    with Manifest(tmp_path / "a.duckdb") as m:
-        write(store, m, [sim_table(simulator(), ["2025-02"])], tmp_path)
-        write(store, m, [sim_table(simulator(seed=9), ["2025-02"])], tmp_path)
-        live = set(m.raw_partitions()[0].files)
-        before = {o.key for o in store.list("raw/")}
-        assert len(before) == 2 and live < before
-        deleted = collect_garbage(store, m)
-        assert set(deleted) == before - live and {o.key for o in store.list("raw/")} == live
-    with Manifest(tmp_path / "empty.duckdb") as empty:
-        assert collect_garbage(store, empty) == []  # a lost manifest never deletes data
 
 
 def test_manifest_rebuild_command(tmp_path: Path) -> None:

@@ -1,0 +1,306 @@
+"""The store's Delta Lake tables (delta-rs): one atomic commit per window, read by any engine.
+
+We keep writing our own sorted, dictionary-encoded, content-named Parquet files and only use
+delta-rs to *commit* them: `create_write_transaction` with the window's files as add actions,
+mode overwrite and a (fleet, month) partition filter removes the window's previous files and adds
+the new ones in one log entry. So a window is replaced atomically for every reader of the log.
+
+- One writer per table: the process that owns the manifest (worker processes hand their files
+  back to it). Inside it, a lock per table serialises commits with vacuum, and every commit
+  checks (under that lock) that the files it names exist: a vacuum can never delete a file the
+  snapshot names, even when a window returns to an earlier content-named file.
+- S3: delta-rs needs an atomic "create if absent" for each log entry. We ask for S3 conditional
+  put (`conditional_put=etag`, i.e. PUT with If-None-Match: *), which AWS S3 and SeaweedFS honour
+  (tests/test_delta.py checks SeaweedFS refuses a second If-None-Match PUT). We do not use AWS_S3_ALLOW_UNSAFE_RENAME:
+  it is only safe with a single writer on a single host, and nothing on S3 would enforce that.
+- Each window commit carries our record of the window in the commit's custom metadata
+  (`fleetlake.window` for raw data, `fleetlake.run` for feature runs, plus fingerprint, pull id
+  and run id as plain keys). `partitions.rebuild` reads them back. Table property
+  `delta.logRetentionDuration` is set long, because the log's commit entries *are* those records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.transaction import AddAction, CommitProperties, RemoveAction
+
+from common.errors import StoreError
+from partitions import layout
+from partitions.store import TMP_PREFIX, LocalStore, ObjectStore, S3Store
+
+# The log is our record of every window; never let delta-rs expire it (default is 30 days).
+TABLE_CONFIG = {"delta.logRetentionDuration": "interval 36500 days"}
+WINDOW_KEY = "fleetlake.window"
+RUN_KEY = "fleetlake.run"
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A Parquet file of a table: its store key, size in bytes and row count."""
+    key: str
+    size: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class WindowCommit:
+    """The newest commit that replaced one (fleet, month) window of a table."""
+    version: int
+    metadata: dict[str, Any]
+
+
+def delta_schema(schema: pa.Schema) -> pa.Schema:
+    """The table schema for files of `schema`: plain types Delta knows, plus the partition columns.
+
+    Dictionary columns are plain strings to Delta (the encoding stays in the files), timestamps
+    are microseconds (Delta's only timestamp; readers cast our millisecond files). A data column
+    named like a partition column (features carry `month`) is the partition column.
+    """
+    fields = []
+    for f in schema:
+        if f.name in layout.PARTITION_COLUMNS:
+            continue
+        t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        if pa.types.is_timestamp(t):
+            t = pa.timestamp("us", tz="UTC")
+        fields.append(pa.field(f.name, t, nullable=True))
+    return pa.schema([*fields, *(pa.field(c, pa.string()) for c in layout.PARTITION_COLUMNS)])
+
+
+def storage_options(store: ObjectStore) -> dict[str, str] | None:
+    """delta-rs (object_store) options for the store. Holds the secret: never log the result."""
+    if isinstance(store, LocalStore):
+        return None
+    if not isinstance(store, S3Store):
+        raise StoreError(f"no Delta Lake support for store {store.url}")
+    o = store.options
+    opts = {"AWS_REGION": o.region or "us-east-1", "conditional_put": "etag",
+            "AWS_EC2_METADATA_DISABLED": "true", "timeout": f"{int(o.read_timeout_s)}s",
+            "connect_timeout": f"{int(o.connect_timeout_s)}s"}
+    if o.endpoint_url:
+        opts["AWS_ENDPOINT_URL"] = o.endpoint_url
+        if o.endpoint_url.startswith("http://"):
+            opts["AWS_ALLOW_HTTP"] = "true"
+    if o.access_key_id and o.secret_access_key:
+        opts["AWS_ACCESS_KEY_ID"] = o.access_key_id
+        opts["AWS_SECRET_ACCESS_KEY"] = o.secret_access_key
+    return opts
+
+
+def table_uri(store: ObjectStore, table: str) -> str:
+    layout.parse_table(table)
+    if isinstance(store, LocalStore):
+        return str(store.root / table)
+    if isinstance(store, S3Store):
+        return f"s3://{store.bucket}/{store.prefix}{table}"
+    raise StoreError(f"no Delta Lake support for store {store.url}")
+
+
+class Lake:
+    """The Delta tables of one store, as the manifest's owner writes and vacuums them."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._options = storage_options(store)
+        self._tables: dict[str, DeltaTable] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:  # the options hold the S3 secret
+        return f"Lake({self.store.url!r})"
+
+    def uri(self, table: str) -> str:
+        return table_uri(self.store, table)
+
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        return None if self._options is None else dict(self._options)
+
+    @contextmanager
+    def locked(self, table: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(table, threading.Lock())
+        with lock:
+            yield
+
+    # ------------------------------------------------------------------ reading the log
+    def open(self, table: str) -> DeltaTable | None:
+        """The table at its newest version, or None when it does not exist yet."""
+        dt = self._tables.get(table)
+        if dt is not None:
+            dt.update_incremental()
+            return dt
+        try:
+            dt = DeltaTable(self.uri(table), storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+        except OSError as e:
+            raise StoreError(f"cannot read the Delta log of {table} in {self.store.url}: {_brief(e)}") from None
+        self._tables[table] = dt
+        return dt
+
+    def tables(self) -> list[str]:
+        """Every table in the store, found by the first entry of its log."""
+        found = set()
+        for prefix in ("raw/", "features/"):
+            for obj in self.store.list(prefix):
+                t = layout.is_table_log_start(obj.key)
+                if t:
+                    found.add(t)
+        return sorted(found)
+
+    def live_files(self, table: str) -> dict[tuple[str, str], list[DataFile]]:
+        """The files the current snapshot names, by (fleet, month)."""
+        dt = self.open(table)
+        return {} if dt is None else _live(dt, table)
+
+    def window_commits(self, table: str, key: str) -> tuple[dict[tuple[str, str], WindowCommit], int]:
+        """The newest commit per (fleet, month) carrying metadata `key`, and how many such commits exist."""
+        dt = self.open(table)
+        if dt is None:
+            return {}, 0
+        newest: dict[tuple[str, str], WindowCommit] = {}
+        count = 0
+        for entry in dt.history():
+            raw = entry.get(key)
+            if raw is None:
+                continue
+            count += 1
+            record = json.loads(raw) if isinstance(raw, str) else raw
+            window = (record["fleet_id"], record["month"])
+            version = int(entry.get("version", -1))
+            if window not in newest or newest[window].version < version:
+                newest[window] = WindowCommit(version, record)
+        return newest, count
+
+    # ------------------------------------------------------------------ writing
+    def commit_window(self, table: str, file_schema: pa.Schema, fleet_id: str, month: str,
+                      files: list[DataFile], metadata: dict[str, str], only_if_absent: bool = False) -> bool:
+        """Make `files` the whole content of one window, in one Delta commit.
+
+        Returns False (and commits nothing) when the snapshot already names exactly these files:
+        a rerun after a crash between this commit and the manifest's record. With
+        `only_if_absent` (the migration), also when the window has any live files at all.
+        """
+        prefix = f"{table}/{layout.partition_path(fleet_id, month)}"
+        for f in files:
+            if not f.key.startswith(prefix):
+                raise ValueError(f"{f.key} is not in window {prefix}")
+        with self.locked(table):
+            dt = self.open(table) or self._create(table, file_schema)
+            live = _live(dt, table).get((fleet_id, month), [])
+            if sorted(f.key for f in live) == sorted(f.key for f in files) or (only_if_absent and live):
+                return False
+            missing = [f.key for f in files if not self.store.exists(f.key)]
+            if missing:
+                raise StoreError(f"cannot commit {prefix}: files missing from the store: {', '.join(missing)}")
+            now_ms = int(time.time() * 1000)
+            adds: list[AddAction | RemoveAction] = [AddAction(f.key[len(table) + 1:], f.size, {"fleet": fleet_id, "month": month}, now_ms, True,
+                              json.dumps({"numRecords": f.rows})) for f in files]
+            try:
+                dt.create_write_transaction(
+                    adds, mode="overwrite", schema=dt.schema(), partition_by=list(layout.PARTITION_COLUMNS),
+                    partition_filters=[("fleet", "=", fleet_id), ("month", "=", month)],
+                    commit_properties=CommitProperties(custom_metadata=metadata))
+            except (OSError, DeltaError) as e:  # e.g. a conflicting commit by another writer
+                raise StoreError(f"Delta commit of {prefix} in {self.store.url} failed: {_brief(e)}") from None
+            return True  # the next open() brings the handle up to date
+
+    def _create(self, table: str, file_schema: pa.Schema) -> DeltaTable:
+        try:
+            dt = DeltaTable.create(self.uri(table), delta_schema(file_schema), mode="ignore",
+                                   partition_by=list(layout.PARTITION_COLUMNS), configuration=TABLE_CONFIG,
+                                   storage_options=self.storage_options)
+        except (OSError, DeltaError) as e:
+            raise StoreError(f"cannot create Delta table {table} in {self.store.url}: {_brief(e)}") from None
+        self._tables[table] = dt
+        return dt
+
+    # ------------------------------------------------------------------ vacuum
+    def vacuum(self, table: str, retention_hours: float, dry_run: bool) -> list[DataFile]:
+        """Delete files of `table` the current snapshot does not name and that are older than the retention.
+
+        Covers superseded files (removed by a commit at least `retention_hours` ago) and orphans
+        of crashed writes (never committed, last modified that long ago). Holds the table's lock,
+        so no commit of this process runs meanwhile.
+        """
+        with self.locked(table):
+            dt = self.open(table)
+            if dt is None:
+                return []
+            live = {f.key for files in self.live_files(table).values() for f in files}
+            sizes = {o.key: o.size for o in self.store.list(f"{table}/") if "/_delta_log/" not in o.key}
+            try:
+                # delta-rs plans (full mode: tombstones and untracked files, by age); we delete, so
+                # that our own in-flight temp files (partitions.store) are never its business.
+                paths = dt.vacuum(retention_hours=math.ceil(retention_hours), dry_run=True,
+                                  enforce_retention_duration=False, full=True)
+            except (OSError, DeltaError) as e:
+                raise StoreError(f"vacuum of {table} in {self.store.url} failed: {_brief(e)}") from None
+            out = []
+            for p in paths:
+                key = _store_key(self.uri(table), table, p)
+                if key.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                    continue
+                if key in live:  # delta-rs never proposes these; refuse loudly if it ever did
+                    raise StoreError(f"vacuum proposed a live file: {key}")
+                out.append(DataFile(key, sizes.get(key, 0), 0))
+            if not dry_run:
+                for f in out:
+                    self.store.delete(f.key)
+            return sorted(out, key=lambda f: f.key)
+
+
+_LAKES: dict[tuple[str, str | None], Lake] = {}
+_LAKES_GUARD = threading.Lock()
+
+
+def lake_for(store: ObjectStore) -> Lake:
+    """One Lake (open tables, locks) per store URL in this process.
+
+    By URL, not by store object: the executor, the writer and the vacuum job each open the store
+    themselves, and must still share the per-table locks.
+    """
+    options = getattr(store, "options", None)
+    key = (store.url, getattr(options, "endpoint_url", None))
+    with _LAKES_GUARD:
+        lake = _LAKES.get(key)
+        if lake is None:
+            lake = _LAKES[key] = Lake(store)
+        return lake
+
+
+def _live(dt: DeltaTable, table: str) -> dict[tuple[str, str], list[DataFile]]:
+    actions = pa.table(dt.get_add_actions(flatten=True)).to_pydict()
+    rows = actions.get("num_records") or [None] * len(actions["path"])
+    out: dict[tuple[str, str], list[DataFile]] = {}
+    for path, size, fleet, month, n in zip(actions["path"], actions["size_bytes"], actions["partition.fleet"],
+                                           actions["partition.month"], rows):
+        out.setdefault((fleet, month), []).append(DataFile(f"{table}/{path}", int(size), int(n or 0)))
+    for files in out.values():
+        files.sort(key=lambda f: f.key)
+    return out
+
+
+def _store_key(uri: str, table: str, path: str) -> str:
+    """A vacuum path (relative to the table, or a full URI) as a store key."""
+    for base in (uri.rstrip("/") + "/", "file://" + uri.rstrip("/") + "/"):
+        if path.startswith(base):
+            path = path[len(base):]
+    return f"{table}/{path.lstrip('/')}"
+
+
+def _brief(e: BaseException) -> str:
+    """delta-rs errors can quote whole responses; keep the first line only."""
+    return str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
