@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from common import names
-from common.errors import AuthError, ConfigError, FleetlakeError, InvalidName, TspError
+from common.errors import AuthError, ConfigError, ConsentRefused, FleetlakeError, InvalidName, TspError
 from common.states import WorkKind
 from connectors.providers import TSPS
 from ingest.service import Service
@@ -143,11 +143,16 @@ def create_app(service: Service, work: WorkQueue | None = None,
     async def connect(request: Request) -> Response:
         tsp = request.path_params["tsp"]
         fid = names.fleet_id(request.query_params.get("fleet_id", ""))
+        relink = request.query_params.get("relink", "false").lower()
+        if relink not in ("true", "false"):
+            return _error(400, "relink must be true or false")
         try:
-            url = service.consent_url(tsp, fid)
+            url = await run_in_threadpool(service.consent_url, tsp, fid, relink == "true")
+        except ConsentRefused as e:
+            return _error(409, str(e))
         except ConfigError as e:
             return _error(404, str(e))
-        return JSONResponse({"tsp": tsp, "fleet_id": fid, "consent_url": url})
+        return JSONResponse({"tsp": tsp, "fleet_id": fid, "relink": relink == "true", "consent_url": url})
 
     async def work_state(request: Request) -> Response:
         return JSONResponse((work.snapshot() if work is not None else WorkSnapshot((), None)).to_json())
@@ -217,11 +222,13 @@ OPENAPI: dict[str, Any] = {
         "/refresh": {"post": {"summary": "queue a refresh of every fleet",
                               "responses": {"202": _OBJ, "503": _ERR, **_AUTH_ERRORS}}},
         "/connect/{tsp}": {"post": {
-            "summary": "a consent URL for a new fleet",
+            "summary": "a consent URL for a new fleet (relink=true: replace a connected fleet's tokens)",
             "parameters": [{"name": "tsp", "in": "path", "required": True,
                             "schema": {"type": "string", "enum": list(TSPS)}},
-                           {**_FLEET, "in": "query"}],
-            "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
+                           {**_FLEET, "in": "query"},
+                           {"name": "relink", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": ["true", "false"]}}],
+            "responses": {"200": _OBJ, "404": _ERR, "409": _ERR, **_AUTH_ERRORS}}},
         "/work": {"get": {"summary": "queued and running work", "responses": {"200": _OBJ, **_AUTH_ERRORS}}},
     },
 }

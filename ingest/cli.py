@@ -56,7 +56,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
             fid = ctl.complete_consent(args.tsp, args.code, args.state or "")
             print(f"fleet {fid} connected through {args.tsp}; run `fleetlake backfill {fid}` or start the daemon")
         else:
-            print(ctl.consent_url(args.tsp, args.fleet))
+            print(ctl.consent_url(args.tsp, args.fleet, relink=args.relink))
     return 0
 
 
@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fleet", required=True, help="the fleet id to register the consenting customer under")
     p.add_argument("--code", help="the code from the TSP's redirect (write --code=VALUE: codes may start with '-')")
     p.add_argument("--state", help="the state from the TSP's redirect (--state=VALUE)")
+    p.add_argument("--relink", action="store_true",
+                   help="replace the tokens of a fleet already connected (otherwise its consent is refused)")
     p.set_defaults(func=cmd_connect)
     p = sub.add_parser("backfill", help="pull a fleet's history (every window not yet complete), then features")
     p.add_argument("fleet")

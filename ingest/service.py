@@ -20,7 +20,7 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from common import names
-from common.errors import ConfigError, ConsentRevoked, FleetlakeError, TspError
+from common.errors import ConfigError, ConsentRefused, ConsentRevoked, FleetlakeError, TspError
 from common.states import FleetStatus, PullResult, RunStatus, WindowState
 from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
 from connectors.oauth import BearerAuth, FleetCredentials, StateSigner, Vault
@@ -86,18 +86,39 @@ class Service:
                               f"TSP {tsp!r} is not configured (known: {', '.join(sorted(self.endpoints)) or 'none'})")
         return ep
 
-    def consent_url(self, tsp: str, fleet_id: str) -> str:
+    def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str:
+        """A consent link for `fleet_id`; for a fleet already connected only when `relink` is asked."""
         names.fleet_id(fleet_id)
         ep = self.endpoint(tsp)
+        self._refuse_unless_relink(tsp, fleet_id, relink)
         with oauth_client(ep, self.settings) as client:
-            return client.consent_url(self.signer.make(tsp, fleet_id))
+            return client.consent_url(self.signer.make(tsp, fleet_id, relink=relink))
+
+    def _refuse_unless_relink(self, tsp: str, fleet_id: str, relink: bool) -> None:
+        # A revoked fleet needs a new consent, so it takes one without asking; any other known
+        # fleet has live tokens that a consent would replace, which only an operator may ask for.
+        fleet = self.manifest.fleet(fleet_id)
+        if fleet is not None and fleet.status is not FleetStatus.REVOKED and not relink:
+            raise ConsentRefused(tsp, f"fleet {fleet_id} is already connected ({fleet.status.value} on {fleet.tsp}); "
+                                      "a re-link must be asked for (`fleetlake connect --relink`, or relink=true)")
 
     def complete_consent(self, tsp: str, code: str, state: str) -> str:
-        """Exchange the code, store the tokens encrypted, register the fleet for backfill. Returns its id."""
+        """Exchange the code, store the tokens encrypted, register the fleet for backfill. Returns its id.
+
+        The state is used up before the code is exchanged, so two racing callbacks with one state
+        cannot both get through; a failed exchange then needs a new consent link.
+        """
         ep = self.endpoint(tsp)
-        fleet_id = self.signer.verify(state, tsp)
+        consent = self.signer.verify(state, tsp)
+        fleet_id = consent.fleet_id
         if not fleet_id:
             raise ConfigError("state", "this consent was started without a fleet id")
+        expires = datetime.fromtimestamp(consent.expires_at, timezone.utc)
+        if not self.manifest.use_consent_nonce(consent.nonce, tsp, fleet_id, expires):
+            # Logged without the state: it is a credential until it expires.
+            log.warning("refused a consent state used before (fleet %s, %s): a replayed callback", fleet_id, tsp)
+            raise ConsentRefused(tsp, "this consent link was used already; start the consent again")
+        self._refuse_unless_relink(tsp, fleet_id, consent.relink)
         with oauth_client(ep, self.settings) as client:
             FleetCredentials.connect(fleet_id, client, self.vault, self.manifest, code)
         now = datetime.fromtimestamp(self.clock.now_ms() / 1000, timezone.utc)

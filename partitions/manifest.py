@@ -19,7 +19,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
@@ -94,6 +94,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         schema_fp   VARCHAR NOT NULL,            -- an output schema is fixed for a (flow, version)
         first_seen  TIMESTAMP NOT NULL,
         PRIMARY KEY (flow, version)
+    );
+    """),
+    (4, """
+    CREATE TABLE consent_nonces (
+        nonce      VARCHAR PRIMARY KEY,          -- from a used OAuth state: a second use is refused
+        tsp        VARCHAR NOT NULL,
+        fleet_id   VARCHAR NOT NULL,
+        expires_at TIMESTAMP NOT NULL,           -- the state's own expiry: after it, the state is refused anyway
+        used_at    TIMESTAMP NOT NULL
     );
     """),
 )
@@ -389,6 +398,20 @@ class Manifest:
     def save_credentials(self, fleet_id: str, sealed: bytes) -> None:
         names.fleet_id(fleet_id)
         self._run("INSERT OR REPLACE INTO credentials VALUES (?, ?, ?)", [fleet_id, sealed, _now()])
+
+    # ------------------------------------------------------------------ consent nonces
+    def use_consent_nonce(self, nonce: str, tsp: str, fleet_id: str, expires_at: datetime) -> bool:
+        """Record a consent state's nonce as used; False if it was used before (a replay).
+
+        Nonces of states expired for a day are dropped: their states are refused on expiry alone.
+        """
+        with self.transaction() as c:
+            c.execute("DELETE FROM consent_nonces WHERE expires_at < ?", [_now() - timedelta(days=1)])
+            if c.execute("SELECT 1 FROM consent_nonces WHERE nonce = ?", [nonce]).fetchall():
+                return False
+            c.execute("INSERT INTO consent_nonces VALUES (?, ?, ?, ?, ?)",
+                      [nonce, tsp, fleet_id, _db_time(expires_at), _now()])
+        return True
 
     def query_with(self, name: str, table: Any, sql: str) -> list[tuple]:
         """Run `sql` with an Arrow table visible under `name` (set-based planning joins)."""
