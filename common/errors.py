@@ -59,7 +59,9 @@ class ManifestLocked(ManifestError):
 
 
 class ManifestDamaged(ManifestError):
-    pass
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # short and path-free, for /readyz
 
 
 class SchemaVersionError(ManifestError):

@@ -67,7 +67,9 @@ def create_app(service: Service, work: WorkQueue | None = None,
     async def readyz(request: Request) -> Response:
         problems = []
         try:
-            await run_in_threadpool(service.manifest.fleets)
+            damage = await run_in_threadpool(service.manifest.check_file)
+            if damage:
+                problems.append(f"manifest: damaged ({damage}); stop fleetlake and run `fleetlake manifest rebuild`")
         except Exception as e:  # noqa: BLE001 - reported, not raised
             problems.append(f"manifest: {type(e).__name__}")
         try:

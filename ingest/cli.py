@@ -24,16 +24,30 @@ from ingest.daemon import Daemon, serve
 from ingest.settings import load_settings
 from ingest.wiring import open_service, with_token_key
 from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
+from partitions.manifest import manifest_damage, replace_manifest
+from partitions.rebuild import RebuildReport
 
 
 def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
     settings = load_settings()
     store = open_store(settings.resolved_store_url, settings.s3_options())
-    with Manifest(settings.resolved_manifest_path) as manifest:
-        raw = rebuild_raw(store, manifest)
-        runs = rebuild_runs(store, manifest)
+    path = settings.resolved_manifest_path
+
+    def fill(manifest: Manifest) -> tuple[RebuildReport, RebuildReport]:
+        return rebuild_raw(store, manifest), rebuild_runs(store, manifest)
+
+    # A damaged file is never written into: the rebuild goes to a new file swapped in atomically.
+    damage = manifest_damage(path)
+    aside = None
+    if damage is None:
+        with Manifest(path) as manifest:
+            raw, runs = fill(manifest)
+    else:
+        print(f"fleetlake: manifest {path} is damaged ({damage}): rebuilding it into a new file", file=sys.stderr)
+        (raw, runs), aside = replace_manifest(path, fill)
     print(json.dumps({"windows": raw.windows, "markers_read": raw.markers_read, "feature_runs": runs.windows,
-                      "feature_markers_read": runs.markers_read, "problems": [*raw.problems, *runs.problems]}))
+                      "feature_markers_read": runs.markers_read, "problems": [*raw.problems, *runs.problems],
+                      **({"damaged_file_kept_as": str(aside)} if aside else {})}))
     return 1 if raw.problems or runs.problems else 0
 
 
@@ -158,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_features)
     p = sub.add_parser("manifest", help="manifest maintenance")
     msub = p.add_subparsers(dest="manifest_command", required=True)
-    p = msub.add_parser("rebuild", help="rebuild the manifest's partitions from the store's commit markers")
+    p = msub.add_parser("rebuild", help="rebuild the manifest from the store (a damaged file is replaced by a new "
+                                        "one and kept aside)")
     p.set_defaults(func=cmd_manifest_rebuild)
     return parser
 
