@@ -22,7 +22,7 @@ from ingest import logs
 from ingest.control import open_control
 from ingest.daemon import Daemon, serve
 from ingest.settings import load_settings
-from ingest.wiring import open_service, with_token_key
+from ingest.wiring import open_service, private_data_dir, with_token_key
 from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
 from partitions.manifest import manifest_damage, replace_manifest
 from partitions.rebuild import RebuildReport
@@ -30,6 +30,7 @@ from partitions.rebuild import RebuildReport
 
 def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
     settings = load_settings()
+    private_data_dir(settings)
     store = open_store(settings.resolved_store_url, settings.s3_options())
     path = settings.resolved_manifest_path
 

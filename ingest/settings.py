@@ -104,6 +104,8 @@ class Settings(BaseSettings):
                                                      "daemon (default http://<http_host>:<http_port>)")
     api_token: SecretStr | None = Field(None, description="bearer token for the JSON API; without it the API "
                                                           "refuses every request (health and metrics stay open)")
+    metrics_token: SecretStr | None = Field(None, description="bearer token /metrics requires when set (metrics "
+                                                              "name customer fleets); default: /metrics is open")
     token_key: SecretStr | None = Field(None, description="Fernet key encrypting TSP tokens at rest (required by "
                                                           "`run`; generate one with `fleetlake keygen`)")
     refresh_cron: str = Field("0 3 1 * *", description="monthly refresh, crontab syntax in UTC (default the 1st "
