@@ -24,6 +24,7 @@ from ingest.daemon import Daemon, serve
 from ingest.settings import load_settings
 from ingest.wiring import open_service, private_data_dir, with_token_key
 from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
+from partitions.control_records import ControlReport, restore_control
 from partitions.manifest import manifest_damage, replace_manifest
 from partitions.rebuild import RebuildReport
 
@@ -34,22 +35,25 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
     store = open_store(settings.resolved_store_url, settings.s3_options())
     path = settings.resolved_manifest_path
 
-    def fill(manifest: Manifest) -> tuple[RebuildReport, RebuildReport]:
-        return rebuild_raw(store, manifest), rebuild_runs(store, manifest)
+    def fill(manifest: Manifest) -> tuple[RebuildReport, RebuildReport, ControlReport]:
+        return rebuild_raw(store, manifest), rebuild_runs(store, manifest), restore_control(store, manifest)
 
     # A damaged file is never written into: the rebuild goes to a new file swapped in atomically.
     damage = manifest_damage(path)
     aside = None
     if damage is None:
         with Manifest(path) as manifest:
-            raw, runs = fill(manifest)
+            raw, runs, control = fill(manifest)
     else:
         print(f"fleetlake: manifest {path} is damaged ({damage}): rebuilding it into a new file", file=sys.stderr)
-        (raw, runs), aside = replace_manifest(path, fill)
+        (raw, runs, control), aside = replace_manifest(path, fill)
     print(json.dumps({"windows": raw.windows, "markers_read": raw.markers_read, "feature_runs": runs.windows,
-                      "feature_markers_read": runs.markers_read, "problems": [*raw.problems, *runs.problems],
+                      "feature_markers_read": runs.markers_read,
+                      "problems": [*raw.problems, *runs.problems, *control.problems],
+                      **({"control": {"fleets": control.fleets, "credentials": control.credentials,
+                                      "consents": control.consents}} if control.fleets or control.consents else {}),
                       **({"damaged_file_kept_as": str(aside)} if aside else {})}))
-    return 1 if raw.problems or runs.problems else 0
+    return 1 if raw.problems or runs.problems or control.problems else 0
 
 
 # ---------------------------------------------------------------------- the daemon and its work
