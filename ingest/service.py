@@ -128,7 +128,7 @@ class Service:
         months = self.settings.history_months
         y, m = divmod(now.year * 12 + now.month - 1 - months, 12)
         self.control.set_fleet(fleet_id, tsp, FleetStatus.CONSENTED, consent_at=now,
-                                   history_start=datetime(y, m + 1, 1, tzinfo=timezone.utc))
+                               history_start=datetime(y, m + 1, 1, tzinfo=timezone.utc))
         log.info("fleet %s consented on %s; backfill from %04d-%02d queued", fleet_id, tsp, y, m + 1)
         return fleet_id
 
