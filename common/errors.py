@@ -7,6 +7,7 @@
     │   └── ObjectNotFound     a key that should exist does not
     ├── ManifestError          the DuckDB manifest cannot be used
     │   ├── ManifestLocked     another process holds it (names the holder)
+    │   ├── ManifestDamaged    the file is truncated or corrupt: rebuild it from the store
     │   └── SchemaVersionError the file was written by a newer fleetlake
     ├── CommitConflict         a window changed under a writer; nothing was committed
     ├── FlowError              a feature flow is misdefined (e.g. schema changed, version not bumped)
@@ -16,7 +17,9 @@
         ├── MalformedResponse  a response that is not the documented shape
         ├── PaginationLoop     the API handed back a cursor it had already given
         └── AuthError          credentials were refused
-            └── ConsentRevoked the fleet withdrew consent (or its grant is gone): reconnect it
+            ├── ConsentRevoked the fleet withdrew consent (or its grant is gone): reconnect it
+            └── ConsentRefused a consent fleetlake will not complete: its state was used already,
+                               or the fleet is connected and no re-link was asked for
 
 Messages never contain tokens, secrets or response bodies: they name what failed and where.
 """
@@ -53,6 +56,12 @@ class ManifestError(FleetlakeError):
 
 class ManifestLocked(ManifestError):
     pass
+
+
+class ManifestDamaged(ManifestError):
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # short and path-free, for /readyz
 
 
 class SchemaVersionError(ManifestError):
@@ -96,4 +105,8 @@ class AuthError(TspError):
 
 
 class ConsentRevoked(AuthError):
+    pass
+
+
+class ConsentRefused(AuthError):
     pass

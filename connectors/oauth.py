@@ -1,6 +1,10 @@
 """OAuth2 for the TSPs: consent URL with a signed state, code exchange, refresh, encrypted storage.
 
 - `state` is an HMAC-signed, expiring token naming the TSP, so a callback we did not start is refused.
+  It carries a random nonce that the caller records when the state is used: a callback URL seen
+  in a browser history or a proxy log cannot be replayed with a fresh code. It also says whether
+  the operator asked to re-link an already connected fleet, so that a consent link can never
+  silently replace a live fleet's tokens.
 - Expiry is measured from when the token request was *sent*, and tokens are refreshed
   `refresh_margin_s` before it, so a slow token response never leaves us with a dead token.
 - A rotated refresh token is persisted (encrypted) before the new access token is used: if the
@@ -87,31 +91,49 @@ class CredentialStore(Protocol):
     def save_credentials(self, fleet_id: str, blob: bytes) -> None: ...
 
 
+@dataclass(frozen=True)
+class ConsentState:
+    """What a verified `state` says: which consent it belongs to. Single use: the nonce is recorded."""
+    tsp: str
+    fleet_id: str
+    expires_at: int  # epoch seconds
+    nonce: str
+    relink: bool  # the operator asked to replace the tokens of a fleet already connected
+
+
+_NEW, _RELINK = "n", "r"
+
+
 class StateSigner:
-    """Signed, expiring OAuth `state` values."""
+    """Signed, expiring, single-use OAuth `state` values: `tsp.fleet.expiry.nonce.mode.mac`."""
 
     def __init__(self, key: bytes, ttl_s: int = 900) -> None:
         self._key = key
         self.ttl_s = ttl_s
 
-    def make(self, tsp: str, fleet_id: str = "") -> str:
+    def make(self, tsp: str, fleet_id: str = "", relink: bool = False) -> str:
         """A state for one consent; it carries the fleet id the operator chose for this customer."""
         if fleet_id:
             names.fleet_id(fleet_id)  # no dots: they separate the fields
-        payload = f"{tsp}.{fleet_id}.{int(time.time()) + self.ttl_s}.{secrets.token_urlsafe(12)}"
+        payload = (f"{tsp}.{fleet_id}.{int(time.time()) + self.ttl_s}.{secrets.token_urlsafe(16)}."
+                   f"{_RELINK if relink else _NEW}")
         return f"{payload}.{self._mac(payload)}"
 
-    def verify(self, state: str | None, tsp: str) -> str:
-        """The fleet id the state was issued for, or AuthError."""
+    def verify(self, state: str | None, tsp: str) -> ConsentState:
+        """What the state was issued for, or AuthError. It does not know whether the state was used:
+        the caller records `nonce` and refuses a second use."""
         parts = (state or "").rsplit(".", 1)
         if len(parts) != 2 or not hmac.compare_digest(self._mac(parts[0]), parts[1]):
             raise AuthError(tsp, "OAuth state is missing or was not issued by this fleetlake")
         fields_ = parts[0].split(".")
-        if len(fields_) != 4 or fields_[0] != tsp:
+        # Signed but unparseable can only be a state from an older fleetlake: refused, not a crash.
+        if len(fields_) != 5 or not fields_[2].isdigit() or fields_[4] not in (_NEW, _RELINK) or not fields_[3]:
+            raise AuthError(tsp, "OAuth state is malformed; start the consent again")
+        if fields_[0] != tsp:
             raise AuthError(tsp, "OAuth state was issued for another TSP")
         if int(fields_[2]) < time.time():
             raise AuthError(tsp, "OAuth state has expired; start the consent again")
-        return fields_[1]
+        return ConsentState(fields_[0], fields_[1], int(fields_[2]), fields_[3], fields_[4] == _RELINK)
 
     def _mac(self, payload: str) -> str:
         return base64.urlsafe_b64encode(hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:18]).decode()

@@ -1,15 +1,18 @@
 """The daemon's HTTP server: health, metrics, the OAuth callback, and a JSON API for other services.
 
-Open: GET /healthz, /readyz, /metrics, /openapi.json and the OAuth callback (a browser lands
-there; the signed `state` is its credential). Everything else needs `Authorization: Bearer
+Open: GET /healthz, /readyz, /openapi.json and the OAuth callback (a browser lands there; the
+signed, single-use `state` is its credential). /metrics needs `Authorization: Bearer
+<FLEETLAKE_METRICS_TOKEN>` when that is set (Prometheus: `authorization: {credentials_file: ...}`). Everything else needs `Authorization: Bearer
 <FLEETLAKE_API_TOKEN>`; without a configured token the API refuses every request.
-Errors are JSON `{"error": "..."}` with a 4xx status that says what was wrong.
+Errors are JSON `{"error": "..."}` with a 4xx status that says what was wrong, or a 503 when the
+store or manifest failed; no error carries a store URL or a file path.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import Any, Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -19,7 +22,16 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from common import names
-from common.errors import AuthError, ConfigError, FleetlakeError, InvalidName, TspError
+from common.errors import (
+    AuthError,
+    ConfigError,
+    ConsentRefused,
+    FleetlakeError,
+    InvalidName,
+    ManifestError,
+    StoreError,
+    TspError,
+)
 from common.states import WorkKind
 from connectors.providers import TSPS
 from ingest.service import Service
@@ -29,8 +41,12 @@ log = logging.getLogger("fleetlake.api")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+# Store URLs and absolute file paths: where fleetlake keeps things is no caller's business.
+_INTERNAL = re.compile(r"\b(?:file|s3)://\S*|(?<![\w:])/(?:[\w.@+-]+/)+[\w.@+-]*")
+
+
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status, headers=headers or None)
+    return JSONResponse({"error": _INTERNAL.sub("<internal>", message)}, status, headers=headers or None)
 
 
 def create_app(service: Service, work: WorkQueue | None = None,
@@ -67,7 +83,9 @@ def create_app(service: Service, work: WorkQueue | None = None,
     async def readyz(request: Request) -> Response:
         problems = []
         try:
-            await run_in_threadpool(service.manifest.fleets)
+            damage = await run_in_threadpool(service.manifest.check_file)
+            if damage:
+                problems.append(f"manifest: damaged ({damage}); stop fleetlake and run `fleetlake manifest rebuild`")
         except Exception as e:  # noqa: BLE001 - reported, not raised
             problems.append(f"manifest: {type(e).__name__}")
         try:
@@ -79,6 +97,12 @@ def create_app(service: Service, work: WorkQueue | None = None,
         return JSONResponse({"ready": not problems, "problems": problems}, 503 if problems else 200)
 
     async def metrics_view(request: Request) -> Response:
+        # Metrics name customer fleets: with a metrics token set, only a scraper holding it reads them.
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        given = request.headers.get("authorization", "")
+        if token is not None and not (given.startswith("Bearer ")
+                                      and hmac.compare_digest(given[7:].encode(), token.encode())):
+            return _error(401, "missing or wrong metrics token", **{"WWW-Authenticate": "Bearer"})
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     async def openapi(request: Request) -> Response:
@@ -143,11 +167,16 @@ def create_app(service: Service, work: WorkQueue | None = None,
     async def connect(request: Request) -> Response:
         tsp = request.path_params["tsp"]
         fid = names.fleet_id(request.query_params.get("fleet_id", ""))
+        relink = request.query_params.get("relink", "false").lower()
+        if relink not in ("true", "false"):
+            return _error(400, "relink must be true or false")
         try:
-            url = service.consent_url(tsp, fid)
+            url = await run_in_threadpool(service.consent_url, tsp, fid, relink == "true")
+        except ConsentRefused as e:
+            return _error(409, str(e))
         except ConfigError as e:
             return _error(404, str(e))
-        return JSONResponse({"tsp": tsp, "fleet_id": fid, "consent_url": url})
+        return JSONResponse({"tsp": tsp, "fleet_id": fid, "relink": relink == "true", "consent_url": url})
 
     async def work_state(request: Request) -> Response:
         return JSONResponse((work.snapshot() if work is not None else WorkSnapshot((), None)).to_json())
@@ -170,6 +199,11 @@ def create_app(service: Service, work: WorkQueue | None = None,
 
     async def on_error(request: Request, exc: Exception) -> Response:
         # Anything unexpected: logged with its type, answered without internals.
+        if isinstance(exc, (StoreError, ManifestError, OSError)):
+            # Our storage failed, not the request: the details (keys, paths) go to the log only.
+            log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+            what = "manifest" if isinstance(exc, ManifestError) else "object store"
+            return _error(503, f"the {what} could not be read ({type(exc).__name__}); the daemon's log has details")
         if isinstance(exc, FleetlakeError):
             return _error(400, str(exc))
         log.exception("unhandled error on %s", request.url.path)
@@ -217,11 +251,13 @@ OPENAPI: dict[str, Any] = {
         "/refresh": {"post": {"summary": "queue a refresh of every fleet",
                               "responses": {"202": _OBJ, "503": _ERR, **_AUTH_ERRORS}}},
         "/connect/{tsp}": {"post": {
-            "summary": "a consent URL for a new fleet",
+            "summary": "a consent URL for a new fleet (relink=true: replace a connected fleet's tokens)",
             "parameters": [{"name": "tsp", "in": "path", "required": True,
                             "schema": {"type": "string", "enum": list(TSPS)}},
-                           {**_FLEET, "in": "query"}],
-            "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
+                           {**_FLEET, "in": "query"},
+                           {"name": "relink", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": ["true", "false"]}}],
+            "responses": {"200": _OBJ, "404": _ERR, "409": _ERR, **_AUTH_ERRORS}}},
         "/work": {"get": {"summary": "queued and running work", "responses": {"200": _OBJ, **_AUTH_ERRORS}}},
     },
 }

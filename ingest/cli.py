@@ -22,19 +22,38 @@ from ingest import lake_cli, logs
 from ingest.control import open_control
 from ingest.daemon import Daemon, serve
 from ingest.settings import load_settings
-from ingest.wiring import open_service, with_token_key
+from ingest.wiring import open_service, private_data_dir, with_token_key
 from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
+from partitions.control_records import ControlReport, restore_control
+from partitions.manifest import manifest_damage, replace_manifest
+from partitions.rebuild import RebuildReport
 
 
 def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
     settings = load_settings()
+    private_data_dir(settings)
     store = open_store(settings.resolved_store_url, settings.s3_options())
-    with Manifest(settings.resolved_manifest_path) as manifest:
-        raw = rebuild_raw(store, manifest)
-        runs = rebuild_runs(store, manifest)
+    path = settings.resolved_manifest_path
+
+    def fill(manifest: Manifest) -> tuple[RebuildReport, RebuildReport, ControlReport]:
+        return rebuild_raw(store, manifest), rebuild_runs(store, manifest), restore_control(store, manifest)
+
+    # A damaged file is never written into: the rebuild goes to a new file swapped in atomically.
+    damage = manifest_damage(path)
+    aside = None
+    if damage is None:
+        with Manifest(path) as manifest:
+            raw, runs, control = fill(manifest)
+    else:
+        print(f"fleetlake: manifest {path} is damaged ({damage}): rebuilding it into a new file", file=sys.stderr)
+        (raw, runs, control), aside = replace_manifest(path, fill)
     print(json.dumps({"windows": raw.windows, "markers_read": raw.markers_read, "feature_runs": runs.windows,
-                      "feature_markers_read": runs.markers_read, "problems": [*raw.problems, *runs.problems]}))
-    return 1 if raw.problems or runs.problems else 0
+                      "feature_markers_read": runs.markers_read,
+                      "problems": [*raw.problems, *runs.problems, *control.problems],
+                      **({"control": {"fleets": control.fleets, "credentials": control.credentials,
+                                      "consents": control.consents}} if control.fleets or control.consents else {}),
+                      **({"damaged_file_kept_as": str(aside)} if aside else {})}))
+    return 1 if raw.problems or runs.problems or control.problems else 0
 
 
 # ---------------------------------------------------------------------- the daemon and its work
@@ -56,7 +75,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
             fid = ctl.complete_consent(args.tsp, args.code, args.state or "")
             print(f"fleet {fid} connected through {args.tsp}; run `fleetlake backfill {fid}` or start the daemon")
         else:
-            print(ctl.consent_url(args.tsp, args.fleet))
+            print(ctl.consent_url(args.tsp, args.fleet, relink=args.relink))
     return 0
 
 
@@ -143,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fleet", required=True, help="the fleet id to register the consenting customer under")
     p.add_argument("--code", help="the code from the TSP's redirect (write --code=VALUE: codes may start with '-')")
     p.add_argument("--state", help="the state from the TSP's redirect (--state=VALUE)")
+    p.add_argument("--relink", action="store_true",
+                   help="replace the tokens of a fleet already connected (otherwise its consent is refused)")
     p.set_defaults(func=cmd_connect)
     p = sub.add_parser("backfill", help="pull a fleet's history (every window not yet complete), then features")
     p.add_argument("fleet")
@@ -161,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_features)
     p = sub.add_parser("manifest", help="manifest maintenance")
     msub = p.add_subparsers(dest="manifest_command", required=True)
-    p = msub.add_parser("rebuild", help="rebuild the manifest's partitions from the store's commit markers")
+    p = msub.add_parser("rebuild", help="rebuild the manifest from the store (a damaged file is replaced by a new "
+                                        "one and kept aside)")
     p.set_defaults(func=cmd_manifest_rebuild)
     return parser
 

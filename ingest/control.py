@@ -35,7 +35,7 @@ class Control(Protocol):
     def fleets(self) -> list[FleetView]: ...
     def status(self, fleet_id: str) -> FleetGrid: ...  # KeyError for an unknown fleet
     def features(self, fleet_id: str, month: str | None) -> FleetFeatures: ...  # KeyError likewise
-    def consent_url(self, tsp: str, fleet_id: str) -> str: ...
+    def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str: ...
     def complete_consent(self, tsp: str, code: str, state: str) -> str: ...
     def pull(self, kind: WorkKind, fleet_id: str | None) -> WorkDone: ...
 
@@ -55,8 +55,8 @@ class LocalControl:
     def features(self, fleet_id: str, month: str | None) -> FleetFeatures:
         return self.service.features_of(fleet_id, month)
 
-    def consent_url(self, tsp: str, fleet_id: str) -> str:
-        return self.service.consent_url(tsp, fleet_id)
+    def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str:
+        return self.service.consent_url(tsp, fleet_id, relink)
 
     def complete_consent(self, tsp: str, code: str, state: str) -> str:
         return self.service.complete_consent(tsp, code, state)
@@ -123,8 +123,9 @@ class DaemonClient:
     def features(self, fleet_id: str, month: str | None) -> FleetFeatures:
         return FleetFeatures.from_json(self._call("GET", f"/fleets/{fleet_id}/features", month=month))
 
-    def consent_url(self, tsp: str, fleet_id: str) -> str:
-        return str(self._call("POST", f"/connect/{tsp}", fleet_id=fleet_id)["consent_url"])
+    def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str:
+        return str(self._call("POST", f"/connect/{tsp}", fleet_id=fleet_id,
+                              relink="true" if relink else None)["consent_url"])
 
     def complete_consent(self, tsp: str, code: str, state: str) -> str:
         raise FleetlakeError("a daemon is running: open the consent URL and let the TSP redirect to its callback")

@@ -5,6 +5,9 @@ All work (pulls, feature passes) runs on a single worker thread, fed by the work
 race. Scheduler jobs and API calls only enqueue; a key already queued or running is not queued
 twice.
 
+Nothing waits for the monthly cron: at start and every `replan_s` the daemon queues every fleet
+whose backfill is not finished and a feature pass when any window is pending.
+
 Shutdown (SIGTERM or SIGINT): stop taking work, tell the in-flight pull to stop (it finishes and
 commits the windows it has; checkpoints let the next start resume), wait up to
 `shutdown_grace_s`, then exit. Nothing is ever half-committed: commits are atomic.
@@ -27,8 +30,11 @@ from apscheduler.triggers.cron import CronTrigger
 from common.states import FleetStatus, PullResult, RunStatus, WorkKind, WorkOutcome
 from ingest.api import create_app
 from ingest.features import FeatureReport
+from ingest.planner import plan
 from ingest.service import Service
 from ingest.workqueue import Work, WorkQueue, WorkRecord
+from partitions.gc import collect_garbage
+from partitions.migrate import migrate_markers
 
 log = logging.getLogger("fleetlake.daemon")
 MAX_BACKOFF_S = 24 * 3600
@@ -141,10 +147,22 @@ class Daemon:
             self.submit(features)
 
     def _vacuum(self) -> None:
-        from partitions.gc import collect_garbage
-
         report = collect_garbage(self.service.store, self.settings.gc_retention_hours)
         log.info("vacuum: removed %d files, %d bytes", len(report.removed), report.bytes_freed)
+
+    def _replan(self) -> None:
+        """Queue what is pending, whatever stopped it: a kill between a pull and its features, a
+        feature pass cut short, a backfill interrupted by a restart. Nothing waits for the cron.
+
+        Runs at start and every `replan_s`; the queue drops what is already queued or running, and
+        windows that failed wait out their backoff (the retry job owns them).
+        """
+        self._start_new_backfills()
+        features = Work(WorkKind.FEATURES)
+        if self._backoff.get(features.key, _Backoff()).not_before > time.time():
+            return
+        if plan(self.service.manifest, self.service.flows):  # one set-based query; opens no data
+            self.submit(features)
 
     def _failed_windows(self) -> bool:
         return any(r.status is RunStatus.FAILED for r in self.service.manifest.latest_runs())
@@ -162,9 +180,9 @@ class Daemon:
         self.scheduler.add_job(self._retry_failed, "interval", seconds=max(10, s.retry_failed_s // 4),
                                id="retry-failed")
         self.scheduler.add_job(self._vacuum, "interval", hours=s.gc_interval_hours, id="vacuum")
-        from partitions.migrate import migrate_markers
-
         migrate_markers(self.service.store)  # a store from before the Delta tables converts on first start
+        self.scheduler.add_job(self._replan, "interval", seconds=s.replan_s, id="replan",
+                               next_run_time=datetime.now(timezone.utc))
         self._worker.start()
         self.scheduler.start()
 

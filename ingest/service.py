@@ -20,7 +20,7 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from common import names
-from common.errors import ConfigError, ConsentRevoked, FleetlakeError, TspError
+from common.errors import ConfigError, ConsentRefused, ConsentRevoked, FleetlakeError, TspError
 from common.states import FleetStatus, PullResult, RunStatus, WindowState
 from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
 from connectors.oauth import BearerAuth, FleetCredentials, StateSigner, Vault
@@ -33,6 +33,7 @@ from ingest.planner import plan
 from ingest.settings import Settings
 from ingest.tsps import TspEndpoint, oauth_client
 from ingest.views import FleetFeatures, FleetGrid, FleetView, MonthRow
+from partitions.control_records import ControlMirror
 from partitions.manifest import Manifest
 from partitions.reader import local_files
 from partitions.store import ObjectStore
@@ -66,6 +67,8 @@ class Service:
         self.flows = flows
         self.metrics = metrics or Metrics()
         self.clock = clock or clock_at(settings.resolved_clock_url)
+        # Fleet, credential and consent writes go through here: mirrored to the store for rebuilds.
+        self.control = ControlMirror(manifest, store)
 
     # Only consent and pulls touch tokens: read-only commands need no key.
     @property
@@ -86,25 +89,46 @@ class Service:
                               f"TSP {tsp!r} is not configured (known: {', '.join(sorted(self.endpoints)) or 'none'})")
         return ep
 
-    def consent_url(self, tsp: str, fleet_id: str) -> str:
+    def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str:
+        """A consent link for `fleet_id`; for a fleet already connected only when `relink` is asked."""
         names.fleet_id(fleet_id)
         ep = self.endpoint(tsp)
+        self._refuse_unless_relink(tsp, fleet_id, relink)
         with oauth_client(ep, self.settings) as client:
-            return client.consent_url(self.signer.make(tsp, fleet_id))
+            return client.consent_url(self.signer.make(tsp, fleet_id, relink=relink))
+
+    def _refuse_unless_relink(self, tsp: str, fleet_id: str, relink: bool) -> None:
+        # A revoked fleet needs a new consent, so it takes one without asking; any other known
+        # fleet has live tokens that a consent would replace, which only an operator may ask for.
+        fleet = self.manifest.fleet(fleet_id)
+        if fleet is not None and fleet.status is not FleetStatus.REVOKED and not relink:
+            raise ConsentRefused(tsp, f"fleet {fleet_id} is already connected ({fleet.status.value} on {fleet.tsp}); "
+                                      "a re-link must be asked for (`fleetlake connect --relink`, or relink=true)")
 
     def complete_consent(self, tsp: str, code: str, state: str) -> str:
-        """Exchange the code, store the tokens encrypted, register the fleet for backfill. Returns its id."""
+        """Exchange the code, store the tokens encrypted, register the fleet for backfill. Returns its id.
+
+        The state is used up before the code is exchanged, so two racing callbacks with one state
+        cannot both get through; a failed exchange then needs a new consent link.
+        """
         ep = self.endpoint(tsp)
-        fleet_id = self.signer.verify(state, tsp)
+        consent = self.signer.verify(state, tsp)
+        fleet_id = consent.fleet_id
         if not fleet_id:
             raise ConfigError("state", "this consent was started without a fleet id")
+        expires = datetime.fromtimestamp(consent.expires_at, timezone.utc)
+        if not self.control.use_consent_nonce(consent.nonce, tsp, fleet_id, expires):
+            # Logged without the state: it is a credential until it expires.
+            log.warning("refused a consent state used before (fleet %s, %s): a replayed callback", fleet_id, tsp)
+            raise ConsentRefused(tsp, "this consent link was used already; start the consent again")
+        self._refuse_unless_relink(tsp, fleet_id, consent.relink)
         with oauth_client(ep, self.settings) as client:
-            FleetCredentials.connect(fleet_id, client, self.vault, self.manifest, code)
+            FleetCredentials.connect(fleet_id, client, self.vault, self.control, code)
         now = datetime.fromtimestamp(self.clock.now_ms() / 1000, timezone.utc)
         months = self.settings.history_months
         y, m = divmod(now.year * 12 + now.month - 1 - months, 12)
-        self.manifest.upsert_fleet(fleet_id, tsp, FleetStatus.CONSENTED, consent_at=now,
-                                   history_start=datetime(y, m + 1, 1, tzinfo=timezone.utc))
+        self.control.set_fleet(fleet_id, tsp, FleetStatus.CONSENTED, consent_at=now,
+                               history_start=datetime(y, m + 1, 1, tzinfo=timezone.utc))
         log.info("fleet %s consented on %s; backfill from %04d-%02d queued", fleet_id, tsp, y, m + 1)
         return fleet_id
 
@@ -122,16 +146,16 @@ class Service:
                            stop=stop or threading.Event(), progress=progress)
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
-            self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
+            self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
         t0 = time.monotonic()
         try:
             with ExitStack() as closing:
                 pings, events = self._pull(closing, fleet_id, fleet.tsp, ep, start_ms, opts)
         except ConsentRevoked as e:
-            self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.REVOKED, error=str(e))
+            self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.REVOKED, error=str(e))
             return PullOutcome(fleet_id, PullResult.REVOKED, None, None, str(e))
         except (TspError, FleetlakeError) as e:
-            self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.FAILED, error=str(e))
+            self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.FAILED, error=str(e))
             return PullOutcome(fleet_id, PullResult.FAILED, None, None, str(e))
         finally:
             self.metrics.seconds.labels("pull").observe(time.monotonic() - t0)
@@ -139,15 +163,16 @@ class Service:
         stopped = pings.stopped or bool(events and events.stopped)
         # A stopped backfill stays "backfilling": its checkpoints let the next start resume it.
         backfill = fleet.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING)
-        self.manifest.upsert_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING if stopped and backfill
-                                   else FleetStatus.ACTIVE)
+        self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING if stopped and backfill
+                               else FleetStatus.ACTIVE)
+        self.control.sync(fleet_id)  # heals a mirror write that a store hiccup missed
         return PullOutcome(fleet_id, PullResult.STOPPED if stopped else PullResult.ACTIVE, pings, events)
 
     def _pull(self, closing: ExitStack, fleet_id: str, tsp: str, ep: TspEndpoint, start_ms: int,
               opts: PullOptions) -> tuple[PullReport, PullReport | None]:
         """GPS then safety events up to now, on connections that `closing` closes."""
         oauth = closing.enter_context(oauth_client(ep, self.settings))
-        creds = FleetCredentials(fleet_id, oauth, self.vault, self.manifest)
+        creds = FleetCredentials(fleet_id, oauth, self.vault, self.control)
         connector = open_connector(tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
                                    on_response=self.metrics.tsp_response)
         closing.callback(connector.http.close)

@@ -107,11 +107,16 @@ class Settings(BaseSettings):
                                                      "daemon (default http://<http_host>:<http_port>)")
     api_token: SecretStr | None = Field(None, description="bearer token for the JSON API; without it the API "
                                                           "refuses every request (health and metrics stay open)")
+    metrics_token: SecretStr | None = Field(None, description="bearer token /metrics requires when set (metrics "
+                                                              "name customer fleets); default: /metrics is open")
     token_key: SecretStr | None = Field(None, description="Fernet key encrypting TSP tokens at rest (required by "
                                                           "`run`; generate one with `fleetlake keygen`)")
     refresh_cron: str = Field("0 3 1 * *", description="monthly refresh, crontab syntax in UTC (default the 1st "
                                                        "at 03:00)")
     backfill_poll_s: int = Field(30, ge=1, le=3600, description="how often newly consented fleets are picked up")
+    replan_s: int = Field(300, ge=5, le=86400, description="how often (and at start) pending feature windows and "
+                                                           "unfinished backfills are queued, so none waits for the "
+                                                           "cron")
     retry_failed_s: int = Field(600, ge=10, description="base delay before failed work is retried; doubles per "
                                                         "failure, at most 24 h")
     shutdown_grace_s: int = Field(60, ge=1, le=3600, description="on SIGTERM: time to finish in-flight windows")

@@ -6,6 +6,7 @@ is what runs in production.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -19,6 +20,15 @@ from ingest.service import Service
 from ingest.settings import Settings
 from ingest.tsps import endpoints
 from partitions import Manifest, open_store
+
+
+def private_data_dir(settings: Settings) -> None:
+    """The data dir, made owner-only (0700): it holds the manifest, the local token key and spooled data."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.chmod(settings.data_dir, 0o700)
+    except PermissionError:
+        pass  # a mount point we do not own: the files in it are still 0600
 
 
 def with_token_key(settings: Settings) -> Settings:
@@ -36,6 +46,7 @@ def open_service(settings: Settings, *, manifest: Manifest | None = None, flows:
     Raises ManifestLocked when another process (a running daemon) holds the manifest.
     """
     flows = active_flows(settings.flows_file) if flows is None else flows
+    private_data_dir(settings)
     own = manifest is None
     manifest = Manifest(settings.resolved_manifest_path) if manifest is None else manifest
     try:

@@ -7,6 +7,13 @@ One writer process at a time. Besides DuckDB's own file lock, the writer holds a
 on `<manifest>.lock`, which records who holds it, so a second process gets an error naming the
 holder instead of DuckDB's generic one. The schema is versioned; migrations run in a transaction
 at open, and a file from a newer fleetlake is refused rather than touched.
+
+A damaged file (truncated, overwritten, empty) is found at open, by reading every column of
+every table so that DuckDB checks each block's checksum, and is never written into: the one
+message says to run `fleetlake manifest rebuild`, which builds a new file from the store and swaps
+it in atomically (`replace_manifest`), keeping the damaged one aside. A running daemon checks a
+copy of its own file for /readyz (`Manifest.check_file`). The file and its lock are 0600: they
+hold encrypted credentials and the fleet list.
 """
 
 from __future__ import annotations
@@ -14,19 +21,21 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO, TypeVar
 
 import duckdb
 
 from common import names
-from common.errors import CommitConflict, ManifestError, ManifestLocked, SchemaVersionError
+from common.errors import CommitConflict, ManifestDamaged, ManifestError, ManifestLocked, SchemaVersionError
 from common.states import FleetStatus, RunStatus
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -94,6 +103,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         schema_fp   VARCHAR NOT NULL,            -- an output schema is fixed for a (flow, version)
         first_seen  TIMESTAMP NOT NULL,
         PRIMARY KEY (flow, version)
+    );
+    """),
+    (4, """
+    CREATE TABLE consent_nonces (
+        nonce      VARCHAR PRIMARY KEY,          -- from a used OAuth state: a second use is refused
+        tsp        VARCHAR NOT NULL,
+        fleet_id   VARCHAR NOT NULL,
+        expires_at TIMESTAMP NOT NULL,           -- the state's own expiry: after it, the state is refused anyway
+        used_at    TIMESTAMP NOT NULL
     );
     """),
 )
@@ -192,13 +210,19 @@ class Manifest:
             if "lock" in str(e).lower():
                 raise ManifestLocked(f"manifest {self.path} is in use by another process ({self._holder()}); "
                                      "fleetlake allows one writer at a time") from None
-            raise ManifestError(f"cannot open manifest {self.path}: {e}") from None
+            raise _damaged(self.path, e) from None
         except duckdb.Error as e:
             self._release_lock()
-            raise ManifestError(f"cannot open manifest {self.path}: {e}") from None
-        self.conn.execute("SET TimeZone = 'UTC'")
+            raise _damaged(self.path, e) from None
+        if not read_only:
+            _private(self.path)
         try:
+            self.conn.execute("SET TimeZone = 'UTC'")
+            _verify(self.conn)  # before migrating: never write into a damaged file
             self._migrate()
+        except duckdb.Error as e:
+            self.close()
+            raise _damaged(self.path, e) from None
         except Exception:
             self.close()
             raise
@@ -208,7 +232,8 @@ class Manifest:
         return self.path.with_name(self.path.name + ".lock")
 
     def _take_lock(self) -> TextIO:
-        fh = open(self._lock_path(), "a+")
+        fd = os.open(self._lock_path(), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        fh = os.fdopen(fd, "a+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -241,6 +266,7 @@ class Manifest:
         finally:
             conn.close()
             self.conn = None  # type: ignore[assignment]  # closed: no use after this
+        _private(tmp)
         os.replace(tmp, self.path)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
 
@@ -263,6 +289,15 @@ class Manifest:
             conn.close()
             self.conn = None  # type: ignore[assignment]  # closed: no use after this
         self._release_lock()
+
+    def check_file(self) -> str | None:
+        """What is wrong with the file on disk, or None: for /readyz of the process that holds it.
+
+        This process's DuckDB serves most reads from memory, so damage to the file would only show
+        at the next start. A copy taken while no statement runs (DuckDB writes the file only inside
+        one) is opened and read in full instead; the file itself is never opened twice.
+        """
+        return _check_copy(self.path, self._lock)
 
     def __enter__(self) -> Manifest:
         return self
@@ -390,6 +425,20 @@ class Manifest:
         names.fleet_id(fleet_id)
         self._run("INSERT OR REPLACE INTO credentials VALUES (?, ?, ?)", [fleet_id, sealed, _now()])
 
+    # ------------------------------------------------------------------ consent nonces
+    def use_consent_nonce(self, nonce: str, tsp: str, fleet_id: str, expires_at: datetime) -> bool:
+        """Record a consent state's nonce as used; False if it was used before (a replay).
+
+        Nonces of states expired for a day are dropped: their states are refused on expiry alone.
+        """
+        with self.transaction() as c:
+            c.execute("DELETE FROM consent_nonces WHERE expires_at < ?", [_now() - timedelta(days=1)])
+            if c.execute("SELECT 1 FROM consent_nonces WHERE nonce = ?", [nonce]).fetchall():
+                return False
+            c.execute("INSERT INTO consent_nonces VALUES (?, ?, ?, ?, ?)",
+                      [nonce, tsp, fleet_id, _db_time(expires_at), _now()])
+        return True
+
     def query_with(self, name: str, table: Any, sql: str) -> list[tuple]:
         """Run `sql` with an Arrow table visible under `name` (set-based planning joins)."""
         with self._lock:
@@ -449,6 +498,115 @@ class Manifest:
         rows = self._all("SELECT window_key FROM pull_checkpoints WHERE fleet_id = ? AND stream = ?",
                          [fleet_id, stream])
         return {r[0] for r in rows}
+
+
+T = TypeVar("T")
+
+
+def replace_manifest(path: Path, fill: Callable[[Manifest], T]) -> tuple[T, Path | None]:
+    """Build a new manifest with `fill`, then swap it in for `path` atomically.
+
+    The file it replaces, damaged or not, is kept as `<path>.damaged-<UTC time>` (with its WAL,
+    which must not be replayed into the new file) and returned. Holds the manifest's lock all
+    along, so no daemon opens either file half-way; if `fill` fails, `path` is untouched.
+    """
+    path = Path(path).resolve()
+    # A Manifest holding only its lock: the damaged file is never opened.
+    holder = Manifest.__new__(Manifest)
+    holder.path, holder.read_only, holder._lock_fh = path, False, None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder._lock_fh = holder._take_lock()
+    new = path.with_name(f"{path.name}.rebuild-{os.getpid()}")
+    try:
+        for leftover in (new, Path(f"{new}.wal")):
+            leftover.unlink(missing_ok=True)
+        with Manifest(new) as m:
+            result = fill(m)
+            m.conn.execute("CHECKPOINT")
+        aside = None
+        if path.exists():
+            aside = path.with_name(f"{path.name}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
+            os.link(path, aside)  # the damaged file stays reachable under its new name
+            wal = Path(f"{path}.wal")
+            if wal.exists():
+                os.replace(wal, f"{aside}.wal")
+        os.replace(new, path)  # the one atomic step: `path` is the old file or the new one, never neither
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return result, aside
+    finally:
+        for leftover in (new, Path(f"{new}.wal"), Path(f"{new}.lock")):
+            leftover.unlink(missing_ok=True)
+        holder._release_lock()
+
+
+def manifest_damage(path: Path) -> str | None:
+    """Why the manifest at `path` cannot be used, or None (also None when there is no file yet).
+
+    Opens no connection to the file: a copy is checked, so this is safe on a file being replaced.
+    """
+    path = Path(path)
+    return _check_copy(path, threading.RLock()) if path.exists() else None
+
+
+def _check_copy(path: Path, lock: threading.RLock) -> str | None:
+    with tempfile.TemporaryDirectory(prefix="fleetlake-check-") as tmp:
+        copy = Path(tmp) / path.name
+        with lock:
+            shutil.copyfile(path, copy)
+            if Path(f"{path}.wal").exists():
+                shutil.copyfile(f"{path}.wal", f"{copy}.wal")
+        try:
+            conn = duckdb.connect(str(copy))
+            try:
+                _verify(conn)
+            finally:
+                conn.close()
+        except duckdb.Error as e:
+            return _damage_reason(e)
+    return None
+
+
+def _verify(conn: duckdb.DuckDBPyConnection) -> None:
+    """Read every column of every table (DuckDB checks each block's checksum on read); raises duckdb.Error."""
+    tables = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables "
+                                         "WHERE table_schema = 'main' ORDER BY table_name").fetchall()]
+    if tables and "schema_version" not in tables:
+        raise duckdb.Error("not a fleetlake manifest: it has tables but no schema_version")
+    for table in tables:  # names from the catalog, not from input
+        conn.execute(f'SELECT count(*), max(hash(COLUMNS(*))) FROM "{table}"').fetchall()
+
+
+def _damage_reason(e: Exception) -> str:
+    """A short, path-free reason for a damaged file."""
+    text = str(e)
+    if "not a valid DuckDB database" in text:
+        return "it is not a DuckDB database (empty or overwritten)"
+    if "Could not read enough bytes" in text:
+        return "it is truncated"
+    if "checksum" in text:
+        return "a block fails its checksum (overwritten or corrupted)"
+    if "not a fleetlake manifest" in text:
+        return "it is not a fleetlake manifest"
+    return f"DuckDB cannot read it ({type(e).__name__})"
+
+
+def _damaged(path: Path, e: Exception) -> ManifestDamaged:
+    reason = _damage_reason(e)
+    return ManifestDamaged(f"manifest {path} is damaged: {reason}. Nothing was written to it. Stop fleetlake and run "
+                           "`fleetlake manifest rebuild`: it rebuilds the manifest from the store into a new file and "
+                           "keeps the damaged one aside.", reason)
+
+
+def _private(path: Path) -> None:
+    """Owner-only: the manifest holds the fleet list and (encrypted) credentials."""
+    try:
+        os.chmod(path, 0o600)
+    except PermissionError:
+        pass  # not ours to change (a read-only mount); the data dir's 0700 still guards it
 
 
 def _one(cursor: duckdb.DuckDBPyConnection) -> Any:

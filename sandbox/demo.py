@@ -72,8 +72,11 @@ def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke
     for fleet in config.fleets:
         fid, tsp = fleet.spec.fleet_id, fleet.tsp
         # The sandbox approves at once (`fleet` stands in for the admin's login); its redirect
-        # carries the code and state to the callback.
-        q = httpx.URL(httpx.get(f"{service.consent_url(tsp, fid)}&fleet={fid}").headers["location"]).params
+        # carries the code and state to the callback. A second demo run meets a new sandbox whose
+        # tokens differ, so a fleet the manifest already knows is re-linked.
+        relink = service.manifest.fleet(fid) is not None
+        q = httpx.URL(httpx.get(f"{service.consent_url(tsp, fid, relink=relink)}&fleet={fid}").headers["location"]
+                      ).params
         service.complete_consent(tsp, q["code"], q["state"])
         print(f"  consented {fid} ({tsp}) through OAuth; history from {service.fleet(fid).history_start:%Y-%m}")
 

@@ -37,6 +37,11 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
     assert bad.returncode == 2 and "state" in bad.stderr and "Traceback" not in bad.stderr
     ok = _cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code'][0]}", f"--state={q['state'][0]}")
     assert ok.returncode == 0 and "acme-freight connected" in ok.stdout, ok.stderr
+    # A connected fleet gets a new consent link only when a re-link is asked for.
+    again = _cli(env, "connect", "samsara", "--fleet", "acme-freight")
+    assert again.returncode == 2 and "--relink" in again.stderr and "Traceback" not in again.stderr
+    relink = _cli(env, "connect", "samsara", "--fleet", "acme-freight", "--relink")
+    assert relink.returncode == 0 and relink.stdout.startswith("http"), relink.stderr
 
     r = _cli(env, "backfill", "acme-freight")
     assert r.returncode == 0, r.stdout + r.stderr

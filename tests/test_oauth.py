@@ -60,6 +60,17 @@ def test_consent_url_and_signed_state() -> None:
         StateSigner(b"k" * 32, ttl_s=-1).verify(StateSigner(b"k" * 32, ttl_s=-1).make("samsara"), "samsara")
 
 
+def test_a_state_carries_a_fresh_nonce_and_whether_a_relink_was_asked() -> None:
+    signer = StateSigner(b"k" * 32)
+    a, b = signer.verify(signer.make("samsara", "f1"), "samsara"), signer.verify(signer.make("samsara", "f1"), "samsara")
+    assert a.fleet_id == "f1" and a.nonce != b.nonce and len(a.nonce) >= 16 and not a.relink
+    assert signer.verify(signer.make("motive", "f1", relink=True), "motive").relink
+    # A signed state whose fields do not parse (an older format, a bad expiry) is refused, not a crash.
+    for payload in ("samsara.f1.later.n0nce.n", "samsara.f1.123", "samsara.f1.99999999999.n0nce.x"):
+        with pytest.raises(AuthError, match="malformed"):
+            signer.verify(f"{payload}.{signer._mac(payload)}", "samsara")
+
+
 @respx.mock
 @pytest.mark.parametrize("client_auth", ["basic", "body"])
 def test_code_exchange_uses_the_tsps_client_authentication(client_auth: str, vault: Vault) -> None:

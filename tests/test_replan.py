@@ -1,0 +1,57 @@
+"""Nothing waits for the cron: a daemon started after a kill between the pulls and the features
+computes every pending window on its own, against a real `fleetlake run` and the sandbox."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+from cryptography.fernet import Fernet
+
+from ingest.settings import load_settings
+from ingest.wiring import open_service
+from sandbox.server import SandboxServer
+from sandbox.world import default_config
+from tests.conftest import NOW
+from tests.daemon_proc import DaemonProcess, free_port, wait_for
+
+TOKEN = "replan-" + uuid.uuid4().hex
+
+
+def test_pending_windows_after_a_kill_are_computed_without_the_cron(tmp_path: Path) -> None:
+    base = default_config(seed=11, vehicles=2, ping_interval_s=60, history_months=2, now=NOW)
+    with SandboxServer(replace(base, samsara_rate_per_s=5000.0, motive_rate_per_s=5000.0)) as sandbox:
+        env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path / "data"), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
+               "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
+               "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_HISTORY_MONTHS": "2",
+               "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *", "FLEETLAKE_REPLAN_S": "5", "FLEETLAKE_LOG_FORMAT": "json"}
+        env.pop("FLEETLAKE_CONFIG_FILE", None)
+        # The pulls commit, then the process dies before its feature pass: the fleet is active,
+        # its data landed, every feature window pending.
+        settings = load_settings(data_dir=tmp_path / "data", sandbox_url=sandbox.base_url, history_months=2,
+                                 token_key=env["FLEETLAKE_TOKEN_KEY"])
+        with open_service(settings) as service:
+            location = httpx.get(service.consent_url("samsara", "acme-freight")).headers["location"]
+            q = httpx.URL(location).params
+            service.complete_consent("samsara", q["code"], q["state"])
+            assert service.pull("acme-freight").result == "active"
+            grid = service.status("acme-freight")
+            pending = sum(s == "pending" for m in grid.months.values() for s in m.features.values())
+            assert grid.fleet.status == "active" and pending >= 14
+
+        d = DaemonProcess(env, tmp_path / "daemon.log")
+        d.start()
+        try:
+            with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as api:
+                def all_done() -> bool:
+                    months = api.get("/fleets/acme-freight/status").json()["months"]
+                    return bool(months) and all(s == "done" for m in months.values() for s in m["features"].values())
+                wait_for("every pending window computed", all_done, 180, 1.0)
+                assert "features:*" in api.get("/work").json()["last"]
+                # Nothing pulled again: the replan queued features only.
+                assert not any(k.startswith(("pull:", "refresh:")) for k in api.get("/work").json()["last"])
+        finally:
+            d.kill()
