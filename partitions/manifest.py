@@ -284,10 +284,12 @@ class Manifest:
             self._lock_fh = None
 
     def close(self) -> None:
-        conn = getattr(self, "conn", None)
-        if conn is not None:
-            conn.close()
-            self.conn = None  # type: ignore[assignment]  # closed: no use after this
+        # Under the lock: a scheduler job may be mid-query when the daemon shuts down.
+        with self._lock:
+            conn = getattr(self, "conn", None)
+            if conn is not None:
+                conn.close()
+                self.conn = None  # type: ignore[assignment]  # closed: no use after this
         self._release_lock()
 
     def check_file(self) -> str | None:

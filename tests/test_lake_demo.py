@@ -56,7 +56,7 @@ def test_after_demo_and_refresh_every_reader_sees_each_ping_once_and_gc_leaves_o
     manifest_path = tmp_path / "fleetlake-data" / "manifest.duckdb"
     with Manifest(manifest_path) as m:
         expected = {(p.dataset, p.fleet_id, p.month): p.rows for p in m.raw_partitions()}
-        runs = {(r["flow"], r["version"], r["fleet_id"], r["month"]): tuple(r["outputs"])
+        runs = {(r.flow, r.version, r.fleet_id, r.month): tuple(r.outputs)
                 for r in m.latest_runs(succeeded_only=True)}
     assert {k[0] for k in expected} >= {"pings", "events"}
     key = {"pings": "(vehicle_id, ts)", "events": "(source, event_id)", "quarantine": "(vehicle_id, ts, reason)"}

@@ -71,7 +71,7 @@ def test_a_demo_store_with_commit_markers_converts_in_place(tmp_path: Path) -> N
     assert rb.returncode == 0, rb.stdout + rb.stderr
     with Manifest(data / "manifest.duckdb") as m:
         assert {(p.dataset, p.fleet_id, p.month): p for p in m.raw_partitions()} == raw
-        rebuilt = {(r["flow"], r["version"], r["fleet_id"], r["month"]): (r["run_id"], r["outputs"])
+        rebuilt = {(r.flow, r.version, r.fleet_id, r.month): (r.run_id, list(r.outputs))
                    for r in m.latest_runs(succeeded_only=True)}
         assert rebuilt == {k: (r["run_id"], r["outputs"]) for k, r in runs.items()}
 
