@@ -1,15 +1,16 @@
 """Backfill and incremental pull: one function, because they are the same plan.
 
-History [history start, now) is cut into per-vehicle windows on a fixed grid (a vehicle-week).
-Windows are pulled concurrently, streamed into the month writer, and committed in groups; a
-window is checkpointed in the manifest only after its pings are committed, and only once it
+History [history start, now) is cut into pull slices: per vehicle, half-open [start, end), on a
+fixed grid (a vehicle-week).
+Slices are pulled concurrently, streamed into the month writer, and committed in groups; a
+slice is checkpointed in the manifest only after its pings are committed, and only once it
 ended more than `lookback` before now. So:
 
-- a killed backfill resumes where it stopped and re-pulls nothing completed (a window pulled
+- a killed backfill resumes where it stopped and re-pulls nothing completed (a slice pulled
   but not yet committed is pulled again; the merge makes that harmless);
-- the monthly refresh is the same call later: it pulls the windows since the last completed
+- the monthly refresh is the same call later: it pulls the slices since the last completed
   one, plus the last `lookback` (default 3 days) again, for pings that arrive late;
-- a TSP failure stops this fleet's pull after committing every window fetched in full, and is
+- a TSP failure stops this fleet's pull after committing every slice fetched in full, and is
   raised to the caller, which marks the fleet and carries on with the others.
 """
 
@@ -37,15 +38,15 @@ DEFAULT_LOOKBACK_MS = 3 * 86_400_000
 
 class GpsConnector(Protocol):
     tsp: str
-    window_ms: int
+    slice_ms: int
 
     def vehicles(self) -> list[VehicleInfo]: ...
-    def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table: ...
-    def events_window(self, start_ms: int, end_ms: int) -> pa.Table: ...
+    def gps_slice(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table: ...
+    def events_slice(self, start_ms: int, end_ms: int) -> pa.Table: ...
 
 
 @dataclass(frozen=True)
-class Window:
+class PullSlice:
     vehicle_id: str
     start_ms: int
     end_ms: int
@@ -58,9 +59,9 @@ class Window:
 @dataclass(frozen=True)
 class PullReport:
     fleet_id: str
-    windows_planned: int
-    windows_pulled: int
-    windows_completed: int
+    slices_planned: int
+    slices_pulled: int
+    slices_completed: int
     rows_accepted: int
     quarantined: dict[str, int]
     commits: tuple[CommitResult, ...]
@@ -77,26 +78,26 @@ class PullReport:
 class PullOptions:
     lookback_ms: int = DEFAULT_LOOKBACK_MS
     workers: int = 4
-    commit_every: int = 32  # windows per commit: fewer merges of the same month, bounded re-pull
+    commit_every: int = 32  # slices per commit: fewer merges of the same month, bounded re-pull
     work_dir: Path | None = None
     memory_limit: str = "1GB"
     stop: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: finish and commit
-    # told (windows pulled, windows planned, rows fetched) after each window, e.g. a progress bar
+    # told (slices pulled, slices planned, rows fetched) after each slice, e.g. a progress bar
     progress: Callable[[int, int, int], None] | None = None
 
 
 def stream_name(connector: GpsConnector) -> str:
-    return f"{connector.tsp}/gps/{connector.window_ms}"
+    return f"{connector.tsp}/gps/{connector.slice_ms}"
 
 
-def plan_windows(vehicles: list[str], history_start_ms: int, now_ms: int, window_ms: int,
-                 done: set[str]) -> list[Window]:
-    """Grid-aligned windows covering [history start, now) per vehicle, minus completed ones."""
-    first = history_start_ms - history_start_ms % window_ms
+def plan_slices(vehicles: list[str], history_start_ms: int, now_ms: int, slice_ms: int,
+                 done: set[str]) -> list[PullSlice]:
+    """Grid-aligned slices covering [history start, now) per vehicle, minus completed ones."""
+    first = history_start_ms - history_start_ms % slice_ms
     out = []
-    for start in range(first, now_ms, window_ms):
+    for start in range(first, now_ms, slice_ms):
         for vid in vehicles:
-            w = Window(vid, max(start, history_start_ms), start + window_ms)
+            w = PullSlice(vid, max(start, history_start_ms), start + slice_ms)
             if w.key not in done:
                 out.append(w)
     return out
@@ -108,12 +109,12 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
     t0 = time.monotonic()
     stream = stream_name(connector)
     vehicles = sorted(v.vehicle_id for v in connector.vehicles())
-    windows = plan_windows(vehicles, history_start_ms, now_ms, connector.window_ms,
-                           manifest.completed_windows(fleet_id, stream))
+    slices = plan_slices(vehicles, history_start_ms, now_ms, connector.slice_ms,
+                           manifest.completed_slices(fleet_id, stream))
     complete_before = now_ms - opts.lookback_ms
     commits: list[CommitResult] = []
     pulled = completed = rows_seen = 0
-    fetched: list[tuple[Window, int]] = []  # pulled in full, added to the writer, not yet committed
+    fetched: list[tuple[PullSlice, int]] = []  # pulled in full, added to the writer, not yet committed
     error: BaseException | None = None
     # The writer judges "a timestamp in the future" against the pull's now (the TSP's clock),
     # not this machine's: the two differ in the sandbox and, a little, in real life.
@@ -125,21 +126,21 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
             commits.extend(writer.commit())
             for w, rows in fetched:
                 if w.end_ms <= complete_before:
-                    manifest.complete_window(fleet_id, stream, w.key, rows)
+                    manifest.complete_slice(fleet_id, stream, w.key, rows)
                     completed += 1
             fetched.clear()
 
         with ThreadPoolExecutor(max(1, opts.workers), thread_name_prefix=f"pull-{fleet_id}") as pool:
-            queue: list[tuple[Window, Future[pa.Table]]] = []
-            todo = iter(windows)
+            queue: list[tuple[PullSlice, Future[pa.Table]]] = []
+            todo = iter(slices)
             try:
                 while True:
-                    # Keep a bounded number of windows in flight: memory stays flat over history.
+                    # Keep a bounded number of slices in flight: memory stays flat over history.
                     while len(queue) < 2 * max(1, opts.workers) and not opts.stop.is_set():
                         w = next(todo, None)
                         if w is None:
                             break
-                        queue.append((w, pool.submit(connector.gps_window, w.vehicle_id, w.start_ms,
+                        queue.append((w, pool.submit(connector.gps_slice, w.vehicle_id, w.start_ms,
                                                      min(w.end_ms, now_ms))))
                     if not queue:
                         break
@@ -150,26 +151,26 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                     pulled += 1
                     rows_seen += table.num_rows
                     if opts.progress:
-                        opts.progress(pulled, len(windows), rows_seen)
+                        opts.progress(pulled, len(slices), rows_seen)
                     if len(fetched) >= opts.commit_every:
                         commit()
             except BaseException as e:  # noqa: BLE001 - committed below, then re-raised
                 error = e
                 for _, f in queue:
                     f.cancel()
-        commit()  # everything fetched in full is committed, even when a later window failed
+        commit()  # everything fetched in full is committed, even when a later slice failed
         accepted, quarantined, nulled = writer.accepted, dict(writer.quarantined), dict(writer.nulled)
-    report = PullReport(fleet_id, len(windows), pulled, completed, accepted, quarantined, tuple(commits),
+    report = PullReport(fleet_id, len(slices), pulled, completed, accepted, quarantined, tuple(commits),
                         time.monotonic() - t0, stopped=opts.stop.is_set(), nulled=nulled)
-    log.info("pull %s: %d/%d windows, %d pings, %d quarantined, months changed %s", fleet_id, pulled,
-             len(windows), accepted, sum(quarantined.values()), report.months_changed)
+    log.info("pull %s: %d/%d slices, %d pings, %d quarantined, months changed %s", fleet_id, pulled,
+             len(slices), accepted, sum(quarantined.values()), report.months_changed)
     if error is not None:
         raise error
     return report
 
 
 
-EVENT_WINDOW_MS = 28 * 86_400_000  # fleet-wide windows: events are few
+EVENT_SLICE_MS = 28 * 86_400_000  # fleet-wide slices: events are few
 
 
 def pull_events(connector: GpsConnector, store: ObjectStore, manifest: Manifest, fleet_id: str,
@@ -177,26 +178,26 @@ def pull_events(connector: GpsConnector, store: ObjectStore, manifest: Manifest,
     """TSP safety events of the whole fleet into raw/events, with the same checkpoint rules."""
     opts = options or PullOptions()
     t0 = time.monotonic()
-    stream = f"{connector.tsp}/events/{EVENT_WINDOW_MS}"
-    windows = plan_windows(["fleet"], history_start_ms, now_ms, EVENT_WINDOW_MS,
-                           manifest.completed_windows(fleet_id, stream))
+    stream = f"{connector.tsp}/events/{EVENT_SLICE_MS}"
+    slices = plan_slices(["fleet"], history_start_ms, now_ms, EVENT_SLICE_MS,
+                           manifest.completed_slices(fleet_id, stream))
     with MonthWriter(store, manifest, fleet_id, pull_id=f"{stream}@{now_ms}", work_dir=opts.work_dir,
                      now_ms=now_ms, memory_limit=opts.memory_limit) as writer:
-        pulled: list[tuple[Window, int]] = []
+        pulled: list[tuple[PullSlice, int]] = []
         try:
-            for w in windows:
+            for w in slices:
                 if opts.stop.is_set():
                     break
-                table = connector.events_window(w.start_ms, min(w.end_ms, now_ms))
+                table = connector.events_slice(w.start_ms, min(w.end_ms, now_ms))
                 writer.add_events(table)
                 pulled.append((w, table.num_rows))
         finally:
-            commits = writer.commit()  # whole windows only: a failed window added nothing
+            commits = writer.commit()  # whole slices only: a failed slice added nothing
             completed = 0
             for w, rows in pulled:
                 if w.end_ms <= now_ms - opts.lookback_ms:
-                    manifest.complete_window(fleet_id, stream, w.key, rows)
+                    manifest.complete_slice(fleet_id, stream, w.key, rows)
                     completed += 1
         accepted, quarantined = writer.accepted_events, dict(writer.quarantined)
-    return PullReport(fleet_id, len(windows), len(pulled), completed, accepted, quarantined, tuple(commits),
+    return PullReport(fleet_id, len(slices), len(pulled), completed, accepted, quarantined, tuple(commits),
                       time.monotonic() - t0, stopped=opts.stop.is_set())

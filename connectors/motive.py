@@ -131,7 +131,7 @@ def _date(ms: int) -> str:
 class MotiveConnector:
     tsp = "motive"
     source = "motive"
-    window_ms = 7 * DAY_MS  # well inside the 3-month limit; bounds one response's size
+    slice_ms = 7 * DAY_MS  # well inside the 3-month limit; bounds one response's size
 
     def __init__(self, http: TspHttp, fleet_id: str) -> None:
         self.http = http
@@ -167,7 +167,7 @@ class MotiveConnector:
         return [DriverInfo(str(i.user.id), " ".join(x for x in (i.user.first_name, i.user.last_name) if x) or None)
                 for page in numbered_pages(self.tsp, fetch) for i in page if i.user.role in (None, "driver")]
 
-    def events_window(self, start_ms: int, end_ms: int) -> pa.Table:
+    def events_slice(self, start_ms: int, end_ms: int) -> pa.Table:
         """Driver performance events of the fleet in [start_ms, end_ms), as candidate events."""
         from connectors.samsara import rfc3339
 
@@ -219,7 +219,7 @@ class MotiveConnector:
 
         return [loc for page in numbered_pages(self.tsp, fetch) for loc in page], salvaged
 
-    def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
+    def gps_slice(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
         """Candidate pings of one vehicle in [start_ms, end_ms).
 
         Motive takes inclusive UTC dates, so the request covers whole days and the result is cut

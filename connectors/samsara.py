@@ -157,7 +157,7 @@ def rfc3339(ms: int) -> str:
 class SamsaraConnector:
     tsp = "samsara"
     source = "samsara"
-    window_ms = 7 * 86_400_000  # one vehicle-week per window: a few hundred thousand pings at most
+    slice_ms = 7 * 86_400_000  # one vehicle-week per window: a few hundred thousand pings at most
 
     def __init__(self, http: TspHttp, fleet_id: str) -> None:
         self.http = http
@@ -180,7 +180,7 @@ class SamsaraConnector:
 
         return [VehicleInfo(v.id, v.name) for page in cursor_pages(self.tsp, fetch) for v in page]
 
-    def events_window(self, start_ms: int, end_ms: int) -> pa.Table:
+    def events_slice(self, start_ms: int, end_ms: int) -> pa.Table:
         """Safety events of the whole fleet with start_ms <= time < end_ms, as candidate events."""
         params = {"startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms), "limit": PAGE_LIMIT}
 
@@ -248,7 +248,7 @@ class SamsaraConnector:
                 if v.gps:
                     yield self._normalise(v, salvaged, decorated)
 
-    def gps_window(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
+    def gps_slice(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
         tables = list(self.gps_pages(vehicle_id, start_ms, end_ms))
         return pa.concat_tables(tables) if tables else empty_candidates()
 

@@ -81,7 +81,7 @@ def _pull_line(o: PullOutcome) -> str:
         return f"{o.fleet_id}: {o.result.value}: {o.error}"
     months = o.pings.months_changed
     span = ", ".join(months) if len(months) <= 3 else f"{months[0]}..{months[-1]} ({len(months)})"
-    return (f"{o.fleet_id}: {o.result.value}: {o.pings.windows_pulled} windows, {o.pings.rows_accepted:,} pings, "
+    return (f"{o.fleet_id}: {o.result.value}: {o.pings.slices_pulled} slices, {o.pings.rows_accepted:,} pings, "
             f"{o.events.rows_accepted if o.events else 0} events, months committed: {span}")
 
 

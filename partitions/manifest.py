@@ -491,12 +491,12 @@ class Manifest:
         return [_flow_run(r) for r in rows]
 
     # ------------------------------------------------------------------ pull checkpoints
-    def complete_window(self, fleet_id: str, stream: str, window_key: str, rows: int, detail: str | None = None
+    def complete_slice(self, fleet_id: str, stream: str, window_key: str, rows: int, detail: str | None = None
                         ) -> None:
         self._run("INSERT OR REPLACE INTO pull_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
                   [fleet_id, stream, window_key, _now(), rows, detail])
 
-    def completed_windows(self, fleet_id: str, stream: str) -> set[str]:
+    def completed_slices(self, fleet_id: str, stream: str) -> set[str]:
         rows = self._all("SELECT window_key FROM pull_checkpoints WHERE fleet_id = ? AND stream = ?",
                          [fleet_id, stream])
         return {r[0] for r in rows}

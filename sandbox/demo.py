@@ -42,7 +42,7 @@ def _span(months: list[str]) -> str:
 def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:
     q = sum(r.quarantined.values())
     months = r.months_changed
-    print(f"  {step:9s} {fleet:20s} {r.windows_pulled:4d} windows  {r.rows_accepted:>10,} pings  {events:4d} events  "
+    print(f"  {step:9s} {fleet:20s} {r.slices_pulled:4d} slices   {r.rows_accepted:>10,} pings  {events:4d} events  "
           f"{q:5d} quarantined  months committed: {len(months):2d} ({_span(months)})  {r.seconds:5.1f}s", flush=True)
 
 

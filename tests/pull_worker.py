@@ -24,7 +24,7 @@ def main(cfg: dict) -> int:
         print("started", flush=True)
         report = pull_fleet(connector, LocalStore(Path(cfg["store"])), manifest, cfg["fleet"], cfg["start"],
                             cfg["now"], PullOptions(work_dir=Path(cfg["work"]), commit_every=3, workers=2))
-    print(json.dumps({"planned": report.windows_planned, "pulled": report.windows_pulled}), flush=True)
+    print(json.dumps({"planned": report.slices_planned, "pulled": report.slices_pulled}), flush=True)
     return 0
 
 

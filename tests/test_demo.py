@@ -37,7 +37,7 @@ def test_demo_backfills_then_refreshes_one_new_month_per_fleet(tmp_path: Path) -
             (f, flow) for f in ("acme-freight", "bluebird-logistics") for flow in
             ("data_quality", "distance", "fatigue", "harsh", "radius", "speed", "trips"))
     again = run_demo(tmp_path)
-    assert again.returncode == 0 and "0 windows" in again.stdout  # nothing re-pulled: the manifest remembers
+    assert again.returncode == 0 and "0 windows" in again.stdout  # nothing recomputed: the manifest remembers
     assert "features  acme-freight            0 windows" in again.stdout  # and nothing recomputed
 
 

@@ -76,9 +76,9 @@ def test_commits_must_follow_the_committed_version(tmp_path: Path) -> None:
 
 def test_checkpoints_and_fleets(tmp_path: Path) -> None:
     with Manifest(tmp_path / "m.duckdb") as m:
-        m.complete_window("fleet-a", "samsara/gps", "2025-01-01/v1", 10)
-        m.complete_window("fleet-a", "samsara/gps", "2025-01-02/v1", 12)
-        assert m.completed_windows("fleet-a", "samsara/gps") == {"2025-01-01/v1", "2025-01-02/v1"}
+        m.complete_slice("fleet-a", "samsara/gps", "2025-01-01/v1", 10)
+        m.complete_slice("fleet-a", "samsara/gps", "2025-01-02/v1", 12)
+        assert m.completed_slices("fleet-a", "samsara/gps") == {"2025-01-01/v1", "2025-01-02/v1"}
         start = datetime(2024, 1, 1, tzinfo=timezone.utc)
         m.upsert_fleet("fleet-a", "samsara", "consented", history_start=start)
         m.upsert_fleet("fleet-a", "samsara", "active")

@@ -60,9 +60,9 @@ def test_every_motive_response_of_a_pull_fits_the_public_reference(tmp_path: Pat
         now = server.world.clock.now_ms()
         vehicles = connector.vehicles()
         connector.drivers()
-        connector.events_window(now - 28 * DAY_MS, now)
+        connector.events_slice(now - 28 * DAY_MS, now)
         for v in vehicles:
-            connector.gps_window(v.vehicle_id, now - 7 * DAY_MS, now)
+            connector.gps_slice(v.vehicle_id, now - 7 * DAY_MS, now)
 
     routes, types = set(), set()
     for path, params, body in seen:

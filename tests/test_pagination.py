@@ -33,7 +33,7 @@ def samsara() -> SamsaraConnector:
 def test_empty_pages_that_say_there_is_more_are_followed() -> None:
     respx.get(f"{BASE}/fleet/vehicles/stats/history").mock(side_effect=[
         page([], "c1", True), page([], "c2", True), page([pt(1), pt(2)], "", False)])
-    t = samsara().gps_window("v1", 0, 10**13)
+    t = samsara().gps_slice("v1", 0, 10**13)
     assert t.num_rows == 2
 
 
@@ -42,7 +42,7 @@ def test_a_repeated_cursor_raises_instead_of_looping() -> None:
     route = respx.get(f"{BASE}/fleet/vehicles/stats/history").mock(side_effect=[
         page([pt(1)], "c1", True), page([pt(2)], "c2", True), page([pt(3)], "c1", True)] + [page([pt(4)])] * 5)
     with pytest.raises(PaginationLoop, match="repeated a pagination cursor"):
-        samsara().gps_window("v1", 0, 10**13)
+        samsara().gps_slice("v1", 0, 10**13)
     assert route.call_count == 3
 
 
@@ -50,7 +50,7 @@ def test_a_repeated_cursor_raises_instead_of_looping() -> None:
 def test_the_cursor_is_sent_back_verbatim() -> None:
     route = respx.get(f"{BASE}/fleet/vehicles/stats/history").mock(side_effect=[
         page([pt(1)], "Yz+/=", True), page([pt(2)])])
-    samsara().gps_window("v1", 0, 10**13)
+    samsara().gps_slice("v1", 0, 10**13)
     assert route.calls[1].request.url.params["after"] == "Yz+/="
 
 
@@ -58,7 +58,7 @@ def test_the_cursor_is_sent_back_verbatim() -> None:
 def test_a_page_of_the_wrong_shape_is_a_clear_error() -> None:
     respx.get(f"{BASE}/fleet/vehicles/stats/history").mock(return_value=httpx.Response(200, json={"items": []}))
     with pytest.raises(MalformedResponse, match="GPS history"):
-        samsara().gps_window("v1", 0, 10**13)
+        samsara().gps_slice("v1", 0, 10**13)
 
 
 @respx.mock

@@ -92,9 +92,9 @@ def test_backfill_with_faults_commits_exactly_the_simulators_pings(world, tmp_pa
     start = server.world.fleets[fleet].spec.history_start_s * 1000
     now = server.world.clock.now_ms()
     report = pull_fleet(connector, store, manifest, fleet, start, now, PullOptions(work_dir=tmp_path))
-    assert report.windows_pulled == report.windows_planned > 0
+    assert report.slices_pulled == report.slices_planned > 0
     assert sum(report.quarantined.values()) > 0, "the malformed records were quarantined, not lost"
-    assert connector.http.requests > report.windows_pulled  # faults forced retries
+    assert connector.http.requests > report.slices_pulled  # faults forced retries
     assert_same_pings(committed_pings(store, manifest, fleet, tmp_path / "c"), expected_pings(server, fleet, now),
                       odo_tol)
     rows_checkpointed = manifest.conn.execute("SELECT sum(rows) FROM pull_checkpoints WHERE fleet_id = ?",
@@ -102,7 +102,7 @@ def test_backfill_with_faults_commits_exactly_the_simulators_pings(world, tmp_pa
     assert 0 < rows_checkpointed <= report.rows_accepted + sum(report.quarantined.values())
     # Resuming finds nothing left to pull but the lookback.
     again = pull_fleet(connector, store, manifest, fleet, start, now, PullOptions(work_dir=tmp_path))
-    assert again.windows_planned < report.windows_planned
+    assert again.slices_planned < report.slices_planned
     assert all(c.status == "unchanged" for c in again.commits if c.dataset == "pings")
 
 
@@ -117,7 +117,7 @@ def test_monthly_refresh_pulls_only_new_data(world, tmp_path: Path) -> None:
     server.world.clock.advance_months(1)
     now = server.world.clock.now_ms()
     refresh = pull_fleet(connector, store, manifest, fleet, start, now, PullOptions(work_dir=tmp_path))
-    assert refresh.windows_planned < first.windows_planned / 2
+    assert refresh.slices_planned < first.slices_planned / 2
     after = {p.month: p.fingerprint for p in manifest.raw_partitions(fleet, "pings")}
     assert {m for m in after if before.get(m) != after[m]} <= {"2026-03", "2026-04"}
     assert "2026-04" in after and after["2026-01"] == before["2026-01"] and after["2026-02"] == before["2026-02"]
@@ -229,13 +229,13 @@ def test_a_backfill_killed_with_sigkill_resumes_to_the_same_result(tmp_path: Pat
             time.sleep(rng.uniform(0.0, 1.0))
             p.send_signal(signal.SIGKILL)
             p.wait(timeout=30)
-        from connectors.backfill import plan_windows
+        from connectors.backfill import plan_slices
 
         stream = f"{tsp}/gps/{7 * 86_400_000}"
         with Manifest(tmp_path / "m.duckdb") as manifest:
-            done_before = manifest.completed_windows(fleet, stream)
+            done_before = manifest.completed_slices(fleet, stream)
         vehicles = [v.vehicle_id for v in server.world.sims[fleet].vehicles]
-        total = len(plan_windows(vehicles, start, now, 7 * 86_400_000, set()))
+        total = len(plan_slices(vehicles, start, now, 7 * 86_400_000, set()))
         p = subprocess.run([sys.executable, "-m", "tests.pull_worker", json.dumps(cfg)], capture_output=True,
                            text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-2000:]
@@ -283,7 +283,7 @@ def test_safety_events_land_in_raw_events(world, tmp_path: Path, tsp: str, fleet
         want = [(v, ts // 1000 * 1000, k) for v, ts, k in want]
     assert got_rows == want
     again = pull_events(connector, store, manifest, fleet, start, now, PullOptions(work_dir=tmp_path))
-    assert again.windows_planned < report.windows_planned
+    assert again.slices_planned < report.slices_planned
     assert all(c.status == "unchanged" for c in again.commits if c.dataset == "events")
 
 

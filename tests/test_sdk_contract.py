@@ -91,10 +91,10 @@ def test_every_samsara_response_of_a_pull_parses_with_the_official_sdk(tmp_path:
         start = now - 21 * DAY_MS
         vehicles = connector.vehicles()
         connector.drivers()
-        connector.events_window(server.world.fleets["acme-freight"].spec.history_start_s * 1000, now)
+        connector.events_slice(server.world.fleets["acme-freight"].spec.history_start_s * 1000, now)
         for v in vehicles:
-            for w in range(start, now, connector.window_ms):
-                connector.gps_window(v.vehicle_id, w, min(w + connector.window_ms, now))
+            for w in range(start, now, connector.slice_ms):
+                connector.gps_slice(v.vehicle_id, w, min(w + connector.slice_ms, now))
         # The decorated form of the history route, which the connector reads when it is present.
         decorated = connector.http.get("/fleet/vehicles/stats/history", {
             "types": "gps", "decorations": "gpsOdometerMeters", "vehicleIds": vehicles[0].vehicle_id,

@@ -74,4 +74,4 @@ def test_a_dead_store_fails_the_pull_and_commits_nothing(sandbox: SandboxServer,
         outcome = svc.pull("acme-freight")
         assert outcome.result == "failed" and "S3 upload" in (outcome.error or "")
         assert m.fleet("acme-freight").status == "failed" and m.raw_partitions() == []
-        assert m.completed_windows("acme-freight", "samsara/gps/604800000") == set()
+        assert m.completed_slices("acme-freight", "samsara/gps/604800000") == set()

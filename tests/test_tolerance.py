@@ -57,7 +57,7 @@ def test_a_poisoned_record_costs_that_record_and_the_rest_of_the_page_lands() ->
     respx.get(f"{SAMSARA}/fleet/vehicles/stats/history").mock(return_value=stats_page(
         [gps(1), gps(2, latitude=True), gps(3), None, gps(4, headingDegrees=[1, 2])]))
     c = samsara()
-    split = land(c.gps_window("v1", 0, 10**13))
+    split = land(c.gps_slice("v1", 0, 10**13))
     assert c.salvaged_pages == 1
     assert split.valid.num_rows == 3  # 1, 3 and 4 (4 loses only its heading)
     assert split.valid["heading_deg"].to_pylist() == [90.0, 90.0, None]
@@ -72,7 +72,7 @@ def test_a_poisoned_motive_record_costs_that_record() -> None:
     respx.get(f"{MOTIVE}/v3/vehicle_locations/7").mock(return_value=httpx.Response(200, json={
         "vehicle_locations": [loc(1), loc(2, lat=True), loc(3), "junk", {"no_wrapper": 1}]}))
     c = motive()
-    split = land(c.gps_window("7", T0, T0 + 86_400_000))
+    split = land(c.gps_slice("7", T0, T0 + 86_400_000))
     assert c.salvaged_pages == 1
     assert split.valid.num_rows == 2 and split.quarantine.num_rows == 3
 
@@ -82,9 +82,9 @@ def test_a_page_that_is_not_json_or_has_no_records_is_still_a_clear_error() -> N
     respx.get(f"{SAMSARA}/fleet/vehicles/stats/history").mock(side_effect=[
         httpx.Response(200, content=b"<html>oops</html>"), httpx.Response(200, json={"data": "nope"})])
     with pytest.raises(MalformedResponse, match="not JSON"):
-        samsara().gps_window("v1", 0, 10**13)
+        samsara().gps_slice("v1", 0, 10**13)
     with pytest.raises(MalformedResponse, match="no data list"):
-        samsara().gps_window("v1", 0, 10**13)
+        samsara().gps_slice("v1", 0, 10**13)
 
 
 @respx.mock
@@ -92,7 +92,7 @@ def test_a_360_heading_a_null_speed_and_a_string_number_cost_at_most_their_field
     respx.get(f"{SAMSARA}/fleet/vehicles/stats/history").mock(return_value=stats_page([
         gps(1, headingDegrees=360.0), gps(2, speedMilesPerHour=None), gps(3, latitude="40.003", speedMilesPerHour="31"),
         gps(4, headingDegrees=-90), gps(5, headingDegrees=725.0, speedMilesPerHour=900.0)]))
-    split = land(samsara().gps_window("v1", 0, 10**13))
+    split = land(samsara().gps_slice("v1", 0, 10**13))
     assert split.quarantine.num_rows == 0 and split.valid.num_rows == 5
     assert split.valid["heading_deg"].to_pylist() == [0.0, 90.0, 90.0, 270.0, None]
     assert split.valid["speed_mph"].to_pylist() == [30.0, None, 31.0, 30.0, None]
@@ -109,7 +109,7 @@ def test_motive_history_follows_pages_until_the_total() -> None:
 
     route = respx.get(f"{MOTIVE}/v3/vehicle_locations/7").mock(side_effect=[page(1, 100, 250), page(2, 100, 250),
                                                                            page(3, 100, 250)])
-    t = motive().gps_window("7", T0, T0 + 86_400_000)
+    t = motive().gps_slice("7", T0, T0 + 86_400_000)
     assert t.num_rows == 250 and route.call_count == 3
     assert [c.request.url.params["page_no"] for c in route.calls] == ["1", "2", "3"]
     assert all(c.request.url.params["per_page"] == "100" for c in route.calls)
@@ -123,14 +123,14 @@ def test_motive_history_follows_a_server_that_clamps_per_page() -> None:
                                          "pagination": {"per_page": 25, "page_no": no, "total": 60}})
 
     route = respx.get(f"{MOTIVE}/v3/vehicle_locations/7").mock(side_effect=[page(1), page(2), page(3)])
-    assert motive().gps_window("7", T0, T0 + 86_400_000).num_rows == 60 and route.call_count == 3
+    assert motive().gps_slice("7", T0, T0 + 86_400_000).num_rows == 60 and route.call_count == 3
 
 
 @respx.mock
 def test_motive_history_without_pagination_is_one_complete_page() -> None:
     route = respx.get(f"{MOTIVE}/v3/vehicle_locations/7").mock(return_value=httpx.Response(200, json={
         "vehicle_locations": [loc(i) for i in range(300)]}))
-    assert motive().gps_window("7", T0, T0 + 86_400_000).num_rows == 300 and route.call_count == 1
+    assert motive().gps_slice("7", T0, T0 + 86_400_000).num_rows == 300 and route.call_count == 1
 
 
 @respx.mock
@@ -140,11 +140,11 @@ def test_motive_history_stops_at_an_empty_page_and_refuses_a_repeated_page() -> 
             "per_page": 100, "page_no": answered or no, "total": 10_000}})
 
     route = respx.get(f"{MOTIVE}/v3/vehicle_locations/7").mock(side_effect=[page(1, 100), page(2, 0)])
-    motive().gps_window("7", T0, T0 + 86_400_000)
+    motive().gps_slice("7", T0, T0 + 86_400_000)
     assert route.call_count == 2
     respx.get(f"{MOTIVE}/v3/vehicle_locations/8").mock(side_effect=[page(1, 100), page(2, 100, answered=1)])
     with pytest.raises(PaginationLoop, match="answered page 1"):
-        motive().gps_window("8", T0, T0 + 86_400_000)
+        motive().gps_slice("8", T0, T0 + 86_400_000)
 
 
 @respx.mock
@@ -155,7 +155,7 @@ def test_the_odometer_series_is_matched_by_nearest_time_within_the_tolerance() -
     respx.get(f"{SAMSARA}/fleet/vehicles/stats/history").mock(return_value=stats_page(
         [gps(1), gps(2), gps(59), gps(5, decorations={"gpsOdometerMeters": {"value": 8046720}})],
         gpsOdometerMeters=series))
-    odo = samsara().gps_window("v1", 0, 10**13)["odometer_mi"].to_pylist()
+    odo = samsara().gps_slice("v1", 0, 10**13)["odometer_mi"].to_pylist()
     assert odo[2] is None  # the point at :59: the nearest reading is beyond the tolerance
     assert [round(x) for x in (odo[0], odo[1], odo[3])] == [1000, 2000, 5000]  # 5: its own decoration
 
@@ -165,7 +165,7 @@ def test_samsara_vehicles_without_points_or_gps_key_cost_nothing() -> None:
     respx.get(f"{SAMSARA}/fleet/vehicles/stats/history").mock(return_value=httpx.Response(200, json={
         "data": [{"id": "v1", "gps": []}, {"id": "v1", "gpsOdometerMeters": []}, {"id": "v1", "gps": [gps(1)]}],
         "pagination": {"endCursor": "", "hasNextPage": False}}))
-    assert samsara().gps_window("v1", 0, 10**13).num_rows == 1
+    assert samsara().gps_slice("v1", 0, 10**13).num_rows == 1
 
 
 @respx.mock
@@ -178,7 +178,7 @@ def test_official_labels_map_and_unknown_ones_are_kept_as_other_and_counted() ->
         "data": [ev(1, "braking"), ev(2, "Acceleration"), ev(3, "harshTurn"), ev(4, "rollingStop"), ev(5, "mystery")],
         "pagination": {"endCursor": "", "hasNextPage": False}}))
     c = samsara()
-    t = c.events_window(T0, T0 + 86_400_000)
+    t = c.events_slice(T0, T0 + 86_400_000)
     assert t["kind"].to_pylist() == ["harsh_brake", "harsh_accel", "harsh_turn", "other", "other"]
     assert t["tsp_kind"].to_pylist()[3:] == ["rollingStop", "mystery"]
     assert c.unknown_labels == {"rollingStop": 1, "mystery": 1}
