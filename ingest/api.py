@@ -36,6 +36,7 @@ from common.states import WorkKind
 from connectors.providers import TSPS
 from ingest.service import Service
 from ingest.workqueue import Work, WorkQueue, WorkSnapshot
+from partitions import layout
 
 log = logging.getLogger("fleetlake.api")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -89,7 +90,7 @@ def create_app(service: Service, work: WorkQueue | None = None,
         except Exception as e:  # noqa: BLE001 - reported, not raised
             problems.append(f"manifest: {type(e).__name__}")
         try:
-            await run_in_threadpool(service.store.exists, "_commits/ready-probe")
+            await run_in_threadpool(service.store.exists, layout.READY_PROBE)
         except Exception as e:  # noqa: BLE001
             problems.append(f"store: {type(e).__name__}")
         if readiness is not None:

@@ -27,27 +27,11 @@ from datetime import datetime
 from common import names
 from common.errors import StoreError
 from common.states import FleetStatus
+from partitions.layout import CONTROL, consent_key, credentials_key, fleet_key
 from partitions.manifest import Fleet, Manifest
 from partitions.store import ObjectStore
 
 log = logging.getLogger("fleetlake.control")
-CONTROL = "_control"
-
-
-def fleet_key(fleet_id: str) -> str:
-    return f"{CONTROL}/fleets/{names.fleet_id(fleet_id)}.json"
-
-
-def credentials_key(fleet_id: str) -> str:
-    return f"{CONTROL}/credentials/{names.fleet_id(fleet_id)}.sealed"
-
-
-def consent_key(nonce: str) -> str:
-    if not nonce or not all(c.isalnum() or c in "-_" for c in nonce):
-        raise ValueError("a consent nonce is url-safe base64")
-    return f"{CONTROL}/consents/{nonce}.json"
-
-
 def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 

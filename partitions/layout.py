@@ -19,6 +19,8 @@ from __future__ import annotations
 from common import names
 
 COMMITS = "_commits"  # legacy commit markers (read only by the migration)
+CONTROL = "_control"  # control records: fleets, sealed credentials, used consents (partitions/control_records.py)
+READY_PROBE = "_ready-probe"  # a key /readyz asks about: the store answers, whatever it says
 DELTA_LOG = "_delta_log"
 RAW_DATASETS = ("pings", "events", "quarantine")
 PARTITION_COLUMNS = ("fleet", "month")
@@ -127,3 +129,17 @@ def parse_raw_marker(key: str) -> tuple[str, str, str, int] | None:
                 int(parts[5][:-5]))
     except ValueError:
         return None
+
+
+def fleet_key(fleet_id: str) -> str:
+    return f"{CONTROL}/fleets/{names.fleet_id(fleet_id)}.json"
+
+
+def credentials_key(fleet_id: str) -> str:
+    return f"{CONTROL}/credentials/{names.fleet_id(fleet_id)}.sealed"
+
+
+def consent_key(nonce: str) -> str:
+    if not nonce or not all(c.isalnum() or c in "-_" for c in nonce):
+        raise ValueError("a consent nonce is url-safe base64")
+    return f"{CONTROL}/consents/{nonce}.json"
