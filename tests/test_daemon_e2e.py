@@ -119,7 +119,7 @@ def _done(api: httpx.Client, fleet: str, month: str | None = None) -> bool:
 def test_consent_backfill_sigterm_restart_features_and_scheduled_refresh(world, tmp_path: Path) -> None:
     sandbox, daemon, env, base = world
     # Slow answers keep the backfill running long enough to be interrupted.
-    sandbox.world.faults["samsara"] = FaultPlan(seed=1, slow=0.5, slow_seconds=0.15)
+    sandbox.world.faults["samsara"] = FaultPlan(seed=1, slow=1.0, slow_seconds=0.4)
     daemon.start()
     api = _api(base)
 
