@@ -25,10 +25,16 @@ class Metrics:
                                  buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600))
         self.api_requests = Counter("fleetlake_api_requests", "JSON API requests, per route and status",
                                     ["route", "status"], registry=r)
+        self.alerts = Counter("fleetlake_alerts", "Alerts sent to the webhook, per event and outcome",
+                              ["event", "delivered"], registry=r)
+
     def tsp_response(self, tsp: str, status: int) -> None:
         self.tsp_requests.labels(tsp, str(status)).inc()
         if status == 429:
             self.tsp_throttled.labels(tsp).inc()
+
+    def alert_result(self, event: str, delivered: bool) -> None:
+        self.alerts.labels(event, "yes" if delivered else "no").inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

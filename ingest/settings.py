@@ -107,6 +107,8 @@ class Settings(BaseSettings):
                                                      "daemon (default http://<http_host>:<http_port>)")
     api_token: SecretStr | None = Field(None, description="bearer token for the JSON API; without it the API "
                                                           "refuses every request (health and metrics stay open)")
+    alert_webhook_url: SecretStr | None = Field(None, description="webhook that receives alerts (stuck work, a fleet "
+                                                "ready for a quote) as Slack-compatible JSON; none: alerts are only logged")
     metrics_token: SecretStr | None = Field(None, description="bearer token /metrics requires when set (metrics "
                                                               "name customer fleets); default: /metrics is open")
     token_key: SecretStr | None = Field(None, description="Fernet key encrypting TSP tokens at rest (required by "
