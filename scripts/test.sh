@@ -3,4 +3,5 @@
 EXTRAS=test source "$(dirname "$0")/_venv.sh"
 ruff check --quiet .
 mypy
-exec python -m pytest "$@"
+# Four workers, one test file each at a time: module fixtures (demo stores, daemons) are built once.
+exec python -m pytest -n "${FLEETLAKE_TEST_WORKERS:-4}" --dist loadfile "$@"
