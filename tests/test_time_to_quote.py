@@ -9,6 +9,8 @@ the daemon's API, the webhook receiver and the manifest's own timestamps.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -111,6 +113,12 @@ def test_newest_month_features_come_before_older_pulls_and_the_finished_backfill
         assert api.post(f"/fleets/{FLEET}/refresh").status_code == 202
         wait_for("the refresh", lambda: any(k.startswith("refresh:") for k in api.get("/work").json()["last"]),
                  120, 0.5)
+    # The CLI asks the running daemon and prints the same readiness.
+    out = subprocess.run([sys.executable, "-m", "ingest.cli", "status", "--fleet", FLEET], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "readiness: 5/6 months with features, latest span 2025-10..2026-02" in out.stdout, out.stdout
+    assert "to pull: 0 months" in out.stdout and "latest 3 months: reached 2025-12..2026-02, alerted" in out.stdout
     assert daemon.stop() == 0
     assert len(hook.events("fleet.ready_for_quote")) == 3
 
