@@ -138,6 +138,13 @@ def create_app(service: Service, work: WorkQueue | None = None,
         except KeyError:
             return _error(404, f"unknown fleet {fid}")
 
+    async def fleet_readiness(request: Request) -> Response:
+        fid = fleet_param(request)
+        try:
+            return JSONResponse((await run_in_threadpool(service.readiness, fid)).to_json())
+        except KeyError:
+            return _error(404, f"unknown fleet {fid}")
+
     async def fleet_features(request: Request) -> Response:
         fid = fleet_param(request)
         month = request.query_params.get("month")
@@ -191,6 +198,7 @@ def create_app(service: Service, work: WorkQueue | None = None,
         Route("/fleets", authed("fleets", list_fleets), methods=["GET"]),
         Route("/fleets/{fleet_id}/status", authed("status", fleet_status), methods=["GET"]),
         Route("/fleets/{fleet_id}/features", authed("features", fleet_features), methods=["GET"]),
+        Route("/fleets/{fleet_id}/readiness", authed("readiness", fleet_readiness), methods=["GET"]),
         Route("/fleets/{fleet_id}/backfill", authed("backfill", queue_for(WorkKind.PULL)), methods=["POST"]),
         Route("/fleets/{fleet_id}/refresh", authed("refresh", queue_for(WorkKind.REFRESH)), methods=["POST"]),
         Route("/refresh", authed("refresh_all", refresh_all), methods=["POST"]),
@@ -238,6 +246,10 @@ OPENAPI: dict[str, Any] = {
         "/fleets/{fleet_id}/status": {"get": {
             "summary": "month x (raw, feature flow) grid of one fleet", "parameters": [_FLEET],
             "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
+        "/fleets/{fleet_id}/readiness": {"get": {
+            "summary": "how close a fleet is to a quote: months with features and their span, months to pull, "
+                       "pings per minute, ETA of the full history, readiness thresholds reached",
+            "parameters": [_FLEET], "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
         "/fleets/{fleet_id}/features": {"get": {
             "summary": "fleet roll-up feature rows per month and flow",
             "parameters": [_FLEET, {"name": "month", "in": "query", "required": False,

@@ -21,6 +21,8 @@ from connectors.providers import TSPS
 from ingest import lake_cli, logs
 from ingest.control import open_control
 from ingest.daemon import Daemon, serve
+from ingest.progress import duration
+from ingest.readiness import Readiness
 from ingest.settings import load_settings
 from ingest.wiring import open_service, private_data_dir, with_token_key
 from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
@@ -102,8 +104,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     with open_control(load_settings()) as ctl:
         fleets = [f for f in ctl.fleets() if not args.fleet or f.fleet_id == args.fleet]
         grids = [ctl.status(f.fleet_id) for f in fleets]
+        ready = ctl.readiness(args.fleet) if args.fleet and fleets else None
     if args.json:
-        print(json.dumps([g.to_json() for g in grids], indent=2))
+        out = [g.to_json() | ({"readiness": ready.to_json()} if ready else {}) for g in grids]
+        print(json.dumps(out, indent=2))
         return 0
     if not grids:
         print("no fleets yet: `fleetlake connect <tsp> --fleet <id>` starts a consent")
@@ -118,7 +122,25 @@ def cmd_status(args: argparse.Namespace) -> int:
             marks = " ".join(f"{_MARK[row.features.get(fl, WindowState.PENDING)]:>4s}" for fl in flows)
             print(f"  {month:7s} {row.raw.get('pings', 0):>10,} {row.raw.get('events', 0):>7,}  {marks}")
         print("  # computed  . pending  ! failed (retried with backoff)")
+    if args.fleet and ready is not None:
+        _print_readiness(ready)
     return 0
+
+
+def _print_readiness(r: Readiness) -> None:
+    span = f"{r.span[0]}..{r.span[1]}" if r.span else "none yet"
+    rate = f"{r.pings_per_min:,.0f} pings/min" if r.pings_per_min is not None else \
+        f"rate unknown ({r.notes.get('pings_per_min', '')})"
+    eta = duration(r.eta_s) if r.eta_s is not None else f"unknown ({r.notes.get('eta_s', '')})"
+    print(f"  readiness: {len(r.months_ready)}/{r.months_total} months with features, latest span {span}")
+    print(f"  to pull: {len(r.months_to_pull)} months" + (f" ({r.months_to_pull[0]}..{r.months_to_pull[-1]})"
+                                                          if r.months_to_pull else "") +
+          (f", pulling {r.pulling}" if r.pulling else ""))
+    print(f"  {r.pings:,} pings landed, {rate}, full history ETA {eta}")
+    for t in r.thresholds:
+        state = (f"reached {t.first_month}..{t.last_month}" + (f", alerted {t.fired_at:%Y-%m-%d %H:%M}Z"
+                                                               if t.fired_at else "")) if t.reached else "not yet"
+        print(f"  latest {t.months} months: {state}")
 
 
 def cmd_features(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import httpx
 from common.errors import ConfigError, FleetlakeError, ManifestLocked
 from common.states import PullResult, WorkKind
 from ingest.progress import ProgressBar
+from ingest.readiness import Readiness
 from ingest.service import PullOutcome, Service
 from ingest.settings import Settings
 from ingest.views import FleetFeatures, FleetGrid, FleetView
@@ -35,6 +36,7 @@ class Control(Protocol):
     def fleets(self) -> list[FleetView]: ...
     def status(self, fleet_id: str) -> FleetGrid: ...  # KeyError for an unknown fleet
     def features(self, fleet_id: str, month: str | None) -> FleetFeatures: ...  # KeyError likewise
+    def readiness(self, fleet_id: str) -> Readiness: ...  # KeyError likewise
     def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str: ...
     def complete_consent(self, tsp: str, code: str, state: str) -> str: ...
     def pull(self, kind: WorkKind, fleet_id: str | None) -> WorkDone: ...
@@ -54,6 +56,9 @@ class LocalControl:
 
     def features(self, fleet_id: str, month: str | None) -> FleetFeatures:
         return self.service.features_of(fleet_id, month)
+
+    def readiness(self, fleet_id: str) -> Readiness:
+        return self.service.readiness(fleet_id)
 
     def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str:
         return self.service.consent_url(tsp, fleet_id, relink)
@@ -122,6 +127,9 @@ class DaemonClient:
 
     def features(self, fleet_id: str, month: str | None) -> FleetFeatures:
         return FleetFeatures.from_json(self._call("GET", f"/fleets/{fleet_id}/features", month=month))
+
+    def readiness(self, fleet_id: str) -> Readiness:
+        return Readiness.from_json(self._call("GET", f"/fleets/{fleet_id}/readiness"))
 
     def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str:
         return str(self._call("POST", f"/connect/{tsp}", fleet_id=fleet_id,

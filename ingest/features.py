@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ingest.executor import RunResult, execute
 from ingest.flows.base import Flow
-from ingest.planner import plan
+from ingest.planner import WindowTask, plan
 from partitions.manifest import Manifest
 from partitions.store import S3Options
 
@@ -31,6 +32,8 @@ class FeatureReport:
 
 
 def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Options | None, cache_dir: Path,
-                 now_ms: int, workers: int = 2) -> FeatureReport:
-    tasks = plan(manifest, flows)
+                 now_ms: int, workers: int = 2, where: Callable[[WindowTask], bool] | None = None
+                 ) -> FeatureReport:
+    """`where` keeps only some planned windows (e.g. one fleet-month as its backfill completes it)."""
+    tasks = [t for t in plan(manifest, flows) if where is None or where(t)]
     return FeatureReport(tuple(execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers)))

@@ -30,6 +30,7 @@ import ast
 import hashlib
 import importlib.util
 import sys
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib.machinery import ModuleSpec
 from importlib.metadata import packages_distributions
@@ -199,12 +200,19 @@ def _is_project_module(name: str, root_module: str) -> bool:
     top = name.split(".")[0]
     if top in sys.stdlib_module_names or _source_spec(name) is None:
         return False
-    dists = packages_distributions()
+    dists = _distributions()
     own = dists.get(root_module.split(".")[0])
     if own:
         return bool(set(dists.get(top, ())) & set(own))
     # Not installed (a bare source tree on sys.path): ours when it lives beside the flow's package.
     return _source_root(top) == _source_root(root_module.split(".")[0])
+
+
+@lru_cache(maxsize=None)
+def _distributions() -> Mapping[str, list[str]]:
+    """packages_distributions() once: it scans every installed distribution's metadata, and was
+    called for each import of each analysed module (minutes for a first plan on a loaded machine)."""
+    return packages_distributions()
 
 
 @lru_cache(maxsize=None)
@@ -222,3 +230,4 @@ def forget() -> None:
     _analyse.cache_clear()
     _source_spec.cache_clear()
     _source_root.cache_clear()
+    _distributions.cache_clear()

@@ -22,14 +22,16 @@ import pyarrow.parquet as pq
 from common import names
 from common.errors import ConfigError, ConsentRefused, ConsentRevoked, FleetlakeError, TspError
 from common.states import FleetStatus, PullResult, RunStatus, WindowState
-from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
+from connectors.backfill import PullOptions, PullProgress, PullReport, pull_fleet
 from connectors.oauth import BearerAuth, FleetCredentials, StateSigner, Vault
 from connectors.providers import open_connector
+from ingest.alerts import Alert, Webhook
 from ingest.clock import Clock, clock_at
 from ingest.features import FeatureReport, run_features
 from ingest.flows.base import Flow
 from ingest.metrics import Metrics
-from ingest.planner import plan
+from ingest.planner import WindowTask, plan
+from ingest.readiness import Readiness, readiness
 from ingest.settings import Settings
 from ingest.tsps import TspEndpoint, oauth_client
 from ingest.views import FleetFeatures, FleetGrid, FleetView, MonthRow
@@ -69,6 +71,9 @@ class Service:
         self.clock = clock or clock_at(settings.resolved_clock_url)
         # Fleet, credential and consent writes go through here: mirrored to the store for rebuilds.
         self.control = ControlMirror(manifest, store)
+        self.webhook = Webhook(settings.alert_webhook_url, on_result=self.metrics.alert_result)
+        # The progress of each pull running in this process, for readiness and the API.
+        self.live: dict[str, PullProgress] = {}
 
     # Only consent and pulls touch tokens: read-only commands need no key.
     @property
@@ -134,16 +139,26 @@ class Service:
 
     # ------------------------------------------------------------------ pulling
     def pull(self, fleet_id: str, stop: threading.Event | None = None,
-             progress: Callable[[int, int, int], None] | None = None) -> PullOutcome:
-        """Backfill or refresh one fleet: both pull every window not yet complete, from history start to now."""
+             progress: Callable[[PullProgress], None] | None = None) -> PullOutcome:
+        """Backfill or refresh one fleet: both pull every window not yet complete, from history start to now.
+
+        Months are pulled newest complete first; each month's features run as soon as its raw data
+        is complete (`_month_pulled`), so a preliminary quote does not wait for the oldest months.
+        """
         fleet = self.manifest.fleet(names.fleet_id(fleet_id))
         if fleet is None:
             raise ConfigError("fleet", f"unknown fleet {fleet_id}")
         if not fleet.status.pullable:
             return PullOutcome(fleet_id, PullResult.REVOKED, None, None, fleet.error)
         ep = self.endpoint(fleet.tsp)
+        def told(p: PullProgress) -> None:
+            self.live[fleet_id] = p
+            if progress is not None:
+                progress(p)
+
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
-                           stop=stop or threading.Event(), progress=progress)
+                           stop=stop or threading.Event(), progress=told, with_events=True,
+                           on_month=lambda month: self._month_pulled(fleet_id, month))
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
@@ -158,6 +173,7 @@ class Service:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.FAILED, error=str(e))
             return PullOutcome(fleet_id, PullResult.FAILED, None, None, str(e))
         finally:
+            self.live.pop(fleet_id, None)
             self.metrics.seconds.labels("pull").observe(time.monotonic() - t0)
         self.metrics.pings.labels(fleet_id).inc(pings.rows_accepted)
         stopped = pings.stopped or bool(events and events.stopped)
@@ -170,7 +186,7 @@ class Service:
 
     def _pull(self, closing: ExitStack, fleet_id: str, tsp: str, ep: TspEndpoint, start_ms: int,
               opts: PullOptions) -> tuple[PullReport, PullReport | None]:
-        """GPS then safety events up to now, on connections that `closing` closes."""
+        """GPS and safety events up to now, month by month, on connections that `closing` closes."""
         oauth = closing.enter_context(oauth_client(ep, self.settings))
         creds = FleetCredentials(fleet_id, oauth, self.vault, self.control)
         connector = open_connector(tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
@@ -178,17 +194,57 @@ class Service:
         closing.callback(connector.http.close)
         now_ms = self.clock.now_ms()
         pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
-        if pings.stopped:
-            return pings, None
-        return pings, pull_events(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
+        return pings, pings.events
 
-    def features(self) -> FeatureReport:
+    def _month_pulled(self, fleet_id: str, month: str) -> None:
+        """A month's raw data is complete: compute its features now, through the same planner.
+
+        Only this fleet-month's windows run; the pass after the pull finds them current and runs
+        nothing again. A failure here is the feature pass's to retry, never the pull's to stop on.
+        """
+        try:
+            report = self.features(where=lambda t: t.fleet_id == fleet_id and t.month == month)
+            log.info("fleet %s %s pulled: %d feature windows, %d failed", fleet_id, month, len(report.results),
+                     len(report.failed))
+        except Exception:  # noqa: BLE001 - the pull goes on; the daemon's feature pass plans these again
+            log.exception("fleet %s %s: features after the month was pulled failed", fleet_id, month)
+
+    def readiness(self, fleet_id: str) -> Readiness:
+        """How close a fleet is to a preliminary quote (ingest.readiness); KeyError for an unknown fleet."""
+        if self.manifest.fleet(names.fleet_id(fleet_id)) is None:
+            raise KeyError(fleet_id)  # before planning: an unknown fleet answers at once
+        return readiness(self.manifest, self.flows, plan(self.manifest, self.flows), fleet_id, self.clock.now_ms(),
+                         self.settings.readiness_months, self.live.get(fleet_id))
+
+    def check_readiness(self, fleet_id: str) -> list[int]:
+        """Fire `fleet.ready_for_quote` for each threshold newly reached, once ever; returns those fired."""
+        r = self.readiness(fleet_id)
+        fired = []
+        for t in r.thresholds:
+            if not t.reached or t.fired_at is not None or t.first_month is None or t.last_month is None:
+                continue
+            # Recorded before it is sent: a crash in between loses one alert rather than sending it twice.
+            if not self.manifest.record_readiness(fleet_id, t.months, t.first_month, t.last_month, False):
+                continue
+            alert = Alert("fleet.ready_for_quote",
+                          f"fleet {fleet_id} is ready for a quote: features for the latest {t.months} complete "
+                          f"months ({t.first_month} to {t.last_month})",
+                          {"fleet_id": fleet_id, "months": t.months, "span": [t.first_month, t.last_month]})
+            if self.webhook.send(alert):
+                self.manifest.readiness_delivered(fleet_id, t.months)
+            fired.append(t.months)
+        return fired
+
+    def features(self, where: Callable[[WindowTask], bool] | None = None) -> FeatureReport:
         t0 = time.monotonic()
         report = run_features(self.manifest, self.flows, self.store.url, self.settings.s3_options(),
-                              self.settings.work_dir / "cache", self.clock.now_ms(), self.settings.flow_workers)
+                              self.settings.work_dir / "cache", self.clock.now_ms(), self.settings.flow_workers,
+                              where)
         self.metrics.seconds.labels("features").observe(time.monotonic() - t0)
         for r in report.results:
             self.metrics.windows.labels(r.task.flow, r.status).inc()
+        for fleet_id in sorted({r.task.fleet_id for r in report.results}):
+            self.check_readiness(fleet_id)  # a threshold is reached only by windows that just ran
         return report
 
     # ------------------------------------------------------------------ reporting

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     motive: TspSettings = Field(default_factory=lambda: TspSettings(),
                                 description="Motive: FLEETLAKE_MOTIVE__CLIENT_ID, ... as for Samsara")
     history_months: int = Field(24, ge=1, le=120, description="months of history a new fleet's backfill pulls")
+    readiness_months: list[int] = Field(default_factory=lambda: [3, 6, 12],
+                                        description="readiness thresholds: when a fleet's latest N complete months "
+                                                    "have features, the webhook gets `fleet.ready_for_quote` once per "
+                                                    "N (default [3, 6, 12]; env as JSON, e.g. '[1, 3]')")
     log_format: str = Field("auto", pattern="^(auto|json|text)$",
                             description="auto: text on a terminal, JSON lines otherwise")
 
@@ -151,6 +155,13 @@ class Settings(BaseSettings):
         elif CONFIG_FILE_ENV in os.environ:
             raise ConfigError(CONFIG_FILE_ENV, f"{path} does not exist")
         return tuple(sources)
+
+    @field_validator("readiness_months")
+    @classmethod
+    def _thresholds(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v):
+            raise ValueError("every readiness threshold is a number of months, at least 1")
+        return sorted(set(v))
 
     @field_validator("refresh_cron")
     @classmethod

@@ -114,6 +114,23 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         used_at    TIMESTAMP NOT NULL
     );
     """),
+    (5, """
+    CREATE TABLE fleet_months (
+        fleet_id  VARCHAR NOT NULL,
+        month     VARCHAR NOT NULL,
+        pulled_at TIMESTAMP NOT NULL,           -- first time every slice overlapping the month was committed
+        PRIMARY KEY (fleet_id, month)
+    );
+    CREATE TABLE readiness_fired (
+        fleet_id    VARCHAR NOT NULL,
+        threshold   INTEGER NOT NULL,           -- the latest N complete months had features
+        first_month VARCHAR NOT NULL,
+        last_month  VARCHAR NOT NULL,
+        fired_at    TIMESTAMP NOT NULL,
+        delivered   BOOLEAN NOT NULL,           -- the webhook answered 2xx (it is never sent twice)
+        PRIMARY KEY (fleet_id, threshold)
+    );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -500,6 +517,46 @@ class Manifest:
         rows = self._all("SELECT window_key FROM pull_checkpoints WHERE fleet_id = ? AND stream = ?",
                          [fleet_id, stream])
         return {r[0] for r in rows}
+
+    def checkpoint_rate(self, fleet_id: str, since: datetime) -> tuple[int, float] | None:
+        """(pings, seconds) checkpointed for a fleet's GPS from `since` to its last checkpoint, or None."""
+        rows = self._all("SELECT sum(rows), min(completed_at), max(completed_at) FROM pull_checkpoints "
+                         "WHERE fleet_id = ? AND completed_at >= ? AND stream LIKE '%/gps/%'",
+                         [fleet_id, _db_time(since)])
+        if not rows or rows[0][0] is None or rows[0][2] <= rows[0][1]:
+            return None
+        return int(rows[0][0]), (rows[0][2] - rows[0][1]).total_seconds()
+
+    # ------------------------------------------------------------------ backfill months, readiness
+    def record_month_pulled(self, fleet_id: str, month: str) -> None:
+        """Every slice overlapping `month` is committed; the first time is kept."""
+        self._run("INSERT INTO fleet_months VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                  [names.fleet_id(fleet_id), names.month(month), _now()])
+
+    def pulled_months(self, fleet_id: str) -> dict[str, datetime]:
+        rows = self._all("SELECT month, pulled_at FROM fleet_months WHERE fleet_id = ? ORDER BY month", [fleet_id])
+        return {r[0]: _utc(r[1]) for r in rows}  # type: ignore[misc]  # pulled_at is NOT NULL
+
+    def readiness_fired(self, fleet_id: str) -> dict[int, tuple[str, str, datetime, bool]]:
+        """threshold -> (first month, last month, fired at, delivered)."""
+        rows = self._all("SELECT threshold, first_month, last_month, fired_at, delivered FROM readiness_fired "
+                         "WHERE fleet_id = ? ORDER BY threshold", [fleet_id])
+        return {int(r[0]): (r[1], r[2], _utc(r[3]), bool(r[4])) for r in rows}  # type: ignore[misc]
+
+    def record_readiness(self, fleet_id: str, threshold: int, first_month: str, last_month: str,
+                         delivered: bool) -> bool:
+        """Remember that `threshold` fired; False if it had fired before (then nothing changes)."""
+        with self.transaction() as c:
+            if c.execute("SELECT 1 FROM readiness_fired WHERE fleet_id = ? AND threshold = ?",
+                         [fleet_id, threshold]).fetchall():
+                return False
+            c.execute("INSERT INTO readiness_fired VALUES (?, ?, ?, ?, ?, ?)",
+                      [fleet_id, threshold, first_month, last_month, _now(), delivered])
+        return True
+
+    def readiness_delivered(self, fleet_id: str, threshold: int) -> None:
+        self._run("UPDATE readiness_fired SET delivered = true WHERE fleet_id = ? AND threshold = ?",
+                  [fleet_id, threshold])
 
 
 T = TypeVar("T")

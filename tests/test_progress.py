@@ -1,10 +1,11 @@
-"""The terminal progress bar: drawn on a terminal, silent otherwise."""
+"""The terminal progress bar: months done of the history, pings, rate and ETA; silent off a terminal."""
 
 from __future__ import annotations
 
 import io
 
-from ingest.progress import ProgressBar
+from connectors.backfill import PullProgress
+from ingest.progress import ProgressBar, duration
 
 
 class _Tty(io.StringIO):
@@ -12,17 +13,24 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_draws_on_a_terminal_and_ends_the_line_when_done() -> None:
+def test_draws_months_pings_rate_and_eta_and_ends_the_line_when_done() -> None:
     out = _Tty()
     bar = ProgressBar("pull f", out, width=10)
-    bar(5, 10, 1234)
-    bar(10, 10, 2000)
+    # 5 of 10 slices in 60 s: 1,234 pings a minute; 5 slices left at 12 s each is 1m00s.
+    bar(PullProgress("f", "2024-05", 2, 4, 5, 10, 1234, 60.0))
+    bar(PullProgress("f", None, 4, 4, 10, 10, 2000, 100.0))
     text = out.getvalue()
-    assert "\rpull f [#####.....] 5/10 windows 1,234 pings" in text
-    assert text.endswith("[##########] 10/10 windows 2,000 pings\n")
+    assert "\rpull f [#####.....] 2/4 months on 2024-05, 1,234 pings, 1,234/min, ETA 1m00s" in text
+    assert "[##########] 4/4 months, 2,000 pings, 1,200/min, ETA 0s" in text and text.endswith("\n")
+
+
+def test_unknown_rate_and_eta_before_anything_landed() -> None:
+    p = PullProgress("f", "2024-05", 0, 4, 0, 10, 0, 3.0)
+    assert p.pings_per_min is None and p.eta_s is None and duration(p.eta_s) == "?"
+    assert duration(7500) == "2h05m"
 
 
 def test_is_silent_when_not_a_terminal() -> None:
     out = io.StringIO()
-    ProgressBar("pull f", out)(10, 10, 5)
+    ProgressBar("pull f", out)(PullProgress("f", None, 4, 4, 10, 10, 5, 1.0))
     assert out.getvalue() == ""
