@@ -3,4 +3,5 @@
 EXTRAS=test source "$(dirname "$0")/_venv.sh"
 ruff check --quiet .
 mypy
+"$root/scripts/browser.sh"  # the console's browser tests drive Debian's chromium
 exec python -m pytest "$@"
