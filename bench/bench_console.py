@@ -10,6 +10,8 @@ the manifest query each page needs, on the same manifest:
   - fleets page   vs  the book query (fleets x raw partitions)
   - features page vs  the fleet's latest succeeded runs (features_of's query; the page then
                       reads those runs' Parquet files)
+  - grid page     vs  the planner's query (Service.status plans the whole book to find the
+                      fleet's pending windows, as the JSON API's status does)
 
 Medians of --rounds, and the ratio page / query.
 
@@ -36,7 +38,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 with warnings.catch_warnings():  # starlette's notice that its TestClient will move to httpx2
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ingest.api import create_app  # noqa: E402
 from ingest.console import book  # noqa: E402
 from ingest.flows.registry import active_flows  # noqa: E402
+from ingest.planner import plan  # noqa: E402
 from ingest.service import Service  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from partitions import Manifest  # noqa: E402
@@ -163,6 +166,10 @@ def main() -> None:
                     r = client.get(f"/ui/fleets/{target}/features")
                     assert r.status_code == 200 and r.text.count('class="pt"') >= args.months
 
+                def grid_page() -> None:
+                    r = client.get(f"/ui/fleets/{target}")
+                    assert r.status_code == 200 and r.text.count("<tr data-month=") == args.months
+
                 now = datetime.now(timezone.utc)
                 rows = [
                     ("fleets page (GET /)", median_s(fleets_page, args.rounds),
@@ -170,6 +177,8 @@ def main() -> None:
                     (f"features page ({args.months} months)", median_s(features_page, args.rounds),
                      "latest runs query", median_s(lambda: manifest.latest_runs(target, succeeded_only=True),
                                                    args.rounds)),
+                    (f"fleet grid page ({args.months} months)", median_s(grid_page, args.rounds),
+                     "plan query (all fleets)", median_s(lambda: plan(manifest, service.flows), args.rounds)),
                 ]
                 book_rows = median_s(lambda: book.fleet_book(manifest, now), args.rounds)
         print(f"{'page':34} {'median':>9} {'floor':22} {'median':>9} {'ratio':>7}")
