@@ -143,7 +143,9 @@ def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(brows
     _shot(page, "connect")
     link.click()
     page.wait_for_url(f"{base}/oauth/samsara/callback*")
-    assert FLEET in page.inner_text("body") and "backfill has started" in page.inner_text("body")
+    # (whether the page adds "backfill has started" depends on who queued it first: the callback or
+    # the daemon's poll for new consents; the backfill itself is what the next step watches)
+    assert f"Fleet {FLEET} is connected" in page.inner_text("body")
 
     # Backfill to active, as the fleets page shows it.
     status = f'tr[data-fleet="{FLEET}"] .badge'
