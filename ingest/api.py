@@ -34,6 +34,7 @@ from common.errors import (
 )
 from common.states import WorkKind
 from connectors.providers import TSPS
+from ingest.console.pages import console_routes
 from ingest.service import Service
 from ingest.workqueue import Work, WorkQueue, WorkSnapshot
 from partitions import layout
@@ -204,6 +205,7 @@ def create_app(service: Service, work: WorkQueue | None = None,
         Route("/refresh", authed("refresh_all", refresh_all), methods=["POST"]),
         Route("/connect/{tsp}", authed("connect", connect), methods=["POST"]),
         Route("/work", authed("work", work_state), methods=["GET"]),
+        *console_routes(service, work),  # the web console at / (its own login; ingest/console)
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:

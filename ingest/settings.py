@@ -107,6 +107,10 @@ class Settings(BaseSettings):
                                                      "daemon (default http://<http_host>:<http_port>)")
     api_token: SecretStr | None = Field(None, description="bearer token for the JSON API; without it the API "
                                                           "refuses every request (health and metrics stay open)")
+    console_password: SecretStr | None = Field(None, description="password of the web console at / (the API "
+                                               "token also logs in); without either the console refuses every login")
+    console_session_hours: float = Field(12.0, gt=0, le=24 * 30, description="how long a console login lasts "
+                                                                             "(default 12 hours)")
     alert_webhook_url: SecretStr | None = Field(None, description="webhook that receives alerts (stuck work, a fleet "
                                                 "ready for a quote) as Slack-compatible JSON; none: alerts are only logged")
     metrics_token: SecretStr | None = Field(None, description="bearer token /metrics requires when set (metrics "

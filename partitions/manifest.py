@@ -458,6 +458,10 @@ class Manifest:
                       [nonce, tsp, fleet_id, _db_time(expires_at), _now()])
         return True
 
+    def select(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        """A parameterized read for set-based reports (the console's fleet book) that no typed method covers."""
+        return self._all(sql, params)
+
     def query_with(self, name: str, table: Any, sql: str) -> list[tuple]:
         """Run `sql` with an Arrow table visible under `name` (set-based planning joins)."""
         with self._lock:

@@ -1,0 +1,227 @@
+"""The web console in a real browser (headless Debian chromium, driven by Playwright) against a real
+`fleetlake run` daemon pulling from the sandbox over HTTP.
+
+One operator's day: refused before login; log in; connect a fleet through the sandbox's consent
+page; watch it backfill to active; its grid all done; its features plotted with one point per
+month (checked against the JSON API's numbers, per vehicle and in the CSV); the sandbox clock
+moves a month, a refresh from the console lands the new month; log out, and the old cookie is
+refused. Each page's screenshot is saved under docs/screenshots/ (README shows one).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from sandbox.server import SandboxServer
+from sandbox.world import default_config
+from tests.conftest import NOW
+from tests.daemon_proc import DaemonProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "browser-" + uuid.uuid4().hex
+TOKEN = "browser-api-" + uuid.uuid4().hex
+FLEET = "acme-freight"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    # Installs Debian's chromium when it is missing (as root; a clear error otherwise). Never skipped.
+    subprocess.run(["bash", str(ROOT / "scripts" / "browser.sh")], check=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[tuple[SandboxServer, str]]:
+    config = replace(default_config(seed=5, vehicles=2, ping_interval_s=60, history_months=2, now=NOW),
+                     samsara_rate_per_s=500.0, motive_rate_per_s=500.0)
+    with SandboxServer(config) as sandbox:
+        port = free_port()
+        env = {**os.environ,
+               "FLEETLAKE_DATA_DIR": str(tmp_path / "data"), "FLEETLAKE_STORE_URL": (tmp_path / "lake").as_uri(),
+               "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
+               "FLEETLAKE_CONSOLE_PASSWORD": PASSWORD, "FLEETLAKE_HTTP_PORT": str(port),
+               "FLEETLAKE_SANDBOX_URL": sandbox.base_url, "FLEETLAKE_HISTORY_MONTHS": "2",
+               "FLEETLAKE_BACKFILL_POLL_S": "1", "FLEETLAKE_SHUTDOWN_GRACE_S": "30"}
+        env.pop("FLEETLAKE_CONFIG_FILE", None)
+        proc = DaemonProcess(env, tmp_path / "daemon.log")
+        try:
+            proc.start()
+            yield sandbox, proc.base
+        finally:
+            proc.kill()  # graceful shutdown is tests/test_daemon_e2e.py's subject
+        log = (tmp_path / "daemon.log").read_text()
+        assert PASSWORD not in log and TOKEN not in log
+
+
+def _shot(page: Page, name: str) -> None:
+    """Written aside, then renamed: a parallel run never leaves half an image."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=SHOTS, prefix=".", suffix=".tmp.png")
+    os.close(fd)
+    page.screenshot(path=tmp, full_page=True)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would follow the image into the repository
+    os.replace(tmp, SHOTS / f"{name}.png")
+
+
+def _until(what: str, page: Page, url: str, check: Callable[[], Any], timeout: float = 400.0) -> Any:
+    """Reload `url` until `check()` is truthy (the page's own auto-refresh is off in tests)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        page.goto(url)
+        last = check()
+        if last:
+            return last
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def _grid_done(page: Page) -> list[str] | None:
+    states = page.locator("#grid td.cell").evaluate_all("cells => cells.map(c => c.dataset.state)")
+    months = page.locator("#grid tr[data-month]").evaluate_all("rows => rows.map(r => r.dataset.month)")
+    return months if months and states and all(s == "done" for s in states) else None
+
+
+def _points(page: Page, plot: str) -> dict[str, list[tuple[str, float | None]]]:
+    """series -> [(month, value or None)] as drawn in the plot's SVG."""
+    marks = page.locator(f'svg[data-plot="{plot}"] circle.pt, svg[data-plot="{plot}"] g.na').evaluate_all(
+        "els => els.map(e => [e.dataset.series, e.dataset.month, e.dataset.value ?? null])")
+    out: dict[str, list[tuple[str, float | None]]] = {}
+    for series, month, value in marks:
+        out.setdefault(series, []).append((month, None if value is None else float(value)))
+    return {s: sorted(pts) for s, pts in out.items()}
+
+
+def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(browser: Browser, daemon) -> None:
+    sandbox, base = daemon
+    context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(300_000)  # a shared, loaded machine: pages wait on the daemon's work thread
+    context.add_init_script("sessionStorage.setItem('fleetlake-autorefresh', 'off')")
+    page = context.new_page()
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+
+    # Refused before login: every page lands on the login form, which names no fleet.
+    page.goto(f"/ui/fleets/{FLEET}")
+    assert page.url.startswith(f"{base}/ui/login")
+    page.fill("#password", "not-the-password")
+    page.click("#login")
+    assert page.locator("#login-failed").is_visible()
+    _shot(page, "login")
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_url(f"{base}/ui/fleets/{FLEET}")  # back where the user was going
+    assert "no such fleet" in page.inner_text("main")
+
+    # Connect a fleet: the console makes the consent link; the fleet's admin follows it on the
+    # sandbox's consent page, which sends the browser back to the daemon's callback.
+    page.goto("/")
+    page.fill("#connect-fleet", FLEET)
+    page.select_option("#connect-tsp", "samsara")
+    page.click("#connect")
+    link = page.locator("#consent-link")
+    assert link.get_attribute("href", timeout=10_000).startswith(sandbox.base_url)  # type: ignore[union-attr]
+    _shot(page, "connect")
+    link.click()
+    page.wait_for_url(f"{base}/oauth/samsara/callback*")
+    # (whether the page adds "backfill has started" depends on who queued it first: the callback or
+    # the daemon's poll for new consents; the backfill itself is what the next step watches)
+    assert f"Fleet {FLEET} is connected" in page.inner_text("body")
+
+    # Backfill to active, as the fleets page shows it.
+    status = f'tr[data-fleet="{FLEET}"] .badge'
+    _until("the fleet active", page, "/", lambda: page.inner_text(status) == "active")
+    row = page.locator(f'tr[data-fleet="{FLEET}"]')
+    assert int(row.locator("td.num").nth(0).inner_text()) == 3  # two history months and the current one
+    _shot(page, "fleets")
+
+    # Its grid: every month, every flow done.
+    months = _until("every window done", page, f"/ui/fleets/{FLEET}", lambda: _grid_done(page))
+    assert months == ["2026-01", "2026-02", "2026-03"]
+    flows = page.locator("#grid thead th").count() - 3
+    assert flows >= 7 and page.locator("#grid td.cell").count() == flows * len(months)
+    _shot(page, "fleet")
+
+    # Features: each plot has one mark per month and series; the numbers are the API's.
+    page.click("#features-link")
+    page.wait_for_url(f"{base}/ui/fleets/{FLEET}/features")
+    feats = api.get(f"/fleets/{FLEET}/features").json()["months"]
+    assert sorted(feats) == months
+    miles = _points(page, "miles")["miles"]
+    assert [m for m, _ in miles] == months
+    for month, value in miles:
+        truth = sum(r["miles"] for r in feats[month]["distance@2"])
+        assert value == pytest.approx(truth, rel=1e-9), month
+    for plot, series in (("radius", 1), ("speeding", 1), ("harsh", 3), ("night_share", 1), ("driving_hours", 1)):
+        drawn = _points(page, plot)
+        assert len(drawn) == series and all([m for m, _ in pts] == months for pts in drawn.values()), plot
+    harsh = _points(page, "harsh")
+    for month in months:  # not measurable from 60 s pings: marked with the reason, not drawn as 0
+        fleet_row = feats[month]["harsh@2"][0]
+        drawn = dict(harsh["braking"])[month]
+        assert (drawn is None) == (not fleet_row["harsh_brake_measurable"]), month
+    assert page.locator('svg[data-plot="miles_by_state"] g.bar').count() == len(months)
+    _shot(page, "features")
+
+    # The CSV holds exactly what is plotted.
+    with page.expect_download() as dl:
+        page.click("#csv")
+    with open(dl.value.path(), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["month"], float(r["value"])) for r in rows if r["plot"] == "miles"] == miles
+
+    # Per-vehicle drill-down: the vehicles' miles add up to the fleet's.
+    vehicles = page.locator("#vehicle option").evaluate_all("os => os.map(o => o.value).filter(v => v)")
+    assert len(vehicles) == 2
+    per_month = {m: 0.0 for m in months}
+    for v in vehicles:
+        page.select_option("#vehicle", v)
+        page.wait_for_url(f"**/features?vehicle={v}")
+        assert v in page.inner_text("#scope")
+        for month, value in _points(page, "miles")["miles"]:
+            per_month[month] += value or 0.0
+    for month, value in miles:
+        assert per_month[month] == pytest.approx(value, rel=1e-6), month
+
+    # A month later: a refresh from the console lands the new month and computes it.
+    sandbox.world.clock.advance_months(1)
+    page.goto(f"/ui/fleets/{FLEET}")
+    page.click("#refresh")
+    assert "refresh" in page.inner_text("#queued")
+    months = _until("the new month done", page, f"/ui/fleets/{FLEET}",
+                    lambda: (m := _grid_done(page)) and "2026-04" in m and m)
+    assert months == ["2026-01", "2026-02", "2026-03", "2026-04"]
+    page.goto(f"/ui/fleets/{FLEET}/features")
+    assert [m for m, _ in _points(page, "miles")["miles"]] == months
+
+    # Log out: the console is closed again, even to the old cookie.
+    old = context.cookies()
+    page.click("#logout")
+    page.wait_for_url(f"{base}/ui/login")
+    for path in ("/", f"/ui/fleets/{FLEET}", f"/ui/fleets/{FLEET}/features"):
+        page.goto(path)
+        assert page.url.startswith(f"{base}/ui/login") and FLEET not in page.inner_text("main"), path
+    context.add_cookies(old)  # type: ignore[arg-type]
+    page.goto("/")
+    assert page.url.startswith(f"{base}/ui/login")
+    api.close()
+    context.close()
