@@ -30,8 +30,8 @@ import pyarrow.compute as pc
 from geo.distance import haversine_m
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.distance2 import pair_miles
-from ingest.flows.motion import still
-from ingest.flows.track import Track, load
+from ingest.flows.motion import moving_track_of, still
+from ingest.flows.track import Track, load, track_of
 
 KINDS = ("harsh_brake", "harsh_accel", "sharp_turn")
 TSP_KIND = {"harsh_brake": "harsh_brake", "harsh_accel": "harsh_accel", "harsh_turn": "sharp_turn"}
@@ -222,7 +222,7 @@ def tsp_counts(events: pa.Table | None, vehicles: tuple[str, ...]) -> tuple[np.n
 def compute(inp: FlowInput) -> pa.Table:
     pings = inp.tables.get("pings")
     events = inp.tables.get("events")
-    tr = load(pings if pings is not None else _empty_pings())
+    tr = track_of(inp) if pings is not None else load(_empty_pings())
     extra = sorted(set(pc.cast(events["vehicle_id"], pa.string()).to_pylist()) - set(tr.vehicles)) \
         if events is not None and events.num_rows else []
     vehicles = (*tr.vehicles, *extra)
@@ -230,8 +230,10 @@ def compute(inp: FlowInput) -> pa.Table:
     if nv == 0:
         return SCHEMA.empty_table()
     miles = np.zeros(nv)
+    # The month task's shared moving track (its distances are computed once for every flow).
+    moving = moving_track_of(inp) if pings is not None else still(tr)
     if tr.n > 1:  # the miles distance v2 counts (the rates are per 1000 of those)
-        miles[:len(tr.vehicles)] = np.bincount(tr.pair_vehicle, weights=pair_miles(still(tr))[1],
+        miles[:len(tr.vehicles)] = np.bincount(tr.pair_vehicle, weights=pair_miles(moving)[1],
                                                minlength=len(tr.vehicles))
     tsp = tsp_counts(events, vehicles)
     det = detect(tr) if tsp is None else None
