@@ -123,7 +123,8 @@ def _flow_of(job: FlowJob) -> Flow:
     for f in (*getattr(mod, "FLOWS", ()), *([mod.FLOW] if hasattr(mod, "FLOW") else [])):
         if isinstance(f, Flow) and (f.name, f.version) == (job.task.flow, job.task.version):
             return f
-    return mod.FLOW  # type: ignore[no-any-return]  # a version made from it (dataclasses.replace) runs its code
+    flow: Flow = mod.FLOW  # a version made from it (dataclasses.replace) runs the module's code
+    return flow
 
 
 def _read_inputs(store: ObjectStore, spec: MonthSpec, flows: list[Flow]) -> dict[str, pa.Table]:

@@ -32,7 +32,7 @@ NOW_MS = 1_900_000_000_000
 
 
 @pytest.fixture(scope="module")
-def messy(tmp_path_factory):  # type: ignore[no-untyped-def]
+def messy(tmp_path_factory):
     """Two months of a 3-truck fleet at 5 s pings with 1 s jitter, noise, dropouts, devices without heading."""
     tmp = tmp_path_factory.mktemp("month-task")
     sim = FleetSimulator(FleetSpec("fleet-a", 23, 3, datetime(2025, 1, 1, tzinfo=timezone.utc), ping_interval_s=5,
@@ -40,7 +40,7 @@ def messy(tmp_path_factory):  # type: ignore[no-untyped-def]
     return sim, [month_table(sim, m) for m in MONTHS], tmp
 
 
-def _land(messy, tmp: Path) -> tuple[LocalStore, Manifest]:  # type: ignore[no-untyped-def]
+def _land(messy, tmp: Path) -> tuple[LocalStore, Manifest]:
     _, tables, _ = messy
     store = LocalStore(tmp / "store")
     m = Manifest(tmp / "m.duckdb")
@@ -100,7 +100,9 @@ def test_a_month_that_cannot_be_read_fails_each_of_its_windows_and_no_other(mess
     flows = [distance2.FLOW, flaky_flow.FLOW]
     store, m = _land(messy, tmp_path)
     with m:
-        [key] = m.raw_partition("fleet-a", "pings", "2025-03").files
+        part = m.raw_partition("fleet-a", "pings", "2025-03")
+        assert part is not None
+        [key] = part.files
         store.path(key).write_bytes(b"not parquet")
         results = execute(m, plan(m, flows), flows, store.url, None, tmp_path / "c", NOW_MS)
         by = {(r.task.flow, r.task.month): r for r in results}
