@@ -146,17 +146,22 @@ def _turn_events(tr: Track) -> tuple[np.ndarray, np.ndarray]:
     n = tr.n
     hd = heading(tr)
     change = np.zeros(n)
+    # Pings are sorted by vehicle and time, so a ping j whose k-th successor is out of the window
+    # (or another vehicle's) has every later one out too: each step looks only at the j still in
+    # it, and the cost follows the pairs in the window, not n times the window's length.
+    j = np.arange(n)
     for k in range(1, int(TURN_WINDOW_S) + 1):
         if k >= n:
             break
-        j = np.arange(n - k)
+        j = j[j < n - k]
         within = (tr.vehicle_index[j] == tr.vehicle_index[j + k]) & ((tr.ts[j + k] - tr.ts[j]) <= TURN_WINDOW_S * 1000)
         if not within.any():
             break
+        j = j[within]
         fast = (tr.speed[j] >= TURN_MIN_MPH) & (tr.speed[j + k] >= TURN_MIN_MPH)
         d = np.abs((hd[j + k] - hd[j] + 180.0) % 360.0 - 180.0)
-        d = np.where(within & fast & np.isfinite(d), d, 0.0)
-        change[: n - k] = np.maximum(change[: n - k], d)
+        d = np.where(fast & np.isfinite(d), d, 0.0)
+        change[j] = np.maximum(change[j], d)
     return _merge(np.flatnonzero(change >= TURN_DEG), change, tr, at_last=True)
 
 
