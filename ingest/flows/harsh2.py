@@ -31,6 +31,7 @@ from geo.distance import haversine_m
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.distance2 import pair_miles
 from ingest.flows.motion import moving_track_of, still
+from ingest.flows.rollup import select
 from ingest.flows.track import Track, load, track_of
 
 KINDS = ("harsh_brake", "harsh_accel", "sharp_turn")
@@ -87,8 +88,9 @@ def noise_mph(tr: Track) -> np.ndarray:
     steady = p.same & (p.dt_s > 0) & (p.dt_s <= 10.0) & (tr.speed[:-1] >= 30) & (np.abs(dv) < 3.0)
     out = np.full(len(tr.vehicles), np.nan)
     owner = tr.pair_vehicle
-    for v in range(len(tr.vehicles)):
-        d = dv[steady & (owner == v)]
+    for v in range(len(tr.vehicles)):  # owner is sorted: a slice per vehicle, not a pass over all pairs
+        sl = select(owner, v)
+        d = dv[sl][steady[sl]]
         if d.size >= 100:
             out[v] = max(1.4826 * float(np.median(np.abs(d - np.median(d)))), NOISE_FLOOR_MPH)
     return out
@@ -172,7 +174,8 @@ def _driving_interval_s(tr: Track) -> np.ndarray:
     out = np.full(len(tr.vehicles), np.inf)
     owner = tr.pair_vehicle
     for v in range(len(tr.vehicles)):
-        d = p.dt_s[moving & (owner == v)]
+        sl = select(owner, v)
+        d = p.dt_s[sl][moving[sl]]
         if d.size:
             out[v] = float(np.median(d))
     return out
