@@ -36,6 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ingest.executor import MonthSpec  # noqa: E402 - after the path above
+from ingest.flows.base import Flow  # noqa: E402
+from partitions import Manifest  # noqa: E402
+
 MONTH = "2025-03"
 NOW_MS = 1_900_000_000_000
 
@@ -53,7 +57,7 @@ def _land(work: Path, vehicles: int, interval: int, months: list[str], seed: int
         for month in months:
             with MonthWriter(store, m, "bench-fleet", work_dir=work, memory_limit="4GB") as w:
                 for k in range(0, vehicles, 10):  # ten trucks per batch keeps generation memory flat
-                    w.add(sim_table(sim, [month], fleet_id="bench-fleet", vehicles=sim.vehicles[k:k + 10]))
+                    w.add(sim_table(sim, [month], fleet_id="bench-fleet", vehicles=list(sim.vehicles[k:k + 10])))
                 w.commit()
     return store.url, work / "manifest.duckdb"
 
@@ -81,7 +85,7 @@ def _child(mode: str, work: Path, workers: int) -> dict:
             t = pq.read_table(files[0], columns=list(COLUMNS))
             lat, lon = t["lat"].to_numpy(), t["lon"].to_numpy()
             miles = float(haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]).sum())
-            out = {"checksum": miles}
+            out: dict[str, object] = {"checksum": miles}
         elif mode == "per_flow":
             per_flow = {}
             for f in flows:
@@ -107,11 +111,11 @@ def _child(mode: str, work: Path, workers: int) -> dict:
     return {"seconds": seconds, "cpu": cpu, "rows": rows, "rss_mb": _peak_rss_mb(), **out, "np": np.__version__}
 
 
-def _month_spec(m, flows: list, work: Path):  # type: ignore[no-untyped-def]
+def _month_spec(m: Manifest, flows: list[Flow], work: Path) -> MonthSpec:
     """The month task the executor would submit for the bench month (outputs go to a scratch store)."""
     import uuid
 
-    from ingest.executor import FlowJob, MonthSpec
+    from ingest.executor import FlowJob
     from ingest.planner import plan
 
     tasks = plan(m, flows)
