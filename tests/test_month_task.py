@@ -18,7 +18,9 @@ import pytest
 from ingest.executor import execute
 from ingest.flows import distance2
 from ingest.flows.base import Flow, FlowInput
+from ingest.flows.motion import load_moving
 from ingest.flows.registry import active_flows, available
+from ingest.flows.track import load
 from ingest.planner import plan
 from partitions import Manifest
 from partitions.store import LocalStore
@@ -49,14 +51,19 @@ def _land(messy, tmp: Path) -> tuple[LocalStore, Manifest]:
 
 
 def _alone(store: LocalStore, m: Manifest, flow: Flow, month: str, tmp: Path) -> bytes:
-    """The window as the per-flow path wrote it: its own read (its columns), its own groundwork, one file."""
+    """The window as the per-flow path wrote it: its own read (its columns), its own groundwork, one file.
+
+    Its tracks are made the way flows made them before the month task (load, load_moving: no
+    groundwork shared between them), so sharing the wrong thing in the month task shows here.
+    """
     tables = {}
     for dataset in flow.inputs:
         part = m.raw_partition("fleet-a", dataset, month)
         if part is not None:
             tables[dataset] = pa.concat_tables(pq.read_table(store.path(k), columns=list(flow.columns) or None)
                                                for k in part.files)
-    out = flow.compute(FlowInput("fleet-a", month, tables, True)).select(flow.schema.names).cast(flow.schema)
+    own: dict[str, object] = {"track": load(tables["pings"]), "moving_track": load_moving(tables["pings"])}
+    out = flow.compute(FlowInput("fleet-a", month, tables, True, own)).select(flow.schema.names).cast(flow.schema)
     path = tmp / f"alone-{flow.name}-{flow.version}-{month}.parquet"
     pq.write_table(out, path, compression="zstd")
     return path.read_bytes()
