@@ -1,9 +1,10 @@
 """Run planned windows: pure tasks in a bounded process pool, recorded after their output commits.
 
-A task is a pure function of (fleet, flow@version, month, committed input files): it reads the
-inputs, computes the table and writes one immutable file named by its content under
-`features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/` (partitions.layout), and hands the file
-back. It shares no in-process state, so the same task can later run on a distributed engine.
+A task covers one (fleet, month) and the windows the planner chose for it: a pure function of
+(fleet, month, flow@versions, committed input files). It reads the month once, runs each planned
+flow over shared groundwork (ingest/flows/track.py), writes one immutable file per window named
+by its content under `features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/`
+(partitions.layout), and hands the files back. It shares no in-process state, so the same task can later run on a distributed engine.
 The parent, the one process that owns the manifest and so the only writer of every Delta table,
 commits the file to the flow version's table (replacing the window's previous file, the run in
 the commit's metadata), then records the run in the manifest. A file a worker wrote but the parent
@@ -41,15 +42,32 @@ from partitions.store import ObjectStore, S3Options, open_store
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """Everything a worker needs, picklable, no open handles."""
+class FlowJob:
+    """One planned window of a month task: the flow to run and the id its run will have."""
     task: WindowTask
     flow_module: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class MonthSpec:
+    """Everything a worker needs for one (fleet, month), picklable, no open handles."""
+    fleet_id: str
+    month: str
+    jobs: tuple[FlowJob, ...]  # the planned windows of this fleet-month, one per flow version
     store_url: str
     s3: S3Options | None
     cache_dir: str
     complete: bool
+
+
+@dataclass(frozen=True)
+class FlowOutcome:
+    """What a month task did for one window: a written file and its run record, or an error."""
     run_id: str
+    file: DataFile | None
+    record: dict[str, Any] | None
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -63,16 +81,80 @@ class RunResult:
     error: str | None
 
 
-def run_task(spec: TaskSpec) -> tuple[DataFile, dict[str, Any]]:
-    """The pure window task (runs in a worker process): the written file and the run's record."""
-    t = spec.task
-    flow: Flow = importlib.import_module(spec.flow_module).FLOW
+def run_month(spec: MonthSpec) -> list[FlowOutcome]:
+    """The pure month task (runs in a worker process): every planned flow of one fleet-month.
+
+    The month is read once, with the union of the columns its flows need, and the groundwork
+    (track, pair distances, time zones) is computed once and shared (FlowInput.shared). Each
+    flow still sees exactly the columns it declares. A flow that raises fails its own window
+    only; the others' files are written and handed back.
+    """
     store = open_store(spec.store_url, spec.s3)
+    outcomes: dict[str, FlowOutcome] = {}
+    flows: dict[str, Flow] = {}
+    for job in spec.jobs:
+        try:
+            flows[job.run_id] = _flow_of(job)
+        except Exception as e:  # noqa: BLE001 - a flow that does not load fails its own window
+            outcomes[job.run_id] = FlowOutcome(job.run_id, None, None, _error(e))
+    tables = _read_inputs(store, spec, list(flows.values()))
+    shared: dict[str, object] = {}
+    for job in spec.jobs:
+        flow = flows.get(job.run_id)
+        if flow is None:
+            continue
+        try:
+            inp = FlowInput(spec.fleet_id, spec.month,
+                            {d: _columns(tables[d], flow.columns) for d, _ in job.task.inputs}, spec.complete, shared)
+            file, record = _write_output(store, job, flow, flow.compute(inp), spec.complete)
+            outcomes[job.run_id] = FlowOutcome(job.run_id, file, record, None)
+        except Exception as e:  # noqa: BLE001 - one flow's failure is its window's, not the month's
+            outcomes[job.run_id] = FlowOutcome(job.run_id, None, None, _error(e))
+    return [outcomes[j.run_id] for j in spec.jobs]
+
+
+def _error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:2000]
+
+
+def _flow_of(job: FlowJob) -> Flow:
+    """The flow version a job names (a module may keep an older version in FLOWS), else the module's FLOW."""
+    mod = importlib.import_module(job.flow_module)
+    for f in (*getattr(mod, "FLOWS", ()), *([mod.FLOW] if hasattr(mod, "FLOW") else [])):
+        if isinstance(f, Flow) and (f.name, f.version) == (job.task.flow, job.task.version):
+            return f
+    flow: Flow = mod.FLOW  # a version made from it (dataclasses.replace) runs the module's code
+    return flow
+
+
+def _read_inputs(store: ObjectStore, spec: MonthSpec, flows: list[Flow]) -> dict[str, pa.Table]:
+    """Each input dataset of the month, read once with the union of the columns its flows need."""
+    files: dict[str, tuple[str, ...]] = {}
+    for job in spec.jobs:
+        files.update(dict(job.task.inputs))
     tables = {}
-    for dataset, files in t.inputs:
-        paths = local_files(store, list(files), Path(spec.cache_dir))
-        tables[dataset] = pa.concat_tables(pq.read_table(p, columns=list(flow.columns) or None) for p in paths)
-    out = flow.compute(FlowInput(t.fleet_id, t.month, tables, spec.complete))
+    for dataset, keys in files.items():
+        readers = [f for f in flows if dataset in f.inputs]
+        wanted: list[str] | None = []
+        for f in readers:
+            if not f.columns:
+                wanted = None  # a flow that declares no columns reads them all
+                break
+            assert wanted is not None
+            wanted += [c for c in f.columns if c not in wanted]
+        paths = local_files(store, list(keys), Path(spec.cache_dir))
+        tables[dataset] = pa.concat_tables(pq.read_table(p, columns=wanted) for p in paths)
+    return tables
+
+
+def _columns(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """The flow's own columns, in its own order (zero-copy), as a read of just those would give."""
+    return table.select(list(columns)) if columns else table
+
+
+def _write_output(store: ObjectStore, job: FlowJob, flow: Flow, out: pa.Table,
+                  complete: bool) -> tuple[DataFile, dict[str, Any]]:
+    t = job.task
     out = out.select(flow.schema.names).cast(flow.schema)
     with tempfile.TemporaryDirectory(prefix="fleetlake-task-") as d:
         path = Path(d) / "out.parquet"
@@ -81,9 +163,9 @@ def run_task(spec: TaskSpec) -> tuple[DataFile, dict[str, Any]]:
         key = layout.feature_file(t.flow, t.version, t.fleet_id, t.month, digest)
         store.put_file(key, path)
         size = path.stat().st_size
-    record = {"run_id": spec.run_id, "flow": t.flow, "version": t.version, "code_fp": t.code_fp,
+    record = {"run_id": job.run_id, "flow": t.flow, "version": t.version, "code_fp": t.code_fp,
               "fleet_id": t.fleet_id, "month": t.month, "input_fp": t.input_fp, "outputs": [key],
-              "rows": out.num_rows, "complete_month": spec.complete}
+              "rows": out.num_rows, "complete_month": complete}
     return DataFile(key, size, out.num_rows), record
 
 
@@ -117,28 +199,40 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
         return results
     store = open_store(store_url, s3)
     context = _pool_context(sorted({f.module for f in flows}))
+    months: dict[tuple[str, str], list[FlowJob]] = {}
+    for t in tasks:  # one task per (fleet, month): the month is read and its groundwork computed once
+        months.setdefault((t.fleet_id, t.month), []).append(
+            FlowJob(t, by_key[(t.flow, t.version)].module, uuid.uuid4().hex))
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
-        started = {}
         futures = []
-        for t in tasks:
-            spec = TaskSpec(t, by_key[(t.flow, t.version)].module, store_url, s3, str(cache_dir),
-                            month_bounds_ms(t.month)[1] <= now_ms, uuid.uuid4().hex)
-            started[spec.run_id] = (datetime.now(timezone.utc), time.monotonic())
-            futures.append((spec, pool.submit(run_task, spec)))
-        for spec, fut in futures:
-            t = spec.task
-            outputs: tuple[str, ...]
+        for (fleet_id, month), jobs in months.items():
+            spec = MonthSpec(fleet_id, month, tuple(jobs), store_url, s3, str(cache_dir),
+                             month_bounds_ms(month)[1] <= now_ms)
+            started = (datetime.now(timezone.utc), time.monotonic())
+            futures.append((spec, started, pool.submit(run_month, spec)))
+        for spec, (began, t0), fut in futures:
             try:
-                file, record = fut.result()
-                commit_run(store, by_key[(t.flow, t.version)], file, record)
-                outputs, rows = (file.key,), file.rows
-                status, error = RunStatus.SUCCEEDED, None
-            except Exception as e:  # noqa: BLE001 - a failed window is recorded, the others go on
-                outputs, rows, status = (), 0, RunStatus.FAILED
-                error = f"{type(e).__name__}: {e}"[:2000]
-            began, t0 = started[spec.run_id]
-            manifest.record_run(FlowRun(spec.run_id, t.flow, t.version, t.code_fp, t.fleet_id, t.month, t.input_fp,
-                                        status, tuple(outputs), {"rows": rows}, error, began,
-                                        datetime.now(timezone.utc)))
-            results.append(RunResult(t, spec.run_id, status, tuple(outputs), rows, time.monotonic() - t0, error))
+                outcomes = fut.result()
+            except Exception as e:  # noqa: BLE001 - the month could not be read: each of its windows fails
+                outcomes = [FlowOutcome(j.run_id, None, None, _error(e)) for j in spec.jobs]
+            for job, outcome in zip(spec.jobs, outcomes):
+                results.append(_record(manifest, store, by_key, job, outcome, began, t0))
     return results
+
+
+def _record(manifest: Manifest, store: ObjectStore, by_key: dict[tuple[str, int], Flow], job: FlowJob,
+            outcome: FlowOutcome, began: datetime, t0: float) -> RunResult:
+    """Commit one window's file (parent only), then record its run, succeeded or failed."""
+    t = job.task
+    outputs: tuple[str, ...] = ()
+    rows, status, error = 0, RunStatus.FAILED, outcome.error
+    if outcome.file is not None and outcome.record is not None:
+        try:
+            commit_run(store, by_key[(t.flow, t.version)], outcome.file, outcome.record)
+            outputs, rows = (outcome.file.key,), outcome.file.rows
+            status, error = RunStatus.SUCCEEDED, None
+        except Exception as e:  # noqa: BLE001 - a failed window is recorded, the others go on
+            error = _error(e)
+    manifest.record_run(FlowRun(job.run_id, t.flow, t.version, t.code_fp, t.fleet_id, t.month, t.input_fp,
+                                status, outputs, {"rows": rows}, error, began, datetime.now(timezone.utc)))
+    return RunResult(t, job.run_id, status, outputs, rows, time.monotonic() - t0, error)

@@ -27,6 +27,9 @@ class FlowInput:
     month: str  # YYYY-MM, UTC
     tables: dict[str, pa.Table]  # raw dataset name -> the committed rows of that month
     complete: bool  # False for the month that is still open
+    # Groundwork (the loaded track, pair distances, time zones) computed once per (fleet, month)
+    # and shared by every flow of the month's task: see track.track_of. Flows only add to it.
+    shared: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

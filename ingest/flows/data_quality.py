@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.rollup import key_columns, select, vehicle_and_fleet_rows
-from ingest.flows.track import COLUMNS, GAP_S, load
+from ingest.flows.track import COLUMNS, GAP_S, track_of
 
 SCHEMA = pa.schema([
     *key_columns(),
@@ -19,7 +19,7 @@ SCHEMA = pa.schema([
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    tr = load(inp.tables["pings"])
+    tr = track_of(inp)
     if tr.n == 0:
         return SCHEMA.empty_table()
     p = tr.pairs

@@ -8,7 +8,7 @@ import pyarrow as pa
 from geo.states import state_lookup
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.rollup import key_columns
-from ingest.flows.track import COLUMNS, load
+from ingest.flows.track import COLUMNS, track_of
 
 SCHEMA = pa.schema([
     *key_columns(),
@@ -19,7 +19,7 @@ SCHEMA = pa.schema([
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    tr = load(inp.tables["pings"])
+    tr = track_of(inp)
     if tr.n < 2:
         return SCHEMA.empty_table()
     p = tr.pairs

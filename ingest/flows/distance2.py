@@ -25,7 +25,7 @@ import pyarrow as pa
 from geo.states import state_lookup
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.distance import SCHEMA
-from ingest.flows.motion import load_moving
+from ingest.flows.motion import moving_track_of
 from ingest.flows.track import COLUMNS, IMPLAUSIBLE_MPH, Track
 
 SHORT_PAIR_S = 2.5
@@ -47,7 +47,7 @@ def pair_miles(tr: Track) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    tr = load_moving(inp.tables["pings"])
+    tr = moving_track_of(inp)
     if tr.n < 2:
         return SCHEMA.empty_table()
     counted, miles = pair_miles(tr)

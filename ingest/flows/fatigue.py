@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.rollup import key_columns, select, vehicle_and_fleet_rows
-from ingest.flows.track import COLUMNS, Track, load
+from ingest.flows.track import COLUMNS, Track, track_of
 
 NIGHT_START_H, NIGHT_END_H = 0.0, 6.0  # local time, the circadian low
 DUTY_REST_S = 10 * 3600  # 10 hours without driving start a new duty period
@@ -29,7 +29,7 @@ SCHEMA = pa.schema([
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    return compute_track(inp, load(inp.tables["pings"]))
+    return compute_track(inp, track_of(inp))
 
 
 def compute_track(inp: FlowInput, tr: Track) -> pa.Table:

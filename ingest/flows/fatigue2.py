@@ -6,12 +6,12 @@ import pyarrow as pa
 
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.fatigue import SCHEMA, compute_track
-from ingest.flows.motion import load_moving
+from ingest.flows.motion import moving_track_of
 from ingest.flows.track import COLUMNS
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    return compute_track(inp, load_moving(inp.tables["pings"]))
+    return compute_track(inp, moving_track_of(inp))
 
 
 FLOW = Flow("fatigue", 2, ("pings",), SCHEMA, compute, columns=COLUMNS)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.flows.base import Flow, FlowInput
-from ingest.flows.track import COLUMNS, Track, load
+from ingest.flows.track import COLUMNS, Track, track_of
 
 MAX_PAIR_S = 10.0  # wider pairs say too little about what happened between them
 MIN_MPH = 10.0  # manoeuvring in a yard is not harsh driving
@@ -136,7 +136,7 @@ def detect(tr: Track) -> HarshEvents:
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    tr = load(inp.tables["pings"])
+    tr = track_of(inp)
     if tr.n == 0:
         return SCHEMA.empty_table()
     ev = detect(tr)

@@ -30,8 +30,9 @@ import pyarrow.compute as pc
 from geo.distance import haversine_m
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.distance2 import pair_miles
-from ingest.flows.motion import still
-from ingest.flows.track import Track, load
+from ingest.flows.motion import moving_track_of, still
+from ingest.flows.rollup import select
+from ingest.flows.track import Track, load, track_of
 
 KINDS = ("harsh_brake", "harsh_accel", "sharp_turn")
 TSP_KIND = {"harsh_brake": "harsh_brake", "harsh_accel": "harsh_accel", "harsh_turn": "sharp_turn"}
@@ -87,8 +88,9 @@ def noise_mph(tr: Track) -> np.ndarray:
     steady = p.same & (p.dt_s > 0) & (p.dt_s <= 10.0) & (tr.speed[:-1] >= 30) & (np.abs(dv) < 3.0)
     out = np.full(len(tr.vehicles), np.nan)
     owner = tr.pair_vehicle
-    for v in range(len(tr.vehicles)):
-        d = dv[steady & (owner == v)]
+    for v in range(len(tr.vehicles)):  # owner is sorted: a slice per vehicle, not a pass over all pairs
+        sl = select(owner, v)
+        d = dv[sl][steady[sl]]
         if d.size >= 100:
             out[v] = max(1.4826 * float(np.median(np.abs(d - np.median(d)))), NOISE_FLOOR_MPH)
     return out
@@ -146,17 +148,22 @@ def _turn_events(tr: Track) -> tuple[np.ndarray, np.ndarray]:
     n = tr.n
     hd = heading(tr)
     change = np.zeros(n)
+    # Pings are sorted by vehicle and time, so a ping j whose k-th successor is out of the window
+    # (or another vehicle's) has every later one out too: each step looks only at the j still in
+    # it, and the cost follows the pairs in the window, not n times the window's length.
+    j = np.arange(n)
     for k in range(1, int(TURN_WINDOW_S) + 1):
         if k >= n:
             break
-        j = np.arange(n - k)
+        j = j[j < n - k]
         within = (tr.vehicle_index[j] == tr.vehicle_index[j + k]) & ((tr.ts[j + k] - tr.ts[j]) <= TURN_WINDOW_S * 1000)
         if not within.any():
             break
+        j = j[within]
         fast = (tr.speed[j] >= TURN_MIN_MPH) & (tr.speed[j + k] >= TURN_MIN_MPH)
         d = np.abs((hd[j + k] - hd[j] + 180.0) % 360.0 - 180.0)
-        d = np.where(within & fast & np.isfinite(d), d, 0.0)
-        change[: n - k] = np.maximum(change[: n - k], d)
+        d = np.where(fast & np.isfinite(d), d, 0.0)
+        change[j] = np.maximum(change[j], d)
     return _merge(np.flatnonzero(change >= TURN_DEG), change, tr, at_last=True)
 
 
@@ -167,7 +174,8 @@ def _driving_interval_s(tr: Track) -> np.ndarray:
     out = np.full(len(tr.vehicles), np.inf)
     owner = tr.pair_vehicle
     for v in range(len(tr.vehicles)):
-        d = p.dt_s[moving & (owner == v)]
+        sl = select(owner, v)
+        d = p.dt_s[sl][moving[sl]]
         if d.size:
             out[v] = float(np.median(d))
     return out
@@ -222,7 +230,7 @@ def tsp_counts(events: pa.Table | None, vehicles: tuple[str, ...]) -> tuple[np.n
 def compute(inp: FlowInput) -> pa.Table:
     pings = inp.tables.get("pings")
     events = inp.tables.get("events")
-    tr = load(pings if pings is not None else _empty_pings())
+    tr = track_of(inp) if pings is not None else load(_empty_pings())
     extra = sorted(set(pc.cast(events["vehicle_id"], pa.string()).to_pylist()) - set(tr.vehicles)) \
         if events is not None and events.num_rows else []
     vehicles = (*tr.vehicles, *extra)
@@ -230,8 +238,10 @@ def compute(inp: FlowInput) -> pa.Table:
     if nv == 0:
         return SCHEMA.empty_table()
     miles = np.zeros(nv)
+    # The month task's shared moving track (its distances are computed once for every flow).
+    moving = moving_track_of(inp) if pings is not None else still(tr)
     if tr.n > 1:  # the miles distance v2 counts (the rates are per 1000 of those)
-        miles[:len(tr.vehicles)] = np.bincount(tr.pair_vehicle, weights=pair_miles(still(tr))[1],
+        miles[:len(tr.vehicles)] = np.bincount(tr.pair_vehicle, weights=pair_miles(moving)[1],
                                                minlength=len(tr.vehicles))
     tsp = tsp_counts(events, vehicles)
     det = detect(tr) if tsp is None else None

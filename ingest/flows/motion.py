@@ -14,7 +14,8 @@ import dataclasses
 import numpy as np
 import pyarrow as pa
 
-from ingest.flows.track import Track, load
+from ingest.flows.base import FlowInput
+from ingest.flows.track import Track, load, share_speed_free, track_of
 
 MOVING_MPH = 2.0
 
@@ -26,3 +27,15 @@ def still(tr: Track) -> Track:
 
 def load_moving(table: pa.Table) -> Track:
     return still(load(table))
+
+
+def moving_track_of(inp: FlowInput) -> Track:
+    """load_moving for a month task: once per (fleet, month), sharing distances and time zones
+    with the plain track (track.track_of) instead of computing them twice."""
+    tr = inp.shared.get("moving_track")
+    if tr is None:
+        base = track_of(inp)
+        tr = inp.shared["moving_track"] = still(base)
+        share_speed_free(base, tr)
+    assert isinstance(tr, Track)
+    return tr

@@ -14,7 +14,7 @@ import pyarrow as pa
 from geo.distance import METERS_PER_MILE, haversine_m
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.rollup import key_columns, select, vehicle_and_fleet_rows
-from ingest.flows.track import COLUMNS, DAY_S, Track, load, quantile
+from ingest.flows.track import COLUMNS, DAY_S, Track, quantile, track_of
 
 REST_S = 3 * 3600  # no driving for this long: a rest that may hold a night
 NIGHT_HOUR = 2  # a rest "holds a night" for each local 02:00 inside it
@@ -84,7 +84,7 @@ def garaging(lat: np.ndarray, lon: np.ndarray, nights: np.ndarray) -> tuple[floa
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    tr = load(inp.tables["pings"])
+    tr = track_of(inp)
     if tr.n == 0:
         return SCHEMA.empty_table()
     r_v, r_lat, r_lon, r_nights = rests(tr)

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.rollup import key_columns, select, vehicle_and_fleet_rows
-from ingest.flows.track import COLUMNS, GAP_S, IMPLAUSIBLE_MPH, Track, load, quantile
+from ingest.flows.track import COLUMNS, GAP_S, IMPLAUSIBLE_MPH, Track, quantile, track_of
 
 LIMITS_MPH = (65, 70, 75)
 SPEEDING_MPH = 75.0  # speeding episode: over 75 mph ...
@@ -53,10 +53,10 @@ def compute(inp: FlowInput) -> pa.Table:
 
 
 def compute_with(inp: FlowInput, find_episodes: Callable[[Track], tuple[np.ndarray, np.ndarray, np.ndarray]],
-                 loader: Callable[[pa.Table], Track] = load) -> pa.Table:
+                 loader: Callable[[FlowInput], Track] = track_of) -> pa.Table:
     """The speed table, with speeding episodes found by `find_episodes` on a track from `loader`
     (speed v2 changes those two)."""
-    tr = loader(inp.tables["pings"])
+    tr = loader(inp)
     if tr.n == 0:
         return SCHEMA.empty_table()
     p = tr.pairs

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.flows.base import Flow, FlowInput
-from ingest.flows.motion import load_moving
+from ingest.flows.motion import moving_track_of
 from ingest.flows.speed import EPISODE_MAX_PAIR_S, SCHEMA, SPEEDING_MIN_S, SPEEDING_MPH, compute_with
 from ingest.flows.track import COLUMNS, IMPLAUSIBLE_MPH, Track
 
@@ -51,7 +51,7 @@ def episodes(tr: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    return compute_with(inp, episodes, load_moving)
+    return compute_with(inp, episodes, moving_track_of)
 
 
 FLOW = Flow("speed", 2, ("pings",), SCHEMA, compute, columns=COLUMNS)

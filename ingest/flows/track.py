@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +18,9 @@ import pyarrow.compute as pc
 
 from geo.distance import METERS_PER_MILE, consecutive_m, haversine_m
 from geo.timezones import utc_offsets_s
+
+if TYPE_CHECKING:
+    from ingest.flows.base import FlowInput
 
 GAP_S = 600  # a silence longer than this is a gap (the issue's trip rule: "a gap over 10 min")
 IMPLAUSIBLE_MPH = 150.0  # a pair implying more than this is a GPS jump, not driving
@@ -191,6 +195,32 @@ class Track:
         return Segments(self.vehicle_index[first], first, last, self.ts[first] // 1000, self.ts[last] // 1000,
                         cum_drive[last] - cum_drive[first] + self.moving_interval_s,
                         cum_miles[last] - cum_miles[first])
+
+
+# Cached groundwork that depends on positions and times only, never on speed: a track with
+# other speeds (motion.still) can take these from the original instead of computing them again.
+SPEED_FREE_TRACK = ("ends", "vehicle_index", "pair_vehicle", "utc_offset_s", "local_day", "local_hour")
+SPEED_FREE_PAIRS = ("same", "dt_s", "miles")
+
+
+def track_of(inp: FlowInput) -> Track:
+    """The month's pings as a Track, loaded once per (fleet, month) task and shared by its flows."""
+    tr = inp.shared.get("track")
+    if tr is None:
+        tr = inp.shared["track"] = load(inp.tables["pings"])
+    assert isinstance(tr, Track)
+    return tr
+
+
+def share_speed_free(src: Track, dst: Track) -> None:
+    """Give `dst` (the same pings with other speeds) the speed-free groundwork of `src`, computed once.
+
+    Both tracks then hold the same arrays; flows never write into groundwork arrays.
+    """
+    for name in SPEED_FREE_TRACK:
+        dst.__dict__[name] = getattr(src, name)
+    for name in SPEED_FREE_PAIRS:
+        dst.pairs.__dict__[name] = getattr(src.pairs, name)
 
 
 def load(table: pa.Table) -> Track:

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.rollup import key_columns, select, vehicle_and_fleet_rows
-from ingest.flows.track import COLUMNS, Track, load, quantile
+from ingest.flows.track import COLUMNS, Track, quantile, track_of
 
 STOP_S = 300  # a stop of 5 min or more ends a trip (a gap over 10 min does too: track.GAP_S)
 MIN_TRIP_MILES = 0.1  # a speed blip in a yard is not a trip
@@ -22,7 +22,7 @@ SCHEMA = pa.schema([
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    return compute_track(inp, load(inp.tables["pings"]))
+    return compute_track(inp, track_of(inp))
 
 
 def compute_track(inp: FlowInput, tr: Track) -> pa.Table:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pyarrow as pa
 
 from ingest.flows.base import Flow, FlowInput
-from ingest.flows.motion import load_moving
+from ingest.flows.motion import moving_track_of
 from ingest.flows.track import COLUMNS
 from ingest.flows.trips import SCHEMA, compute_track
 
 
 def compute(inp: FlowInput) -> pa.Table:
-    return compute_track(inp, load_moving(inp.tables["pings"]))
+    return compute_track(inp, moving_track_of(inp))
 
 
 FLOW = Flow("trips", 2, ("pings",), SCHEMA, compute, columns=COLUMNS)
