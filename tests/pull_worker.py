@@ -23,7 +23,8 @@ def main(cfg: dict) -> int:
                                    policy=RetryPolicy(base_delay_s=0.01, max_delay_s=0.2, max_retry_after_s=1.0))
         print("started", flush=True)
         report = pull_fleet(connector, LocalStore(Path(cfg["store"])), manifest, cfg["fleet"], cfg["start"],
-                            cfg["now"], PullOptions(work_dir=Path(cfg["work"]), commit_every=3, workers=2))
+                            cfg["now"], PullOptions(work_dir=Path(cfg["work"]), commit_every=3, workers=2,
+                                                      on_month=lambda m: print("month", m, flush=True)))
     print(json.dumps({"planned": report.slices_planned, "pulled": report.slices_pulled}), flush=True)
     return 0
 
