@@ -16,12 +16,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import multiprocessing
 import tempfile
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import pyarrow.parquet as pq
 
 from common.months import month_bounds_ms
 from common.states import RunStatus
+from ingest.backend import LocalPool, TaskBackend
 from ingest.flows.base import Flow, FlowInput
 from ingest.planner import WindowTask
 from partitions import layout
@@ -47,7 +47,7 @@ class TaskSpec:
     flow_module: str
     store_url: str
     s3: S3Options | None
-    cache_dir: str
+    cache_dir: str | None  # None on a remote backend: a temp dir on the worker, never the daemon's disk
     complete: bool
     run_id: str
 
@@ -69,9 +69,12 @@ def run_task(spec: TaskSpec) -> tuple[DataFile, dict[str, Any]]:
     flow: Flow = importlib.import_module(spec.flow_module).FLOW
     store = open_store(spec.store_url, spec.s3)
     tables = {}
-    for dataset, files in t.inputs:
-        paths = local_files(store, list(files), Path(spec.cache_dir))
-        tables[dataset] = pa.concat_tables(pq.read_table(p, columns=list(flow.columns) or None) for p in paths)
+    with ExitStack() as scratch:
+        cache = Path(spec.cache_dir or scratch.enter_context(tempfile.TemporaryDirectory(prefix="fleetlake-in-")))
+        for dataset, files in t.inputs:
+            paths = local_files(store, list(files), cache)
+            tables[dataset] = pa.concat_tables(pq.read_table(p, columns=list(flow.columns) or None)
+                                               for p in paths)
     out = flow.compute(FlowInput(t.fleet_id, t.month, tables, spec.complete))
     out = out.select(flow.schema.names).cast(flow.schema)
     with tempfile.TemporaryDirectory(prefix="fleetlake-task-") as d:
@@ -96,35 +99,32 @@ def commit_run(store: ObjectStore, flow: Flow, file: DataFile, record: dict[str,
          "fleetlake.input_fp": record["input_fp"], "fleetlake.code_fp": record["code_fp"]})
 
 
-def _pool_context(flow_modules: list[str]) -> multiprocessing.context.BaseContext:
-    """Workers forked from a clean, single-threaded server process, not from us.
-
-    The daemon has threads (HTTP, scheduler, work); forking it could copy a lock some other
-    thread holds at that instant and hang the child. A forkserver is started once, with the
-    executor and the planned flows preloaded (with all they import), so workers still start in
-    milliseconds.
-    """
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__, *flow_modules])
-    return ctx
+def worker_s3(s3: S3Options | None) -> S3Options | None:
+    """What a remote worker is told about S3: endpoint and region, never the daemon's keys (it has its own)."""
+    return None if s3 is None else replace(s3, access_key_id=None, secret_access_key=None)
 
 
 def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], store_url: str,
-            s3: S3Options | None, cache_dir: Path, now_ms: int, workers: int = 2) -> list[RunResult]:
+            s3: S3Options | None, cache_dir: Path, now_ms: int, workers: int = 2,
+            backend: TaskBackend | None = None) -> list[RunResult]:
+    """Run the tasks on `backend` (default: a local pool of `workers` processes); commit and record each."""
     by_key = {(f.name, f.version): f for f in flows}
     results: list[RunResult] = []
     if not tasks:
         return results
     store = open_store(store_url, s3)
-    context = _pool_context(sorted({f.module for f in flows}))
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+    with ExitStack() as closing:
+        if backend is None:
+            backend = LocalPool(workers, [__name__, *sorted({f.module for f in flows})])
+            closing.callback(backend.close)
+        task_s3, task_cache = (worker_s3(s3), None) if backend.remote else (s3, str(cache_dir))
         started = {}
         futures = []
         for t in tasks:
-            spec = TaskSpec(t, by_key[(t.flow, t.version)].module, store_url, s3, str(cache_dir),
+            spec = TaskSpec(t, by_key[(t.flow, t.version)].module, store_url, task_s3, task_cache,
                             month_bounds_ms(t.month)[1] <= now_ms, uuid.uuid4().hex)
             started[spec.run_id] = (datetime.now(timezone.utc), time.monotonic())
-            futures.append((spec, pool.submit(run_task, spec)))
+            futures.append((spec, backend.submit(run_task, spec)))
         for spec, fut in futures:
             t = spec.task
             outputs: tuple[str, ...]

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.backend import open_backend
 from ingest.executor import RunResult, execute
 from ingest.flows.base import Flow
 from ingest.planner import plan
@@ -31,6 +32,15 @@ class FeatureReport:
 
 
 def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Options | None, cache_dir: Path,
-                 now_ms: int, workers: int = 2) -> FeatureReport:
+                 now_ms: int, workers: int = 2, executor: str = "local",
+                 ray_address: str | None = None) -> FeatureReport:
+    """Plan, then run the windows on the named executor (FLEETLAKE_EXECUTOR): `workers` local processes or Ray."""
     tasks = plan(manifest, flows)
-    return FeatureReport(tuple(execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers)))
+    if not tasks:
+        return FeatureReport(())
+    backend = open_backend(executor, workers, ["ingest.executor", *sorted({f.module for f in flows})], ray_address)
+    try:
+        return FeatureReport(tuple(execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers,
+                                           backend)))
+    finally:
+        backend.close()
