@@ -11,6 +11,8 @@ was computed by Ray workers that reached the store by themselves.
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import uuid
 from concurrent.futures import Future
 from pathlib import Path
@@ -19,12 +21,14 @@ from typing import Any, Callable, Iterator
 import duckdb
 import pytest
 
+from common.errors import ConfigError
 from ingest.backend import TaskBackend
 from ingest.executor import execute
 from ingest.features import FeatureReport, run_features
 from ingest.flows.base import Flow
 from ingest.flows.registry import active_flows
 from ingest.planner import plan
+from ingest.settings import load_settings
 from partitions import Manifest
 from partitions.delta import lake_for
 from partitions.store import open_store
@@ -56,7 +60,9 @@ def _land(store_url: str, endpoint: str, work: Path) -> Manifest:
     store = open_store(store_url, sw.s3_options(endpoint))
     m = Manifest(work / "manifest.duckdb")
     for fleet, seed in FLEETS.items():
-        write(store, m, [sim_table(simulator(vehicles=2, seed=seed), MONTHS, fleet_id=fleet)], work, fleet=fleet)
+        # small on purpose (one truck, 60 s pings): the test is about where tasks run, not how fast
+        sim = simulator(vehicles=1, interval=60, seed=seed)
+        write(store, m, [sim_table(sim, MONTHS, fleet_id=fleet)], work, fleet=fleet)
     return m
 
 
@@ -160,3 +166,48 @@ def test_a_remote_backend_is_sent_neither_the_s3_secret_nor_a_daemon_path(seawee
         assert sw.SECRET_KEY.encode() not in blob and sw.ACCESS_KEY.encode() not in blob
         assert str(tmp_path).encode() not in blob
         assert seaweed_s3.encode() in blob  # the endpoint is sent: workers need it
+
+
+@pytest.mark.parametrize("env, setting", [
+    ({"FLEETLAKE_EXECUTOR": "ray", "FLEETLAKE_STORE_URL": "s3://b/lake"}, "FLEETLAKE_RAY_ADDRESS"),
+    ({"FLEETLAKE_EXECUTOR": "ray", "FLEETLAKE_RAY_ADDRESS": "ray://head:10001"}, "FLEETLAKE_EXECUTOR"),
+    ({"FLEETLAKE_EXECUTOR": "spark"}, "FLEETLAKE_EXECUTOR")])
+def test_a_ray_executor_without_an_address_or_an_s3_store_is_refused_at_start(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], setting: str) -> None:
+    monkeypatch.setenv("FLEETLAKE_CONFIG_FILE", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError) as e:
+        load_settings()
+    assert e.value.setting == setting
+    monkeypatch.setenv("FLEETLAKE_STORE_URL", "s3://b/lake")
+    monkeypatch.setenv("FLEETLAKE_RAY_ADDRESS", "ray://head:10001")
+    if env["FLEETLAKE_EXECUTOR"] == "ray":
+        assert load_settings().executor == "ray"
+
+
+def test_the_core_imports_and_runs_locally_without_ray(tmp_path: Path) -> None:
+    """ray is an optional extra: with it unimportable, every core module imports, and asking for Ray says how to get it."""
+    script = """
+import importlib, pkgutil, sys
+sys.modules["ray"] = None  # as if not installed: `import ray` raises ImportError
+import common, connectors, geo, ingest, partitions
+for pkg in (common, connectors, geo, ingest, partitions):
+    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+        importlib.import_module(m.name)
+from common.errors import ConfigError
+from ingest.backend import open_backend
+pool = open_backend("local", 1, [])
+print(pool.submit(abs, -3).result())
+pool.close()
+try:
+    open_backend("ray", 1, [], "ray://127.0.0.1:1")
+except ConfigError as e:
+    print(e.setting, e)
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "3"
+    assert lines[1].startswith("FLEETLAKE_EXECUTOR") and "pip install 'fleetlake[ray]'" in lines[1]
