@@ -18,6 +18,7 @@ imports it, and only when a Ray backend is opened, so the core runs without it.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future
 from typing import Any, Callable, TypeVar
 
@@ -27,6 +28,9 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 log = logging.getLogger(__name__)
+
+CONNECT_ATTEMPTS = 3
+CONNECT_BACKOFF_S = 2.0
 
 
 def _ray() -> Any:
@@ -42,9 +46,21 @@ class RayBackend:
 
     def __init__(self, address: str) -> None:
         ray = self._ray = _ray()
-        # Our logging stays ours: Ray adds its own handler only to its own loggers at WARNING.
-        ray.init(address=address, namespace="fleetlake", logging_level=logging.WARNING,
-                 configure_logging=True, log_to_driver=True)
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                # Our logging stays ours: Ray adds its own handler only to its own loggers at WARNING.
+                ray.init(address=address, namespace="fleetlake", logging_level=logging.WARNING,
+                         configure_logging=True, log_to_driver=True)
+                break
+            except ConnectionError as e:
+                # The head's Ray Client server starts one server process per driver; on a busy head
+                # that start can time out once. Bounded: a cluster that is down fails the pass.
+                ray.shutdown()
+                if attempt == CONNECT_ATTEMPTS:
+                    raise
+                log.warning("connecting to the Ray cluster at %s failed (%s), retrying", address,
+                            type(e).__name__)
+                time.sleep(CONNECT_BACKOFF_S * attempt)
         self._remote: dict[Callable[..., Any], Any] = {}
         log.info("connected to the Ray cluster at %s (%s CPUs)", address,
                  int(ray.cluster_resources().get("CPU", 0)))

@@ -43,12 +43,12 @@ class RayCluster:
     procs: list[subprocess.Popen] = field(default_factory=list)
     logs: list[BinaryIO] = field(default_factory=list)
 
-    def start_node(self, env: dict[str, str], *args: str) -> None:
+    def start_node(self, env: dict[str, str], cpus: int, *args: str) -> None:
         log = open(self.workdir / f"node{len(self.procs)}.log", "wb")
         self.logs.append(log)
         ray = Path(sys.executable).parent / "ray"
         self.procs.append(subprocess.Popen(
-            [str(ray), "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
+            [str(ray), "start", "--block", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--disable-usage-stats",
              "--min-worker-port=0", "--max-worker-port=0",
              f"--temp-dir={self.workdir / 'ray'}", f"--node-manager-port={free_port()}",
              f"--object-manager-port={free_port()}", f"--metrics-export-port={free_port()}",
@@ -75,7 +75,7 @@ class RayCluster:
                          for i in range(len(self.procs)))
 
 
-def start_cluster(node_env: dict[str, str], timeout_s: float = 120.0) -> RayCluster:
+def start_cluster(node_env: dict[str, str], cpus: int = 1, timeout_s: float = 120.0) -> RayCluster:
     """A head and one worker node; returns once both have joined (the caller stops it, also on failure)."""
     # A short path: Ray's unix sockets live under the temp dir and must stay under 108 bytes.
     workdir = Path(tempfile.mkdtemp(prefix="flray-", dir="/tmp"))
@@ -83,10 +83,10 @@ def start_cluster(node_env: dict[str, str], timeout_s: float = 120.0) -> RayClus
     cluster = RayCluster(f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}", workdir)
     env = {**os.environ, **node_env, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
     try:
-        cluster.start_node(env, "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
+        cluster.start_node(env, cpus, "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
                            "--include-dashboard=false")
         _wait_port(cluster, port, timeout_s)
-        cluster.start_node(env, f"--address={cluster.address}")
+        cluster.start_node(env, cpus, f"--address={cluster.address}")
         _wait_nodes(cluster, 2, timeout_s)
     except Exception:
         cluster.stop()
