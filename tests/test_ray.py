@@ -14,7 +14,7 @@ import pickle
 import subprocess
 import sys
 import uuid
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -113,7 +113,10 @@ def test_ray_cluster_run_equals_local_run(ray_cluster: RayCluster, seaweed_s3: s
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     local, local_url, local_work = _run("local", None, seaweed_s3, tmp_path)
-    on_ray, ray_url, ray_work = _run("ray", ray_cluster.client_address, seaweed_s3, tmp_path)
+    # The daemon runs feature passes on its work thread, not the main thread: so does this one.
+    with ThreadPoolExecutor(1, thread_name_prefix="work") as work_thread:
+        on_ray, ray_url, ray_work = work_thread.submit(_run, "ray", ray_cluster.client_address, seaweed_s3,
+                                                       tmp_path).result()
 
     windows = len(FLEETS) * len(MONTHS) * len(_flows())
     for report in (local, on_ray):
