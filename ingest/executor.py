@@ -1,9 +1,11 @@
-"""Run planned windows: pure tasks in a bounded process pool, recorded after their output commits.
+"""Run planned windows: pure tasks on a task backend (ingest/backend.py: a local process pool by
+default, or a Ray cluster), recorded after their output commits.
 
 A task is a pure function of (fleet, flow@version, month, committed input files): it reads the
 inputs, computes the table and writes one immutable file named by its content under
 `features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/` (partitions.layout), and hands the file
-back. It shares no in-process state, so the same task can later run on a distributed engine.
+back. It shares no in-process state, so the same task runs on a Ray cluster too: there it
+gets no path on the daemon's disk and no S3 keys (`worker_s3`), only the object store.
 The parent, the one process that owns the manifest and so the only writer of every Delta table,
 commits the file to the flow version's table (replacing the window's previous file, the run in
 the commit's metadata), then records the run in the manifest. A file a worker wrote but the parent
