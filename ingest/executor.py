@@ -1,10 +1,12 @@
-"""Run planned windows: pure tasks in a bounded process pool, recorded after their output commits.
+"""Run planned windows: pure tasks on a task backend (ingest/backend.py: a local process pool by
+default, or a Ray cluster), recorded after their output commits.
 
 A task covers one (fleet, month) and the windows the planner chose for it: a pure function of
 (fleet, month, flow@versions, committed input files). It reads the month once, runs each planned
 flow over shared groundwork (ingest/flows/track.py), writes one immutable file per window named
 by its content under `features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/`
-(partitions.layout), and hands the files back. It shares no in-process state, so the same task can later run on a distributed engine.
+(partitions.layout), and hands the files back. It shares no in-process state, so the same task runs on a Ray cluster too: there it gets no path
+on the daemon's disk and no S3 keys (`worker_s3`), only the object store.
 The parent, the one process that owns the manifest and so the only writer of every Delta table,
 commits the file to the flow version's table (replacing the window's previous file, the run in
 the commit's metadata), then records the run in the manifest. A file a worker wrote but the parent
@@ -17,12 +19,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import multiprocessing
 import tempfile
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import pyarrow.parquet as pq
 
 from common.months import month_bounds_ms
 from common.states import RunStatus
+from ingest.backend import LocalPool, TaskBackend
 from ingest.flows.base import Flow, FlowInput
 from ingest.planner import WindowTask
 from partitions import layout
@@ -57,7 +59,7 @@ class MonthSpec:
     jobs: tuple[FlowJob, ...]  # the planned windows of this fleet-month, one per flow version
     store_url: str
     s3: S3Options | None
-    cache_dir: str
+    cache_dir: str | None  # None on a remote backend: a temp dir on the worker, never the daemon's disk
     complete: bool
 
 
@@ -142,8 +144,10 @@ def _read_inputs(store: ObjectStore, spec: MonthSpec, flows: list[Flow]) -> dict
                 break
             assert wanted is not None
             wanted += [c for c in f.columns if c not in wanted]
-        paths = local_files(store, list(keys), Path(spec.cache_dir))
-        tables[dataset] = pa.concat_tables(pq.read_table(p, columns=wanted) for p in paths)
+        with ExitStack() as scratch:  # no cache dir on a remote backend: a temp dir on the worker
+            cache = Path(spec.cache_dir or scratch.enter_context(tempfile.TemporaryDirectory(prefix="fleetlake-in-")))
+            paths = local_files(store, list(keys), cache)
+            tables[dataset] = pa.concat_tables(pq.read_table(p, columns=wanted) for p in paths)
     return tables
 
 
@@ -178,38 +182,35 @@ def commit_run(store: ObjectStore, flow: Flow, file: DataFile, record: dict[str,
          "fleetlake.input_fp": record["input_fp"], "fleetlake.code_fp": record["code_fp"]})
 
 
-def _pool_context(flow_modules: list[str]) -> multiprocessing.context.BaseContext:
-    """Workers forked from a clean, single-threaded server process, not from us.
-
-    The daemon has threads (HTTP, scheduler, work); forking it could copy a lock some other
-    thread holds at that instant and hang the child. A forkserver is started once, with the
-    executor and the planned flows preloaded (with all they import), so workers still start in
-    milliseconds.
-    """
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__, *flow_modules])
-    return ctx
+def worker_s3(s3: S3Options | None) -> S3Options | None:
+    """What a remote worker is told about S3: endpoint and region, never the daemon's keys (it has its own)."""
+    return None if s3 is None else replace(s3, access_key_id=None, secret_access_key=None)
 
 
 def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], store_url: str,
-            s3: S3Options | None, cache_dir: Path, now_ms: int, workers: int = 2) -> list[RunResult]:
+            s3: S3Options | None, cache_dir: Path, now_ms: int, workers: int = 2,
+            backend: TaskBackend | None = None) -> list[RunResult]:
+    """Run the tasks on `backend` (default: a local pool of `workers` processes); commit and record each."""
     by_key = {(f.name, f.version): f for f in flows}
     results: list[RunResult] = []
     if not tasks:
         return results
     store = open_store(store_url, s3)
-    context = _pool_context(sorted({f.module for f in flows}))
     months: dict[tuple[str, str], list[FlowJob]] = {}
     for t in tasks:  # one task per (fleet, month): the month is read and its groundwork computed once
         months.setdefault((t.fleet_id, t.month), []).append(
             FlowJob(t, by_key[(t.flow, t.version)].module, uuid.uuid4().hex))
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+    with ExitStack() as closing:
+        if backend is None:
+            backend = LocalPool(workers, [__name__, *sorted({f.module for f in flows})])
+            closing.callback(backend.close)
+        task_s3, task_cache = (worker_s3(s3), None) if backend.remote else (s3, str(cache_dir))
         futures = []
         for (fleet_id, month), jobs in months.items():
-            spec = MonthSpec(fleet_id, month, tuple(jobs), store_url, s3, str(cache_dir),
+            spec = MonthSpec(fleet_id, month, tuple(jobs), store_url, task_s3, task_cache,
                              month_bounds_ms(month)[1] <= now_ms)
             started = (datetime.now(timezone.utc), time.monotonic())
-            futures.append((spec, started, pool.submit(run_month, spec)))
+            futures.append((spec, started, backend.submit(run_month, spec)))
         for spec, (began, t0), fut in futures:
             try:
                 outcomes = fut.result()

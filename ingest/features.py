@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ingest.backend import open_backend
 from ingest.executor import RunResult, execute
 from ingest.flows.base import Flow
 from ingest.planner import WindowTask, plan
@@ -32,8 +33,18 @@ class FeatureReport:
 
 
 def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Options | None, cache_dir: Path,
-                 now_ms: int, workers: int = 2, where: Callable[[WindowTask], bool] | None = None
-                 ) -> FeatureReport:
-    """`where` keeps only some planned windows (e.g. one fleet-month as its backfill completes it)."""
+                 now_ms: int, workers: int = 2, where: Callable[[WindowTask], bool] | None = None,
+                 executor: str = "local", ray_address: str | None = None) -> FeatureReport:
+    """Plan, then run the windows on the named executor (FLEETLAKE_EXECUTOR): `workers` local processes or Ray.
+
+    `where` keeps only some planned windows (e.g. one fleet-month as its backfill completes it).
+    """
     tasks = [t for t in plan(manifest, flows) if where is None or where(t)]
-    return FeatureReport(tuple(execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers)))
+    if not tasks:
+        return FeatureReport(())
+    backend = open_backend(executor, workers, ["ingest.executor", *sorted({f.module for f in flows})], ray_address)
+    try:
+        return FeatureReport(tuple(execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers,
+                                           backend)))
+    finally:
+        backend.close()

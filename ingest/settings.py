@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     flows_file: Path | None = Field(None, description="active feature flows, TOML (default config/flows.toml; "
                                                       "every flow's newest version when that file is absent)")
     flow_workers: int = Field(2, ge=1, le=64, description="processes computing feature windows in parallel")
+    executor: str = Field("local", pattern="^(local|ray)$", validate_default=True,
+                          description="where feature windows run: local (a process pool of flow_workers) or ray "
+                                      "(a Ray cluster at ray_address; needs `pip install 'fleetlake[ray]'` and an "
+                                      "s3:// store_url, see docs/ray.md)")
+    ray_address: str | None = Field(None, validate_default=True, description="the Ray cluster the ray executor connects to, e.g. "
+                                                      "ray://head:10001 or head:6379 (required by executor=ray)")
     gc_retention_hours: float = Field(24.0, ge=0, description="keep files no Delta snapshot names this long before "
                                       "vacuuming them, so running queries keep theirs (default 24)")
     gc_interval_hours: float = Field(6.0, gt=0, description="how often the daemon vacuums the lake (default 6)")
@@ -193,6 +199,21 @@ class Settings(BaseSettings):
     def _memory(cls, v: str) -> str:
         if not v[:-2].replace(".", "").isdigit() or v[-2:].upper() not in ("MB", "GB"):
             raise ValueError("must look like 512MB or 2GB")
+        return v
+
+    # Checked at start-up, not at the first feature pass. Ray workers see only the object store.
+    @field_validator("executor")
+    @classmethod
+    def _ray_store(cls, v: str, info: ValidationInfo) -> str:
+        if v == "ray" and not str(info.data.get("store_url") or "").startswith("s3://"):
+            raise ValueError("ray needs an s3:// FLEETLAKE_STORE_URL that its workers can reach")
+        return v
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_address(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("executor") == "ray" and not v:
+            raise ValueError("FLEETLAKE_EXECUTOR=ray needs the cluster's address")
         return v
 
     @property
