@@ -75,8 +75,8 @@ def main() -> None:
             shutil.copy(landed, path)
             with Manifest(path) as m:
                 t = time.monotonic()
-                report = run_features(m, flows, url, s3, work / "cache", NOW_MS, 2 * args.cpus_per_node, executor,
-                                      cluster.client_address)
+                report = run_features(m, flows, url, s3, work / "cache", NOW_MS, 2 * args.cpus_per_node,
+                                      executor=executor, ray_address=cluster.client_address)
                 took = time.monotonic() - t
             assert len(report.results) == windows and not report.failed, [r.error for r in report.failed]
             return took

@@ -33,7 +33,7 @@ class FeatureReport:
 
 
 def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Options | None, cache_dir: Path,
-                 now_ms: int, workers: int = 2, where: Callable[[WindowTask], bool] | None = None,
+                 now_ms: int, workers: int = 2, *, where: Callable[[WindowTask], bool] | None = None,
                  executor: str = "local", ray_address: str | None = None) -> FeatureReport:
     """Plan, then run the windows on the named executor (FLEETLAKE_EXECUTOR): `workers` local processes or Ray.
 

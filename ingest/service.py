@@ -239,7 +239,8 @@ class Service:
         t0 = time.monotonic()
         report = run_features(self.manifest, self.flows, self.store.url, self.settings.s3_options(),
                               self.settings.work_dir / "cache", self.clock.now_ms(), self.settings.flow_workers,
-                              where, self.settings.executor, self.settings.ray_address)
+                              where=where, executor=self.settings.executor,
+                              ray_address=self.settings.ray_address)
         self.metrics.seconds.labels("features").observe(time.monotonic() - t0)
         for r in report.results:
             self.metrics.windows.labels(r.task.flow, r.status).inc()

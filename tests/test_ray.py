@@ -102,7 +102,7 @@ def _run(executor: str, address: str | None, endpoint: str, tmp: Path) -> tuple[
     m = _land(store_url, endpoint, work)
     try:
         report = run_features(m, _flows(), store_url, sw.s3_options(endpoint), work / "cache", NOW_MS, 2,
-                              executor, address)
+                              executor=executor, ray_address=address)
     finally:
         m.close()
     return report, store_url, work
