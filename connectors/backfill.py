@@ -84,6 +84,9 @@ class PullOptions:
     stop: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: finish and commit
     # told (slices pulled, slices planned, rows fetched) after each slice, e.g. a progress bar
     progress: Callable[[int, int, int], None] | None = None
+    # told (fleet, stream, [(slice key, rows)]) after the manifest recorded completed slices: the
+    # store's mirror of checkpoints (partitions.control_records), so a rebuilt manifest resumes too
+    on_checkpoints: Callable[[str, str, list[tuple[str, int]]], None] | None = None
 
 
 def stream_name(connector: GpsConnector) -> str:
@@ -124,11 +127,15 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
         def commit() -> None:
             nonlocal completed
             commits.extend(writer.commit())
+            done = []
             for w, rows in fetched:
                 if w.end_ms <= complete_before:
                     manifest.complete_slice(fleet_id, stream, w.key, rows)
+                    done.append((w.key, rows))
                     completed += 1
             fetched.clear()
+            if done and opts.on_checkpoints:
+                opts.on_checkpoints(fleet_id, stream, done)
 
         with ThreadPoolExecutor(max(1, opts.workers), thread_name_prefix=f"pull-{fleet_id}") as pool:
             queue: list[tuple[PullSlice, Future[pa.Table]]] = []
@@ -193,11 +200,14 @@ def pull_events(connector: GpsConnector, store: ObjectStore, manifest: Manifest,
                 pulled.append((w, table.num_rows))
         finally:
             commits = writer.commit()  # whole slices only: a failed slice added nothing
-            completed = 0
+            done = []
             for w, rows in pulled:
                 if w.end_ms <= now_ms - opts.lookback_ms:
                     manifest.complete_slice(fleet_id, stream, w.key, rows)
-                    completed += 1
+                    done.append((w.key, rows))
+            completed = len(done)
+            if done and opts.on_checkpoints:
+                opts.on_checkpoints(fleet_id, stream, done)
         accepted, quarantined = writer.accepted_events, dict(writer.quarantined)
     return PullReport(fleet_id, len(slices), len(pulled), completed, accepted, quarantined, tuple(commits),
                       time.monotonic() - t0, stopped=opts.stop.is_set())

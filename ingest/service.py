@@ -29,6 +29,7 @@ from ingest.clock import Clock, clock_at
 from ingest.features import FeatureReport, run_features
 from ingest.flows.base import Flow
 from ingest.metrics import Metrics
+from ingest.offboarding import OffboardOutcome, offboard
 from ingest.planner import plan
 from ingest.settings import Settings
 from ingest.tsps import TspEndpoint, oauth_client
@@ -143,7 +144,8 @@ class Service:
             return PullOutcome(fleet_id, PullResult.REVOKED, None, None, fleet.error)
         ep = self.endpoint(fleet.tsp)
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
-                           stop=stop or threading.Event(), progress=progress)
+                           stop=stop or threading.Event(), progress=progress,
+                           on_checkpoints=self.control.mirror_checkpoints)
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
@@ -190,6 +192,11 @@ class Service:
         for r in report.results:
             self.metrics.windows.labels(r.task.flow, r.status).inc()
         return report
+
+    # ------------------------------------------------------------------ off-boarding
+    def offboard(self, fleet_id: str, actor: str) -> OffboardOutcome:
+        """Revoke, delete and purge one fleet, leaving only an audit record (ingest.offboarding)."""
+        return offboard(self, fleet_id, actor)
 
     # ------------------------------------------------------------------ reporting
     def fleets(self) -> list[FleetView]:
