@@ -130,7 +130,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("no fleets yet: `fleetlake connect <tsp> --fleet <id>` starts a consent")
     for g in grids:
         f = g.fleet
-        print(f"{f.fleet_id} ({f.tsp}): {f.status.value}" + (f" - {f.error}" if f.error else ""))
+        print(f"{f.fleet_id} ({f.tsp}): {f.status.value}" + (f" - {f.error}" if f.error else "")
+              + (f" - STUCK: {f.stuck}" if f.stuck else ""))
         if not g.months:
             continue
         flows = sorted({k for m in g.months.values() for k in m.features})

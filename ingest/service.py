@@ -70,6 +70,10 @@ class Service:
         self.clock = clock or clock_at(settings.resolved_clock_url)
         # Fleet, credential and consent writes go through here: mirrored to the store for rebuilds.
         self.control = ControlMirror(manifest, store)
+        # Set by the daemon: told the fleet id whenever a pull lands something (a page, a slice),
+        # and holds what its stuck-work watch found (fleet id or "features" -> reason) for status.
+        self.on_progress: Callable[[str], None] | None = None
+        self.stuck: dict[str, str] = {}
 
     # Only consent and pulls touch tokens: read-only commands need no key.
     @property
@@ -144,7 +148,7 @@ class Service:
             return PullOutcome(fleet_id, PullResult.REVOKED, None, None, fleet.error)
         ep = self.endpoint(fleet.tsp)
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
-                           stop=stop or threading.Event(), progress=progress,
+                           stop=stop or threading.Event(), progress=self._progress(fleet_id, progress),
                            on_checkpoints=self.control.mirror_checkpoints)
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
@@ -175,14 +179,31 @@ class Service:
         """GPS then safety events up to now, on connections that `closing` closes."""
         oauth = closing.enter_context(oauth_client(ep, self.settings))
         creds = FleetCredentials(fleet_id, oauth, self.vault, self.control)
+        def on_response(tsp_name: str, status: int) -> None:
+            self.metrics.tsp_response(tsp_name, status)
+            if self.on_progress is not None and 200 <= status < 300:
+                self.on_progress(fleet_id)  # a whole page landed (the hook runs after the body is read)
+
         connector = open_connector(tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
-                                   on_response=self.metrics.tsp_response)
+                                   on_response=on_response)
         closing.callback(connector.http.close)
         now_ms = self.clock.now_ms()
         pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
         if pings.stopped:
             return pings, None
         return pings, pull_events(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
+
+    def _progress(self, fleet_id: str, given: Callable[[int, int, int], None] | None
+                  ) -> Callable[[int, int, int], None] | None:
+        if self.on_progress is None:
+            return given
+        hook = self.on_progress
+
+        def both(done: int, total: int, rows: int) -> None:
+            hook(fleet_id)
+            if given is not None:
+                given(done, total, rows)
+        return both
 
     def features(self) -> FeatureReport:
         t0 = time.monotonic()
@@ -200,14 +221,14 @@ class Service:
 
     # ------------------------------------------------------------------ reporting
     def fleets(self) -> list[FleetView]:
-        return [FleetView.of(f) for f in self.manifest.fleets()]
+        return [FleetView.of(f, self.stuck.get(f.fleet_id)) for f in self.manifest.fleets()]
 
     def fleet(self, fleet_id: str) -> FleetView:
         """One fleet, or KeyError."""
         fleet = self.manifest.fleet(names.fleet_id(fleet_id))
         if fleet is None:
             raise KeyError(fleet_id)
-        return FleetView.of(fleet)
+        return FleetView.of(fleet, self.stuck.get(fleet.fleet_id))
 
     def status(self, fleet_id: str) -> FleetGrid:
         """One fleet's grid: per month, raw rows per dataset and the state of each active flow version."""

@@ -555,6 +555,10 @@ class Manifest:
             ORDER BY fleet_id, month, flow, version""", [fleet_id, fleet_id, succeeded_only])
         return [_flow_run(r) for r in rows]
 
+    def runs_finished(self) -> int:
+        """How many runs have finished (succeeded or failed): a feature pass's progress."""
+        return int(self._all("SELECT count(finished_at) FROM flow_runs")[0][0])
+
     def runs(self, flow: str | None = None) -> list[FlowRun]:
         rows = self._all(f"SELECT {_RUN_COLS} FROM flow_runs WHERE (? IS NULL OR flow = ?) "
                          "ORDER BY started_at, run_id", [flow, flow])

@@ -100,7 +100,7 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
             with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as api:
                 for fleet, tsp in ((GONE, "samsara"), (KEPT, "motive")):
                     url = api.post(f"/connect/{tsp}", params={"fleet_id": fleet}).json()["consent_url"]
-                    assert httpx.get(httpx.get(url).headers["location"]).status_code == 200
+                    assert httpx.get(httpx.get(url).headers["location"], timeout=60).status_code == 200
                 wait_for("both fleets pulled and computed", lambda: _idle_and_active(api), 240, 0.5)
                 kept_status = api.get(f"/fleets/{KEPT}/status").json()
                 all_keys = {o.key for o in store.list("")}
