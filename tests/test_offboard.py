@@ -84,7 +84,7 @@ def _manifest_cells(path: Path) -> dict[str, list[str]]:
 def _fleet_rows(con: duckdb.DuckDBPyConnection, fleet: str) -> dict[str, Any]:
     out = {}
     for (view,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
-        out[view] = con.execute(f'SELECT count(*) FROM "{view}" WHERE fleet = ?', [fleet]).fetchone()[0]
+        out[view] = con.execute(f'SELECT count(*) FROM "{view}" WHERE fleet = ?', [fleet]).fetchall()[0][0]
     return out
 
 
@@ -165,18 +165,18 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
 
         # The disk is lost: the store alone restores the kept fleet and the audit, not the fleet.
         shutil.rmtree(tmp_path / "data")
-        r = _cli(env, "manifest", "rebuild")
-        assert r.returncode == 0, r.stdout + r.stderr
-        report = json.loads(r.stdout)
+        rebuilt = _cli(env, "manifest", "rebuild")
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        report = json.loads(rebuilt.stdout)
         assert report["problems"] == [] and report["control"]["fleets"] == 1 and report["offboardings"] == 1
         cells = _manifest_cells(manifest)
         assert [t for t, rows in cells.items() if t != "offboardings" and any(GONE in r for r in rows)] == []
 
         # The CLI off-boards the Motive fleet on its own manifest: Motive offers no revocation.
         assert _cli(env, "offboard", KEPT, "--by", "bob").returncode == 2  # needs --yes
-        r = _cli(env, "offboard", KEPT, "--by", "bob", "--yes", "--json")
-        assert r.returncode == 0, r.stdout + r.stderr
-        assert json.loads(r.stdout)["revocation"].startswith("not offered by motive")
+        done = _cli(env, "offboard", KEPT, "--by", "bob", "--yes", "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["revocation"].startswith("not offered by motive")
         left = sorted(o.key for o in store.list("") if GONE in o.key or KEPT in o.key)
         assert [k.split("/")[1] for k in left] == ["offboarded", "offboarded"], left
 
