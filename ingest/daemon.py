@@ -6,7 +6,7 @@ race. Scheduler jobs and API calls only enqueue; a key already queued or running
 twice.
 
 Nothing waits for the monthly cron: at start and every `replan_s` the daemon queues every fleet
-whose backfill is not finished and a feature pass when any window is pending.
+whose backfill or refresh is not finished and a feature pass when any window is pending.
 
 Stuck work is watched (`ingest.stuck`): each fleet's pull and each feature pass is a unit whose
 progress (TSP pages, slices, windows recorded) the watch follows; every `stuck_check_s` the daemon
@@ -164,6 +164,12 @@ class Daemon:
             # "backfilling" too: a backfill interrupted by a restart resumes from its checkpoints.
             if f.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING):
                 self.submit(Work(WorkKind.PULL, f.fleet_id))
+            elif f.status is FleetStatus.REFRESHING:
+                # A refresh cut short by a kill or a stop: finished now, not at the next cron (unless
+                # it is the one running now).
+                running = self.queue.snapshot().running
+                if running is None or not Work.parse(running).touches(f.fleet_id):
+                    self.submit(Work(WorkKind.REFRESH, f.fleet_id))
 
     def _retry_failed(self) -> None:
         now = time.time()

@@ -153,6 +153,9 @@ class Service:
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
+        elif fleet.status is FleetStatus.ACTIVE:
+            # Recorded before the first request: a refresh the process dies in is found at the next start.
+            self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.REFRESHING)
         t0 = time.monotonic()
         try:
             with ExitStack() as closing:
@@ -167,10 +170,11 @@ class Service:
             self.metrics.seconds.labels("pull").observe(time.monotonic() - t0)
         self.metrics.pings.labels(fleet_id).inc(pings.rows_accepted)
         stopped = pings.stopped or bool(events and events.stopped)
-        # A stopped backfill stays "backfilling": its checkpoints let the next start resume it.
+        # A stopped backfill stays "backfilling", a stopped refresh "refreshing": the next start
+        # resumes either from its checkpoints.
         backfill = fleet.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING)
-        self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING if stopped and backfill
-                               else FleetStatus.ACTIVE)
+        self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.ACTIVE if not stopped
+                               else FleetStatus.BACKFILLING if backfill else FleetStatus.REFRESHING)
         self.control.sync(fleet_id)  # heals a mirror write that a store hiccup missed
         return PullOutcome(fleet_id, PullResult.STOPPED if stopped else PullResult.ACTIVE, pings, events)
 

@@ -26,6 +26,11 @@ class Work:
     def key(self) -> str:
         return f"{self.kind.value}:{self.fleet_id or '*'}"
 
+    @classmethod
+    def parse(cls, key: str) -> Work:
+        kind, _, fleet = key.partition(":")
+        return cls(WorkKind(kind), None if fleet == "*" else fleet)
+
     def touches(self, fleet_id: str) -> bool:
         """Whether this work may read or write `fleet_id`'s data (work for every fleet does)."""
         return self.fleet_id is None or self.fleet_id == fleet_id
@@ -96,7 +101,7 @@ class WorkQueue:
         such work until the block ends (an off-boarding runs in it, outside the work thread)."""
         with self._lock:
             busy = [k for k in (*sorted(self._queued), *([self._running] if self._running else []))
-                    if _parse(k).touches(fleet_id)]
+                    if Work.parse(k).touches(fleet_id)]
             if busy:
                 raise Busy(", ".join(busy))
             self._held.add(fleet_id)
@@ -126,8 +131,3 @@ class WorkQueue:
     def snapshot(self) -> WorkSnapshot:
         with self._lock:
             return WorkSnapshot(tuple(sorted(self._queued)), self._running, dict(self._last))
-
-
-def _parse(key: str) -> Work:
-    kind, _, fleet = key.partition(":")
-    return Work(WorkKind(kind), None if fleet == "*" else fleet)
