@@ -6,9 +6,12 @@ disk and on SeaweedFS."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import httpx
+import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
@@ -22,13 +25,23 @@ from partitions import Manifest, layout, rebuild_raw, rebuild_runs
 from partitions.control_records import restore_control
 from partitions.store import ObjectStore
 from sandbox.server import SandboxServer
+from sandbox.world import default_config
+from tests.conftest import NOW
 
 FLEET = "acme-freight"
 STREAM = "samsara/gps/"
 
 
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """Small: two vehicles, a month of minute pings (about a dozen pull slices)."""
+    base = default_config(seed=11, vehicles=2, ping_interval_s=60, history_months=1, now=NOW)
+    with SandboxServer(replace(base, samsara_rate_per_s=5000.0, motive_rate_per_s=5000.0)) as server:
+        yield server
+
+
 def _settings(tmp: Path, sandbox: SandboxServer, key: str) -> Settings:
-    return load_settings(data_dir=tmp / "data", sandbox_url=sandbox.base_url, history_months=2,
+    return load_settings(data_dir=tmp / "data", sandbox_url=sandbox.base_url, history_months=1,
                          token_key=SecretStr(key))
 
 
@@ -55,14 +68,14 @@ def test_a_rebuilt_manifest_resumes_a_half_done_backfill(sandbox: SandboxServer,
     settings = _settings(tmp_path, sandbox, Fernet.generate_key().decode())
     stop = threading.Event()
 
-    def stop_after_six(done: int, total: int, rows: int) -> None:
-        if done >= 6:
+    def stop_after_three(done: int, total: int, rows: int) -> None:
+        if done >= 3:
             stop.set()  # a SIGTERM mid-backfill: slices fetched in full are committed, the rest wait
 
     with Manifest(tmp_path / "first.duckdb") as m:
         svc = Service(settings, m, store, endpoints(settings), [DQ])
         _consent(svc)
-        first = svc.pull(FLEET, stop=stop, progress=stop_after_six)
+        first = svc.pull(FLEET, stop=stop, progress=stop_after_three)
         assert first.result is PullResult.STOPPED and first.pings is not None
         total = first.pings.slices_planned
         done = _slices(m)

@@ -47,7 +47,8 @@ def _env(tmp_path: Path, store_url: str, request: pytest.FixtureRequest, sandbox
     env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path / "data"), "FLEETLAKE_STORE_URL": store_url,
            "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
            "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
-           "FLEETLAKE_HISTORY_MONTHS": "1", "FLEETLAKE_LOG_FORMAT": "json"}
+           "FLEETLAKE_HISTORY_MONTHS": "1", "FLEETLAKE_LOG_FORMAT": "json",
+           "FLEETLAKE_FLOWS_FILE": str(_flows(tmp_path))}
     endpoint = getattr(request.node, "s3_endpoint", None)
     if endpoint:
         o = s3_options(endpoint)
@@ -56,6 +57,13 @@ def _env(tmp_path: Path, store_url: str, request: pytest.FixtureRequest, sandbox
                     "FLEETLAKE_S3_SECRET_ACCESS_KEY": str(o.secret_access_key)})
     env.pop("FLEETLAKE_CONFIG_FILE", None)
     return env
+
+
+def _flows(tmp_path: Path) -> Path:
+    """Two flows are enough to prove feature outputs go too, and keep the daemon's passes short."""
+    flows = tmp_path / "flows.toml"
+    flows.write_text('active = ["data_quality@1", "distance@2"]\n')
+    return flows
 
 
 def _store(store_url: str, request: pytest.FixtureRequest) -> ObjectStore:
