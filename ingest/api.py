@@ -35,6 +35,7 @@ from common.errors import (
 from common.states import WorkKind
 from connectors.providers import TSPS
 from ingest.offboarding import API_ACTOR
+from ingest.offboarding import offboard as offboard_fleet
 from ingest.service import Service
 from ingest.workqueue import Busy, Work, WorkQueue, WorkSnapshot
 from partitions import layout
@@ -188,11 +189,11 @@ def create_app(service: Service, work: WorkQueue | None = None,
         if await run_in_threadpool(service.manifest.fleet, fid) is None:
             return _error(404, f"unknown fleet {fid}")
         if work is None:
-            outcome = await run_in_threadpool(service.offboard, fid, actor)
+            outcome = await run_in_threadpool(offboard_fleet, service, fid, actor)
             return JSONResponse(outcome.to_json())
         try:
             with work.exclusive(fid):
-                outcome = await run_in_threadpool(service.offboard, fid, actor)
+                outcome = await run_in_threadpool(offboard_fleet, service, fid, actor)
         except Busy as e:
             return _error(409, f"fleet {fid} has work queued or running ({e}); nothing was removed. "
                                "Off-board it when GET /work shows that work finished")

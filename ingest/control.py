@@ -15,7 +15,7 @@ import httpx
 
 from common.errors import ConfigError, FleetlakeError, ManifestLocked
 from common.states import PullResult, WorkKind
-from ingest.offboarding import OffboardOutcome
+from ingest.offboarding import OffboardOutcome, offboard
 from ingest.progress import ProgressBar
 from ingest.service import PullOutcome, Service
 from ingest.settings import Settings
@@ -64,7 +64,7 @@ class LocalControl:
         return self.service.complete_consent(tsp, code, state)
 
     def offboard(self, fleet_id: str, operator: str) -> OffboardOutcome:
-        return self.service.offboard(fleet_id, operator)
+        return offboard(self.service, fleet_id, operator)
 
     def pull(self, kind: WorkKind, fleet_id: str | None) -> WorkDone:
         targets = [fleet_id] if fleet_id else [f.fleet_id for f in self.service.fleets() if f.status.pullable]

@@ -29,7 +29,6 @@ from ingest.clock import Clock, clock_at
 from ingest.features import FeatureReport, run_features
 from ingest.flows.base import Flow
 from ingest.metrics import Metrics
-from ingest.offboarding import OffboardOutcome, offboard
 from ingest.planner import plan
 from ingest.settings import Settings
 from ingest.tsps import TspEndpoint, oauth_client
@@ -217,11 +216,6 @@ class Service:
         for r in report.results:
             self.metrics.windows.labels(r.task.flow, r.status).inc()
         return report
-
-    # ------------------------------------------------------------------ off-boarding
-    def offboard(self, fleet_id: str, actor: str) -> OffboardOutcome:
-        """Revoke, delete and purge one fleet, leaving only an audit record (ingest.offboarding)."""
-        return offboard(self, fleet_id, actor)
 
     # ------------------------------------------------------------------ reporting
     def fleets(self) -> list[FleetView]:
