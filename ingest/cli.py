@@ -53,7 +53,8 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
                       "problems": [*raw.problems, *runs.problems, *control.problems],
                       **({"control": {"fleets": control.fleets, "credentials": control.credentials,
                                       "consents": control.consents}} if control.fleets or control.consents else {}),
-                      "checkpoints": control.checkpoints, "offboardings": control.offboardings,
+                      **({"checkpoints": control.checkpoints} if control.checkpoints else {}),
+                      **({"offboardings": control.offboardings} if control.offboardings else {}),
                       **({"damaged_file_kept_as": str(aside)} if aside else {})}))
     return 1 if raw.problems or runs.problems or control.problems else 0
 
