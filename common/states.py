@@ -14,6 +14,8 @@ class FleetStatus(StrEnum):
     CONSENTED = "consented"      # the fleet granted consent; its backfill has not started
     BACKFILLING = "backfilling"  # pulling its history (an interrupted backfill resumes from checkpoints)
     ACTIVE = "active"            # history landed; refreshed monthly
+    REFRESHING = "refreshing"    # an active fleet's refresh is under way; one cut short (a kill, a
+                                 # stop) is resumed when the daemon starts, not at the next cron
     FAILED = "failed"            # its last pull failed; retried with backoff
     REVOKED = "revoked"          # consent withdrawn or the grant is gone: needs a new consent
 

@@ -127,6 +127,9 @@ class PullOptions:
     # told each month whose raw data (every slice overlapping it) is now pulled and committed, in
     # pull order: the caller computes that month's features at once.
     on_month: Callable[[str], None] | None = None
+    # told (fleet, stream, [(slice key, rows)]) after the manifest recorded completed slices: the
+    # store's mirror of checkpoints (partitions.control_records), so a rebuilt manifest resumes too
+    on_checkpoints: Callable[[str, str, list[tuple[str, int]]], None] | None = None
 
 
 def stream_name(connector: GpsConnector) -> str:
@@ -212,14 +215,19 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
         def commit() -> None:
             nonlocal completed, events_completed
             commits.extend(writer.commit())
+            done: dict[str, list[tuple[str, int]]] = {}
             for name, w, rows in fetched:
                 if w.end_ms <= complete_before:
                     manifest.complete_slice(fleet_id, name, w.key, rows)
+                    done.setdefault(name, []).append((w.key, rows))
                     if name == stream:
                         completed += 1
                     else:
                         events_completed += 1
             fetched.clear()
+            if opts.on_checkpoints:
+                for name, keys in done.items():
+                    opts.on_checkpoints(fleet_id, name, keys)
 
         with ThreadPoolExecutor(max(1, opts.workers), thread_name_prefix=f"pull-{fleet_id}") as pool:
             try:
@@ -311,11 +319,14 @@ def pull_events(connector: GpsConnector, store: ObjectStore, manifest: Manifest,
                 pulled.append((w, table.num_rows))
         finally:
             commits = writer.commit()  # whole slices only: a failed slice added nothing
-            completed = 0
+            done = []
             for w, rows in pulled:
                 if w.end_ms <= now_ms - opts.lookback_ms:
                     manifest.complete_slice(fleet_id, stream, w.key, rows)
-                    completed += 1
+                    done.append((w.key, rows))
+            completed = len(done)
+            if done and opts.on_checkpoints:
+                opts.on_checkpoints(fleet_id, stream, done)
         accepted, quarantined = writer.accepted_events, dict(writer.quarantined)
     return PullReport(fleet_id, len(slices), len(pulled), completed, accepted, quarantined, tuple(commits),
                       time.monotonic() - t0, stopped=opts.stop.is_set())

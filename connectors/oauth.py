@@ -60,6 +60,7 @@ class OAuthProvider:
     redirect_uri: str
     client_auth: str  # "basic" (Samsara) or "body" (Motive)
     scope: str | None = None
+    revoke_url: str | None = None  # RFC 7009 revocation, where the TSP offers it
 
 
 class Vault:
@@ -166,12 +167,30 @@ class OAuthClient:
     def refresh(self, refresh_token: str) -> TokenSet:
         return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
-    def _token(self, form: dict[str, str]) -> TokenSet:
-        auth: tuple[str, str] | httpx.Auth | None = None
+    def revoke(self, token: str, hint: str = "refresh_token") -> bool:
+        """End the grant `token` belongs to (RFC 7009); False when the TSP offers no revocation.
+
+        A 200 also answers a token the TSP no longer knows (the fleet revoked it already), so only
+        an unreachable endpoint or an error status is an AuthError.
+        """
+        if not self.p.revoke_url:
+            return False
+        form, auth = self._client_auth({"token": token, "token_type_hint": hint})
+        try:
+            r = self._http.post(self.p.revoke_url, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT)
+        except httpx.TransportError as e:
+            raise AuthError(self.p.tsp, f"revocation endpoint unreachable ({type(e).__name__})") from None
+        if r.status_code != 200:
+            raise AuthError(self.p.tsp, f"token revocation failed ({r.status_code})")
+        return True
+
+    def _client_auth(self, form: dict[str, str]) -> tuple[dict[str, str], tuple[str, str] | None]:
         if self.p.client_auth == "basic":
-            auth = (self.p.client_id, self.p.client_secret)
-        else:
-            form = {**form, "client_id": self.p.client_id, "client_secret": self.p.client_secret}
+            return form, (self.p.client_id, self.p.client_secret)
+        return {**form, "client_id": self.p.client_id, "client_secret": self.p.client_secret}, None
+
+    def _token(self, form: dict[str, str]) -> TokenSet:
+        form, auth = self._client_auth(form)
         sent = time.time()
         try:
             r = self._http.post(self.p.token_url, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT)

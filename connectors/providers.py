@@ -32,11 +32,15 @@ class TspSpec:
     api_url: str                           # production defaults; settings override them
     auth_url: str
     rate_per_s: float                      # requests per second per token, as the TSP publishes it
+    # RFC 7009 token revocation, where the TSP offers it: Samsara's OAuth examples POST the refresh
+    # token to /oauth2/revoke with the app's Basic auth. Motive documents no revocation endpoint
+    # (a fleet removes the app in its Motive dashboard), so off-boarding deletes our tokens only.
+    revoke_path: str | None = None
 
 
 TSPS: dict[str, TspSpec] = {
     "samsara": TspSpec("samsara", SamsaraConnector, "/oauth2/authorize", "/oauth2/token", "basic",
-                       "https://api.samsara.com", "https://api.samsara.com", 20.0),
+                       "https://api.samsara.com", "https://api.samsara.com", 20.0, "/oauth2/revoke"),
     "motive": TspSpec("motive", MotiveConnector, "/oauth/authorize", "/oauth/token", "body",
                       "https://api.gomotive.com", "https://gomotive.com", 10.0),
 }
@@ -54,7 +58,8 @@ def oauth_provider(tsp: str, auth_base_url: str, client_id: str, client_secret: 
     spec = tsp_spec(tsp)
     base = auth_base_url.rstrip("/")
     return OAuthProvider(tsp, base + spec.authorize_path, base + spec.token_path, client_id, client_secret,
-                         redirect_uri, spec.client_auth, scope)
+                         redirect_uri, spec.client_auth, scope,
+                         base + spec.revoke_path if spec.revoke_path else None)
 
 
 def open_connector(tsp: str, fleet_id: str, api_base_url: str, auth: httpx.Auth, rate_limit_per_s: float,

@@ -35,8 +35,10 @@ from common.errors import (
 from common.states import WorkKind
 from connectors.providers import TSPS
 from ingest.console.pages import console_routes
+from ingest.offboarding import API_ACTOR
+from ingest.offboarding import offboard as offboard_fleet
 from ingest.service import Service
-from ingest.workqueue import Work, WorkQueue, WorkSnapshot
+from ingest.workqueue import Busy, Work, WorkQueue, WorkSnapshot
 from partitions import layout
 
 log = logging.getLogger("fleetlake.api")
@@ -187,6 +189,28 @@ def create_app(service: Service, work: WorkQueue | None = None,
             return _error(404, str(e))
         return JSONResponse({"tsp": tsp, "fleet_id": fid, "relink": relink == "true", "consent_url": url})
 
+    async def offboard(request: Request) -> Response:
+        # Refused, not queued behind running work: an operator asked for it and waits for the answer.
+        fid = fleet_param(request)
+        operator = request.query_params.get("operator", "").strip()[:80]
+        actor = f"{operator} via {API_ACTOR}" if operator else API_ACTOR
+        if await run_in_threadpool(service.manifest.fleet, fid) is None:
+            return _error(404, f"unknown fleet {fid}")
+        if work is None:
+            outcome = await run_in_threadpool(offboard_fleet, service, fid, actor)
+            return JSONResponse(outcome.to_json())
+        try:
+            with work.exclusive(fid):
+                outcome = await run_in_threadpool(offboard_fleet, service, fid, actor)
+        except Busy as e:
+            return _error(409, f"fleet {fid} has work queued or running ({e}); nothing was removed. "
+                               "Off-board it when GET /work shows that work finished")
+        except KeyError:
+            return _error(404, f"unknown fleet {fid}")
+        except AuthError as e:
+            return _error(502, f"the TSP did not confirm the revocation, so nothing was removed: {e}")
+        return JSONResponse(outcome.to_json())
+
     async def work_state(request: Request) -> Response:
         return JSONResponse((work.snapshot() if work is not None else WorkSnapshot((), None)).to_json())
 
@@ -197,6 +221,7 @@ def create_app(service: Service, work: WorkQueue | None = None,
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/oauth/{tsp}/callback", callback, methods=["GET"]),
         Route("/fleets", authed("fleets", list_fleets), methods=["GET"]),
+        Route("/fleets/{fleet_id}", authed("offboard", offboard), methods=["DELETE"]),
         Route("/fleets/{fleet_id}/status", authed("status", fleet_status), methods=["GET"]),
         Route("/fleets/{fleet_id}/features", authed("features", fleet_features), methods=["GET"]),
         Route("/fleets/{fleet_id}/readiness", authed("readiness", fleet_readiness), methods=["GET"]),
@@ -245,6 +270,12 @@ OPENAPI: dict[str, Any] = {
         "/fleets": {"get": {"summary": "all fleets and their state",
                             "responses": {"200": {"description": "ok", "content": {"application/json": {
                                 "schema": {"type": "array", "items": {"type": "object"}}}}}, **_AUTH_ERRORS}}},
+        "/fleets/{fleet_id}": {"delete": {
+            "summary": "off-board a fleet: revoke its TSP grant, delete its credentials and every object and "
+                       "record of it, keep an audit record (409 while work on it is queued or running)",
+            "parameters": [_FLEET, {"name": "operator", "in": "query", "required": False,
+                                    "schema": {"type": "string", "maxLength": 80}}],
+            "responses": {"200": _OBJ, "404": _ERR, "409": _ERR, "502": _ERR, **_AUTH_ERRORS}}},
         "/fleets/{fleet_id}/status": {"get": {
             "summary": "month x (raw, feature flow) grid of one fleet", "parameters": [_FLEET],
             "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},

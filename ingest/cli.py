@@ -8,6 +8,7 @@ sandbox's `sandbox` and `demo`) are found through the `fleetlake.commands` entry
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -54,6 +55,8 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
                       "problems": [*raw.problems, *runs.problems, *control.problems],
                       **({"control": {"fleets": control.fleets, "credentials": control.credentials,
                                       "consents": control.consents}} if control.fleets or control.consents else {}),
+                      **({"checkpoints": control.checkpoints} if control.checkpoints else {}),
+                      **({"offboardings": control.offboardings} if control.offboardings else {}),
                       **({"damaged_file_kept_as": str(aside)} if aside else {})}))
     return 1 if raw.problems or runs.problems or control.problems else 0
 
@@ -97,6 +100,25 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return _pull(WorkKind.REFRESH, args.fleet)
 
 
+def cmd_offboard(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(f"fleetlake: off-boarding revokes {args.fleet}'s TSP grant and deletes every object and record of it "
+              "(only an audit record stays); run again with --yes", file=sys.stderr)
+        return 2
+    operator = args.by or getpass.getuser()
+    with open_control(load_settings(), needs_key=True) as ctl:
+        try:
+            outcome = ctl.offboard(args.fleet, operator)
+        except KeyError:
+            print(f"fleetlake: unknown fleet {args.fleet}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps(outcome.to_json(), indent=2))
+    else:
+        print("\n".join(outcome.lines()))
+    return 0
+
+
 _MARK = {WindowState.DONE: "#", WindowState.PENDING: ".", WindowState.FAILED: "!"}
 
 
@@ -113,7 +135,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("no fleets yet: `fleetlake connect <tsp> --fleet <id>` starts a consent")
     for g in grids:
         f = g.fleet
-        print(f"{f.fleet_id} ({f.tsp}): {f.status.value}" + (f" - {f.error}" if f.error else ""))
+        print(f"{f.fleet_id} ({f.tsp}): {f.status.value}" + (f" - {f.error}" if f.error else "")
+              + (f" - STUCK: {f.stuck}" if f.stuck else ""))
         if not g.months:
             continue
         flows = sorted({k for m in g.months.values() for k in m.features})
@@ -193,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refresh", help="pull what is new for every fleet (or one), then features")
     p.add_argument("--fleet")
     p.set_defaults(func=cmd_refresh)
+    p = sub.add_parser("offboard", help="revoke a fleet's TSP grant, delete its credentials and every object and "
+                                        "record of it; an audit record stays")
+    p.add_argument("fleet")
+    p.add_argument("--by", help="the operator's name for the audit record (default: the login name)")
+    p.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_offboard)
     p = sub.add_parser("status", help="fleet x month grid of raw data and feature windows")
     p.add_argument("--fleet")
     p.add_argument("--json", action="store_true")

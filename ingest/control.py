@@ -15,6 +15,7 @@ import httpx
 
 from common.errors import ConfigError, FleetlakeError, ManifestLocked
 from common.states import PullResult, WorkKind
+from ingest.offboarding import OffboardOutcome, offboard
 from ingest.progress import ProgressBar
 from ingest.readiness import Readiness
 from ingest.service import PullOutcome, Service
@@ -40,6 +41,7 @@ class Control(Protocol):
     def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str: ...
     def complete_consent(self, tsp: str, code: str, state: str) -> str: ...
     def pull(self, kind: WorkKind, fleet_id: str | None) -> WorkDone: ...
+    def offboard(self, fleet_id: str, operator: str) -> OffboardOutcome: ...  # KeyError for an unknown fleet
 
 
 class LocalControl:
@@ -65,6 +67,9 @@ class LocalControl:
 
     def complete_consent(self, tsp: str, code: str, state: str) -> str:
         return self.service.complete_consent(tsp, code, state)
+
+    def offboard(self, fleet_id: str, operator: str) -> OffboardOutcome:
+        return offboard(self.service, fleet_id, operator)
 
     def pull(self, kind: WorkKind, fleet_id: str | None) -> WorkDone:
         targets = [fleet_id] if fleet_id else [f.fleet_id for f in self.service.fleets() if f.status.pullable]
@@ -102,6 +107,9 @@ class DaemonClient:
 
     def close(self) -> None:
         self.http.close()
+
+    def offboard(self, fleet_id: str, operator: str) -> OffboardOutcome:
+        return OffboardOutcome.from_json(self._call("DELETE", f"/fleets/{fleet_id}", operator=operator))
 
     def _call(self, method: str, path: str, **params: str | None) -> Any:
         try:

@@ -6,7 +6,11 @@ race. Scheduler jobs and API calls only enqueue; a key already queued or running
 twice.
 
 Nothing waits for the monthly cron: at start and every `replan_s` the daemon queues every fleet
-whose backfill is not finished and a feature pass when any window is pending.
+whose backfill or refresh is not finished and a feature pass when any window is pending.
+
+Stuck work is watched (`ingest.stuck`): each fleet's pull and each feature pass is a unit whose
+progress (TSP pages, slices, windows recorded) the watch follows; every `stuck_check_s` the daemon
+marks what is stuck in status and metrics and alerts the webhook once per incident group.
 
 Shutdown (SIGTERM or SIGINT): stop taking work, tell the in-flight pull to stop (it finishes and
 commits the windows it has; checkpoints let the next start resume), wait up to
@@ -28,10 +32,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from common.states import FleetStatus, PullResult, RunStatus, WorkKind, WorkOutcome
+from ingest.alerts import Webhook
 from ingest.api import create_app
 from ingest.features import FeatureReport
 from ingest.planner import plan
 from ingest.service import Service
+from ingest.stuck import Unit, WorkWatch, incidents, stuck_alerts
 from ingest.workqueue import Work, WorkQueue, WorkRecord
 from partitions.gc import collect_garbage
 from partitions.migrate import migrate_markers
@@ -57,6 +63,12 @@ class Daemon:
         self._worker = threading.Thread(target=self._work_loop, name="fleetlake-work", daemon=True)
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
         self.scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
+        self.watch = WorkWatch(self.settings.stuck_after_s, self.settings.stuck_factor)
+        service.on_progress = self.watch.progressed
+        self.stuck_book = stuck_alerts(Webhook(self.settings.alert_webhook_url,
+                                               on_result=service.metrics.alert_result))
+        self._stuck_groups: set[str] = set()
+        self._runs_finished = -1
 
     def submit(self, work: Work) -> bool:
         return self.queue.submit(work)
@@ -97,7 +109,14 @@ class Daemon:
         for fid in fleets:
             if self.stop.is_set():
                 break
-            o = self.service.pull(fid, self.stop)
+            unit = self._pull_unit(fid)
+            self.watch.started(unit)
+            completed = False
+            try:
+                o = self.service.pull(fid, self.stop)
+                completed = o.result is PullResult.ACTIVE  # a failed or stopped pull is no measure of time
+            finally:
+                self.watch.finished(unit, completed)
             results.append(o.result)
             # Backoff is per fleet, whichever work item pulled it.
             failed = o.result is PullResult.FAILED
@@ -112,8 +131,18 @@ class Daemon:
                           f"fleets {','.join(r.value for r in results) or 'none'}; "
                           f"{len(report.results)} feature windows, {len(report.failed)} failed")
 
+    def _pull_unit(self, fleet_id: str) -> Unit:
+        f = self.service.manifest.fleet(fleet_id)
+        backfill = f is None or f.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING)
+        return Unit("backfill" if backfill else "refresh", fleet_id, f.tsp if f else None)
+
     def _features(self) -> FeatureReport:
-        report = self.service.features()
+        unit = Unit("features", None, None)
+        self.watch.started(unit)
+        try:
+            report = self.service.features()
+        finally:
+            self.watch.finished(unit)
         # Failed windows are planned again by every pass; the retry job waits out this backoff.
         self._record(Work(WorkKind.FEATURES).key, WorkOutcome.FAILED if report.failed else WorkOutcome.OK)
         return report
@@ -135,6 +164,12 @@ class Daemon:
             # "backfilling" too: a backfill interrupted by a restart resumes from its checkpoints.
             if f.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING):
                 self.submit(Work(WorkKind.PULL, f.fleet_id))
+            elif f.status is FleetStatus.REFRESHING:
+                # A refresh cut short by a kill or a stop: finished now, not at the next cron (unless
+                # it is the one running now).
+                running = self.queue.snapshot().running
+                if running is None or not Work.parse(running).touches(f.fleet_id):
+                    self.submit(Work(WorkKind.REFRESH, f.fleet_id))
 
     def _retry_failed(self) -> None:
         now = time.time()
@@ -164,6 +199,22 @@ class Daemon:
         if plan(self.service.manifest, self.service.flows):  # one set-based query; opens no data
             self.submit(features)
 
+    def _check_stuck(self) -> None:
+        """Mark stuck work in status and metrics; alert once per incident group, recover once."""
+        finished = self.service.manifest.runs_finished()
+        if finished != self._runs_finished:  # a feature window landed since the last check
+            self._runs_finished = finished
+            self.watch.progressed(kind="features")
+        stuck = self.watch.check()
+        self.service.stuck = {s.unit.fleet_id or s.unit.kind: s.reason for s in stuck}
+        groups = {i.group: len(i.members) for i in incidents(stuck)}
+        for g in self._stuck_groups | set(groups):
+            self.service.metrics.stuck.labels(g).set(groups.get(g, 0))
+        self._stuck_groups |= set(groups)
+        for s in stuck:
+            log.warning("stuck: %s: %s", s.unit.label, s.reason)
+        self.stuck_book.observe(incidents(stuck))
+
     def _failed_windows(self) -> bool:
         return any(r.status is RunStatus.FAILED for r in self.service.manifest.latest_runs())
 
@@ -180,6 +231,8 @@ class Daemon:
         self.scheduler.add_job(self._retry_failed, "interval", seconds=max(10, s.retry_failed_s // 4),
                                id="retry-failed")
         self.scheduler.add_job(self._vacuum, "interval", hours=s.gc_interval_hours, id="vacuum")
+        self.scheduler.add_job(self._check_stuck, "interval", seconds=max(1, min(30, s.stuck_after_s // 3)),
+                               id="stuck-check")
         migrate_markers(self.service.store)  # a store from before the Delta tables converts on first start
         self.scheduler.add_job(self._replan, "interval", seconds=s.replan_s, id="replan",
                                next_run_time=datetime.now(timezone.utc))

@@ -74,6 +74,10 @@ class Service:
         self.webhook = Webhook(settings.alert_webhook_url, on_result=self.metrics.alert_result)
         # The progress of each pull running in this process, for readiness and the API.
         self.live: dict[str, PullProgress] = {}
+        # Set by the daemon: told the fleet id whenever a pull lands something (a page, a slice),
+        # and holds what its stuck-work watch found (fleet id or "features" -> reason) for status.
+        self.on_progress: Callable[[str], None] | None = None
+        self.stuck: dict[str, str] = {}
 
     # Only consent and pulls touch tokens: read-only commands need no key.
     @property
@@ -153,15 +157,21 @@ class Service:
         ep = self.endpoint(fleet.tsp)
         def told(p: PullProgress) -> None:
             self.live[fleet_id] = p
+            if self.on_progress is not None:
+                self.on_progress(fleet_id)  # a slice landed: the stuck-work watch sees progress
             if progress is not None:
                 progress(p)
 
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
                            stop=stop or threading.Event(), progress=told, with_events=True,
-                           on_month=lambda month: self._month_pulled(fleet_id, month))
+                           on_month=lambda month: self._month_pulled(fleet_id, month),
+                           on_checkpoints=self.control.mirror_checkpoints)
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
+        elif fleet.status is FleetStatus.ACTIVE:
+            # Recorded before the first request: a refresh the process dies in is found at the next start.
+            self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.REFRESHING)
         t0 = time.monotonic()
         try:
             with ExitStack() as closing:
@@ -177,10 +187,11 @@ class Service:
             self.metrics.seconds.labels("pull").observe(time.monotonic() - t0)
         self.metrics.pings.labels(fleet_id).inc(pings.rows_accepted)
         stopped = pings.stopped or bool(events and events.stopped)
-        # A stopped backfill stays "backfilling": its checkpoints let the next start resume it.
+        # A stopped backfill stays "backfilling", a stopped refresh "refreshing": the next start
+        # resumes either from its checkpoints.
         backfill = fleet.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING)
-        self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING if stopped and backfill
-                               else FleetStatus.ACTIVE)
+        self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.ACTIVE if not stopped
+                               else FleetStatus.BACKFILLING if backfill else FleetStatus.REFRESHING)
         self.control.sync(fleet_id)  # heals a mirror write that a store hiccup missed
         return PullOutcome(fleet_id, PullResult.STOPPED if stopped else PullResult.ACTIVE, pings, events)
 
@@ -189,8 +200,13 @@ class Service:
         """GPS and safety events up to now, month by month, on connections that `closing` closes."""
         oauth = closing.enter_context(oauth_client(ep, self.settings))
         creds = FleetCredentials(fleet_id, oauth, self.vault, self.control)
+        def on_response(tsp_name: str, status: int) -> None:
+            self.metrics.tsp_response(tsp_name, status)
+            if self.on_progress is not None and 200 <= status < 300:
+                self.on_progress(fleet_id)  # a whole page landed (the hook runs after the body is read)
+
         connector = open_connector(tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
-                                   on_response=self.metrics.tsp_response)
+                                   on_response=on_response)
         closing.callback(connector.http.close)
         now_ms = self.clock.now_ms()
         pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
@@ -250,14 +266,14 @@ class Service:
 
     # ------------------------------------------------------------------ reporting
     def fleets(self) -> list[FleetView]:
-        return [FleetView.of(f) for f in self.manifest.fleets()]
+        return [FleetView.of(f, self.stuck.get(f.fleet_id)) for f in self.manifest.fleets()]
 
     def fleet(self, fleet_id: str) -> FleetView:
         """One fleet, or KeyError."""
         fleet = self.manifest.fleet(names.fleet_id(fleet_id))
         if fleet is None:
             raise KeyError(fleet_id)
-        return FleetView.of(fleet)
+        return FleetView.of(fleet, self.stuck.get(fleet.fleet_id))
 
     def status(self, fleet_id: str) -> FleetGrid:
         """One fleet's grid: per month, raw rows per dataset and the state of each active flow version."""

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     replan_s: int = Field(300, ge=5, le=86400, description="how often (and at start) pending feature windows and "
                                                            "unfinished backfills are queued, so none waits for the "
                                                            "cron")
+    stuck_after_s: int = Field(900, ge=1, le=7 * 86400, description="a pull or feature pass that lands nothing "
+                                                                   "(no TSP page, no window) for this long is "
+                                                                   "marked stuck and alerted")
+    stuck_factor: float = Field(5.0, ge=1.5, le=100.0, description="also stuck: running longer than this many "
+                                                                   "times the median of its last runs (same kind, "
+                                                                   "same fleet)")
     retry_failed_s: int = Field(600, ge=10, description="base delay before failed work is retried; doubles per "
                                                         "failure, at most 24 h")
     shutdown_grace_s: int = Field(60, ge=1, le=3600, description="on SIGTERM: time to finish in-flight windows")

@@ -29,19 +29,22 @@ class FleetView:
     consent_at: datetime | None
     history_start: datetime | None
     error: str | None
+    stuck: str | None = None  # why its running pull is stuck (the daemon's watch, ingest/stuck.py)
 
     @classmethod
-    def of(cls, f: Fleet) -> FleetView:
-        return cls(f.fleet_id, f.tsp, f.status, f.consent_at, f.history_start, f.error)
+    def of(cls, f: Fleet, stuck: str | None = None) -> FleetView:
+        return cls(f.fleet_id, f.tsp, f.status, f.consent_at, f.history_start, f.error, stuck)
 
     def to_json(self) -> dict[str, Any]:
-        return {"fleet_id": self.fleet_id, "tsp": self.tsp, "status": self.status.value,
-                "consent_at": _iso(self.consent_at), "history_start": _iso(self.history_start), "error": self.error}
+        d = {"fleet_id": self.fleet_id, "tsp": self.tsp, "status": self.status.value,
+             "consent_at": _iso(self.consent_at), "history_start": _iso(self.history_start), "error": self.error}
+        # Only while stuck: a moment's state, not a record (status --json stays the same across a rebuild).
+        return {**d, "stuck": self.stuck} if self.stuck else d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FleetView:
         return cls(d["fleet_id"], d["tsp"], FleetStatus(d["status"]), _dt(d.get("consent_at")),
-                   _dt(d.get("history_start")), d.get("error"))
+                   _dt(d.get("history_start")), d.get("error"), d.get("stuck"))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from common.states import WorkKind, WorkOutcome
@@ -23,6 +25,19 @@ class Work:
     @property
     def key(self) -> str:
         return f"{self.kind.value}:{self.fleet_id or '*'}"
+
+    @classmethod
+    def parse(cls, key: str) -> Work:
+        kind, _, fleet = key.partition(":")
+        return cls(WorkKind(kind), None if fleet == "*" else fleet)
+
+    def touches(self, fleet_id: str) -> bool:
+        """Whether this work may read or write `fleet_id`'s data (work for every fleet does)."""
+        return self.fleet_id is None or self.fleet_id == fleet_id
+
+
+class Busy(Exception):
+    """Work that could touch a fleet is queued or running."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,7 @@ class WorkQueue:
         self._running: str | None = None
         self._last: dict[str, WorkRecord] = {}
         self._open = True
+        self._held: set[str] = set()  # fleets being off-boarded: no work that touches them starts
 
     @property
     def accepting(self) -> bool:
@@ -64,6 +80,8 @@ class WorkQueue:
         with self._lock:
             if not self._open or work.key in self._queued or work.key == self._running:
                 return False
+            if any(work.touches(f) for f in self._held):
+                return False  # the scheduler offers it again on its next tick
             self._queued.add(work.key)
         self._items.put(work)
         return True
@@ -76,6 +94,22 @@ class WorkQueue:
                 self._queued.discard(work.key)
                 self._running = work.key
         return work
+
+    @contextmanager
+    def exclusive(self, fleet_id: str) -> Iterator[None]:
+        """Hold `fleet_id`: raise Busy if work that touches it is queued or running, else refuse
+        such work until the block ends (an off-boarding runs in it, outside the work thread)."""
+        with self._lock:
+            busy = [k for k in (*sorted(self._queued), *([self._running] if self._running else []))
+                    if Work.parse(k).touches(fleet_id)]
+            if busy:
+                raise Busy(", ".join(busy))
+            self._held.add(fleet_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.discard(fleet_id)
 
     def finished(self, work: Work, record: WorkRecord) -> None:
         with self._lock:

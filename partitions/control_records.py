@@ -8,27 +8,31 @@ nonces (so a rebuilt manifest still refuses a replayed consent link).
     _control/fleets/<fleet>.json          fleet record: tsp, status, consent time, history start, error
     _control/credentials/<fleet>.sealed   the sealed token set, rewritten on every rotation
     _control/consents/<nonce>.json        a used consent nonce
+    _control/checkpoints/<fleet>/<id>.json pull slices completed by one pull commit (append-only)
+    _control/offboarded/<fleet>-<at>.json the audit record of an off-boarding (partitions/offboard.py)
 
 Writes go to the manifest first, then to the store before the caller goes on (a rotated refresh
 token is the only valid one). A store write that fails is logged, not raised: failing a token
 refresh over it would lose the rotated token from memory and turn a store outage into revoked
 fleets; `sync` rewrites a fleet's records after each successful pull, which heals any miss.
-Pull checkpoints are not mirrored: they save re-pulling an interrupted backfill, and a rebuilt
-manifest re-pulls only what its committed partitions do not already hold.
+Pull checkpoints are mirrored as one small record per pull commit (the slices it completed), so
+a manifest rebuilt in the middle of a backfill resumes it instead of pulling finished slices again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from common import names
 from common.errors import StoreError
 from common.states import FleetStatus
-from partitions.layout import CONTROL, consent_key, credentials_key, fleet_key
-from partitions.manifest import Fleet, Manifest
+from partitions.layout import CONTROL, checkpoints_key, consent_key, credentials_key, fleet_key
+from partitions.manifest import Fleet, Manifest, Offboarding
 from partitions.store import ObjectStore
 
 log = logging.getLogger("fleetlake.control")
@@ -84,6 +88,12 @@ class ControlMirror:
              "consent_at": _iso(fleet.consent_at), "history_start": _iso(fleet.history_start),
              "error": fleet.error}).encode())
 
+    def mirror_checkpoints(self, fleet_id: str, stream: str, slices: list[tuple[str, int]]) -> None:
+        """Slices the manifest just recorded as complete, as one append-only record (time-ordered id)."""
+        record_id = f"{time.time_ns():020d}{secrets.token_hex(4)}"
+        self._put(checkpoints_key(fleet_id, record_id), json.dumps(
+            {"fleet_id": fleet_id, "stream": stream, "slices": [[k, int(r)] for k, r in slices]}).encode())
+
     def use_consent_nonce(self, nonce: str, tsp: str, fleet_id: str, expires_at: datetime) -> bool:
         if not self.manifest.use_consent_nonce(nonce, tsp, fleet_id, expires_at):
             return False
@@ -98,6 +108,8 @@ class ControlReport:
     credentials: int
     consents: int
     problems: tuple[str, ...]
+    checkpoints: int = 0  # completed pull slices restored
+    offboardings: int = 0  # audit records of off-boarded fleets
 
 
 def restore_control(store: ObjectStore, manifest: Manifest) -> ControlReport:
@@ -134,4 +146,24 @@ def restore_control(store: ObjectStore, manifest: Manifest) -> ControlReport:
             problems.append(f"{obj.key}: unreadable consent record ({type(e).__name__})")
             continue
         consents += 1
-    return ControlReport(fleets, credentials, consents, tuple(problems))
+    checkpoints = 0
+    for obj in store.list(f"{CONTROL}/checkpoints/"):
+        try:
+            d = json.loads(store.get(obj.key))
+            fleet_id = names.fleet_id(d["fleet_id"])
+            if not obj.key.startswith(f"{CONTROL}/checkpoints/{fleet_id}/"):
+                raise ValueError("record does not match its key")
+            for key, rows in d["slices"]:
+                manifest.complete_slice(fleet_id, str(d["stream"]), str(key), int(rows))
+                checkpoints += 1
+        except (StoreError, ValueError, KeyError, TypeError) as e:
+            problems.append(f"{obj.key}: unreadable checkpoint record ({type(e).__name__})")
+    audits = 0
+    for obj in store.list(f"{CONTROL}/offboarded/"):
+        try:
+            manifest.restore_offboarding(Offboarding.from_json(json.loads(store.get(obj.key))))
+        except (StoreError, ValueError, KeyError, TypeError) as e:
+            problems.append(f"{obj.key}: unreadable off-boarding record ({type(e).__name__})")
+            continue
+        audits += 1
+    return ControlReport(fleets, credentials, consents, tuple(problems), checkpoints, audits)

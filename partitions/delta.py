@@ -43,6 +43,7 @@ from partitions.store import TMP_PREFIX, LocalStore, ObjectStore, S3Store
 TABLE_CONFIG = {"delta.logRetentionDuration": "interval 36500 days"}
 WINDOW_KEY = "fleetlake.window"
 RUN_KEY = "fleetlake.run"
+PURGE_KEY = "fleetlake.purged_fleet"  # a commit that removed every file of an off-boarded fleet
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,12 @@ class Lake:
         if dt is None:
             return {}, 0
         newest: dict[tuple[str, str], WindowCommit] = {}
+        purged: dict[str, int] = {}  # fleet -> version of the newest commit that purged it
         count = 0
         for entry in dt.history():
+            if entry.get(PURGE_KEY):
+                fleet = str(entry[PURGE_KEY])
+                purged[fleet] = max(purged.get(fleet, -1), int(entry.get("version", -1)))
             raw = entry.get(key)
             if raw is None:
                 continue
@@ -182,6 +187,8 @@ class Lake:
             version = int(entry.get("version", -1))
             if window not in newest or newest[window].version < version:
                 newest[window] = WindowCommit(version, record)
+        # An off-boarded fleet's windows were removed on purpose: they are no window of the table.
+        newest = {w: c for w, c in newest.items() if c.version > purged.get(w[0], -1)}
         return newest, count
 
     # ------------------------------------------------------------------ writing
@@ -216,6 +223,31 @@ class Lake:
             except (OSError, DeltaError) as e:  # e.g. a conflicting commit by another writer
                 raise StoreError(f"Delta commit of {prefix} in {self.store.url} failed: {_brief(e)}") from None
             return True  # the next open() brings the handle up to date
+
+    def purge_fleet(self, table: str, fleet_id: str) -> list[DataFile]:
+        """Remove every live file of one fleet from the snapshot, in one commit; the files it named.
+
+        Tables are shared by all fleets (partitioned by fleet and month), so the fleet's partitions
+        are removed by an overwrite of its partition with nothing, marked with PURGE_KEY so that a
+        rebuild knows its older window records are gone on purpose. Deleting the files themselves
+        is the caller's (partitions.offboard), after this commit: no snapshot names them then.
+        """
+        with self.locked(table):
+            dt = self.open(table)
+            if dt is None:
+                return []
+            files = [f for (fleet, _m), fs in _live(dt, table).items() if fleet == fleet_id for f in fs]
+            if not files:
+                return []
+            try:
+                dt.create_write_transaction(
+                    [], mode="overwrite", schema=dt.schema(), partition_by=list(layout.PARTITION_COLUMNS),
+                    partition_filters=[("fleet", "=", fleet_id)],
+                    commit_properties=CommitProperties(custom_metadata={PURGE_KEY: fleet_id}))
+            except (OSError, DeltaError) as e:
+                raise StoreError(f"Delta purge of fleet {fleet_id} from {table} in {self.store.url} failed: "
+                                 f"{_brief(e)}") from None
+            return sorted(files, key=lambda f: f.key)
 
     def _create(self, table: str, file_schema: pa.Schema) -> DeltaTable:
         try:

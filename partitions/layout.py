@@ -19,7 +19,8 @@ from __future__ import annotations
 from common import names
 
 COMMITS = "_commits"  # legacy commit markers (read only by the migration)
-CONTROL = "_control"  # control records: fleets, sealed credentials, used consents (partitions/control_records.py)
+CONTROL = "_control"  # control records: fleets, sealed credentials, used consents, pull checkpoints, off-boarding
+# audits (partitions/control_records.py, partitions/offboard.py)
 READY_PROBE = "_ready-probe"  # a key /readyz asks about: the store answers, whatever it says
 DELTA_LOG = "_delta_log"
 RAW_DATASETS = ("pings", "events", "quarantine")
@@ -137,6 +138,29 @@ def fleet_key(fleet_id: str) -> str:
 
 def credentials_key(fleet_id: str) -> str:
     return f"{CONTROL}/credentials/{names.fleet_id(fleet_id)}.sealed"
+
+
+def checkpoints_key(fleet_id: str, record_id: str) -> str:
+    """One group of a fleet's completed pull slices (append-only: one record per pull commit)."""
+    if not record_id.isalnum():
+        raise ValueError("a checkpoint record id is alphanumeric")
+    return f"{CONTROL}/checkpoints/{names.fleet_id(fleet_id)}/{record_id}.json"
+
+
+def checkpoints_prefix(fleet_id: str) -> str:
+    return f"{CONTROL}/checkpoints/{names.fleet_id(fleet_id)}/"
+
+
+def offboarding_key(fleet_id: str, at_compact: str) -> str:
+    """The audit record of an off-boarding: the one key an off-boarded fleet leaves behind."""
+    if not at_compact.isalnum():
+        raise ValueError("an audit time stamp is compact (YYYYMMDDTHHMMSSZ)")
+    return f"{CONTROL}/offboarded/{names.fleet_id(fleet_id)}-{at_compact}.json"
+
+
+def fleet_segment(fleet_id: str) -> str:
+    """The path segment every partition of a fleet has in its key (tables, legacy markers)."""
+    return f"fleet={names.fleet_id(fleet_id)}/"
 
 
 def consent_key(nonce: str) -> str:

@@ -131,6 +131,16 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         PRIMARY KEY (fleet_id, threshold)
     );
     """),
+    (6, """
+    CREATE TABLE offboardings (
+        fleet_id   VARCHAR NOT NULL,             -- the one trace an off-boarded fleet leaves: the audit
+        tsp        VARCHAR NOT NULL,
+        actor      VARCHAR NOT NULL,             -- the operator (CLI) or 'api-token'
+        done_at    TIMESTAMP NOT NULL,
+        removed    JSON NOT NULL,                -- counts and keys of what was removed, never data
+        PRIMARY KEY (fleet_id, done_at)
+    );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -191,6 +201,25 @@ class FlowRun:
     def window(self) -> tuple[str, int, str]:
         """(flow, version, month): the feature window of one fleet this run computed."""
         return self.flow, self.version, self.month
+
+
+@dataclass(frozen=True)
+class Offboarding:
+    """The audit record of an off-boarded fleet: who, when, and what was removed (counts, keys; no data)."""
+    fleet_id: str
+    tsp: str
+    actor: str
+    at: datetime
+    removed: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fleet_id": self.fleet_id, "tsp": self.tsp, "actor": self.actor, "at": self.at.isoformat(),
+                "removed": self.removed}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Offboarding:
+        return cls(names.fleet_id(d["fleet_id"]), str(d["tsp"]), str(d["actor"]), datetime.fromisoformat(d["at"]),
+                   dict(d["removed"]))
 
 
 _RUN_COLS = ("run_id, flow, version, code_fp, fleet_id, month, input_fp, status, outputs, stats, error, started_at, "
@@ -462,6 +491,47 @@ class Manifest:
         """A parameterized read for set-based reports (the console's fleet book) that no typed method covers."""
         return self._all(sql, params)
 
+    # ------------------------------------------------------------------ off-boarding
+    def fleet_tables(self) -> list[str]:
+        """Every table with a fleet_id column, from the catalog (a table added later is not missed)."""
+        rows = self._all("SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema = 'main' "
+                         "AND column_name = 'fleet_id' AND table_name <> 'offboardings' ORDER BY table_name")
+        return [r[0] for r in rows]
+
+    def fleet_rows(self, fleet_id: str) -> dict[str, int]:
+        """How many rows of `fleet_id` each table holds."""
+        with self._lock:
+            return {t: int(_one(self.conn.execute(f'SELECT count(*) FROM "{t}" WHERE fleet_id = ?', [fleet_id])) or 0)
+                    for t in self.fleet_tables()}
+
+    def purge_fleet(self, fleet_id: str, audit: Offboarding) -> dict[str, int]:
+        """Delete every row of `fleet_id` from every table and record `audit`, in one transaction.
+
+        Returns the rows deleted per table. The fleet row goes last in the same transaction, so an
+        off-boarding cut short before this point finds the fleet again and can be run again.
+        """
+        names.fleet_id(fleet_id)
+        removed: dict[str, int] = {}
+        with self.transaction() as c:
+            for table in self.fleet_tables():  # names from the catalog, not from input
+                n = _one(c.execute(f'SELECT count(*) FROM "{table}" WHERE fleet_id = ?', [fleet_id]))
+                c.execute(f'DELETE FROM "{table}" WHERE fleet_id = ?', [fleet_id])
+                removed[table] = int(n or 0)
+            c.execute("INSERT INTO offboardings VALUES (?, ?, ?, ?, ?)",
+                      [audit.fleet_id, audit.tsp, audit.actor, _db_time(audit.at),
+                       json.dumps({**audit.removed, "manifest_rows": removed}, sort_keys=True)])
+        return removed
+
+    def restore_offboarding(self, audit: Offboarding) -> None:
+        """Used by rebuild: an audit record read from the store."""
+        self._run("INSERT INTO offboardings VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                  [audit.fleet_id, audit.tsp, audit.actor, _db_time(audit.at), json.dumps(audit.removed, sort_keys=True)])
+
+    def offboardings(self) -> list[Offboarding]:
+        rows = self._all("SELECT fleet_id, tsp, actor, done_at, removed FROM offboardings ORDER BY done_at, fleet_id")
+        return [Offboarding(r[0], r[1], r[2], _utc(r[3]), json.loads(r[4]) if isinstance(r[4], str) else r[4])  # type: ignore[arg-type]
+                for r in rows]
+
     def query_with(self, name: str, table: Any, sql: str) -> list[tuple]:
         """Run `sql` with an Arrow table visible under `name` (set-based planning joins)."""
         with self._lock:
@@ -505,6 +575,10 @@ class Manifest:
                                        ORDER BY started_at DESC, run_id DESC) = 1
             ORDER BY fleet_id, month, flow, version""", [fleet_id, fleet_id, succeeded_only])
         return [_flow_run(r) for r in rows]
+
+    def runs_finished(self) -> int:
+        """How many runs have finished (succeeded or failed): a feature pass's progress."""
+        return int(self._all("SELECT count(finished_at) FROM flow_runs")[0][0])
 
     def runs(self, flow: str | None = None) -> list[FlowRun]:
         rows = self._all(f"SELECT {_RUN_COLS} FROM flow_runs WHERE (? IS NULL OR flow = ?) "

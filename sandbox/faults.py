@@ -22,6 +22,9 @@ class FaultPlan:
     slow: float = 0.0
     slow_seconds: float = 0.5
     drop_mid_body: float = 0.0
+    # A response that never ends: headers, then a byte of JSON whitespace a second (so no read
+    # timeout fires) for as long as this stays on; switched off, the body follows. A hung TSP.
+    hang: float = 0.0
     # Data trouble.
     duplicate_across_pages: float = 0.0  # probability a page repeats the tail of the previous one
     out_of_order: float = 0.0  # probability a page's points come shuffled

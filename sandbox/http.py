@@ -89,6 +89,23 @@ class QuietDrops(logging.Filter):
             getattr(exc, "__context__", None), DroppedOnPurpose)
 
 
+class TrickleBody(Response):
+    """Sends the headers, then a space a second while `hanging()` says so, then the body."""
+
+    def __init__(self, body: bytes, hanging: Callable[[], bool]) -> None:
+        super().__init__(body, media_type="application/json")
+        self.hanging = hanging
+        # Sent chunked: a Content-Length would promise the body's size, not the whitespace before it.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        while self.hanging():
+            await send({"type": "http.response.body", "body": b" ", "more_body": True})
+            await asyncio.sleep(1.0)
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
+
+
 class DropMidBody(Response):
     """Sends the headers and half the body, then drops the connection."""
 
@@ -141,6 +158,9 @@ class Gate:
             if plan.drop_mid_body and chance(plan.seed, "drop", key, attempt) < plan.drop_mid_body:
                 world.count(tsp, "faults")
                 return DropMidBody(bytes(response.body))
+            if plan.hang and chance(plan.seed, "hang", key, attempt) < plan.hang:
+                world.count(tsp, "faults")
+                return TrickleBody(bytes(response.body), lambda: world.faults[tsp].hang > 0)
             return response
 
         return endpoint

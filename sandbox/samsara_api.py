@@ -4,6 +4,8 @@
   parameter, else the first Samsara fleet) and redirects with `code` and `state`;
   `POST /oauth2/token` with HTTP Basic client auth, grants `authorization_code` and
   `refresh_token`; refresh tokens rotate, a reused one gets 400 `invalid_grant`.
+  `POST /oauth2/revoke` (form `token`, Basic client auth), as Samsara's OAuth examples call it:
+  RFC 7009, the token's grant ends, 200 with an empty body, also for an unknown token.
 - `GET /fleet/vehicles`, `GET /fleet/drivers`: `{"data": [...], "pagination": {...}}`.
 - `GET /fleet/vehicles/stats/history?types=gps[,gpsOdometerMeters]&startTime&endTime
   [&vehicleIds][&after][&limit][&decorations=gpsOdometerMeters]`: points with
@@ -108,6 +110,7 @@ class SamsaraApp:
         self.app = Starlette(routes=[
             Route("/oauth2/authorize", self.authorize, methods=["GET"]),
             Route("/oauth2/token", self.token, methods=["POST"]),
+            Route("/oauth2/revoke", self.revoke, methods=["POST"]),
             Route("/fleet/vehicles", gate.wrap(self.vehicles), methods=["GET"]),
             Route("/fleet/drivers", gate.wrap(self.drivers), methods=["GET"]),
             Route("/fleet/vehicles/stats/history", gate.wrap(self.stats_history), methods=["GET"]),
@@ -134,18 +137,23 @@ class SamsaraApp:
         params = {"code": code, **({"state": q["state"]} if "state" in q else {})}
         return RedirectResponse(f"{redirect}{'&' if '?' in redirect else '?'}{urlencode(params)}", status_code=302)
 
-    async def token(self, request: Request) -> Response:
-        import base64
-
+    async def revoke(self, request: Request) -> Response:
         authority = self.world.authorities["samsara"]
         form = await form_fields(request)
-        header = request.headers.get("authorization", "")
-        client_id = client_secret = None
-        if header[:6].lower() == "basic ":
-            try:
-                client_id, _, client_secret = base64.b64decode(header[6:]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                pass
+        client_id, client_secret = _basic(request)
+        try:
+            authority.check_client(client_id, client_secret)
+            if not form.get("token"):
+                raise OAuthError("invalid_request", "token is required")
+        except OAuthError as e:
+            return JSONResponse({"error": e.error, "error_description": e.description}, status_code=e.status)
+        authority.revoke_token(_s(form.get("token")))
+        return Response(status_code=200)
+
+    async def token(self, request: Request) -> Response:
+        authority = self.world.authorities["samsara"]
+        form = await form_fields(request)
+        client_id, client_secret = _basic(request)
         try:
             authority.check_client(client_id, client_secret)
             grant_type = form.get("grant_type")
@@ -356,6 +364,20 @@ def _junk_samsara(time: str, lat: float, lon: float) -> list[str]:
         f'{{"time":"{time}","latitude":{lat},"longitude":{lon},"speedMilesPerHour":"fast"}}',  # lands, speed null
         f'{{"time":"{time}","latitude":true,"longitude":{lon},"speedMilesPerHour":12.0}}',  # fails the typed decode
     ]
+
+
+def _basic(request: Request) -> tuple[str | None, str | None]:
+    """The client id and secret of an HTTP Basic header, or (None, None)."""
+    import base64
+
+    header = request.headers.get("authorization", "")
+    if header[:6].lower() == "basic ":
+        try:
+            client_id, _, client_secret = base64.b64decode(header[6:]).decode().partition(":")
+            return client_id, client_secret
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return None, None
 
 
 def _redirect_error(redirect: str, error: str, state: str | None) -> Response:

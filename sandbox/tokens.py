@@ -63,6 +63,7 @@ class TokenAuthority:
         self._used_refresh: set[str] = set()
         self._revoked: set[str] = set()
         self._api_keys: dict[str, str] = {}
+        self.revocations = 0  # grants ended by the client (RFC 7009), for tests
 
     # -- clients and fleets
     def check_client(self, client_id: str | None, client_secret: str | None) -> None:
@@ -86,6 +87,25 @@ class TokenAuthority:
             for rt, f in list(self._refresh.items()):
                 if f == fleet_id:
                     del self._refresh[rt]
+
+    def revoke_token(self, token: str | None) -> bool:
+        """RFC 7009 revocation by the client: the grant a token belongs to ends (its refresh token
+        and every access token of the fleet). An unknown or already revoked token is no error (the
+        RFC answers 200 either way); returns whether something was revoked, for the sandbox's stats."""
+        with self._lock:
+            fleet = self._refresh.get(token or "")
+            if fleet is None and token in self._access:
+                fleet = self._access[token or ""].fleet_id
+            if fleet is None:
+                return False
+            for rt, f in list(self._refresh.items()):
+                if f == fleet:
+                    del self._refresh[rt]
+            for at, a in list(self._access.items()):
+                if a.fleet_id == fleet:
+                    del self._access[at]
+            self.revocations += 1
+            return True
 
     def restore(self, fleet_id: str) -> None:
         """Consent given again (tokens issued before stay dead; a new authorization is needed)."""
