@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from common.states import PullResult
+from connectors.backfill import PullProgress
 from connectors.oauth import FleetCredentials
 from ingest.flows.data_quality import FLOW as DQ
 from ingest.service import Service
@@ -68,8 +69,8 @@ def test_a_rebuilt_manifest_resumes_a_half_done_backfill(sandbox: SandboxServer,
     settings = _settings(tmp_path, sandbox, Fernet.generate_key().decode())
     stop = threading.Event()
 
-    def stop_after_three(done: int, total: int, rows: int) -> None:
-        if done >= 3:
+    def stop_after_three(p: PullProgress) -> None:
+        if p.slices_done >= 3:
             stop.set()  # a SIGTERM mid-backfill: slices fetched in full are committed, the rest wait
 
     with Manifest(tmp_path / "first.duckdb") as m:
