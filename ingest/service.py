@@ -23,6 +23,7 @@ from common import names
 from common.errors import ConfigError, ConsentRefused, ConsentRevoked, FleetlakeError, TspError
 from common.states import FleetStatus, PullResult, RunStatus, WindowState
 from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
+from connectors.http import Limits
 from connectors.oauth import BearerAuth, FleetCredentials, StateSigner, Vault
 from connectors.providers import open_connector
 from ingest.clock import Clock, clock_at
@@ -69,6 +70,12 @@ class Service:
         self.clock = clock or clock_at(settings.resolved_clock_url)
         # Fleet, credential and consent writes go through here: mirrored to the store for rebuilds.
         self.control = ControlMirror(manifest, store)
+
+    @property
+    def limits(self) -> Limits:
+        s = self.settings
+        return Limits(request_deadline_s=s.request_deadline_s, max_response_bytes=int(s.max_response_mb * (1 << 20)),
+                      min_ping_interval_s=s.min_ping_interval_s)
 
     # Only consent and pulls touch tokens: read-only commands need no key.
     @property
@@ -174,7 +181,7 @@ class Service:
         oauth = closing.enter_context(oauth_client(ep, self.settings))
         creds = FleetCredentials(fleet_id, oauth, self.vault, self.control)
         connector = open_connector(tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
-                                   on_response=self.metrics.tsp_response)
+                                   on_response=self.metrics.tsp_response, limits=self.limits, stop=opts.stop)
         closing.callback(connector.http.close)
         now_ms = self.clock.now_ms()
         pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
