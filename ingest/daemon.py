@@ -1,16 +1,24 @@
-"""`fleetlake run`: the scheduler, one work thread, and the HTTP server, until SIGTERM.
+"""`fleetlake run`: the scheduler, the workers, and the HTTP server, until SIGTERM.
 
-All work (pulls, feature passes) runs on a single worker thread, fed by the work queue
-(`ingest.workqueue`): the manifest has one writer, and a fleet's pull and its features must not
-race. Scheduler jobs and API calls only enqueue; a key already queued or running is not queued
-twice.
+Up to `max_concurrent_fleets` fleets pull at once, each on its own worker thread, its own HTTP
+client and its own per-token throttle (a TSP meters each fleet's token separately, so one fleet
+waiting on its limit holds nobody else up). A quarter of those workers (at least one, when there
+are two or more) take only refreshes: a wave of backfills fills the others and the monthly
+refresh of live fleets still starts at once. One more worker runs feature passes, one at a time.
+The work queue (`ingest.workqueue`) keeps one fleet to one worker at a time; scheduler jobs and
+API calls only enqueue, and a key already queued or running is not queued twice.
+
+One owner of the manifest: this process. Month commits from every pull worker go through
+partitions.delta's per-table commit lock and the manifest's own lock, so the tables and the
+manifest each see one writer; merges and uploads run in parallel outside those locks.
 
 Nothing waits for the monthly cron: at start and every `replan_s` the daemon queues every fleet
 whose backfill is not finished and a feature pass when any window is pending.
 
-Shutdown (SIGTERM or SIGINT): stop taking work, tell the in-flight pull to stop (it finishes and
-commits the windows it has; checkpoints let the next start resume), wait up to
-`shutdown_grace_s`, then exit. Nothing is ever half-committed: commits are atomic.
+Shutdown (SIGTERM or SIGINT): stop taking work, set the stop flag (pulls see it between pages,
+commit the slices they have in full and return; checkpoints let the next start resume), wait up
+to `shutdown_grace_s` for every worker, then exit. Nothing is ever half-committed: commits are
+atomic.
 """
 
 from __future__ import annotations
@@ -54,7 +62,13 @@ class Daemon:
         self.queue = work or WorkQueue()
         self.stop = threading.Event()  # set on shutdown: in-flight pulls finish and commit
         self._backoff: dict[str, _Backoff] = {}
-        self._worker = threading.Thread(target=self._work_loop, name="fleetlake-work", daemon=True)
+        n = self.settings.max_concurrent_fleets
+        reserved = max(1, n // 4) if n > 1 else 0  # with one worker, it serves both lanes in turn
+        self._workers = [threading.Thread(target=self._work_loop, name=f"fleetlake-pull-{i}", daemon=True,
+                                          args=(("refresh",) if i < reserved else ("refresh", "backfill"),))
+                         for i in range(n)]
+        self._workers.append(threading.Thread(target=self._work_loop, args=(("features",),),
+                                              name="fleetlake-features", daemon=True))
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
         self.scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
 
@@ -70,9 +84,9 @@ class Daemon:
             out.append("shutting down")
         return out
 
-    # ------------------------------------------------------------------ the work thread
-    def _work_loop(self) -> None:
-        while (work := self.queue.take()) is not None:
+    # ------------------------------------------------------------------ the workers
+    def _work_loop(self, lanes: tuple[str, ...]) -> None:
+        while (work := self.queue.take(lanes)) is not None:
             t0 = time.monotonic()
             try:
                 record = self._do(work)
@@ -92,25 +106,24 @@ class Daemon:
             report = self._features()
             return WorkRecord(WorkOutcome.FAILED if report.failed else WorkOutcome.OK,
                               f"{len(report.results)} windows, {len(report.failed)} failed")
-        fleets = [work.fleet_id] if work.fleet_id else [f.fleet_id for f in self.service.fleets() if f.status.pullable]
-        results: list[PullResult] = []
-        for fid in fleets:
-            if self.stop.is_set():
-                break
-            o = self.service.pull(fid, self.stop)
-            results.append(o.result)
-            # Backoff is per fleet, whichever work item pulled it.
-            failed = o.result is PullResult.FAILED
-            self._record(Work(WorkKind.PULL, fid).key, WorkOutcome.FAILED if failed else WorkOutcome.OK)
-            if failed:
-                log.warning("fleet %s: pull failed: %s", fid, o.error)
+        if work.fleet_id is None:
+            # Every fleet: one work item each, so they pull side by side and fail alone.
+            fleets = [f.fleet_id for f in self.service.fleets() if f.status.pullable]
+            queued = sum(self.submit(Work(work.kind, fid)) for fid in fleets)
+            return WorkRecord(WorkOutcome.OK, f"{queued} of {len(fleets)} fleets queued")
+        fid = work.fleet_id
+        o = self.service.pull(fid, self.stop)
+        # Backoff is per fleet, whichever work item pulled it.
+        failed = o.result is PullResult.FAILED
+        self._record(Work(WorkKind.PULL, fid).key, WorkOutcome.FAILED if failed else WorkOutcome.OK)
+        if failed:
+            log.warning("fleet %s: pull failed: %s", fid, o.error)
         if self.stop.is_set():
-            return WorkRecord(WorkOutcome.STOPPED)
-        report = self._features()
-        bad = PullResult.FAILED in results or bool(report.failed)
-        return WorkRecord(WorkOutcome.FAILED if bad else WorkOutcome.OK,
-                          f"fleets {','.join(r.value for r in results) or 'none'}; "
-                          f"{len(report.results)} feature windows, {len(report.failed)} failed")
+            return WorkRecord(WorkOutcome.STOPPED, f"fleet {o.result.value}")
+        # Features run on their own worker: a pull slot is free for the next fleet at once.
+        self.submit(Work(WorkKind.FEATURES))
+        return WorkRecord(WorkOutcome.FAILED if failed else WorkOutcome.OK,
+                          f"fleet {o.result.value}{': ' + o.error if o.error else ''}; features queued")
 
     def _features(self) -> FeatureReport:
         report = self.service.features()
@@ -183,7 +196,8 @@ class Daemon:
         migrate_markers(self.service.store)  # a store from before the Delta tables converts on first start
         self.scheduler.add_job(self._replan, "interval", seconds=s.replan_s, id="replan",
                                next_run_time=datetime.now(timezone.utc))
-        self._worker.start()
+        for t in self._workers:
+            t.start()
         self.scheduler.start()
 
     def shutdown(self) -> bool:
@@ -191,8 +205,11 @@ class Daemon:
         self.queue.close()
         self.stop.set()
         self.scheduler.shutdown(wait=False)
-        self._worker.join(self.settings.shutdown_grace_s)
-        return not self._worker.is_alive()
+        end = time.monotonic() + self.settings.shutdown_grace_s
+        for t in self._workers:
+            if t.is_alive():
+                t.join(max(0.0, end - time.monotonic()))
+        return not any(t.is_alive() for t in self._workers)
 
 
 def serve(daemon: Daemon) -> int:

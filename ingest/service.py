@@ -199,24 +199,36 @@ class Service:
         return report
 
     # ------------------------------------------------------------------ reporting
+    # Reads go through `manifest.reading()`: a connection of their own, so the API answers while
+    # pull workers hold the writer's lock for a commit.
     def fleets(self) -> list[FleetView]:
-        return [FleetView.of(f) for f in self.manifest.fleets()]
+        with self.manifest.reading() as m:
+            return [FleetView.of(f) for f in m.fleets()]
 
     def fleet(self, fleet_id: str) -> FleetView:
         """One fleet, or KeyError."""
-        fleet = self.manifest.fleet(names.fleet_id(fleet_id))
+        with self.manifest.reading() as m:
+            return self._fleet(m, fleet_id)
+
+    @staticmethod
+    def _fleet(m: Manifest, fleet_id: str) -> FleetView:
+        fleet = m.fleet(names.fleet_id(fleet_id))
         if fleet is None:
             raise KeyError(fleet_id)
         return FleetView.of(fleet)
 
     def status(self, fleet_id: str) -> FleetGrid:
-        """One fleet's grid: per month, raw rows per dataset and the state of each active flow version."""
-        fleet = self.fleet(fleet_id)
-        raw: dict[str, dict[str, int]] = {}
-        for p in self.manifest.raw_partitions(fleet_id):
-            raw.setdefault(p.month, {})[p.dataset] = p.rows
-        failed = {r.window for r in self.manifest.latest_runs(fleet_id) if r.status is RunStatus.FAILED}
-        pending = {(t.flow, t.version, t.month) for t in plan(self.manifest, self.flows) if t.fleet_id == fleet_id}
+        """One fleet's grid: per month, raw rows per dataset and the state of each active flow version.
+
+        Plans this fleet only, on a read view: it neither waits for the writer nor scales with the book.
+        """
+        with self.manifest.reading() as m:
+            fleet = self._fleet(m, fleet_id)
+            raw: dict[str, dict[str, int]] = {}
+            for p in m.raw_partitions(fleet_id):
+                raw.setdefault(p.month, {})[p.dataset] = p.rows
+            failed = {r.window for r in m.latest_runs(fleet_id) if r.status is RunStatus.FAILED}
+            pending = {(t.flow, t.version, t.month) for t in plan(m, self.flows, fleet_id, check=False)}
         months = {}
         for month, datasets in raw.items():
             states = {}
@@ -229,12 +241,14 @@ class Service:
 
     def features_of(self, fleet_id: str, month: str | None = None) -> FleetFeatures:
         """The fleet roll-up row of each active flow's newest succeeded run (per month)."""
-        self.fleet(fleet_id)
         if month is not None:
             names.month(month)
+        with self.manifest.reading() as m:
+            self._fleet(m, fleet_id)
+            runs = m.latest_runs(fleet_id, succeeded_only=True)
         active = {(f.name, f.version) for f in self.flows}
         out: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        for run in self.manifest.latest_runs(fleet_id, succeeded_only=True):
+        for run in runs:
             if (run.flow, run.version) not in active or (month and run.month != month):
                 continue
             paths = local_files(self.store, list(run.outputs), self.settings.work_dir / "cache")
