@@ -254,6 +254,8 @@ class TspHttp:
             parts.append(data)
 
         for raw in response.iter_raw():  # as the socket gives it: no buffering up to a size
+            if self.stop is not None and self.stop.is_set():
+                raise PullInterrupted(f"{self.tsp}: stopping during GET {path}")
             if time.monotonic() > deadline:
                 raise DeadlineExceeded(self.tsp, f"GET {path}: no complete answer within "
                                                  f"{self.limits.request_deadline_s:g} s (limit "
