@@ -196,15 +196,20 @@ class Daemon:
         migrate_markers(self.service.store)  # a store from before the Delta tables converts on first start
         self.scheduler.add_job(self._replan, "interval", seconds=s.replan_s, id="replan",
                                next_run_time=datetime.now(timezone.utc))
+        self.start_workers()
+        self.scheduler.start()
+
+    def start_workers(self) -> None:
+        """The pull and feature workers alone (start() also runs the scheduler)."""
         for t in self._workers:
             t.start()
-        self.scheduler.start()
 
     def shutdown(self) -> bool:
         """Stop taking work, let in-flight work wrap up; True if it finished within the grace period."""
         self.queue.close()
         self.stop.set()
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         end = time.monotonic() + self.settings.shutdown_grace_s
         for t in self._workers:
             if t.is_alive():

@@ -97,6 +97,7 @@ def test_each_hostile_server_fails_its_fleet_alone_and_sigterm_keeps_the_commits
                     assert views[fid]["error"] is None
                     assert api.get(f"/fleets/{fid}/status").json()["months"], fid
                 peak = _peak_rss_mb(d.proc.pid)
+                print(f"daemon peak RSS {peak:.0f} MB")
                 # A 1 GB bomb read whole would put the peak past 1 GB; capped, the daemon keeps its
                 # base (pyarrow, DuckDB, six clients) plus a few caps.
                 assert peak < 900, f"daemon peak RSS {peak:.0f} MB"
