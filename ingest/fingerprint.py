@@ -34,6 +34,7 @@ from functools import lru_cache
 from importlib.machinery import ModuleSpec
 from importlib.metadata import packages_distributions
 from pathlib import Path
+from typing import Mapping
 
 # Fingerprints of the first scheme (raw source bytes keyed by module name), as the release
 # before this one (a3e9cc2) produced them, mapped to this scheme's fingerprint of the same code
@@ -199,12 +200,19 @@ def _is_project_module(name: str, root_module: str) -> bool:
     top = name.split(".")[0]
     if top in sys.stdlib_module_names or _source_spec(name) is None:
         return False
-    dists = packages_distributions()
+    dists = _distributions()
     own = dists.get(root_module.split(".")[0])
     if own:
         return bool(set(dists.get(top, ())) & set(own))
     # Not installed (a bare source tree on sys.path): ours when it lives beside the flow's package.
     return _source_root(top) == _source_root(root_module.split(".")[0])
+
+
+@lru_cache(maxsize=1)
+def _distributions() -> Mapping[str, list[str]]:
+    # Scans every installed distribution's file list: seconds in a large environment, and it was
+    # called once per import analysed, so a status call planning cold could take half a minute.
+    return packages_distributions()
 
 
 @lru_cache(maxsize=None)
@@ -222,3 +230,4 @@ def forget() -> None:
     _analyse.cache_clear()
     _source_spec.cache_clear()
     _source_root.cache_clear()
+    _distributions.cache_clear()
