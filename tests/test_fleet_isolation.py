@@ -36,7 +36,7 @@ TOKEN = "iso-" + uuid.uuid4().hex
 CAP_MB = 16
 HOSTILE = {  # fleet -> (quirk, what its error must say)
     "endless-pages": ("endless_pages", "h of one vehicle's GPS: the API keeps saying there is more"),
-    "trickler": ("trickle", "no complete answer within 4 s"),
+    "trickler": ("trickle", "no complete answer within 20 s"),
     "gzip-bomber": ("gzip_bomb", f"exceeds {CAP_MB << 20:,} bytes after decompression"),
     "huge-pager": ("huge_page", f"exceeds {CAP_MB << 20:,} bytes"),
 }
@@ -62,10 +62,12 @@ def test_each_hostile_server_fails_its_fleet_alone_and_sigterm_keeps_the_commits
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_HISTORY_MONTHS": "1",
                "FLEETLAKE_BACKFILL_POLL_S": "1", "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *",
-               "FLEETLAKE_MAX_CONCURRENT_FLEETS": "6", "FLEETLAKE_REQUEST_DEADLINE_S": "4",
+               "FLEETLAKE_MAX_CONCURRENT_FLEETS": "6", "FLEETLAKE_REQUEST_DEADLINE_S": "20",
                "FLEETLAKE_MAX_RESPONSE_MB": str(CAP_MB), "FLEETLAKE_MIN_PING_INTERVAL_S": "60",
-               "FLEETLAKE_SHUTDOWN_GRACE_S": "15", "FLEETLAKE_RETRY_FAILED_S": "3600",
+               "FLEETLAKE_SHUTDOWN_GRACE_S": "30", "FLEETLAKE_RETRY_FAILED_S": "3600",
                "FLEETLAKE_LOG_FORMAT": "json"}
+        # The deadline leaves a 16 MB page time to arrive on a loaded machine (else the deadline, not
+        # the cap, would stop the huge page); a trickled page needs hours.
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         settings = load_settings(data_dir=tmp_path / "data", sandbox_url=sandbox.base_url, history_months=1,
                                  token_key=env["FLEETLAKE_TOKEN_KEY"])
@@ -113,7 +115,7 @@ def test_each_hostile_server_fails_its_fleet_alone_and_sigterm_keeps_the_commits
             t0 = time.monotonic()
             assert d.stop(timeout=60) == 0
             took = time.monotonic() - t0
-            assert took < 15, f"exit took {took:.1f} s, grace 15 s"
+            assert took < 30, f"exit took {took:.1f} s, grace 30 s"
         finally:
             d.kill()
         with Manifest(tmp_path / "data" / "manifest.duckdb", read_only=True) as m:
