@@ -20,7 +20,7 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from common import names
-from common.errors import ConfigError, ConsentRefused, ConsentRevoked, FleetlakeError, TspError
+from common.errors import ConfigError, ConsentRefused, ConsentRevoked, FleetlakeError, PullInterrupted, TspError
 from common.states import FleetStatus, PullResult, RunStatus, WindowState
 from connectors.backfill import PullOptions, PullReport, pull_events, pull_fleet
 from connectors.http import Limits
@@ -158,6 +158,9 @@ class Service:
         try:
             with ExitStack() as closing:
                 pings, events = self._pull(closing, fleet_id, fleet.tsp, ep, start_ms, opts)
+        except PullInterrupted:
+            # Stopped before any slice ran (listing vehicles, say): nothing to commit, status kept.
+            return PullOutcome(fleet_id, PullResult.STOPPED, None, None)
         except ConsentRevoked as e:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.REVOKED, error=str(e))
             return PullOutcome(fleet_id, PullResult.REVOKED, None, None, str(e))

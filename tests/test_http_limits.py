@@ -29,22 +29,22 @@ START = int(NOW.timestamp() * 1000) - 3 * WEEK_MS
 
 
 @pytest.fixture
-def samsara(sandbox: SandboxServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+def samsara(sandbox: SandboxServer, tmp_path: Path):
     with Manifest(tmp_path / "m.duckdb") as m:
         yield lambda limits, stop=None: _connector(sandbox, m, limits, stop)
 
 
-def _connector(sandbox: SandboxServer, m: Manifest, limits: Limits, stop: threading.Event | None):  # type: ignore[no-untyped-def]
+def _connector(sandbox: SandboxServer, m: Manifest, limits: Limits, stop: threading.Event | None):
     c = connect(sandbox, "samsara", FLEET, m, Vault(Fernet.generate_key().decode()))
     c.http.limits, c.http.stop = limits, stop
     return c
 
 
-def _vehicle(c) -> str:  # type: ignore[no-untyped-def]
+def _vehicle(c) -> str:
     return c.vehicles()[0].vehicle_id
 
 
-def test_endless_empty_pages_end_at_what_the_slice_can_hold(sandbox: SandboxServer, samsara) -> None:  # type: ignore[no-untyped-def]
+def test_endless_empty_pages_end_at_what_the_slice_can_hold(sandbox: SandboxServer, samsara) -> None:
     # 30 s pings: a week holds 20,160 points, 40 pages of 512, plus slack.
     limits = Limits(min_ping_interval_s=30, page_slack=4)
     c = samsara(limits)
@@ -56,13 +56,13 @@ def test_endless_empty_pages_end_at_what_the_slice_can_hold(sandbox: SandboxServ
     assert c.http.requests - before == 44
 
 
-def test_a_normal_week_fits_under_the_page_cap(sandbox: SandboxServer, samsara) -> None:  # type: ignore[no-untyped-def]
+def test_a_normal_week_fits_under_the_page_cap(sandbox: SandboxServer, samsara) -> None:
     c = samsara(Limits(min_ping_interval_s=30, page_slack=4))
     t = c.gps_slice(_vehicle(c), START, START + WEEK_MS)
     assert t.num_rows > 1000
 
 
-def test_a_trickling_server_fails_at_the_request_deadline(sandbox: SandboxServer, samsara) -> None:  # type: ignore[no-untyped-def]
+def test_a_trickling_server_fails_at_the_request_deadline(sandbox: SandboxServer, samsara) -> None:
     c = samsara(Limits(request_deadline_s=2.0))
     vid = _vehicle(c)
     sandbox.world.set_quirks(FLEET, Quirks(trickle=True))
@@ -74,7 +74,7 @@ def test_a_trickling_server_fails_at_the_request_deadline(sandbox: SandboxServer
 
 
 @pytest.mark.parametrize("quirk", ["gzip_bomb", "huge_page"])
-def test_a_body_past_the_cap_fails_as_too_large(sandbox: SandboxServer, samsara, quirk: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_past_the_cap_fails_as_too_large(sandbox: SandboxServer, samsara, quirk: str) -> None:
     c = samsara(Limits(max_response_bytes=8 << 20))
     vid = _vehicle(c)
     sandbox.world.set_quirks(FLEET, Quirks(**{quirk: True}))
@@ -83,13 +83,13 @@ def test_a_body_past_the_cap_fails_as_too_large(sandbox: SandboxServer, samsara,
     assert c.http.requests == 2  # vehicles, then the one page: not retried
 
 
-def test_gzip_is_still_decoded_for_honest_servers(sandbox: SandboxServer, samsara) -> None:  # type: ignore[no-untyped-def]
+def test_gzip_is_still_decoded_for_honest_servers(sandbox: SandboxServer, samsara) -> None:
     c = samsara(Limits())
     r = c.http.get("/fleet/vehicles", {"limit": 5})
     assert r.json()["data"] and "content-encoding" not in r.headers
 
 
-def test_the_stop_flag_ends_a_slice_between_pages(sandbox: SandboxServer, samsara) -> None:  # type: ignore[no-untyped-def]
+def test_the_stop_flag_ends_a_slice_between_pages(sandbox: SandboxServer, samsara) -> None:
     stop = threading.Event()
     c = samsara(Limits(), stop)
     vid = _vehicle(c)

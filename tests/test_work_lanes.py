@@ -91,7 +91,7 @@ def test_one_fleet_never_runs_on_two_workers(tmp_path: Path) -> None:
         assert snap.running_all == ("pull:acme",) and snap.queued == ("refresh:acme",)
         service.release["acme"].set()
         done = threading.Event()
-        threading.Thread(target=lambda: (_wait_for_last(daemon, "refresh:acme"), done.set()), daemon=True).start()
+        threading.Thread(target=_wait_for_last, args=(daemon, "refresh:acme", done), daemon=True).start()
         assert done.wait(WAIT_S)
         assert service.overlap == []
     finally:
@@ -99,9 +99,10 @@ def test_one_fleet_never_runs_on_two_workers(tmp_path: Path) -> None:
         assert daemon.shutdown()
 
 
-def _wait_for_last(daemon: Daemon, key: str) -> None:
+def _wait_for_last(daemon: Daemon, key: str, done: threading.Event) -> None:
     while key not in daemon.queue.snapshot().last:
         threading.Event().wait(0.05)
+    done.set()
 
 
 def test_work_is_queued_once_and_a_feature_pass_once_more_behind_a_running_one() -> None:
