@@ -126,7 +126,8 @@ class Daemon:
                           f"fleet {o.result.value}{': ' + o.error if o.error else ''}; features queued")
 
     def _features(self) -> FeatureReport:
-        report = self.service.features()
+        # A fleet mid-pull is left out: its pull queues another pass when it ends.
+        report = self.service.features(self.queue.busy_fleets())
         # Failed windows are planned again by every pass; the retry job waits out this backoff.
         self._record(Work(WorkKind.FEATURES).key, WorkOutcome.FAILED if report.failed else WorkOutcome.OK)
         return report

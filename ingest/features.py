@@ -31,6 +31,8 @@ class FeatureReport:
 
 
 def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Options | None, cache_dir: Path,
-                 now_ms: int, workers: int = 2) -> FeatureReport:
-    tasks = plan(manifest, flows)
+                 now_ms: int, workers: int = 2, skip_fleets: frozenset[str] = frozenset()) -> FeatureReport:
+    # Fleets being pulled are left for the pass their pull queues when it ends: their months may
+    # still change, and computing them now would compute them twice.
+    tasks = [t for t in plan(manifest, flows) if t.fleet_id not in skip_fleets]
     return FeatureReport(tuple(execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers)))

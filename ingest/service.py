@@ -192,10 +192,12 @@ class Service:
             return pings, None
         return pings, pull_events(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
 
-    def features(self) -> FeatureReport:
+    def features(self, skip_fleets: frozenset[str] = frozenset()) -> FeatureReport:
+        """A feature pass over every fleet but `skip_fleets` (those a pull is changing right now)."""
         t0 = time.monotonic()
         report = run_features(self.manifest, self.flows, self.store.url, self.settings.s3_options(),
-                              self.settings.work_dir / "cache", self.clock.now_ms(), self.settings.flow_workers)
+                              self.settings.work_dir / "cache", self.clock.now_ms(), self.settings.flow_workers,
+                              skip_fleets)
         self.metrics.seconds.labels("features").observe(time.monotonic() - t0)
         for r in report.results:
             self.metrics.windows.labels(r.task.flow, r.status).inc()

@@ -127,6 +127,11 @@ class WorkQueue:
             self._last[work.key] = record
             self._cond.notify_all()  # an item of this fleet may be waiting
 
+    def busy_fleets(self) -> frozenset[str]:
+        """Fleets some running work item is pulling."""
+        with self._cond:
+            return frozenset(self._busy_fleets)
+
     def close(self) -> None:
         """Accept nothing more and drop what is queued (the manifest rediscovers it on the next start)."""
         with self._cond:

@@ -46,7 +46,7 @@ class _BlockingPulls:
             self.running.discard(fid)
         return PullOutcome(fid, PullResult.ACTIVE, None, None)
 
-    def features(self) -> FeatureReport:
+    def features(self, skip_fleets: frozenset[str] = frozenset()) -> FeatureReport:
         return FeatureReport(())
 
 
