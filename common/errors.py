@@ -15,11 +15,16 @@
         ├── TspUnavailable     429s, 5xx or transport errors outlasted the retry policy
         ├── TspRequestError    a 4xx that retrying cannot fix: our request is wrong
         ├── MalformedResponse  a response that is not the documented shape
-        ├── PaginationLoop     the API handed back a cursor it had already given
+        ├── PaginationLoop     the API handed back a cursor it had already given, or more pages
+        │                      than the slice can hold
+        ├── ResponseTooLarge   a body beyond the byte cap once decompressed (a gzip bomb, a huge page)
+        ├── DeadlineExceeded   one request outlasted its wall-clock deadline (a trickling server)
         └── AuthError          credentials were refused
             ├── ConsentRevoked the fleet withdrew consent (or its grant is gone): reconnect it
             └── ConsentRefused a consent fleetlake will not complete: its state was used already,
                                or the fleet is connected and no re-link was asked for
+
+PullInterrupted (not a FleetlakeError) is how a pull leaves between pages when asked to stop.
 
 Messages never contain tokens, secrets or response bodies: they name what failed and where.
 """
@@ -98,6 +103,18 @@ class MalformedResponse(TspError):
 
 class PaginationLoop(TspError):
     pass
+
+
+class ResponseTooLarge(TspError):
+    pass
+
+
+class DeadlineExceeded(TspError):
+    pass
+
+
+class PullInterrupted(Exception):
+    """The stop flag was seen between two requests: the pull ends and commits what it has."""
 
 
 class AuthError(TspError):

@@ -16,7 +16,10 @@ ended more than `lookback` before now. So:
 - the monthly refresh is the same call later: it pulls the slices since the last completed
   one, plus the last `lookback` (default 3 days) again, for pings that arrive late;
 - a TSP failure stops this fleet's pull after committing every slice fetched in full, and is
-  raised to the caller, which marks the fleet and carries on with the others.
+  raised to the caller, which marks the fleet and carries on with the others;
+- the stop flag is seen between pages (the connector's HTTP raises PullInterrupted before the next
+  request): in-flight slices end after their current page, whole slices are committed, and the
+  pull returns as stopped, not failed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Callable, Protocol
 
 import pyarrow as pa
 
+from common.errors import PullInterrupted
 from common.months import month_bounds_ms, months_between
 from connectors.samsara import VehicleInfo
 from partitions.manifest import Manifest
@@ -294,7 +298,7 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                         time.monotonic() - t0, stopped=opts.stop.is_set(), nulled=nulled, events=events_report)
     log.info("pull %s: %d/%d slices, %d pings, %d quarantined, months changed %s", fleet_id, pulled,
              len(slices), accepted, sum(quarantined.values()), report.months_changed)
-    if error is not None:
+    if error is not None and not (isinstance(error, PullInterrupted) and opts.stop.is_set()):
         raise error
     return report
 
@@ -314,7 +318,10 @@ def pull_events(connector: GpsConnector, store: ObjectStore, manifest: Manifest,
             for w in slices:
                 if opts.stop.is_set():
                     break
-                table = connector.events_slice(w.start_ms, min(w.end_ms, now_ms))
+                try:
+                    table = connector.events_slice(w.start_ms, min(w.end_ms, now_ms))
+                except PullInterrupted:
+                    break  # stopping: the slices pulled in full are committed below
                 writer.add_events(table)
                 pulled.append((w, table.num_rows))
         finally:

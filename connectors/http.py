@@ -3,6 +3,19 @@ responses, and a bounded tenacity retry that honours Retry-After.
 
 Retried: 429, 5xx and transport errors (connect, read, dropped connections). Not retried:
 other 4xx (our request is wrong) and 401 (the auth flow already refreshed and replayed once).
+
+Limits (`Limits`), so that one hostile or broken server costs one fleet its pull and nothing else:
+
+- a wall-clock deadline per request: httpx's read timeout restarts with every byte, so a server
+  sending a byte every few seconds would never time out; the body is read chunk by chunk and the
+  clock checked between chunks (and no single read may wait past the deadline either);
+- a cap on body bytes after decompression, read as a stream: gzip and deflate are decoded here
+  with a bounded output per step, so a 1 MB gzip bomb or a 200 MB page fails at the cap having
+  held at most the cap in memory, never the whole thing;
+- the stop flag, checked before each request and while waiting to retry, so a pull leaves between
+  pages when the daemon shuts down.
+
+Neither breach is retried: a retry would only spend the same time or memory again.
 """
 
 from __future__ import annotations
@@ -10,14 +23,24 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
-from common.errors import AuthError, TspRequestError, TspUnavailable
+from common.errors import (
+    AuthError,
+    DeadlineExceeded,
+    MalformedResponse,
+    PullInterrupted,
+    ResponseTooLarge,
+    TspRequestError,
+    TspUnavailable,
+)
 from connectors.redact import redact_url
 from connectors.throttle import Throttle
 
@@ -42,6 +65,26 @@ class Timeouts:
 
     def httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect_s, read=self.read_s, write=self.write_s, pool=self.pool_s)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request, and one pull slice, may cost."""
+    request_deadline_s: float = 120.0     # wall clock for one request, headers to last byte
+    max_response_bytes: int = 64 << 20    # body bytes after decompression
+    min_ping_interval_s: float = 1.0      # the finest GPS resolution a TSP serves: bounds a slice's pages
+    page_slack: int = 16                  # pages beyond that: short pages, empty boundary pages
+
+    def max_pages(self, span_ms: int, page_size: int) -> int:
+        """The most pages a slice of `span_ms` can need at `page_size` points a page: one point
+        every `min_ping_interval_s` per vehicle, plus slack. More is a server that never ends."""
+        points = max(0, span_ms) / 1000 / self.min_ping_interval_s
+        return int(points // max(1, page_size)) + 1 + self.page_slack
+
+
+# Decoders we can bound; anything else is not asked for (Accept-Encoding below).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_CHUNK = 64 << 10
 
 
 class _Retryable(Exception):
@@ -93,13 +136,19 @@ def classify(response: httpx.Response) -> str:
 class TspHttp:
     def __init__(self, tsp: str, base_url: str, auth: httpx.Auth | None, throttle: Throttle | None = None,
                  policy: RetryPolicy = RetryPolicy(), timeouts: Timeouts = Timeouts(),
-                 transport: httpx.BaseTransport | None = None, on_response: ResponseHook | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, on_response: ResponseHook | None = None,
+                 limits: Limits = Limits(), stop: threading.Event | None = None) -> None:
         self.tsp = tsp
         self.on_response = on_response
         self.policy = policy
         self.throttle = throttle
+        self.limits = limits
+        self.stop = stop  # set: no new request starts (PullInterrupted), retry waits end early
+        self.timeouts = timeouts
+        # Only encodings `_read_body` decodes with a bounded output (httpx would add br/zstd when installed).
         self.client = httpx.Client(base_url=base_url, auth=auth, timeout=timeouts.httpx(), transport=transport,
-                                   headers={"Accept": "application/json", "User-Agent": "fleetlake/0.1"})
+                                   headers={"Accept": "application/json", "User-Agent": "fleetlake/0.1",
+                                            "Accept-Encoding": "gzip, deflate"})
         self.requests = 0
         self.throttled = 0
 
@@ -117,7 +166,8 @@ class TspHttp:
     def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         """A successful response, or TspUnavailable / TspRequestError / AuthError."""
         retrying = Retrying(stop=stop_after_attempt(self.policy.max_attempts) | stop_after_delay(self.policy.max_total_s),
-                            wait=self._wait, retry=retry_if_exception_type(_Retryable), reraise=True)
+                            wait=self._wait, retry=retry_if_exception_type(_Retryable), reraise=True,
+                            sleep=self._sleep)
         try:
             for attempt in retrying:
                 with attempt:
@@ -127,16 +177,40 @@ class TspHttp:
                                            f"attempts: {e.reason}") from None
         raise AssertionError("unreachable")
 
+    def _sleep(self, seconds: float) -> None:
+        # A retry may wait up to a clamped Retry-After: the stop flag ends the wait, the next
+        # attempt then raises PullInterrupted before sending anything.
+        if self.stop is not None:
+            self.stop.wait(seconds)
+        else:
+            time.sleep(seconds)
+
     def _once(self, path: str, params: dict[str, Any] | None) -> httpx.Response:
+        if self.stop is not None and self.stop.is_set():
+            raise PullInterrupted(f"{self.tsp}: stopping before GET {path}")
         if self.throttle:
             self.throttle.acquire()
         self.requests += 1
+        deadline = time.monotonic() + self.limits.request_deadline_s
+        # No single read may wait past the deadline; the loop in _read_body checks it between reads.
+        t = self.timeouts
+        timeout = httpx.Timeout(connect=min(t.connect_s, self.limits.request_deadline_s),
+                                read=min(t.read_s, self.limits.request_deadline_s), write=t.write_s, pool=t.pool_s)
         try:
-            response = self.client.get(path, params=params)
+            request = self.client.build_request("GET", path, params=params, timeout=timeout)
+            streamed = self.client.send(request, stream=True)
+            try:
+                body = self._read_body(streamed, path, deadline)
+            finally:
+                streamed.close()
         except httpx.TransportError as e:
             # Timeouts, refused or dropped connections, bodies cut short: the next attempt may work.
             self._notify(0)
             raise _Retryable(type(e).__name__, None) from None
+        # The body is decoded already: the response handed on carries it without the encoding.
+        headers = [(k, v) for k, v in streamed.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        response = httpx.Response(streamed.status_code, headers=headers, content=body, request=streamed.request)
         self._notify(response.status_code)
         kind = classify(response)
         if kind == "ok":
@@ -156,6 +230,52 @@ class TspHttp:
             raise AuthError(self.tsp, f"GET {path} was refused ({response.status_code}) after a token refresh")
         raise TspRequestError(self.tsp, f"GET {url} answered {response.status_code}: {_short_reason(response)}",
                               response.status_code)
+
+    def _read_body(self, response: httpx.Response, path: str, deadline: float) -> bytes:
+        """The decoded body, read as a stream within the deadline and the byte cap."""
+        cap = self.limits.max_response_bytes
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        decoder = None
+        if encoding in _WBITS:
+            decoder = zlib.decompressobj(_WBITS[encoding])
+        elif encoding not in ("", "identity"):
+            raise TspRequestError(self.tsp, f"GET {path}: unrequested content encoding {encoding[:20]!r}",
+                                  response.status_code)
+        parts: list[bytes] = []
+        size = 0
+
+        def keep(data: bytes) -> None:
+            nonlocal size
+            size += len(data)
+            if size > cap:
+                raise ResponseTooLarge(self.tsp, f"GET {path}: response body exceeds {cap:,} bytes "
+                                                 f"{'after decompression ' if decoder else ''}(limit "
+                                                 "FLEETLAKE_MAX_RESPONSE_MB)")
+            parts.append(data)
+
+        for raw in response.iter_raw():  # as the socket gives it: no buffering up to a size
+            if self.stop is not None and self.stop.is_set():
+                raise PullInterrupted(f"{self.tsp}: stopping during GET {path}")
+            if time.monotonic() > deadline:
+                raise DeadlineExceeded(self.tsp, f"GET {path}: no complete answer within "
+                                                 f"{self.limits.request_deadline_s:g} s (limit "
+                                                 "FLEETLAKE_REQUEST_DEADLINE_S); the server sends too slowly")
+            if decoder is None:
+                keep(raw)
+                continue
+            # Bounded output per step: a bomb never expands past the cap (plus one step) in memory.
+            try:
+                keep(decoder.decompress(raw, _CHUNK))
+                while decoder.unconsumed_tail:
+                    keep(decoder.decompress(decoder.unconsumed_tail, _CHUNK))
+            except zlib.error:
+                raise MalformedResponse(self.tsp, f"GET {path}: the {encoding} body does not decode") from None
+        if decoder is not None:
+            keep(decoder.flush())
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(self.tsp, f"GET {path}: no complete answer within "
+                                             f"{self.limits.request_deadline_s:g} s (limit FLEETLAKE_REQUEST_DEADLINE_S)")
+        return b"".join(parts)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -195,8 +195,9 @@ class MotiveConnector:
                            [e.lat for e in ev], [e.lon for e in ev], [e.start_speed for e in ev],
                            speed_scale=1 / KM_PER_MILE)
 
-    def _locations(self, vehicle_id: str, params: dict[str, Any]) -> tuple[list[_Loc | Loose], bool]:
-        """Every location of the request, and whether any page had to be salvaged record by record."""
+    def _locations(self, vehicle_id: str, params: dict[str, Any], span_ms: int) -> tuple[list[_Loc | Loose], bool]:
+        """Every location of the request (`span_ms` of one vehicle's time), and whether any page had
+        to be salvaged record by record."""
         salvaged = False
 
         def fetch(page_no: int) -> tuple[list[Any], int, PageNumbers | None]:
@@ -217,7 +218,9 @@ class MotiveConnector:
             items = convert_each(wrapped, _Loc)
             return items, len(items), _paging(body, "locations")
 
-        return [loc for page in numbered_pages(self.tsp, fetch) for loc in page], salvaged
+        cap = self.http.limits.max_pages(span_ms, PER_PAGE)
+        pages = numbered_pages(self.tsp, fetch, cap, f"{span_ms / 3_600_000:g} h of one vehicle's locations")
+        return [loc for page in pages for loc in page], salvaged
 
     def gps_slice(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
         """Candidate pings of one vehicle in [start_ms, end_ms).
@@ -225,7 +228,9 @@ class MotiveConnector:
         Motive takes inclusive UTC dates, so the request covers whole days and the result is cut
         back to the half-open window here.
         """
-        locs, salvaged = self._locations(vehicle_id, {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)})
+        # Whole days are asked for: the span the pages may cover is the window plus a day each side.
+        locs, salvaged = self._locations(vehicle_id, {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)},
+                                         end_ms - start_ms + 2 * DAY_MS)
         if not locs:
             return empty_candidates()
         table = candidate_table(

@@ -5,6 +5,10 @@ pages that still say there is more. Numbered pages (Motive) follow `page_no` unt
 `page_no * per_page >= total` or an empty page; a response without `pagination` is taken as the
 whole answer, because Motive's general rule (every list GET pages, 25 by default, at most 100)
 and some endpoints' own pages disagree on whether they page at all.
+
+Both take a page cap: a pull slice passes what the slice can hold (`Limits.max_pages`), so a server
+answering empty pages with a fresh cursor forever ends the slice with a clear error in seconds,
+not after MAX_PAGES (about 14 hours at a TSP's rate).
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ class PageNumbers:
     total: int
 
 
-def cursor_pages(tsp: str, fetch: Callable[[str | None], tuple[P, str | None]]) -> Iterator[P]:
-    """fetch(cursor) -> (page, next cursor or None when done)."""
+def cursor_pages(tsp: str, fetch: Callable[[str | None], tuple[P, str | None]],
+                 max_pages: int = MAX_PAGES, what: str = "") -> Iterator[P]:
+    """fetch(cursor) -> (page, next cursor or None when done); at most `max_pages` pages."""
     seen: set[str] = set()
     cursor: str | None = None
-    for _ in range(MAX_PAGES):
+    for _ in range(max_pages):
         page, nxt = fetch(cursor)
         yield page
         if not nxt:
@@ -41,16 +46,17 @@ def cursor_pages(tsp: str, fetch: Callable[[str | None], tuple[P, str | None]]) 
             raise PaginationLoop(tsp, f"the API repeated a pagination cursor after {len(seen)} pages")
         seen.add(nxt)
         cursor = nxt
-    raise PaginationLoop(tsp, f"more than {MAX_PAGES} pages")
+    raise PaginationLoop(tsp, _too_many(max_pages, what))
 
 
-def numbered_pages(tsp: str, fetch: Callable[[int], tuple[P, int, PageNumbers | None]]) -> Iterator[P]:
+def numbered_pages(tsp: str, fetch: Callable[[int], tuple[P, int, PageNumbers | None]],
+                   max_pages: int = MAX_PAGES, what: str = "") -> Iterator[P]:
     """fetch(page_no) -> (page, items on it, its pagination or None); pages from 1.
 
     The server's own per_page counts (it may clamp what we asked for), and a server answering a
     different page than the one asked for is a loop, not more data.
     """
-    for page_no in range(1, MAX_PAGES):
+    for page_no in range(1, max_pages + 1):
         page, count, numbers = fetch(page_no)
         yield page
         if numbers is None or count == 0:
@@ -59,4 +65,8 @@ def numbered_pages(tsp: str, fetch: Callable[[int], tuple[P, int, PageNumbers | 
             raise PaginationLoop(tsp, f"asked for page {page_no}, the API answered page {numbers.page_no}")
         if page_no * max(1, numbers.per_page) >= numbers.total:
             return
-    raise PaginationLoop(tsp, f"more than {MAX_PAGES} pages")
+    raise PaginationLoop(tsp, _too_many(max_pages, what))
+
+
+def _too_many(max_pages: int, what: str) -> str:
+    return f"more than {max_pages:,} pages{' for ' + what if what else ''}: the API keeps saying there is more"

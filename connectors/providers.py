@@ -8,12 +8,13 @@ so adding a TSP is one entry here plus its connector module.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable, Literal
 
 import httpx
 
-from connectors.http import ResponseHook, RetryPolicy, Timeouts, TspHttp
+from connectors.http import Limits, ResponseHook, RetryPolicy, Timeouts, TspHttp
 from connectors.motive import MotiveConnector
 from connectors.oauth import OAuthProvider
 from connectors.samsara import SamsaraConnector
@@ -64,8 +65,10 @@ def oauth_provider(tsp: str, auth_base_url: str, client_id: str, client_secret: 
 
 def open_connector(tsp: str, fleet_id: str, api_base_url: str, auth: httpx.Auth, rate_limit_per_s: float,
                    policy: RetryPolicy = RetryPolicy(), timeouts: Timeouts = Timeouts(),
-                   on_response: ResponseHook | None = None) -> Connector:
+                   on_response: ResponseHook | None = None, limits: Limits = Limits(),
+                   stop: threading.Event | None = None) -> Connector:
+    """A connector on its own client and its own throttle: each fleet token is paced on its own."""
     spec = tsp_spec(tsp)
     http = TspHttp(tsp, api_base_url.rstrip("/"), auth, Throttle(rate_limit_per_s), policy, timeouts,
-                   on_response=on_response)
+                   on_response=on_response, limits=limits, stop=stop)
     return spec.connector(http, fleet_id)

@@ -243,7 +243,9 @@ class SamsaraConnector:
             decorated = b'"decorations"' in r.content
             return (page, salvaged, decorated), page.pagination.endCursor if page.pagination.hasNextPage else None
 
-        for page, salvaged, decorated in cursor_pages(self.tsp, fetch):
+        cap = self.http.limits.max_pages(end_ms - start_ms, PAGE_LIMIT)
+        what = f"{(end_ms - start_ms) / 3_600_000:g} h of one vehicle's GPS"
+        for page, salvaged, decorated in cursor_pages(self.tsp, fetch, cap, what):
             for v in page.data:
                 if v.gps:
                     yield self._normalise(v, salvaged, decorated)

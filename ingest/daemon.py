@@ -1,9 +1,16 @@
-"""`fleetlake run`: the scheduler, one work thread, and the HTTP server, until SIGTERM.
+"""`fleetlake run`: the scheduler, the workers, and the HTTP server, until SIGTERM.
 
-All work (pulls, feature passes) runs on a single worker thread, fed by the work queue
-(`ingest.workqueue`): the manifest has one writer, and a fleet's pull and its features must not
-race. Scheduler jobs and API calls only enqueue; a key already queued or running is not queued
-twice.
+Up to `max_concurrent_fleets` fleets pull at once, each on its own worker thread, its own HTTP
+client and its own per-token throttle (a TSP meters each fleet's token separately, so one fleet
+waiting on its limit holds nobody else up). A quarter of those workers (at least one, when there
+are two or more) take only refreshes: a wave of backfills fills the others and the monthly
+refresh of live fleets still starts at once. One more worker runs feature passes, one at a time.
+The work queue (`ingest.workqueue`) keeps one fleet to one worker at a time; scheduler jobs and
+API calls only enqueue, and a key already queued or running is not queued twice.
+
+One owner of the manifest: this process. Month commits from every pull worker go through
+partitions.delta's per-table commit lock and the manifest's own lock, so the tables and the
+manifest each see one writer; merges and uploads run in parallel outside those locks.
 
 Nothing waits for the monthly cron: at start and every `replan_s` the daemon queues every fleet
 whose backfill or refresh is not finished and a feature pass when any window is pending.
@@ -12,9 +19,10 @@ Stuck work is watched (`ingest.stuck`): each fleet's pull and each feature pass 
 progress (TSP pages, slices, windows recorded) the watch follows; every `stuck_check_s` the daemon
 marks what is stuck in status and metrics and alerts the webhook once per incident group.
 
-Shutdown (SIGTERM or SIGINT): stop taking work, tell the in-flight pull to stop (it finishes and
-commits the windows it has; checkpoints let the next start resume), wait up to
-`shutdown_grace_s`, then exit. Nothing is ever half-committed: commits are atomic.
+Shutdown (SIGTERM or SIGINT): stop taking work, set the stop flag (pulls see it between pages,
+commit the slices they have in full and return; checkpoints let the next start resume), wait up
+to `shutdown_grace_s` for every worker, then exit. Nothing is ever half-committed: commits are
+atomic.
 """
 
 from __future__ import annotations
@@ -60,7 +68,13 @@ class Daemon:
         self.queue = work or WorkQueue()
         self.stop = threading.Event()  # set on shutdown: in-flight pulls finish and commit
         self._backoff: dict[str, _Backoff] = {}
-        self._worker = threading.Thread(target=self._work_loop, name="fleetlake-work", daemon=True)
+        n = self.settings.max_concurrent_fleets
+        reserved = max(1, n // 4) if n > 1 else 0  # with one worker, it serves both lanes in turn
+        self._workers = [threading.Thread(target=self._work_loop, name=f"fleetlake-pull-{i}", daemon=True,
+                                          args=(("refresh",) if i < reserved else ("refresh", "backfill"),))
+                         for i in range(n)]
+        self._workers.append(threading.Thread(target=self._work_loop, args=(("features",),),
+                                              name="fleetlake-features", daemon=True))
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
         self.scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
         self.watch = WorkWatch(self.settings.stuck_after_s, self.settings.stuck_factor)
@@ -82,9 +96,9 @@ class Daemon:
             out.append("shutting down")
         return out
 
-    # ------------------------------------------------------------------ the work thread
-    def _work_loop(self) -> None:
-        while (work := self.queue.take()) is not None:
+    # ------------------------------------------------------------------ the workers
+    def _work_loop(self, lanes: tuple[str, ...]) -> None:
+        while (work := self.queue.take(lanes)) is not None:
             t0 = time.monotonic()
             try:
                 record = self._do(work)
@@ -104,32 +118,31 @@ class Daemon:
             report = self._features()
             return WorkRecord(WorkOutcome.FAILED if report.failed else WorkOutcome.OK,
                               f"{len(report.results)} windows, {len(report.failed)} failed")
-        fleets = [work.fleet_id] if work.fleet_id else [f.fleet_id for f in self.service.fleets() if f.status.pullable]
-        results: list[PullResult] = []
-        for fid in fleets:
-            if self.stop.is_set():
-                break
-            unit = self._pull_unit(fid)
-            self.watch.started(unit)
-            completed = False
-            try:
-                o = self.service.pull(fid, self.stop)
-                completed = o.result is PullResult.ACTIVE  # a failed or stopped pull is no measure of time
-            finally:
-                self.watch.finished(unit, completed)
-            results.append(o.result)
-            # Backoff is per fleet, whichever work item pulled it.
-            failed = o.result is PullResult.FAILED
-            self._record(Work(WorkKind.PULL, fid).key, WorkOutcome.FAILED if failed else WorkOutcome.OK)
-            if failed:
-                log.warning("fleet %s: pull failed: %s", fid, o.error)
+        if work.fleet_id is None:
+            # Every fleet: one work item each, so they pull side by side and fail alone.
+            fleets = [f.fleet_id for f in self.service.fleets() if f.status.pullable]
+            queued = sum(self.submit(Work(work.kind, fid)) for fid in fleets)
+            return WorkRecord(WorkOutcome.OK, f"{queued} of {len(fleets)} fleets queued")
+        fid = work.fleet_id
+        unit = self._pull_unit(fid)
+        self.watch.started(unit)
+        completed = False
+        try:
+            o = self.service.pull(fid, self.stop)
+            completed = o.result is PullResult.ACTIVE  # a failed or stopped pull is no measure of time
+        finally:
+            self.watch.finished(unit, completed)
+        # Backoff is per fleet, whichever work item pulled it.
+        failed = o.result is PullResult.FAILED
+        self._record(Work(WorkKind.PULL, fid).key, WorkOutcome.FAILED if failed else WorkOutcome.OK)
+        if failed:
+            log.warning("fleet %s: pull failed: %s", fid, o.error)
         if self.stop.is_set():
-            return WorkRecord(WorkOutcome.STOPPED)
-        report = self._features()
-        bad = PullResult.FAILED in results or bool(report.failed)
-        return WorkRecord(WorkOutcome.FAILED if bad else WorkOutcome.OK,
-                          f"fleets {','.join(r.value for r in results) or 'none'}; "
-                          f"{len(report.results)} feature windows, {len(report.failed)} failed")
+            return WorkRecord(WorkOutcome.STOPPED, f"fleet {o.result.value}")
+        # Features run on their own worker: a pull slot is free for the next fleet at once.
+        self.submit(Work(WorkKind.FEATURES))
+        return WorkRecord(WorkOutcome.FAILED if failed else WorkOutcome.OK,
+                          f"fleet {o.result.value}{': ' + o.error if o.error else ''}; features queued")
 
     def _pull_unit(self, fleet_id: str) -> Unit:
         f = self.service.manifest.fleet(fleet_id)
@@ -140,7 +153,8 @@ class Daemon:
         unit = Unit("features", None, None)
         self.watch.started(unit)
         try:
-            report = self.service.features()
+            # A fleet mid-pull is left out: its pull queues another pass when it ends.
+            report = self.service.features(skip_fleets=self.queue.busy_fleets())
         finally:
             self.watch.finished(unit)
         # Failed windows are planned again by every pass; the retry job waits out this backoff.
@@ -236,16 +250,25 @@ class Daemon:
         migrate_markers(self.service.store)  # a store from before the Delta tables converts on first start
         self.scheduler.add_job(self._replan, "interval", seconds=s.replan_s, id="replan",
                                next_run_time=datetime.now(timezone.utc))
-        self._worker.start()
+        self.start_workers()
         self.scheduler.start()
+
+    def start_workers(self) -> None:
+        """The pull and feature workers alone (start() also runs the scheduler)."""
+        for t in self._workers:
+            t.start()
 
     def shutdown(self) -> bool:
         """Stop taking work, let in-flight work wrap up; True if it finished within the grace period."""
         self.queue.close()
         self.stop.set()
-        self.scheduler.shutdown(wait=False)
-        self._worker.join(self.settings.shutdown_grace_s)
-        return not self._worker.is_alive()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        end = time.monotonic() + self.settings.shutdown_grace_s
+        for t in self._workers:
+            if t.is_alive():
+                t.join(max(0.0, end - time.monotonic()))
+        return not any(t.is_alive() for t in self._workers)
 
 
 def serve(daemon: Daemon) -> int:

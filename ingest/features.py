@@ -34,12 +34,15 @@ class FeatureReport:
 
 def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Options | None, cache_dir: Path,
                  now_ms: int, workers: int = 2, *, where: Callable[[WindowTask], bool] | None = None,
-                 executor: str = "local", ray_address: str | None = None) -> FeatureReport:
+                 skip_fleets: frozenset[str] = frozenset(), executor: str = "local",
+                 ray_address: str | None = None) -> FeatureReport:
     """Plan, then run the windows on the named executor (FLEETLAKE_EXECUTOR): `workers` local processes or Ray.
 
     `where` keeps only some planned windows (e.g. one fleet-month as its backfill completes it).
+    Fleets in `skip_fleets` (being pulled) are left for the pass their pull queues when it ends:
+    their months may still change, and computing them now would compute them twice.
     """
-    tasks = [t for t in plan(manifest, flows) if where is None or where(t)]
+    tasks = [t for t in plan(manifest, flows) if t.fleet_id not in skip_fleets and (where is None or where(t))]
     if not tasks:
         return FeatureReport(())
     backend = open_backend(executor, workers, ["ingest.executor", *sorted({f.module for f in flows})], ray_address)

@@ -29,6 +29,7 @@ WITH inputs AS (
            list(r.files ORDER BY r.dataset) AS files
     FROM raw_partitions r
     JOIN active_flows a ON r.dataset = a.dataset
+    WHERE $1::VARCHAR IS NULL OR r.fleet_id = $1::VARCHAR  -- $1: one fleet, or NULL for all
     GROUP BY a.flow, a.version, a.code_fp, r.fleet_id, r.month
 )
 SELECT i.flow, i.version, i.code_fp, i.fleet_id, i.month, i.input_fp, i.datasets, i.files
@@ -71,14 +72,19 @@ def check_flows(manifest: Manifest, flows: list[Flow]) -> None:
         manifest.rekey_code_fingerprints(legacy)
 
 
-def plan(manifest: Manifest, flows: list[Flow]) -> list[WindowTask]:
-    check_flows(manifest, flows)
+def plan(manifest: Manifest, flows: list[Flow], fleet_id: str | None = None, check: bool = True
+         ) -> list[WindowTask]:
+    """Every window that needs a run, or one fleet's only (the same query, filtered before it
+    groups: a status call costs one fleet's rows, not the book's). `check=False` skips the
+    schema check, which writes: for read-only views (`Manifest.reading()`)."""
+    if check:
+        check_flows(manifest, flows)
     active = pa.table({
         "flow": [f.name for f in flows for _ in f.inputs],
         "version": pa.array([f.version for f in flows for _ in f.inputs], pa.int32()),
         "code_fp": [code_fingerprint(f.module) for f in flows for _ in f.inputs],
         "dataset": [d for f in flows for d in f.inputs],
     })
-    rows = manifest.query_with("active_flows", active, _PLAN_SQL)
+    rows = manifest.query_with("active_flows", active, _PLAN_SQL, [fleet_id])
     return [WindowTask(r[0], int(r[1]), r[2], r[3], r[4], r[5],
                        tuple((d, tuple(files)) for d, files in zip(r[6], r[7]))) for r in rows]

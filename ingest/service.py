@@ -20,9 +20,10 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from common import names
-from common.errors import ConfigError, ConsentRefused, ConsentRevoked, FleetlakeError, TspError
+from common.errors import ConfigError, ConsentRefused, ConsentRevoked, FleetlakeError, PullInterrupted, TspError
 from common.states import FleetStatus, PullResult, RunStatus, WindowState
 from connectors.backfill import PullOptions, PullProgress, PullReport, pull_fleet
+from connectors.http import Limits
 from connectors.oauth import BearerAuth, FleetCredentials, StateSigner, Vault
 from connectors.providers import open_connector
 from ingest.alerts import Alert, Webhook
@@ -78,6 +79,12 @@ class Service:
         # and holds what its stuck-work watch found (fleet id or "features" -> reason) for status.
         self.on_progress: Callable[[str], None] | None = None
         self.stuck: dict[str, str] = {}
+
+    @property
+    def limits(self) -> Limits:
+        s = self.settings
+        return Limits(request_deadline_s=s.request_deadline_s, max_response_bytes=int(s.max_response_mb * (1 << 20)),
+                      min_ping_interval_s=s.min_ping_interval_s)
 
     # Only consent and pulls touch tokens: read-only commands need no key.
     @property
@@ -176,6 +183,9 @@ class Service:
         try:
             with ExitStack() as closing:
                 pings, events = self._pull(closing, fleet_id, fleet.tsp, ep, start_ms, opts)
+        except PullInterrupted:
+            # Stopped before any slice ran (listing vehicles, say): nothing to commit, status kept.
+            return PullOutcome(fleet_id, PullResult.STOPPED, None, None)
         except ConsentRevoked as e:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.REVOKED, error=str(e))
             return PullOutcome(fleet_id, PullResult.REVOKED, None, None, str(e))
@@ -206,7 +216,7 @@ class Service:
                 self.on_progress(fleet_id)  # a whole page landed (the hook runs after the body is read)
 
         connector = open_connector(tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
-                                   on_response=on_response)
+                                   on_response=on_response, limits=self.limits, stop=opts.stop)
         closing.callback(connector.http.close)
         now_ms = self.clock.now_ms()
         pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
@@ -251,11 +261,13 @@ class Service:
             fired.append(t.months)
         return fired
 
-    def features(self, where: Callable[[WindowTask], bool] | None = None) -> FeatureReport:
+    def features(self, where: Callable[[WindowTask], bool] | None = None,
+                 skip_fleets: frozenset[str] = frozenset()) -> FeatureReport:
+        """A feature pass: the windows `where` keeps, of every fleet but `skip_fleets` (being pulled)."""
         t0 = time.monotonic()
         report = run_features(self.manifest, self.flows, self.store.url, self.settings.s3_options(),
                               self.settings.work_dir / "cache", self.clock.now_ms(), self.settings.flow_workers,
-                              where=where, executor=self.settings.executor,
+                              where=where, skip_fleets=skip_fleets, executor=self.settings.executor,
                               ray_address=self.settings.ray_address)
         self.metrics.seconds.labels("features").observe(time.monotonic() - t0)
         for r in report.results:
@@ -265,24 +277,35 @@ class Service:
         return report
 
     # ------------------------------------------------------------------ reporting
+    # Reads go through `manifest.reading()`: a connection of their own, so the API answers while
+    # pull workers hold the writer's lock for a commit.
     def fleets(self) -> list[FleetView]:
-        return [FleetView.of(f, self.stuck.get(f.fleet_id)) for f in self.manifest.fleets()]
+        with self.manifest.reading() as m:
+            return [FleetView.of(f, self.stuck.get(f.fleet_id)) for f in m.fleets()]
 
     def fleet(self, fleet_id: str) -> FleetView:
         """One fleet, or KeyError."""
-        fleet = self.manifest.fleet(names.fleet_id(fleet_id))
+        with self.manifest.reading() as m:
+            return self._fleet(m, fleet_id)
+
+    def _fleet(self, m: Manifest, fleet_id: str) -> FleetView:
+        fleet = m.fleet(names.fleet_id(fleet_id))
         if fleet is None:
             raise KeyError(fleet_id)
         return FleetView.of(fleet, self.stuck.get(fleet.fleet_id))
 
     def status(self, fleet_id: str) -> FleetGrid:
-        """One fleet's grid: per month, raw rows per dataset and the state of each active flow version."""
-        fleet = self.fleet(fleet_id)
-        raw: dict[str, dict[str, int]] = {}
-        for p in self.manifest.raw_partitions(fleet_id):
-            raw.setdefault(p.month, {})[p.dataset] = p.rows
-        failed = {r.window for r in self.manifest.latest_runs(fleet_id) if r.status is RunStatus.FAILED}
-        pending = {(t.flow, t.version, t.month) for t in plan(self.manifest, self.flows) if t.fleet_id == fleet_id}
+        """One fleet's grid: per month, raw rows per dataset and the state of each active flow version.
+
+        Plans this fleet only, on a read view: it neither waits for the writer nor scales with the book.
+        """
+        with self.manifest.reading() as m:
+            fleet = self._fleet(m, fleet_id)
+            raw: dict[str, dict[str, int]] = {}
+            for p in m.raw_partitions(fleet_id):
+                raw.setdefault(p.month, {})[p.dataset] = p.rows
+            failed = {r.window for r in m.latest_runs(fleet_id) if r.status is RunStatus.FAILED}
+            pending = {(t.flow, t.version, t.month) for t in plan(m, self.flows, fleet_id, check=False)}
         months = {}
         for month, datasets in raw.items():
             states = {}
@@ -295,12 +318,14 @@ class Service:
 
     def features_of(self, fleet_id: str, month: str | None = None) -> FleetFeatures:
         """The fleet roll-up row of each active flow's newest succeeded run (per month)."""
-        self.fleet(fleet_id)
         if month is not None:
             names.month(month)
+        with self.manifest.reading() as m:
+            self._fleet(m, fleet_id)
+            runs = m.latest_runs(fleet_id, succeeded_only=True)
         active = {(f.name, f.version) for f in self.flows}
         out: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        for run in self.manifest.latest_runs(fleet_id, succeeded_only=True):
+        for run in runs:
             if (run.flow, run.version) not in active or (month and run.month != month):
                 continue
             paths = local_files(self.store, list(run.outputs), self.settings.work_dir / "cache")

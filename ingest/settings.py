@@ -138,6 +138,18 @@ class Settings(BaseSettings):
     retry_failed_s: int = Field(600, ge=10, description="base delay before failed work is retried; doubles per "
                                                         "failure, at most 24 h")
     shutdown_grace_s: int = Field(60, ge=1, le=3600, description="on SIGTERM: time to finish in-flight windows")
+    max_concurrent_fleets: int = Field(8, ge=1, le=256, description="fleets pulled at once, each paced by its own "
+                                       "token's rate limit (default 8); a quarter of the slots (at least one, when "
+                                       "there are two or more) is kept for refreshes so a backfill wave cannot "
+                                       "starve them")
+    request_deadline_s: float = Field(120.0, gt=0, le=3600, description="wall-clock limit of one TSP request, "
+                                      "headers to last byte (default 120); a fleet whose server is slower fails "
+                                      "alone")
+    max_response_mb: float = Field(64.0, gt=0, le=4096, description="largest TSP response body after "
+                                   "decompression, read as a stream (default 64 MB); a larger one fails its fleet")
+    min_ping_interval_s: float = Field(1.0, gt=0, le=3600, description="the finest GPS resolution a TSP serves "
+                                       "(default 1 s): a pull slice's page cap is what the slice can hold at that "
+                                       "rate, so endless pages end the fleet's pull, not the daemon's day")
     clock_url: str | None = Field(None, description="a clock served over HTTP (`GET` answers {\"now_ms\": ...}) "
                                                     "instead of the system clock, for simulated time")
     apps_url: str | None = Field(None, description="OAuth app credentials and TSP URLs served over HTTP "

@@ -1,20 +1,33 @@
-"""The daemon's work queue: where the HTTP API and the scheduler meet the one work thread.
+"""The daemon's work queue: where the HTTP API and the scheduler meet the daemon's workers.
 
-Producers (scheduler jobs, API calls) only `submit`; the single consumer `take`s. A work item
-whose key is already queued or running is not queued twice, and once the queue is closed
-(shutdown) nothing new is accepted. The API and the daemon both depend on this module, never
-on each other.
+Producers (scheduler jobs, API calls) only `submit`; workers `take`. A work item whose key is
+already queued or running is not queued twice, and once the queue is closed (shutdown) nothing new
+is accepted. The API and the daemon both depend on this module, never on each other.
+
+Work waits in lanes, so that kinds of work share the workers fairly:
+
+- `refresh`: catching up fleets that are live (a monthly refresh, one fleet's refresh): small;
+- `backfill`: a fleet's history (pull work): may take hours;
+- `features`: feature passes, run by their own worker.
+
+A worker names the lanes it serves, in order of preference: the daemon keeps some pull workers
+for `refresh` only, so a wave of backfills can fill every other worker and a refresh still starts
+at once. Within a lane, first in first out. Two items of one fleet never run at once (a backfill
+and a refresh of one fleet would pull the same slices): such an item waits its turn in the queue.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from common.states import WorkKind, WorkOutcome
+
+LANES = ("refresh", "backfill", "features")
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,10 @@ class Work:
     @property
     def key(self) -> str:
         return f"{self.kind.value}:{self.fleet_id or '*'}"
+
+    @property
+    def lane(self) -> str:
+        return {WorkKind.REFRESH: "refresh", WorkKind.PULL: "backfill", WorkKind.FEATURES: "features"}[self.kind]
 
     @classmethod
     def parse(cls, key: str) -> Work:
@@ -53,20 +70,22 @@ class WorkRecord:
 @dataclass(frozen=True)
 class WorkSnapshot:
     queued: tuple[str, ...]
-    running: str | None
+    running: str | None  # the longest-running item (one line for a person); `running_all` has every one
     last: dict[str, WorkRecord] = field(default_factory=dict)
+    running_all: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        return {"queued": list(self.queued), "running": self.running,
+        return {"queued": list(self.queued), "running": self.running, "running_all": list(self.running_all),
                 "last": {k: str(v) for k, v in sorted(self.last.items())}}
 
 
 class WorkQueue:
     def __init__(self) -> None:
-        self._items: queue.Queue[Work | None] = queue.Queue()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._lanes: dict[str, deque[Work]] = {lane: deque() for lane in LANES}
         self._queued: set[str] = set()
-        self._running: str | None = None
+        self._running: dict[str, float] = {}  # key -> monotonic start
+        self._busy_fleets: set[str] = set()
         self._last: dict[str, WorkRecord] = {}
         self._open = True
         self._held: set[str] = set()  # fleets being off-boarded: no work that touches them starts
@@ -77,30 +96,53 @@ class WorkQueue:
 
     def submit(self, work: Work) -> bool:
         """Queue work unless it is queued or running already, or the queue is closed; True if queued."""
-        with self._lock:
-            if not self._open or work.key in self._queued or work.key == self._running:
+        with self._cond:
+            # A feature pass may queue one more behind a running one: windows committed while it
+            # runs were not in its plan. Anything else runs at most once at a time.
+            rerun = work.kind is WorkKind.FEATURES
+            if not self._open or work.key in self._queued or (work.key in self._running and not rerun):
                 return False
             if any(work.touches(f) for f in self._held):
                 return False  # the scheduler offers it again on its next tick
             self._queued.add(work.key)
-        self._items.put(work)
+            self._lanes[work.lane].append(work)
+            self._cond.notify_all()
         return True
 
-    def take(self) -> Work | None:
-        """The next work item, marked running; None once the queue is closed and drained."""
-        work = self._items.get()
-        if work is not None:
-            with self._lock:
-                self._queued.discard(work.key)
-                self._running = work.key
-        return work
+    def take(self, lanes: tuple[str, ...] = LANES, timeout: float | None = None) -> Work | None:
+        """The next work item of `lanes` (in that order of preference), marked running; None once
+        the queue is closed, or when `timeout` passes with nothing to take."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._open:
+                work = self._next(lanes)
+                if work is not None:
+                    self._queued.discard(work.key)
+                    self._running[work.key] = time.monotonic()
+                    if work.fleet_id:
+                        self._busy_fleets.add(work.fleet_id)
+                    return work
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._cond.wait(left)
+            return None
+
+    def _next(self, lanes: tuple[str, ...]) -> Work | None:
+        for lane in lanes:
+            items = self._lanes[lane]
+            for i, work in enumerate(items):
+                if work.fleet_id is None or work.fleet_id not in self._busy_fleets:
+                    del items[i]
+                    return work
+        return None
 
     @contextmanager
     def exclusive(self, fleet_id: str) -> Iterator[None]:
         """Hold `fleet_id`: raise Busy if work that touches it is queued or running, else refuse
         such work until the block ends (an off-boarding runs in it, outside the work thread)."""
-        with self._lock:
-            busy = [k for k in (*sorted(self._queued), *([self._running] if self._running else []))
+        with self._cond:
+            busy = [k for k in (*sorted(self._queued), *sorted(self._running))
                     if Work.parse(k).touches(fleet_id)]
             if busy:
                 raise Busy(", ".join(busy))
@@ -108,26 +150,33 @@ class WorkQueue:
         try:
             yield
         finally:
-            with self._lock:
+            with self._cond:
                 self._held.discard(fleet_id)
 
     def finished(self, work: Work, record: WorkRecord) -> None:
-        with self._lock:
-            self._running = None
+        with self._cond:
+            self._running.pop(work.key, None)
+            if work.fleet_id:
+                self._busy_fleets.discard(work.fleet_id)
             self._last[work.key] = record
+            self._cond.notify_all()  # an item of this fleet may be waiting
+
+    def busy_fleets(self) -> frozenset[str]:
+        """Fleets some running work item is pulling."""
+        with self._cond:
+            return frozenset(self._busy_fleets)
 
     def close(self) -> None:
         """Accept nothing more and drop what is queued (the manifest rediscovers it on the next start)."""
-        with self._lock:
+        with self._cond:
             self._open = False
             self._queued.clear()
-        while True:
-            try:
-                self._items.get_nowait()
-            except queue.Empty:
-                break
-        self._items.put(None)
+            for items in self._lanes.values():
+                items.clear()
+            self._cond.notify_all()
 
     def snapshot(self) -> WorkSnapshot:
-        with self._lock:
-            return WorkSnapshot(tuple(sorted(self._queued)), self._running, dict(self._last))
+        with self._cond:
+            running = tuple(k for k, _ in sorted(self._running.items(), key=lambda kv: kv[1]))
+            return WorkSnapshot(tuple(sorted(self._queued)), running[0] if running else None, dict(self._last),
+                                running)

@@ -14,6 +14,11 @@ message says to run `fleetlake manifest rebuild`, which builds a new file from t
 it in atomically (`replace_manifest`), keeping the damaged one aside. A running daemon checks a
 copy of its own file for /readyz (`Manifest.check_file`). The file and its lock are 0600: they
 hold encrypted credentials and the fleet list.
+
+Readers that must never wait for the writer (the daemon's API while pulls commit) take
+`Manifest.reading()`: a view on its own DuckDB connection to the same database. DuckDB lets one
+process hold many connections; each reads the last committed state (MVCC) without the writer's
+lock, so a long write transaction delays no read.
 """
 
 from __future__ import annotations
@@ -272,6 +277,27 @@ class Manifest:
         except Exception:
             self.close()
             raise
+        # The root of read views: only `reading()` uses it, under its own small lock.
+        self._read_root: duckdb.DuckDBPyConnection | None = self.conn.cursor()
+        self._read_guard = threading.Lock()
+
+    @contextmanager
+    def reading(self) -> Iterator[Manifest]:
+        """A read-only view of the manifest on its own connection, which never waits for this
+        Manifest's writers: it sees what was committed when each statement starts. Use it for
+        reads only, and briefly (a connection per call)."""
+        with self._read_guard:
+            if self._read_root is None:
+                raise ManifestError(f"manifest {self.path} is closed")
+            cursor = self._read_root.cursor()
+        view = Manifest.__new__(Manifest)
+        view.path, view.read_only, view._lock_fh = self.path, True, None
+        view._lock = threading.RLock()
+        view.conn = cursor
+        try:
+            yield view
+        finally:
+            cursor.close()
 
     # ------------------------------------------------------------------ lifecycle
     def _lock_path(self) -> Path:
@@ -332,6 +358,11 @@ class Manifest:
     def close(self) -> None:
         # Under the lock: a scheduler job may be mid-query when the daemon shuts down.
         with self._lock:
+            root = getattr(self, "_read_root", None)
+            if root is not None:
+                with self._read_guard:
+                    root.close()
+                    self._read_root = None
             conn = getattr(self, "conn", None)
             if conn is not None:
                 conn.close()
@@ -532,12 +563,12 @@ class Manifest:
         return [Offboarding(r[0], r[1], r[2], _utc(r[3]), json.loads(r[4]) if isinstance(r[4], str) else r[4])  # type: ignore[arg-type]
                 for r in rows]
 
-    def query_with(self, name: str, table: Any, sql: str) -> list[tuple]:
+    def query_with(self, name: str, table: Any, sql: str, params: list[Any] | None = None) -> list[tuple]:
         """Run `sql` with an Arrow table visible under `name` (set-based planning joins)."""
         with self._lock:
             self.conn.register(name, table)
             try:
-                return self.conn.execute(sql).fetchall()
+                return self.conn.execute(sql, params or []).fetchall()
             finally:
                 self.conn.unregister(name)
 

@@ -36,6 +36,11 @@ class Quirks:
     north_as_360: float = 0.0  # share of moving points whose heading is sent as 360.0 (due north)
     null_speed: float = 0.0  # Motive: share of points with "speed": null
     paged_history: bool = False  # Motive: /v3/vehicle_locations paged (25 by default, at most 100)
+    # Hostile servers (sandbox/hostile.py), Samsara GPS history; never part of `realistic()`.
+    endless_pages: bool = False  # empty pages saying there is more, each with a fresh cursor, forever
+    trickle: bool = False  # the page one byte at a time, half a second apart
+    gzip_bomb: bool = False  # about 1 MB of gzip that inflates to 1 GB
+    huge_page: bool = False  # one 200 MB page
 
     def with_(self, **changes: Any) -> Quirks:
         return replace(self, **changes)

@@ -18,7 +18,8 @@
   SDK's enum (`braking`, `acceleration`, `harshTurn`).
 - Per-fleet quirks (`sandbox/quirks.py`): offsets and whole-second times, absent optional
   fields, unknown fields, integers for floats, empty `gps` arrays and entries without `gps`,
-  short pages, the odometer series on its own clock, headings of 360.0.
+  short pages, the odometer series on its own clock, headings of 360.0; and hostile servers
+  (`sandbox/hostile.py`): endless empty pages, a trickle, a gzip bomb, a 200 MB page.
 
 Every response parses with the official `samsara-api` SDK's models (tests/test_sdk_contract.py).
 """
@@ -36,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from sandbox import hostile
 from sandbox.admin import admin_routes
 from sandbox.faults import chance
 from sandbox.http import (
@@ -233,6 +235,12 @@ class SamsaraApp:
             vpos, ts = int(a), int(b)
         plan = self.world.faults["samsara"]
         quirks = self.world.quirks[fleet]
+        if quirks.endless_pages:
+            return hostile.endless_page(qh)
+        if quirks.gzip_bomb:
+            return hostile.gzip_bomb()
+        if quirks.huge_page:
+            return hostile.huge_page()
         decorate = "gpsOdometerMeters" in (q.get("decorations") or "").split(",")
         now = self.world.clock.now_ms()
         # A page is fixed once everything it covers is in the past and no late data can still come.
@@ -249,7 +257,7 @@ class SamsaraApp:
                 self._cache[key] = body
                 while len(self._cache) > 1024:
                     self._cache.popitem(last=False)
-        return raw_json(body)
+        return hostile.trickle(body) if quirks.trickle else raw_json(body)
 
     def _render_history(self, fleet: str, vehicles: list[Vehicle], start: int, end: int, vpos: int, ts: int,
                         limit: int, types: set[str], qh: str, plan, quirks: Quirks, decorate: bool) -> bytes:

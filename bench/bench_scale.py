@@ -1,0 +1,210 @@
+"""Many fleets at once: refresh wall time of N sandbox fleets, and API status latency under a backfill.
+
+Refresh: N small sandbox fleets (half Samsara, half Motive; 2 vehicles, 60 s pings, one month of
+history), each paced by its TSP's published per-token limit (Samsara 20/s, Motive 10/s, enforced by
+the sandbox per token and by our throttle). All are backfilled (not timed), the sandbox clock moves
+a month, and then, from copies of that same state:
+
+- together: the daemon's own workers (`Daemon.start_workers`, FLEETLAKE_MAX_CONCURRENT_FLEETS = N)
+  refresh every fleet; wall time, process CPU time, requests served;
+- alone: each of up to --singles fleets refreshed by itself; their median, slowest and the sum
+  (for N above --singles the sum is N x their mean, said so).
+
+Bound: the rate floor is the slowest fleet's requests / its token's rate (no pacing can beat it);
+CPU-bound means process CPU seconds / cores approaches the wall time. CPU time covers the sandbox
+too (it runs in this process), so it over-states the client's.
+
+Status latency: --requests GET /fleets/<id>/status (over HTTP, --clients at a time) against the
+daemon's API while N fleets backfill, and idle, same run; medians and p95.
+
+    python bench/bench_scale.py [--fleets 1,4,16,64] [--singles 4] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import uvicorn
+from cryptography.fernet import Fernet
+
+from common.states import WorkKind
+from ingest.api import create_app
+from ingest.daemon import Daemon
+from ingest.service import Service
+from ingest.settings import load_settings
+from ingest.wiring import open_service
+from ingest.workqueue import Work, WorkQueue
+from sandbox.motive_api import MotiveApp
+from sandbox.samsara_api import SamsaraApp
+from sandbox.server import SandboxServer
+from sandbox.simulator import FleetSpec
+from sandbox.world import SandboxConfig, SandboxFleet, default_config
+
+NOW = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)
+RATES = {"samsara": 20.0, "motive": 10.0}  # connectors/providers.py TSPS: what the TSPs publish
+TOKEN = "bench-scale"
+KEY = Fernet.generate_key().decode()
+
+
+def _fleets(n: int) -> tuple[SandboxFleet, ...]:
+    base = default_config(seed=3, vehicles=2, ping_interval_s=60, history_months=1, now=NOW)
+    start = base.fleets[0].spec.history_start
+    return tuple(SandboxFleet(FleetSpec(f"fleet-{i:03d}", 100 + i, 2, start, 60), ("samsara", "motive")[i % 2],
+                              f"fleet {i}") for i in range(n))
+
+
+def _settings(data: Path, sandbox: SandboxServer, workers: int):
+    return load_settings(data_dir=data, sandbox_url=sandbox.base_url, history_months=1, token_key=KEY,
+                         max_concurrent_fleets=workers, api_token=TOKEN)
+
+
+def _drain(daemon: Daemon) -> None:
+    """Until no pull or refresh is queued or running (features have their own worker)."""
+    while True:
+        s = daemon.queue.snapshot()
+        if not [k for k in (*s.queued, *s.running_all) if not k.startswith("features")]:
+            return
+        time.sleep(0.05)
+
+
+def _run(service: Service, workers: int, work: list[Work]) -> float:
+    daemon = Daemon(service, WorkQueue())
+    daemon.start_workers()
+    t0 = time.perf_counter()
+    for w in work:
+        daemon.submit(w)
+    _drain(daemon)
+    took = time.perf_counter() - t0
+    daemon.shutdown()
+    bad = {k: str(r) for k, r in daemon.queue.snapshot().last.items() if not str(r).startswith("ok")}
+    if bad:
+        raise RuntimeError(f"work failed, timings would mean nothing: {bad}")
+    return took
+
+
+def _cold(sandbox: SandboxServer) -> None:
+    """Drop the sandbox's rendered-page caches: each measured run asks it for pages never served."""
+    for o in gc.get_objects():
+        if isinstance(o, (SamsaraApp, MotiveApp)):
+            o._cache.clear()
+
+
+def _config(fleets: tuple[SandboxFleet, ...]) -> SandboxConfig:
+    # Tokens outlive the moved clock: the two copies of the state hold the same refresh token,
+    # which a refresh would rotate under the other's feet.
+    return replace(default_config(now=NOW), fleets=fleets, samsara_rate_per_s=RATES["samsara"],
+                   motive_rate_per_s=RATES["motive"], samsara_token_ttl_s=10**9, motive_token_ttl_s=10**9)
+
+
+def refresh(n: int, singles: int) -> None:
+    fleets = _fleets(n)
+    config = _config(fleets)
+    with SandboxServer(config) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        seed = Path(tmp) / "seed"
+        with open_service(_settings(seed, sandbox, n), flows=[]) as service:
+            for f in fleets:
+                url = service.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
+                q = httpx.URL(httpx.get(url).headers["location"]).params
+                service.complete_consent(f.tsp, q["code"], q["state"])
+            _run(service, n, [Work(WorkKind.PULL, f.spec.fleet_id) for f in fleets])
+        sandbox.world.clock.advance_months(1)
+        for name in ("together", "alone"):
+            shutil.copytree(seed, Path(tmp) / name)
+
+        _cold(sandbox)
+        before = {t: dict(v) for t, v in sandbox.world.stats.items()}
+        cpu0 = time.process_time()
+        with open_service(_settings(Path(tmp) / "together", sandbox, n), flows=[]) as service:
+            wall = _run(service, n, [Work(WorkKind.REFRESH)])
+        cpu = time.process_time() - cpu0
+        served = {t: sandbox.world.stats.get(t, {}).get("requests", 0) - before.get(t, {}).get("requests", 0)
+                  for t in RATES}
+
+        alone = []
+        with open_service(_settings(Path(tmp) / "alone", sandbox, 1), flows=[]) as service:
+            for f in fleets[:singles]:
+                _cold(sandbox)
+                alone.append(_run(service, 1, [Work(WorkKind.REFRESH, f.spec.fleet_id)]))
+    per_tsp = {t: sum(1 for f in fleets if f.tsp == t) for t in RATES}
+    floor = max((served[t] / per_tsp[t]) / RATES[t] for t in RATES if per_tsp[t])
+    total = sum(alone) if len(alone) == n else n * statistics.mean(alone)
+    cores = os.cpu_count() or 1
+    print(f"{n:3d} fleets: together {wall:6.1f}s | alone: median {statistics.median(alone):5.1f}s, slowest "
+          f"{max(alone):5.1f}s, sum {total:6.1f}s{'' if len(alone) == n else f' (est. {n} x mean of {len(alone)})'}"
+          f" | together/slowest {wall / max(alone):4.2f}x, sum/together {total / wall:4.1f}x | rate floor "
+          f"{floor:5.1f}s ({served} requests) | CPU {cpu:5.1f}s = {cpu / wall / cores:4.0%} of {cores} cores")
+
+
+def status_latency(n: int, requests: int, clients: int) -> None:
+    fleets = _fleets(n)
+    config = _config(fleets)
+    with SandboxServer(config) as sandbox, tempfile.TemporaryDirectory() as tmp, \
+            open_service(_settings(Path(tmp), sandbox, n)) as service:
+        for f in fleets:
+            url = service.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
+            q = httpx.URL(httpx.get(url).headers["location"]).params
+            service.complete_consent(f.tsp, q["code"], q["state"])
+        daemon = Daemon(service, WorkQueue())
+        server = uvicorn.Server(uvicorn.Config(create_app(service, daemon.queue), host="127.0.0.1", port=0,
+                                               log_level="warning", lifespan="off"))
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"},
+                           timeout=120, limits=httpx.Limits(max_connections=clients))
+
+        def one(i: int) -> float:
+            t0 = time.perf_counter()
+            api.get(f"/fleets/{fleets[i % n].spec.fleet_id}/status").raise_for_status()
+            return time.perf_counter() - t0
+
+        def burst() -> list[float]:
+            with ThreadPoolExecutor(clients) as pool:
+                return sorted(pool.map(one, range(requests)))
+
+        one(0)  # the first plan fingerprints the flows' code (seconds); the daemon does it at start
+        idle = burst()
+        daemon.start_workers()
+        for f in fleets:
+            daemon.submit(Work(WorkKind.PULL, f.spec.fleet_id))
+        time.sleep(2)  # pulls under way, months committing
+        busy = burst()
+        running = len(daemon.queue.snapshot().running_all)
+        daemon.shutdown()
+        server.should_exit = True
+    p95 = lambda xs: xs[int(0.95 * (len(xs) - 1))]  # noqa: E731
+    print(f"status latency, {requests} requests {clients} at a time: idle median {statistics.median(idle) * 1000:.0f}"
+          f" ms p95 {p95(idle) * 1000:.0f} ms | during a backfill of {n} fleets ({running} work items running at "
+          f"the end) median {statistics.median(busy) * 1000:.0f} ms p95 {p95(busy) * 1000:.0f} ms | median ratio "
+          f"{statistics.median(busy) / statistics.median(idle):.1f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fleets", default="1,4,16,64")
+    ap.add_argument("--singles", type=int, default=4)
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--skip-status", action="store_true")
+    args = ap.parse_args()
+    for n in [int(x) for x in args.fleets.split(",") if x]:
+        refresh(n, min(n, args.singles))
+    if not args.skip_status:
+        status_latency(8, args.requests, args.clients)
+
+
+if __name__ == "__main__":
+    main()
