@@ -46,6 +46,7 @@ from ingest.features import FeatureReport
 from ingest.planner import plan
 from ingest.service import Service
 from ingest.stuck import Unit, WorkWatch, incidents, stuck_alerts
+from ingest.views import FleetView
 from ingest.workqueue import Work, WorkQueue, WorkRecord
 from partitions.gc import collect_garbage
 from partitions.migrate import migrate_markers
@@ -145,7 +146,10 @@ class Daemon:
                           f"fleet {o.result.value}{': ' + o.error if o.error else ''}; features queued")
 
     def _pull_unit(self, fleet_id: str) -> Unit:
-        f = self.service.manifest.fleet(fleet_id)
+        try:
+            f: FleetView | None = self.service.fleet(fleet_id)
+        except KeyError:
+            f = None
         backfill = f is None or f.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING)
         return Unit("backfill" if backfill else "refresh", fleet_id, f.tsp if f else None)
 

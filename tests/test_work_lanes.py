@@ -13,6 +13,7 @@ from ingest.features import FeatureReport
 from ingest.metrics import Metrics
 from ingest.service import PullOutcome
 from ingest.settings import load_settings
+from ingest.views import FleetView
 from ingest.workqueue import Work, WorkQueue
 
 WAIT_S = 30  # generous: a failure here is starvation, not slowness
@@ -45,6 +46,9 @@ class _BlockingPulls:
         with self._lock:
             self.running.discard(fid)
         return PullOutcome(fid, PullResult.ACTIVE, None, None)
+
+    def fleet(self, fid: str) -> FleetView:
+        raise KeyError(fid)  # not in a manifest: the daemon's stuck-work watch counts it as a backfill
 
     def features(self, skip_fleets: frozenset[str] = frozenset()) -> FeatureReport:
         return FeatureReport(())
