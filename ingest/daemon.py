@@ -111,6 +111,11 @@ class Daemon:
                 self._record(work.key, record.outcome)
             log.info("work %s: %s in %.1fs", work.key, record, time.monotonic() - t0)
             self.queue.finished(work, record)
+            if (work.kind is not WorkKind.FEATURES and work.fleet_id is not None
+                    and record.outcome in (WorkOutcome.OK, WorkOutcome.FAILED)):
+                # Features run on their own worker, queued only once this fleet is no longer
+                # busy: a pass taken while it still counted as being pulled would skip it.
+                self.submit(Work(WorkKind.FEATURES))
 
     def _do(self, work: Work) -> WorkRecord:
         if self.stop.is_set():
@@ -140,8 +145,6 @@ class Daemon:
             log.warning("fleet %s: pull failed: %s", fid, o.error)
         if self.stop.is_set():
             return WorkRecord(WorkOutcome.STOPPED, f"fleet {o.result.value}")
-        # Features run on their own worker: a pull slot is free for the next fleet at once.
-        self.submit(Work(WorkKind.FEATURES))
         return WorkRecord(WorkOutcome.FAILED if failed else WorkOutcome.OK,
                           f"fleet {o.result.value}{': ' + o.error if o.error else ''}; features queued")
 
