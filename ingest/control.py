@@ -15,6 +15,7 @@ import httpx
 
 from common.errors import ConfigError, FleetlakeError, ManifestLocked
 from common.states import PullResult, WorkKind
+from ingest.features import FeatureReport
 from ingest.offboarding import OffboardOutcome, offboard
 from ingest.progress import ProgressBar
 from ingest.readiness import Readiness
@@ -73,13 +74,15 @@ class LocalControl:
 
     def pull(self, kind: WorkKind, fleet_id: str | None) -> WorkDone:
         targets = [fleet_id] if fleet_id else [f.fleet_id for f in self.service.fleets() if f.status.pullable]
-        lines, failures = [], []
+        lines, failures, outcomes = [], [], []
         for fid in targets:
             o = self.service.pull(fid, progress=ProgressBar(f"pull {fid}"))
+            outcomes.append(o)
             lines.append(_pull_line(o))
             if o.result is not PullResult.ACTIVE:
                 failures.append(fid)
-        report = self.service.features()
+        during = [r for o in outcomes for r in o.features.results]  # computed as each month completed
+        report = FeatureReport((*during, *self.service.features().results))
         lines.append(f"features: {len(report.results)} windows, {len(report.failed)} failed")
         lines += [f"  {r.task.fleet_id} {r.task.flow}@{r.task.version} {r.task.month}: {r.error}"
                   for r in report.failed]

@@ -226,6 +226,9 @@ class Daemon:
         if finished != self._runs_finished:  # a feature window landed since the last check
             self._runs_finished = finished
             self.watch.progressed(kind="features")
+        for fleet_id in tuple(self.service.computing):
+            # A pull computing a completed month's features lands no pages meanwhile, yet is working.
+            self.watch.progressed(fleet_id)
         stuck = self.watch.check()
         self.service.stuck = {s.unit.fleet_id or s.unit.kind: s.reason for s in stuck}
         groups = {i.group: len(i.members) for i in incidents(stuck)}

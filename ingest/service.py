@@ -51,6 +51,8 @@ class PullOutcome:
     pings: PullReport | None
     events: PullReport | None
     error: str | None = None
+    # the feature windows computed during the pull, as each month's raw data completed
+    features: FeatureReport = FeatureReport(())
 
 
 def state_key(settings: Settings) -> bytes:
@@ -79,6 +81,8 @@ class Service:
         # and holds what its stuck-work watch found (fleet id or "features" -> reason) for status.
         self.on_progress: Callable[[str], None] | None = None
         self.stuck: dict[str, str] = {}
+        # Fleets whose pull is computing a completed month's features (no TSP pages meanwhile).
+        self.computing: set[str] = set()
 
     @property
     def limits(self) -> Limits:
@@ -169,9 +173,10 @@ class Service:
             if progress is not None:
                 progress(p)
 
+        computed: list[FeatureReport] = []
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
                            stop=stop or threading.Event(), progress=told, with_events=True,
-                           on_month=lambda month: self._month_pulled(fleet_id, month),
+                           on_month=lambda month: computed.append(self._month_pulled(fleet_id, month)),
                            on_checkpoints=self.control.mirror_checkpoints)
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
@@ -203,7 +208,8 @@ class Service:
         self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.ACTIVE if not stopped
                                else FleetStatus.BACKFILLING if backfill else FleetStatus.REFRESHING)
         self.control.sync(fleet_id)  # heals a mirror write that a store hiccup missed
-        return PullOutcome(fleet_id, PullResult.STOPPED if stopped else PullResult.ACTIVE, pings, events)
+        return PullOutcome(fleet_id, PullResult.STOPPED if stopped else PullResult.ACTIVE, pings, events,
+                           features=FeatureReport(tuple(r for rep in computed for r in rep.results)))
 
     def _pull(self, closing: ExitStack, fleet_id: str, tsp: str, ep: TspEndpoint, start_ms: int,
               opts: PullOptions) -> tuple[PullReport, PullReport | None]:
@@ -222,18 +228,25 @@ class Service:
         pings = pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, now_ms, opts)
         return pings, pings.events
 
-    def _month_pulled(self, fleet_id: str, month: str) -> None:
+    def _month_pulled(self, fleet_id: str, month: str) -> FeatureReport:
         """A month's raw data is complete: compute its features now, through the same planner.
 
         Only this fleet-month's windows run; the pass after the pull finds them current and runs
         nothing again. A failure here is the feature pass's to retry, never the pull's to stop on.
         """
+        self.computing.add(fleet_id)  # the stuck-work watch counts this as the pull being alive
         try:
             report = self.features(where=lambda t: t.fleet_id == fleet_id and t.month == month)
             log.info("fleet %s %s pulled: %d feature windows, %d failed", fleet_id, month, len(report.results),
                      len(report.failed))
+            return report
         except Exception:  # noqa: BLE001 - the pull goes on; the daemon's feature pass plans these again
             log.exception("fleet %s %s: features after the month was pulled failed", fleet_id, month)
+            return FeatureReport(())
+        finally:
+            self.computing.discard(fleet_id)
+            if self.on_progress is not None:
+                self.on_progress(fleet_id)
 
     def readiness(self, fleet_id: str) -> Readiness:
         """How close a fleet is to a preliminary quote (ingest.readiness); KeyError for an unknown fleet."""

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from connectors.backfill import PullReport
 from connectors.redact import install_log_scrubber
 from ingest.keys import local_token_key
-from ingest.service import Service
+from ingest.service import FeatureReport, Service
 from ingest.settings import TspSettings, load_settings
 from ingest.wiring import open_service
 from sandbox.server import SandboxServer
@@ -83,15 +83,17 @@ def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke
     computed: dict[str, set[str]] = {}  # months with features, per fleet, for the printout
 
     def pull_all(step: str) -> None:
+        during = FeatureReport(())  # windows computed as each month's raw data completed
         for fleet in config.fleets:
             fid = fleet.spec.fleet_id
             o = service.pull(fid)
+            during = FeatureReport((*during.results, *o.features.results))
             if o.pings is None:  # one fleet's trouble is reported and recorded; the others carry on
                 print(f"  {step:9s} {fid:20s} {o.result.value}: {o.error}", flush=True)
                 continue
             _print_report(step, fid, o.pings, o.events.rows_accepted if o.events else 0)
         t = time.monotonic()
-        feats = service.features()
+        feats = FeatureReport((*during.results, *service.features().results))
         for fleet in config.fleets:
             fid = fleet.spec.fleet_id
             per_flow = feats.windows(fid)

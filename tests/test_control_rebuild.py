@@ -70,11 +70,16 @@ def test_an_empty_disk_is_restored_from_the_store_and_the_daemon_resumes(seaweed
             with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as api:
                 assert api.post("/refresh").status_code == 202
 
-                def refreshed() -> str | None:
-                    last = api.get("/work").json()["last"].get("refresh:*")
-                    return last if last else None
-                outcome = wait_for("a refresh of every fleet", refreshed, 180, 1.0)
-                assert outcome.startswith("ok") and "fleets active,active" in outcome, outcome
+                fleets = [f["fleet_id"] for f in api.get("/fleets").json()]
+                assert len(fleets) == 2
+
+                def refreshed() -> list[str] | None:
+                    # A refresh of every fleet fans out to one work item per fleet.
+                    last = api.get("/work").json()["last"]
+                    got = [last.get(f"refresh:{f}") for f in fleets]
+                    return None if None in got else got  # type: ignore[return-value]
+                outcomes = wait_for("a refresh of each fleet", refreshed, 180, 1.0)
+                assert all(o.startswith("ok") and "fleet active" in o for o in outcomes), outcomes
                 assert {f["status"] for f in api.get("/fleets").json()} == {"active"}
         finally:
             d.kill()
