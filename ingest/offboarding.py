@@ -81,11 +81,10 @@ def offboard(service: Service, fleet_id: str, actor: str) -> OffboardOutcome:
                         {"revocation": revocation, "store": store.to_json(), "manifest_rows": rows})
     audit_key = write_audit(service.store, audit)  # before the manifest: a rebuild keeps the audit
     service.manifest.purge_fleet(fleet_id, audit)
-    for metric in (service.metrics.pings,):
-        try:
-            metric.remove(fleet_id)  # metrics name fleets too
-        except KeyError:
-            pass
+    try:
+        service.metrics.pings.remove(fleet_id)  # metrics name fleets too
+    except KeyError:
+        pass  # no pings counted for it in this process
     log.info("fleet %s off-boarded by %s: %d store files, %d manifest rows", fleet_id, actor,
              sum(store.table_files.values()), sum(rows.values()))
     return OffboardOutcome(fleet_id, fleet.tsp, actor, at, revocation, store, rows, audit_key)

@@ -144,7 +144,7 @@ def checkpoints_key(fleet_id: str, record_id: str) -> str:
     """One group of a fleet's completed pull slices (append-only: one record per pull commit)."""
     if not record_id.isalnum():
         raise ValueError("a checkpoint record id is alphanumeric")
-    return f"{CONTROL}/checkpoints/{names.fleet_id(fleet_id)}/{record_id}.json"
+    return f"{checkpoints_prefix(fleet_id)}{record_id}.json"
 
 
 def checkpoints_prefix(fleet_id: str) -> str:
