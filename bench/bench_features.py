@@ -97,7 +97,8 @@ def _child(mode: str, work: Path, workers: int) -> dict:
                 per_flow[f.name + "_peak_mb"] = _peak_rss_mb()
             out = {"per_flow": per_flow}
         elif mode == "onepass":
-            spec = _month_spec(m, flows, work)
+            spec = _month_spec(m, flows, work)  # planning is the daemon's, not the task's: not timed
+            t0, c0 = time.perf_counter(), _cpu_s()
             outcomes = run_month(spec)
             assert all(o.error is None for o in outcomes), [o.error for o in outcomes]
             out = {"windows": len(outcomes)}

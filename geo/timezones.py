@@ -70,6 +70,7 @@ def utc_offsets_s(lat: np.ndarray, lon: np.ndarray, ts_ms: np.ndarray, starts: n
     return offsets[owner]
 
 
+@lru_cache(maxsize=65_536)  # a month walked vehicle by vehicle asks for the same (zone, hour) once per vehicle
 def _offset(zone: ZoneInfo | timezone, hour: int) -> int:
     off = datetime.fromtimestamp(hour * 3600, tz=zone).utcoffset()
     return int(off.total_seconds()) if off is not None else 0

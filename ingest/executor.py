@@ -26,7 +26,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from common.months import month_bounds_ms
 from common.states import RunStatus
 from ingest.backend import LocalPool, TaskBackend
+from ingest.flows import walk
 from ingest.flows.base import Flow, FlowInput
 from ingest.planner import WindowTask
 from partitions import layout
@@ -86,10 +87,12 @@ class RunResult:
 def run_month(spec: MonthSpec) -> list[FlowOutcome]:
     """The pure month task (runs in a worker process): every planned flow of one fleet-month.
 
-    The month is read once, with the union of the columns its flows need, and the groundwork
-    (track, pair distances, time zones) is computed once and shared (FlowInput.shared). Each
-    flow still sees exactly the columns it declares. A flow that raises fails its own window
-    only; the others' files are written and handed back.
+    Flows that walk (Flow.walk, ingest/flows/walk.py) run together in one stream over the
+    month's vehicles: the task holds one vehicle-month at a time, and each vehicle's groundwork
+    (track, pair distances, time zones) is computed once for all of them. Other flows (older
+    versions) get the month read once, whole, with the union of the columns they need, over
+    shared groundwork (FlowInput.shared). Each flow sees exactly the columns it declares. A flow
+    that raises fails its own window only; the others' files are written and handed back.
     """
     store = open_store(spec.store_url, spec.s3)
     outcomes: dict[str, FlowOutcome] = {}
@@ -99,12 +102,63 @@ def run_month(spec: MonthSpec) -> list[FlowOutcome]:
             flows[job.run_id] = _flow_of(job)
         except Exception as e:  # noqa: BLE001 - a flow that does not load fails its own window
             outcomes[job.run_id] = FlowOutcome(job.run_id, None, None, _error(e))
-    tables = _read_inputs(store, spec, list(flows.values()))
+    walking = [j for j in spec.jobs if j.run_id in flows and flows[j.run_id].walk is not None]
+    whole = [j for j in spec.jobs if j.run_id in flows and flows[j.run_id].walk is None]
+    with ExitStack() as scratch:  # no cache dir on a remote backend: a temp dir on the worker
+        cache = Path(spec.cache_dir or scratch.enter_context(tempfile.TemporaryDirectory(prefix="fleetlake-in-")))
+        if walking:
+            outcomes.update(_walk_month(store, spec, walking, flows, cache))
+        if whole:
+            _whole_month(store, spec, whole, flows, cache, outcomes)
+    return [outcomes[j.run_id] for j in spec.jobs]
+
+
+def _walk_month(store: ObjectStore, spec: MonthSpec, jobs: list[FlowJob], flows: dict[str, Flow],
+                cache: Path) -> dict[str, FlowOutcome]:
+    """The walking flows of the month: pings streamed one vehicle at a time, other inputs (small) read whole."""
+    files: dict[str, tuple[str, ...]] = {}
+    for job in jobs:
+        files.update(dict(job.task.inputs))
+    try:
+        paths = {d: [str(p) for p in local_files(store, list(keys), cache)] for d, keys in files.items()}
+        others = {d: pa.concat_tables(pq.read_table(p) for p in ps) for d, ps in paths.items() if d != "pings" and ps}
+    except Exception as e:  # noqa: BLE001 - an input that cannot be fetched or read fails each walking window
+        return {j.run_id: FlowOutcome(j.run_id, None, None, _error(e)) for j in jobs}
+    pings = paths.get("pings", [])
+
+    def vehicles(columns: tuple[str, ...] | None) -> Iterator[pa.Table]:
+        return walk.stream_by_vehicle(pings, columns) if pings else iter(())
+
+    try:
+        results = walk.run([flows[j.run_id] for j in jobs], spec.fleet_id, spec.month, spec.complete, vehicles,
+                           others)
+    except Exception as e:  # noqa: BLE001 - the month's pings could not be walked: each walking window fails
+        results = {(flows[j.run_id].name, flows[j.run_id].version): e for j in jobs}
+    out = {}
+    for job in jobs:
+        flow = flows[job.run_id]
+        result = results[(flow.name, flow.version)]
+        try:
+            if isinstance(result, Exception):
+                raise result
+            file, record = _write_output(store, job, flow, result, spec.complete)
+            out[job.run_id] = FlowOutcome(job.run_id, file, record, None)
+        except Exception as e:  # noqa: BLE001 - one flow's failure is its window's, not the month's
+            out[job.run_id] = FlowOutcome(job.run_id, None, None, _error(e))
+    return out
+
+
+def _whole_month(store: ObjectStore, spec: MonthSpec, jobs: list[FlowJob], flows: dict[str, Flow], cache: Path,
+                 outcomes: dict[str, FlowOutcome]) -> None:
+    """Flows that do not walk: the month read once, whole, and their groundwork shared."""
+    try:
+        tables = _read_inputs(store, jobs, [flows[j.run_id] for j in jobs], cache)
+    except Exception as e:  # noqa: BLE001 - the month could not be read: each of these windows fails
+        outcomes.update({j.run_id: FlowOutcome(j.run_id, None, None, _error(e)) for j in jobs})
+        return
     shared: dict[str, object] = {}
-    for job in spec.jobs:
-        flow = flows.get(job.run_id)
-        if flow is None:
-            continue
+    for job in jobs:
+        flow = flows[job.run_id]
         try:
             inp = FlowInput(spec.fleet_id, spec.month,
                             {d: _columns(tables[d], flow.columns) for d, _ in job.task.inputs}, spec.complete, shared)
@@ -112,7 +166,6 @@ def run_month(spec: MonthSpec) -> list[FlowOutcome]:
             outcomes[job.run_id] = FlowOutcome(job.run_id, file, record, None)
         except Exception as e:  # noqa: BLE001 - one flow's failure is its window's, not the month's
             outcomes[job.run_id] = FlowOutcome(job.run_id, None, None, _error(e))
-    return [outcomes[j.run_id] for j in spec.jobs]
 
 
 def _error(e: BaseException) -> str:
@@ -129,10 +182,10 @@ def _flow_of(job: FlowJob) -> Flow:
     return flow
 
 
-def _read_inputs(store: ObjectStore, spec: MonthSpec, flows: list[Flow]) -> dict[str, pa.Table]:
+def _read_inputs(store: ObjectStore, jobs: list[FlowJob], flows: list[Flow], cache: Path) -> dict[str, pa.Table]:
     """Each input dataset of the month, read once with the union of the columns its flows need."""
     files: dict[str, tuple[str, ...]] = {}
-    for job in spec.jobs:
+    for job in jobs:
         files.update(dict(job.task.inputs))
     tables = {}
     for dataset, keys in files.items():
@@ -144,10 +197,8 @@ def _read_inputs(store: ObjectStore, spec: MonthSpec, flows: list[Flow]) -> dict
                 break
             assert wanted is not None
             wanted += [c for c in f.columns if c not in wanted]
-        with ExitStack() as scratch:  # no cache dir on a remote backend: a temp dir on the worker
-            cache = Path(spec.cache_dir or scratch.enter_context(tempfile.TemporaryDirectory(prefix="fleetlake-in-")))
-            paths = local_files(store, list(keys), cache)
-            tables[dataset] = pa.concat_tables(pq.read_table(p, columns=wanted) for p in paths)
+        paths = local_files(store, list(keys), cache)
+        tables[dataset] = pa.concat_tables(pq.read_table(p, columns=wanted) for p in paths)
     return tables
 
 

@@ -58,7 +58,7 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
     months = feats["months"]
     assert len(months) == 3
     some = next(iter(months.values()))
-    assert some["radius@1"][0]["vehicle_id"] is None and "radius_class" in some["radius@1"][0]
+    assert some["radius@2"][0]["vehicle_id"] is None and "radius_class" in some["radius@2"][0]
     assert _cli(env, "features", "nobody").returncode != 0
     # A second backfill finds nothing new to compute.
     again = _cli(env, "backfill", "acme-freight")

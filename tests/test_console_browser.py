@@ -176,7 +176,7 @@ def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(brows
         assert len(drawn) == series and all([m for m, _ in pts] == months for pts in drawn.values()), plot
     harsh = _points(page, "harsh")
     for month in months:  # not measurable from 60 s pings: marked with the reason, not drawn as 0
-        fleet_row = feats[month]["harsh@2"][0]
+        fleet_row = feats[month]["harsh@3"][0]
         drawn = dict(harsh["braking"])[month]
         assert (drawn is None) == (not fleet_row["harsh_brake_measurable"]), month
     assert page.locator('svg[data-plot="miles_by_state"] g.bar').count() == len(months)

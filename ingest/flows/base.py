@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import pyarrow as pa
 
@@ -33,6 +33,22 @@ class FlowInput:
 
 
 @dataclass(frozen=True)
+class Walk:
+    """How a flow runs vehicle by vehicle (ingest/flows/walk.py runs it).
+
+    `context(inp)` runs once per fleet-month before the walk, on the month's non-ping inputs
+    (inp.tables without "pings", e.g. safety events, which are small); its result is handed to
+    every call. `vehicle` gets a FlowInput holding one vehicle's rows of every input and returns
+    (its rows as dicts, its part); `fleet` returns the roll-up rows (dicts) from every part in
+    vehicle order.
+    """
+
+    vehicle: Callable[[FlowInput, Any], tuple[list[dict[str, Any]], Any]]
+    fleet: Callable[[FlowInput, Any, list[Any]], list[dict[str, Any]]]
+    context: Callable[[FlowInput], Any] = field(default=None)  # type: ignore[assignment]  # None: no context
+
+
+@dataclass(frozen=True)
 class Flow:
     name: str
     version: int
@@ -41,6 +57,9 @@ class Flow:
     compute: Callable[[FlowInput], pa.Table] = field(compare=False)
     module: str = ""  # set from compute.__module__ when empty
     columns: tuple[str, ...] = ()  # input columns the flow reads (all when empty): less to decode and hold
+    # Set when the flow runs vehicle by vehicle (ingest/flows/walk.py): the month task then holds
+    # one vehicle-month at a time; `compute` stays the same function over a month held whole.
+    walk: Walk | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         names.flow_name(self.name)

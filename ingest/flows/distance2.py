@@ -19,10 +19,13 @@ miles while standing still. v2 changes two rules and keeps the rest of v1:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
 from geo.states import state_lookup
+from ingest.flows import walk
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.distance import SCHEMA
 from ingest.flows.motion import moving_track_of
@@ -46,10 +49,8 @@ def pair_miles(tr: Track) -> tuple[np.ndarray, np.ndarray]:
     return counted, np.where(slow, integral, np.where(counted, p.miles, 0.0))
 
 
-def compute(inp: FlowInput) -> pa.Table:
-    tr = moving_track_of(inp)
-    if tr.n < 2:
-        return SCHEMA.empty_table()
+def state_miles(tr: Track) -> tuple[np.ndarray, np.ndarray]:
+    """([vehicle, state] miles, state codes with "--" for outside every state) of a track."""
     counted, miles = pair_miles(tr)
     idx = np.flatnonzero(counted)
     # points per pair along its chord (1 for nearly all): miles are split evenly between them
@@ -62,18 +63,55 @@ def compute(inp: FlowInput) -> pa.Table:
                             tr.lon[idx] + (tr.lon[idx + 1] - tr.lon[idx]) * frac)
     codes = np.array([*lookup.codes, "--"], dtype=object)
     nv, ns = len(tr.vehicles), len(codes)
+    # bincount adds each bin's weights in row order, so a vehicle's sums do not depend on the others
     sums = np.bincount(tr.vehicle_index[idx].astype(np.int64) * ns + state, weights=miles[idx] / np.repeat(pieces, pieces),
                        minlength=nv * ns).reshape(nv, ns)
+    return sums, codes
+
+
+def _table(inp: FlowInput, vehicles: tuple[str, ...], sums: np.ndarray, codes: np.ndarray,
+           fleet: np.ndarray | None) -> pa.Table:
+    """Vehicle rows for every (vehicle, state) with miles, then the fleet's rows when given."""
     v_nz, s_nz = np.nonzero(sums > 0)
-    fleet = sums.sum(axis=0)
-    f_nz = np.flatnonzero(fleet > 0)
-    vehicle_ids = [tr.vehicles[v] for v in v_nz] + [None] * f_nz.size
+    f_nz = np.flatnonzero(fleet > 0) if fleet is not None else np.empty(0, np.int64)
+    vehicle_ids = [vehicles[v] for v in v_nz] + [None] * f_nz.size
     n = len(vehicle_ids)
     return pa.table({
         "fleet_id": [inp.fleet_id] * n, "month": [inp.month] * n, "vehicle_id": vehicle_ids,
         "state": codes[s_nz].tolist() + codes[f_nz].tolist(),
-        "miles": np.concatenate([sums[v_nz, s_nz], fleet[f_nz]]),
+        "miles": np.concatenate([sums[v_nz, s_nz], fleet[f_nz] if fleet is not None else np.empty(0)]),
         "complete_month": [inp.complete] * n}, schema=SCHEMA)
 
 
-FLOW = Flow("distance", 2, ("pings",), SCHEMA, compute, columns=COLUMNS)
+def compute_whole(inp: FlowInput) -> pa.Table:
+    """The month held whole; the walk (vehicle, fleet) writes the same bytes (tests/test_walk.py)."""
+    tr = moving_track_of(inp)
+    if tr.n < 2:
+        return SCHEMA.empty_table()
+    sums, codes = state_miles(tr)
+    return _table(inp, tr.vehicles, sums, codes, sums.sum(axis=0))
+
+
+def vehicle(inp: FlowInput, _ctx: object) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+    tr = moving_track_of(inp)
+    if tr.n < 2:
+        return [], None
+    sums, codes = state_miles(tr)
+    return _table(inp, tr.vehicles, sums, codes, None).to_pylist(), sums[0]
+
+
+def fleet(inp: FlowInput, _ctx: object, parts: list[np.ndarray | None]) -> list[dict[str, Any]]:
+    rows = [p for p in parts if p is not None]
+    if not rows:
+        return []
+    # summed over axis 0 of the stacked rows, as the whole month's [vehicle, state] array is
+    codes = np.array([*state_lookup().codes, "--"], dtype=object)
+    fleet_sums = np.stack(rows).sum(axis=0)
+    return _table(inp, (), np.zeros((0, codes.size)), codes, fleet_sums).to_pylist()
+
+
+def compute(inp: FlowInput) -> pa.Table:
+    return walk.compute(FLOW, inp)
+
+
+FLOW = Flow("distance", 2, ("pings",), SCHEMA, compute, columns=COLUMNS, walk=walk.Walk(vehicle, fleet))

@@ -244,34 +244,41 @@ def compute(inp: FlowInput) -> pa.Table:
         miles[:len(tr.vehicles)] = np.bincount(tr.pair_vehicle, weights=pair_miles(moving)[1],
                                                minlength=len(tr.vehicles))
     tsp = tsp_counts(events, vehicles)
-    det = detect(tr) if tsp is None else None
+    reasons: list[list[str | None]]
+    if tsp is not None:
+        counts, ok, reasons, source = tsp[0], np.ones((nv, len(KINDS)), bool), [[None] * len(KINDS)] * nv, tsp[1]
+    else:
+        det = detect(tr)
+        counts = np.stack([np.bincount(tr.vehicle_index[det.row[det.kind == k]], minlength=nv)
+                           for k in range(len(KINDS))], axis=1)
+        ok = np.concatenate([det.measurable, np.zeros((nv - len(tr.vehicles), len(KINDS)), bool)])
+        reasons = [det.reason[v] if v < len(tr.vehicles) else ["no pings"] * len(KINDS) for v in range(nv)]
+        source = "gps"
+    return table(inp, vehicles, miles, counts, ok, reasons, source)
+
+
+def table(inp: FlowInput, vehicles: tuple[str, ...], miles: np.ndarray, counts: np.ndarray, ok: np.ndarray,
+          reasons: list[list[str | None]], source: str) -> pa.Table:
+    """Vehicle rows and the fleet row from per-vehicle miles and, per [vehicle, kind], counts,
+    whether measurable and why not."""
+    nv = len(vehicles)
     cols: dict[str, list] = {"fleet_id": [inp.fleet_id] * (nv + 1), "month": [inp.month] * (nv + 1),
                              "vehicle_id": [*vehicles, None], "miles": [*miles.tolist(), float(miles.sum())]}
     for k, name in enumerate(KINDS):
-        if tsp is not None:
-            counts = tsp[0][:, k]
-            ok = np.ones(nv, bool)
-            reasons: list[str | None] = [None] * nv
-            source = tsp[1]
-        else:
-            assert det is not None
-            counts = np.bincount(tr.vehicle_index[det.row[det.kind == k]], minlength=nv)
-            ok = np.append(det.measurable[:, k], np.zeros(nv - len(tr.vehicles), bool))
-            reasons = [det.reason[v][k] if v < len(tr.vehicles) else "no pings" for v in range(nv)]
-            source = "gps"
-        fleet_ok = ok.any()
-        fleet_count = int(counts[ok].sum()) if fleet_ok else None
-        fleet_miles = float(miles[ok].sum())
-        fleet_reason = None if ok.all() else (f"covers {int(ok.sum())} of {nv} vehicles" if fleet_ok
-                                              else next(r for r in reasons if r))
-        all_counts = [int(c) if o else None for c, o in zip(counts, ok)] + [fleet_count]
+        fleet_ok = ok[:, k].any()
+        fleet_count = int(counts[ok[:, k], k].sum()) if fleet_ok else None
+        fleet_miles = float(miles[ok[:, k]].sum())
+        kind_reasons = [r[k] for r in reasons]
+        fleet_reason = None if ok[:, k].all() else (f"covers {int(ok[:, k].sum())} of {nv} vehicles" if fleet_ok
+                                                    else next(r for r in kind_reasons if r))
+        all_counts = [int(c) if o else None for c, o in zip(counts[:, k], ok[:, k])] + [fleet_count]
         all_miles = [*miles.tolist(), fleet_miles]
         cols[f"{name}s"] = all_counts
         cols[f"{name}s_per_1000_mi"] = [c / m * 1000 if c is not None and m >= 1.0 else None
                                         for c, m in zip(all_counts, all_miles)]
-        cols[f"{name}_source"] = [source if o else None for o in ok] + [source if fleet_ok else None]
-        cols[f"{name}_measurable"] = [bool(o) for o in ok] + [bool(fleet_ok)]
-        cols[f"{name}_reason"] = [None if o else r for o, r in zip(ok, reasons)] + [fleet_reason]
+        cols[f"{name}_source"] = [source if o else None for o in ok[:, k]] + [source if fleet_ok else None]
+        cols[f"{name}_measurable"] = [bool(o) for o in ok[:, k]] + [bool(fleet_ok)]
+        cols[f"{name}_reason"] = [None if o else r for o, r in zip(ok[:, k], kind_reasons)] + [fleet_reason]
     cols["complete_month"] = [inp.complete] * (nv + 1)
     return pa.table(cols, schema=SCHEMA)
 
