@@ -14,19 +14,27 @@ Bound: the rate floor is the slowest fleet's requests / its token's rate (no pac
 CPU-bound means process CPU seconds / cores approaches the wall time. CPU time covers the sandbox
 too (it runs in this process), so it over-states the client's.
 
+With --sandbox-process the sandbox runs in a process of its own (this file, --serve-sandbox), as
+`fleetlake sandbox` does, so its event loop does not share a GIL with the daemon under test; the
+bench then moves its clock, reads its counters and drops its page caches over HTTP.
+
 Status latency: --requests GET /fleets/<id>/status (over HTTP, --clients at a time) against the
 daemon's API while N fleets backfill, and idle, same run; medians and p95.
 
-    python bench/bench_scale.py [--fleets 1,4,16,64] [--singles 4] [--requests 200]
+    python bench/bench_scale.py [--fleets 1,4,16,64] [--singles 4] [--requests 200] [--sandbox-process]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,10 +42,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import uvicorn
 from cryptography.fernet import Fernet
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from common.states import WorkKind
 from ingest.api import create_app
@@ -65,8 +78,8 @@ def _fleets(n: int) -> tuple[SandboxFleet, ...]:
                               f"fleet {i}") for i in range(n))
 
 
-def _settings(data: Path, sandbox: SandboxServer, workers: int):
-    return load_settings(data_dir=data, sandbox_url=sandbox.base_url, history_months=1, token_key=KEY,
+def _settings(data: Path, sandbox_url: str, workers: int):  # type: ignore[no-untyped-def]
+    return load_settings(data_dir=data, sandbox_url=sandbox_url, history_months=1, token_key=KEY,
                          max_concurrent_fleets=workers, api_token=TOKEN)
 
 
@@ -94,7 +107,7 @@ def _run(service: Service, workers: int, work: list[Work]) -> float:
     return took
 
 
-def _cold(sandbox: SandboxServer) -> None:
+def _cold(server: SandboxServer) -> None:
     """Drop the sandbox's rendered-page caches: each measured run asks it for pages never served."""
     for o in gc.get_objects():
         if isinstance(o, (SamsaraApp, MotiveApp)):
@@ -108,34 +121,95 @@ def _config(fleets: tuple[SandboxFleet, ...]) -> SandboxConfig:
                    motive_rate_per_s=RATES["motive"], samsara_token_ttl_s=10**9, motive_token_ttl_s=10**9)
 
 
-def refresh(n: int, singles: int) -> None:
+class Sandbox:
+    """The sandbox the bench talks to: in this process, or its own process over HTTP."""
+
+    def __init__(self, base_url: str, server: SandboxServer | None, pid: int | None = None) -> None:
+        self.base_url = base_url
+        self._server = server
+        self._pid = pid
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the sandbox's own process (0 in this process: process_time covers it)."""
+        if self._pid is None:
+            return 0.0
+        fields = Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    def advance_month(self) -> None:
+        if self._server is not None:
+            self._server.world.clock.advance_months(1)
+        else:
+            httpx.post(f"{self.base_url}/_sandbox/clock", json={"advance_months": 1}).raise_for_status()
+
+    def cold(self) -> None:
+        if self._server is not None:
+            _cold(self._server)
+        else:
+            httpx.post(f"{self.base_url}/_bench/cold").raise_for_status()
+
+    def requests(self) -> dict[str, int]:
+        stats = self._server.world.stats if self._server is not None else \
+            httpx.get(f"{self.base_url}/_sandbox/stats").json()
+        return {t: int(stats.get(t, {}).get("requests", 0)) for t in RATES}
+
+
+@contextlib.contextmanager
+def sandbox(n: int, own_process: bool) -> Iterator[Sandbox]:
+    if not own_process:
+        with SandboxServer(_config(_fleets(n))) as server:
+            yield Sandbox(server.base_url, server)
+        return
+    child = subprocess.Popen([sys.executable, __file__, "--serve-sandbox", str(n)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        yield Sandbox(json.loads(child.stdout.readline())["base_url"], None, child.pid)
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+
+
+def serve_sandbox(n: int) -> None:
+    """The --sandbox-process child: the bench's sandbox until SIGTERM, plus a route that drops its page caches."""
+    server = SandboxServer(_config(_fleets(n)))
+
+    async def cold(request: Request) -> JSONResponse:
+        _cold(server)
+        return JSONResponse({"cold": True})
+
+    app = server._server.config.app  # the sandbox's Starlette app, not loaded until the server runs
+    assert isinstance(app, Starlette)
+    app.router.routes.append(Route("/_bench/cold", cold, methods=["POST"]))
+    server.serve_until_signalled(lambda s: print(json.dumps({"base_url": s.base_url}), flush=True))
+
+
+def refresh(n: int, singles: int, own_process: bool) -> None:
     fleets = _fleets(n)
-    config = _config(fleets)
-    with SandboxServer(config) as sandbox, tempfile.TemporaryDirectory() as tmp:
+    with sandbox(n, own_process) as sb, tempfile.TemporaryDirectory() as tmp:
         seed = Path(tmp) / "seed"
-        with open_service(_settings(seed, sandbox, n), flows=[]) as service:
+        with open_service(_settings(seed, sb.base_url, n), flows=[]) as service:
             for f in fleets:
                 url = service.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
                 q = httpx.URL(httpx.get(url).headers["location"]).params
                 service.complete_consent(f.tsp, q["code"], q["state"])
             _run(service, n, [Work(WorkKind.PULL, f.spec.fleet_id) for f in fleets])
-        sandbox.world.clock.advance_months(1)
+        sb.advance_month()
         for name in ("together", "alone"):
             shutil.copytree(seed, Path(tmp) / name)
 
-        _cold(sandbox)
-        before = {t: dict(v) for t, v in sandbox.world.stats.items()}
-        cpu0 = time.process_time()
-        with open_service(_settings(Path(tmp) / "together", sandbox, n), flows=[]) as service:
+        sb.cold()
+        before = sb.requests()
+        cpu0, sb_cpu0 = time.process_time(), sb.cpu_s()
+        with open_service(_settings(Path(tmp) / "together", sb.base_url, n), flows=[]) as service:
             wall = _run(service, n, [Work(WorkKind.REFRESH)])
-        cpu = time.process_time() - cpu0
-        served = {t: sandbox.world.stats.get(t, {}).get("requests", 0) - before.get(t, {}).get("requests", 0)
-                  for t in RATES}
+        cpu, sb_cpu = time.process_time() - cpu0, sb.cpu_s() - sb_cpu0
+        after = sb.requests()
+        served = {t: after[t] - before[t] for t in RATES}
 
         alone = []
-        with open_service(_settings(Path(tmp) / "alone", sandbox, 1), flows=[]) as service:
+        with open_service(_settings(Path(tmp) / "alone", sb.base_url, 1), flows=[]) as service:
             for f in fleets[:singles]:
-                _cold(sandbox)
+                sb.cold()
                 alone.append(_run(service, 1, [Work(WorkKind.REFRESH, f.spec.fleet_id)]))
     per_tsp = {t: sum(1 for f in fleets if f.tsp == t) for t in RATES}
     floor = max((served[t] / per_tsp[t]) / RATES[t] for t in RATES if per_tsp[t])
@@ -144,14 +218,15 @@ def refresh(n: int, singles: int) -> None:
     print(f"{n:3d} fleets: together {wall:6.1f}s | alone: median {statistics.median(alone):5.1f}s, slowest "
           f"{max(alone):5.1f}s, sum {total:6.1f}s{'' if len(alone) == n else f' (est. {n} x mean of {len(alone)})'}"
           f" | together/slowest {wall / max(alone):4.2f}x, sum/together {total / wall:4.1f}x | rate floor "
-          f"{floor:5.1f}s ({served} requests) | CPU {cpu:5.1f}s = {cpu / wall / cores:4.0%} of {cores} cores")
+          f"{floor:5.1f}s ({served} requests) | CPU: daemon {cpu:5.1f}s + sandbox {sb_cpu:5.1f}s = "
+          f"{(cpu + sb_cpu) / wall / cores:4.0%} of {cores} cores", flush=True)
 
 
 def status_latency(n: int, requests: int, clients: int) -> None:
     fleets = _fleets(n)
     config = _config(fleets)
-    with SandboxServer(config) as sandbox, tempfile.TemporaryDirectory() as tmp, \
-            open_service(_settings(Path(tmp), sandbox, n)) as service:
+    with SandboxServer(config) as server, tempfile.TemporaryDirectory() as tmp, \
+            open_service(_settings(Path(tmp), server.base_url, n)) as service:
         for f in fleets:
             url = service.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
             q = httpx.URL(httpx.get(url).headers["location"]).params
@@ -199,9 +274,16 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--skip-status", action="store_true")
+    ap.add_argument("--sandbox-process", action="store_true", help="run the sandbox in its own process")
+    ap.add_argument("--serve-sandbox", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_sandbox:
+        serve_sandbox(args.serve_sandbox)
+        return
+    print(f"sandbox {'in its own process' if args.sandbox_process else 'in this process'}; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
     for n in [int(x) for x in args.fleets.split(",") if x]:
-        refresh(n, min(n, args.singles))
+        refresh(n, min(n, args.singles), args.sandbox_process)
     if not args.skip_status:
         status_latency(8, args.requests, args.clients)
 

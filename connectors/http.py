@@ -21,8 +21,10 @@ Neither breach is retried: a retry would only spend the same time or memory agai
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import threading
 import time
 import zlib
@@ -133,6 +135,17 @@ def classify(response: httpx.Response) -> str:
     return "client_error"
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's roots, or SSL_CERT_FILE/SSL_CERT_DIR), built once.
+
+    httpx builds one for every Client, even for plain http, and loading the roots costs about
+    10 ms of CPU: with a client per pull, per OAuth exchange and per clock read, that was a tenth
+    of the daemon's CPU refreshing many small fleets (bench/bench_scale.py under py-spy).
+    """
+    return httpx.create_ssl_context()
+
+
 class TspHttp:
     def __init__(self, tsp: str, base_url: str, auth: httpx.Auth | None, throttle: Throttle | None = None,
                  policy: RetryPolicy = RetryPolicy(), timeouts: Timeouts = Timeouts(),
@@ -147,6 +160,7 @@ class TspHttp:
         self.timeouts = timeouts
         # Only encodings `_read_body` decodes with a bounded output (httpx would add br/zstd when installed).
         self.client = httpx.Client(base_url=base_url, auth=auth, timeout=timeouts.httpx(), transport=transport,
+                                   verify=tls_context(),
                                    headers={"Accept": "application/json", "User-Agent": "fleetlake/0.1",
                                             "Accept-Encoding": "gzip, deflate"})
         self.requests = 0

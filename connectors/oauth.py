@@ -32,6 +32,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from common import names
 from common.errors import AuthError, ConfigError, ConsentRevoked
+from connectors.http import tls_context
 from connectors.redact import register_secret
 
 
@@ -144,7 +145,7 @@ class OAuthClient:
     def __init__(self, provider: OAuthProvider, timeout_s: float = 30.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.p = provider
-        self._http = httpx.Client(timeout=timeout_s, transport=transport)
+        self._http = httpx.Client(timeout=timeout_s, transport=transport, verify=tls_context())
         register_secret(provider.client_secret)
 
     def close(self) -> None:
