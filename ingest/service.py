@@ -277,6 +277,8 @@ class Service:
     def features(self, where: Callable[[WindowTask], bool] | None = None,
                  skip_fleets: frozenset[str] = frozenset()) -> FeatureReport:
         """A feature pass: the windows `where` keeps, of every fleet but `skip_fleets` (being pulled)."""
+        if not self.flows:
+            return FeatureReport(())  # nothing to plan: not even the clock is asked
         t0 = time.monotonic()
         report = run_features(self.manifest, self.flows, self.store.url, self.settings.s3_options(),
                               self.settings.work_dir / "cache", self.clock.now_ms(), self.settings.flow_workers,
