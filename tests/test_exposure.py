@@ -29,9 +29,9 @@ def daemon(tmp_path: Path) -> Iterator[tuple[DaemonProcess, Path]]:
     now = datetime.now(timezone.utc)
     with Manifest(data / "manifest.duckdb") as m:
         m.upsert_fleet("acme-freight", "samsara", FleetStatus.ACTIVE)
-        # A run whose output is gone from the store: reading it fails inside fleetlake.
-        m.record_run(FlowRun("r1", "radius", 1, "c", "acme-freight", "2026-01", "i", RunStatus.SUCCEEDED,
-                             ("features/radius/v1/fleet=acme-freight/month=2026-01/part-gone.parquet",), None, None,
+        # A run of the active radius version whose output is gone from the store: reading it fails inside fleetlake.
+        m.record_run(FlowRun("r1", "radius", 2, "c", "acme-freight", "2026-01", "i", RunStatus.SUCCEEDED,
+                             ("features/radius/v2/fleet=acme-freight/month=2026-01/part-gone.parquet",), None, None,
                              now, now))
     os.chmod(data / "manifest.duckdb", 0o644)  # as earlier releases left it
     env = {**os.environ, "FLEETLAKE_DATA_DIR": str(data), "FLEETLAKE_API_TOKEN": API,
