@@ -120,5 +120,6 @@ def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke
     print(f"  sandbox clock moved one month forward, to {server.world.clock.now():%Y-%m-%d %H:%M} UTC")
     pull_all("refresh")
     print(f"done in {time.monotonic() - t0:.0f}s; query the lake (Delta tables) with `fleetlake sql`, e.g.\n"
-          '  fleetlake sql -c "SELECT fleet, month, count(*) FROM pings GROUP BY ALL ORDER BY ALL"\n'
-          '  fleetlake sql -c "SELECT * FROM features_radius_v1 WHERE vehicle_id IS NULL ORDER BY ALL"')
+          '  fleetlake sql -c "SELECT fleet, month, count(*) FROM pings GROUP BY ALL ORDER BY ALL"')
+    for f in service.flows[-1:]:  # an active flow's view, named as `fleetlake sql` names it
+        print(f'  fleetlake sql -c "SELECT * FROM features_{f.name}_v{f.version} WHERE vehicle_id IS NULL ORDER BY ALL"')
