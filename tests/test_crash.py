@@ -1,6 +1,6 @@
 """SIGKILL the month writer at random points; a rerun must end exactly like a clean run.
 
-At least 20 trials per backend (local and SeaweedFS S3). After each kill and rerun: the
+At least 20 trials per backend (local here, SeaweedFS S3 in tests/test_crash_s3.py). After each kill and rerun: the
 manifest lists the same fingerprints, rows and files as the clean run, every listed file reads
 back complete, no (vehicle_id, ts) appears twice, and a rebuild from the store alone agrees.
 """
@@ -81,9 +81,13 @@ def _state(store_url: str, manifest_path: Path, endpoint: str | None, cache: Pat
     return {"parts": parts, "content": content}
 
 
-@pytest.mark.parametrize("backend", ["file", "s3"])
-def test_sigkill_at_random_points_then_rerun_equals_a_clean_run(backend: str, tmp_path: Path,
-                                                                request: pytest.FixtureRequest) -> None:
+def test_sigkill_at_random_points_then_rerun_equals_a_clean_run(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    soak("file", tmp_path, request)
+
+
+def soak(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The soak on one backend (tests/test_crash_s3.py runs it on S3, in a file of its own so that
+    xdist's --dist loadfile runs the two soaks side by side rather than one after the other)."""
     endpoint = request.getfixturevalue("seaweed_s3") if backend == "s3" else None
     inputs = _inputs(tmp_path)
 
