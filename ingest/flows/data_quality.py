@@ -53,8 +53,8 @@ def compute_whole(inp: FlowInput) -> pa.Table:
 class Part:
     """One vehicle's numbers, or the fleet's: gap counts give the exact medians, the gaps themselves (few) the hours."""
     pings: int
-    intervals: walk.MedianCounts
-    moving_intervals: walk.MedianCounts
+    intervals: walk.Counts
+    moving_intervals: walk.Counts
     gap_dt: np.ndarray
     jumps: int
     first_ts: int
@@ -65,7 +65,7 @@ def part(inp: FlowInput, _ctx: object) -> Part:
     tr = track_of(inp)
     p = tr.pairs
     gaps_ms = np.diff(tr.ts)
-    dt_counts, moving_counts = walk.MedianCounts(), walk.MedianCounts()
+    dt_counts, moving_counts = walk.gap_counts(), walk.gap_counts()
     dt_counts.add(gaps_ms)
     moving_counts.add(gaps_ms[p.moving])
     gap = p.moving & (p.dt_s > GAP_S)
@@ -74,7 +74,7 @@ def part(inp: FlowInput, _ctx: object) -> Part:
 
 
 def merge(parts: list[Part]) -> Part:
-    dt, moving = walk.MedianCounts(), walk.MedianCounts()
+    dt, moving = walk.gap_counts(), walk.gap_counts()
     dt.merge(q.intervals for q in parts)
     moving.merge(q.moving_intervals for q in parts)
     # the fleet's gaps in row order: the very array, and so the very sum, of the whole-month code
@@ -83,8 +83,8 @@ def merge(parts: list[Part]) -> Part:
 
 
 def row(q: Part) -> dict[str, Any]:
-    return {"pings": q.pings, "median_interval_s": q.intervals.median_s(),
-            "moving_median_interval_s": q.moving_intervals.median_s(),
+    return {"pings": q.pings, "median_interval_s": q.intervals.median(),
+            "moving_median_interval_s": q.moving_intervals.median(),
             "gap_hours": float(q.gap_dt.sum() / 3600.0), "gaps": int(q.gap_dt.size), "implausible_jumps": q.jumps,
             "first_ts": q.first_ts, "last_ts": q.last_ts}
 

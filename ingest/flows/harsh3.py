@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from ingest.flows import walk
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.distance2 import pair_miles
-from ingest.flows.harsh2 import KINDS, SCHEMA, TSP_KIND, detect, table
+from ingest.flows.harsh2 import KINDS, SCHEMA, detect, table, tsp_counts
 from ingest.flows.motion import moving_track_of
 from ingest.flows.track import COLUMNS, track_of
 
@@ -41,12 +41,10 @@ def context(inp: FlowInput) -> str | None:
     return "tsp:" + "+".join(sorted(set(pc.cast(events["source"], pa.string()).to_pylist())))
 
 
-def _tsp_counts(events: pa.Table | None) -> np.ndarray:
-    counts = np.zeros(len(KINDS), np.int64)
-    for k in pc.cast(events["kind"], pa.string()).to_pylist() if events is not None else []:
-        if k in TSP_KIND:
-            counts[KINDS.index(TSP_KIND[k])] += 1
-    return counts
+def _tsp_counts(vehicle_id: str, events: pa.Table | None) -> np.ndarray:
+    """Per kind: the vehicle's TSP-reported events (its rows of the month's events)."""
+    found = tsp_counts(events, (vehicle_id,))
+    return found[0][0] if found is not None else np.zeros(len(KINDS), np.int64)
 
 
 def vehicle(inp: FlowInput, source: str | None) -> tuple[list[dict[str, Any]], Part]:
@@ -55,7 +53,7 @@ def vehicle(inp: FlowInput, source: str | None) -> tuple[list[dict[str, Any]], P
     miles = float(np.bincount(tr.pair_vehicle, weights=pair_miles(moving_track_of(inp))[1], minlength=1)[0]) \
         if tr.n > 1 else 0.0
     if source is not None:
-        part = Part(vid, miles, _tsp_counts(inp.tables.get("events")), np.ones(len(KINDS), bool), [None] * len(KINDS))
+        part = Part(vid, miles, _tsp_counts(vid, inp.tables.get("events")), np.ones(len(KINDS), bool), [None] * len(KINDS))
     else:
         det = detect(tr)
         part = Part(vid, miles, np.bincount(det.kind, minlength=len(KINDS)), det.measurable[0], det.reason[0])
@@ -69,7 +67,7 @@ def fleet(inp: FlowInput, source: str | None, parts: list[Part]) -> list[dict[st
     extra = sorted(set(pc.cast(events["vehicle_id"], pa.string()).to_pylist()) - have) \
         if source is not None and events is not None else []
     split = walk.by_vehicle_rows(events) if extra else {}
-    parts = [*parts, *(Part(v, 0.0, _tsp_counts(split.get(v)), np.ones(len(KINDS), bool), [None] * len(KINDS))
+    parts = [*parts, *(Part(v, 0.0, _tsp_counts(v, split.get(v)), np.ones(len(KINDS), bool), [None] * len(KINDS))
                        for v in extra)]
     if not parts:
         return []

@@ -234,7 +234,7 @@ def share_speed_free(src: Track, dst: Track) -> None:
 
 def load(table: pa.Table) -> Track:
     """A Track from committed pings (any row order; committed files are already sorted)."""
-    if table.num_rows and not _sorted(table):
+    if table.num_rows and not sorted_by_vehicle(table):
         table = table.sort_by([("vehicle_id", "ascending"), ("ts", "ascending")])
     vid = pc.cast(table["vehicle_id"], pa.string()).combine_chunks() if table.num_rows else pa.array([], pa.string())
     n = len(vid)
@@ -277,7 +277,8 @@ def _f64(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _sorted(table: pa.Table) -> bool:
+def sorted_by_vehicle(table: pa.Table) -> bool:
+    """Rows in (vehicle_id, ts) order with one ping per instant, as committed files are."""
     vid = pc.cast(table["vehicle_id"], pa.string())
     ts = pc.cast(table["ts"], pa.int64())
     n = table.num_rows

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from ingest.flows.base import FlowInput, Walk
 from ingest.flows.motion import MOVING_MPH, still
-from ingest.flows.track import GAP_S, Track, load_vehicle, share_speed_free, track_of
+from ingest.flows.track import GAP_S, Track, load_vehicle, share_speed_free, sorted_by_vehicle, track_of
 
 THREADS = 2  # vehicles computed at once within one month task
 BATCH_ROWS = 1 << 16  # rows decoded at a time; a vehicle-month is the batches that hold it
@@ -129,14 +129,9 @@ class Counts:
         return float(np.quantile(np.array([a, b]), q * (n - 1) - lo))
 
 
-class MedianCounts(Counts):
-    """Millisecond gaps, whose median in seconds is asked for."""
-
-    def __init__(self) -> None:
-        super().__init__(1000.0)
-
-    def median_s(self) -> float | None:
-        return self.median()
+def gap_counts() -> Counts:
+    """Counts of gaps between pings in milliseconds, whose order statistics are in seconds."""
+    return Counts(1000.0)
 
 
 def steady_gaps_ms(ts_ms: np.ndarray, speed: np.ndarray) -> np.ndarray:
@@ -149,14 +144,14 @@ def steady_gaps_ms(ts_ms: np.ndarray, speed: np.ndarray) -> np.ndarray:
 
 def intervals(tables: Iterable[pa.Table]) -> Intervals:
     """The fleet-month's driving intervals from a pass over every vehicle's (ts, speed)."""
-    plain, slow = MedianCounts(), MedianCounts()
+    plain, slow = gap_counts(), gap_counts()
     for t in tables:
         ts = pc.cast(t["ts"], pa.int64()).to_numpy()
         sp = np.asarray(pc.cast(pc.fill_null(t["speed_mph"], 0.0), pa.float64()).to_numpy(zero_copy_only=False),
                         dtype=np.float64)
         plain.add(steady_gaps_ms(ts, sp))
         slow.add(steady_gaps_ms(ts, np.where(sp < MOVING_MPH, 0.0, sp)))
-    return Intervals(plain.median_s() or 1.0, slow.median_s() or 1.0)
+    return Intervals(plain.median() or 1.0, slow.median() or 1.0)
 
 
 def vehicle_shared(table: pa.Table, iv: Intervals) -> dict[str, object]:
@@ -178,7 +173,7 @@ def split_by_vehicle(table: pa.Table) -> Iterator[pa.Table]:
     """An in-memory month as one table per vehicle, sorted as committed files are."""
     if table.num_rows == 0:
         return
-    if not _sorted_by_vehicle(table):
+    if not sorted_by_vehicle(table):
         table = table.sort_by([("vehicle_id", "ascending"), ("ts", "ascending")])
     yield from _runs(iter(table.to_batches()))
 
@@ -244,17 +239,6 @@ def _emit(batches: list[pa.RecordBatch], vid: str | None, seen: set[str | None])
     return pa.Table.from_batches(batches)
 
 
-def _sorted_by_vehicle(table: pa.Table) -> bool:
-    n = table.num_rows
-    if n < 2:
-        return True
-    vid = pc.cast(table["vehicle_id"], pa.string())
-    ts = pc.cast(table["ts"], pa.int64())
-    v0, v1 = vid.slice(0, n - 1), vid.slice(1)
-    ok = pc.or_(pc.less(v0, v1), pc.and_(pc.equal(v0, v1), pc.less(ts.slice(0, n - 1), ts.slice(1))))
-    return bool(pc.all(ok).as_py())
-
-
 def by_vehicle_rows(table: pa.Table | None) -> dict[str, pa.Table]:
     """A small per-month input (safety events) split by vehicle_id."""
     if table is None or table.num_rows == 0:
@@ -296,7 +280,7 @@ def run(flows: list[Any], fleet_id: str, month: str, complete: bool, vehicles: V
 
     def one_vehicle(vt: pa.Table) -> dict[tuple[str, int], tuple[list[dict[str, Any]], Any] | Exception]:
         shared = vehicle_shared(vt, iv)
-        vid = track_of(FlowInput(fleet_id, month, {}, complete, shared)).vehicles[0]
+        vid = str(vt["vehicle_id"][0].as_py())
         done: dict[tuple[str, int], tuple[list[dict[str, Any]], Any] | Exception] = {}
         for f in flows:
             key = (f.name, f.version)
