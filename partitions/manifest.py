@@ -207,6 +207,30 @@ class FlowRun:
         """(flow, version, month): the feature window of one fleet this run computed."""
         return self.flow, self.version, self.month
 
+    @property
+    def rows(self) -> int:
+        return int((self.stats or {}).get("rows") or 0)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else 0.0
+
+    def commit_record(self, complete: bool, committed_at: datetime) -> dict[str, Any]:
+        """The run as the Delta commit of its output records it (`manifest rebuild` reads it back)."""
+        return {"run_id": self.run_id, "flow": self.flow, "version": self.version, "code_fp": self.code_fp,
+                "fleet_id": self.fleet_id, "month": self.month, "input_fp": self.input_fp,
+                "outputs": list(self.outputs), "rows": self.rows, "complete_month": complete,
+                "committed_at": committed_at.isoformat()}
+
+    @classmethod
+    def from_commit_record(cls, d: dict[str, Any]) -> FlowRun:
+        """A succeeded run from its commit record; KeyError/ValueError/TypeError when fields are missing."""
+        stamp = d.get("committed_at")
+        at = datetime.fromisoformat(stamp) if stamp else datetime.now(timezone.utc)
+        return cls(str(d["run_id"]), str(d["flow"]), int(d["version"]), str(d["code_fp"]), str(d["fleet_id"]),
+                   str(d["month"]), str(d["input_fp"]), RunStatus.SUCCEEDED, tuple(str(o) for o in d["outputs"]),
+                   {"rows": d.get("rows"), "rebuilt": True}, None, at, at)
+
 
 @dataclass(frozen=True)
 class Offboarding:
@@ -481,17 +505,15 @@ class Manifest:
                           [p.fleet_id, p.dataset, p.month, p.seq, list(p.files), p.rows, p.bytes, p.fingerprint,
                            _db_time(p.committed_at), p.pull_id])
 
-    def restore_runs(self, runs: list[dict[str, Any]]) -> int:
-        """Used by rebuild: add succeeded runs read from feature markers; runs already known stay."""
+    def restore_runs(self, runs: list[FlowRun]) -> int:
+        """Used by rebuild: add succeeded runs read from the feature tables' logs; runs already known stay."""
         added = 0
         with self.transaction() as c:
             for r in runs:
-                if c.execute("SELECT 1 FROM flow_runs WHERE run_id = ?", [r["run_id"]]).fetchall():
+                if c.execute("SELECT 1 FROM flow_runs WHERE run_id = ?", [r.run_id]).fetchall():
                     continue
-                c.execute("INSERT INTO flow_runs VALUES (?, ?, ?, ?, ?, ?, ?, 'succeeded', ?, ?, NULL, ?, ?)",
-                          [r["run_id"], r["flow"], int(r["version"]), r["code_fp"], r["fleet_id"], r["month"],
-                           r["input_fp"], list(r["outputs"]), json.dumps({"rows": r.get("rows"), "rebuilt": True}),
-                           _db_time(r["committed_at"]), _db_time(r["committed_at"])])
+                c.execute(f"INSERT INTO flow_runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          _run_row(r))
                 added += 1
         return added
 
@@ -582,11 +604,7 @@ class Manifest:
                   [flow, version, schema_fp, _now()])
 
     def record_run(self, run: FlowRun) -> None:
-        self._run(f"INSERT INTO flow_runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  [run.run_id, run.flow, run.version, run.code_fp, run.fleet_id, run.month, run.input_fp,
-                   RunStatus(run.status).value, list(run.outputs),
-                   json.dumps(run.stats) if run.stats is not None else None, run.error, _db_time(run.started_at),
-                   _db_time(run.finished_at)])
+        self._run(f"INSERT INTO flow_runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _run_row(run))
 
     def rekey_code_fingerprints(self, changes: list[tuple[str, int, str, str]]) -> int:
         """Re-key runs of (flow, version) whose code fingerprint is `old` to `new`; returns how many."""
@@ -794,6 +812,12 @@ def _db_time(dt: datetime | None) -> datetime | None:
 
 def _fleet(row: tuple) -> Fleet:
     return Fleet(row[0], row[1], FleetStatus(row[2]), _utc(row[3]), _utc(row[4]), row[5])
+
+
+def _run_row(run: FlowRun) -> list[Any]:
+    return [run.run_id, run.flow, run.version, run.code_fp, run.fleet_id, run.month, run.input_fp,
+            RunStatus(run.status).value, list(run.outputs), json.dumps(run.stats) if run.stats is not None else None,
+            run.error, _db_time(run.started_at), _db_time(run.finished_at)]
 
 
 def _flow_run(r: tuple) -> FlowRun:

@@ -6,7 +6,6 @@ tests are about what the API accepts, refuses and says.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -21,22 +20,17 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 from pydantic import SecretStr
 
-from ingest.api import OPENAPI, create_app
-from ingest.daemon import Daemon
 from ingest.flows.registry import active_flows
-from ingest.service import Service
-from ingest.settings import load_settings
-from ingest.workqueue import WorkQueue
+from ingest.runtime.app import build_app
+from ingest.runtime.daemon import Daemon
+from ingest.runtime.pipeline import Pipeline
+from ingest.surfaces.api import OPENAPI, create_app
+from ingest.wiring.settings import load_settings
 from partitions import Manifest
 from partitions.store import LocalStore
+from tests.support.ports import free_port
 
 TOKEN = "api-test-token-" + "x" * 16
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:  # type: ignore[no-untyped-def]
@@ -50,20 +44,20 @@ def _serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:  # type: 
     return server, t
 
 
-def _service(tmp: Path, token: str | None):  # type: ignore[no-untyped-def]
+def _app(tmp: Path, token: str | None):  # type: ignore[no-untyped-def]
     settings = load_settings(data_dir=tmp, api_token=SecretStr(token) if token else None,
                              token_key=SecretStr(Fernet.generate_key().decode()))
     manifest = Manifest(tmp / "m.duckdb")
     manifest.upsert_fleet("acme-freight", "samsara", "active")
-    return Service(settings, manifest, LocalStore(tmp / "store"), {}, active_flows()), manifest
+    return build_app(settings, manifest, LocalStore(tmp / "store"), {}, active_flows()), manifest
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[str, Daemon]]:
-    service, manifest = _service(tmp_path, TOKEN)
+    service, manifest = _app(tmp_path, TOKEN)
     daemon = Daemon(service)
-    port = _free_port()
-    server, t = _serve(create_app(service, daemon.queue, daemon.problems), port)
+    port = free_port()
+    server, t = _serve(create_app(service, daemon.pipeline, daemon.problems), port)
     try:
         yield f"http://127.0.0.1:{port}", daemon
     finally:
@@ -98,7 +92,7 @@ def test_unknown_and_malformed_fleets_get_clear_4xx(api) -> None:
     r = httpx.post(f"{base}/fleets/acme-freight/backfill", headers=_auth())
     assert r.status_code == 202 and r.json()["queued"] is True
     assert httpx.post(f"{base}/fleets/acme-freight/backfill", headers=_auth()).json()["queued"] is False
-    assert daemon.queue.snapshot().queued == ("pull:acme-freight",)
+    assert daemon.queue.snapshot().queued == ("backfill:acme-freight",)
     assert httpx.get(f"{base}/fleets/acme-freight/features", params={"month": "2025-13"},
                      headers=_auth()).status_code == 400
 
@@ -106,14 +100,14 @@ def test_unknown_and_malformed_fleets_get_clear_4xx(api) -> None:
 def test_the_oauth_callback_refuses_bad_requests(api) -> None:
     base, _ = api
     assert httpx.get(f"{base}/oauth/nosuch/callback").status_code == 404
-    # No TSP is configured in this test service: even a plausible callback is refused clearly.
+    # No TSP is configured in this test app: even a plausible callback is refused clearly.
     r = httpx.get(f"{base}/oauth/samsara/callback", params={"code": "c", "state": "forged"})
     assert r.status_code == 404 and "samsara" in r.json()["error"]
 
 
 def test_without_a_configured_token_the_api_refuses_everything(tmp_path: Path) -> None:
-    service, manifest = _service(tmp_path, None)
-    port = _free_port()
+    service, manifest = _app(tmp_path, None)
+    port = free_port()
     server, t = _serve(create_app(service, None), port)
     try:
         r = httpx.get(f"http://127.0.0.1:{port}/fleets", headers=_auth())
@@ -131,9 +125,9 @@ schema = schemathesis.openapi.from_dict(OPENAPI)
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("fuzz")
-    service, manifest = _service(tmp, TOKEN)
-    port = _free_port()
-    server, t = _serve(create_app(service, WorkQueue()), port)
+    service, manifest = _app(tmp, TOKEN)
+    port = free_port()
+    server, t = _serve(create_app(service, Pipeline(service)), port)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     t.join(10)

@@ -19,17 +19,17 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from common.states import FleetStatus
-from ingest.api import create_app
-from ingest.console.featuredata import Plot, Point, Series
-from ingest.console.plots import render
-from ingest.console.session import COOKIE
-from ingest.daemon import Daemon
 from ingest.flows.registry import active_flows
-from ingest.service import Service
-from ingest.settings import load_settings
+from ingest.runtime.app import build_app
+from ingest.runtime.daemon import Daemon
+from ingest.surfaces.api import create_app
+from ingest.surfaces.console.featuredata import Plot, Point, Series
+from ingest.surfaces.console.plots import render
+from ingest.surfaces.console.session import COOKIE
+from ingest.wiring.settings import load_settings
 from partitions import Manifest
 from partitions.store import LocalStore
-from tests.daemon_proc import free_port
+from tests.support.ports import free_port
 from tests.test_api import _serve
 
 PASSWORD = "console-pass-" + "y" * 12
@@ -43,10 +43,10 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Daemon]]:
     manifest = Manifest(tmp_path / "m.duckdb")
     manifest.upsert_fleet("acme-freight", "samsara", FleetStatus.ACTIVE)
     manifest.upsert_fleet("bluebird-logistics", "motive", FleetStatus.FAILED, error="motive answered 503 three times")
-    service = Service(settings, manifest, LocalStore(tmp_path / "store"), {}, active_flows())
-    daemon = Daemon(service)
+    app = build_app(settings, manifest, LocalStore(tmp_path / "store"), {}, active_flows())
+    daemon = Daemon(app)
     port = free_port()
-    server, t = _serve(create_app(service, daemon.queue, daemon.problems), port)
+    server, t = _serve(create_app(app, daemon.pipeline, daemon.problems), port)
     try:
         yield f"http://127.0.0.1:{port}", daemon
     finally:
@@ -159,9 +159,9 @@ def test_after_logout_the_old_cookie_is_refused(console) -> None:
 def test_without_a_password_or_token_nobody_logs_in(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path, token_key=SecretStr(Fernet.generate_key().decode()))
     with Manifest(tmp_path / "m.duckdb") as manifest:
-        service = Service(settings, manifest, LocalStore(tmp_path / "store"), {}, active_flows())
+        app = build_app(settings, manifest, LocalStore(tmp_path / "store"), {}, active_flows())
         port = free_port()
-        server, t = _serve(create_app(service), port)
+        server, t = _serve(create_app(app), port)
         try:
             base = f"http://127.0.0.1:{port}"
             assert "console is disabled" in httpx.get(base + "/ui/login").text

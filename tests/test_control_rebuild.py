@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -20,15 +18,12 @@ from cryptography.fernet import Fernet
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
-from tests.seaweed import BUCKET, s3_options
+from tests.support.cli import run_cli
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
+from tests.support.seaweed import BUCKET, s3_options
 
 TOKEN = "rebuild-" + uuid.uuid4().hex
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
 
 
 def test_an_empty_disk_is_restored_from_the_store_and_the_daemon_resumes(seaweed_s3: str, tmp_path: Path) -> None:
@@ -46,20 +41,20 @@ def test_an_empty_disk_is_restored_from_the_store_and_the_daemon_resumes(seaweed
                "FLEETLAKE_LOG_FORMAT": "json"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         for fleet, tsp in (("acme-freight", "samsara"), ("bluebird-logistics", "motive")):
-            location = httpx.get(_cli(env, "connect", tsp, "--fleet", fleet).stdout.strip()).headers["location"]
+            location = httpx.get(run_cli(env, "connect", tsp, "--fleet", fleet).stdout.strip()).headers["location"]
             q = httpx.URL(location).params
-            r = _cli(env, "connect", tsp, "--fleet", fleet, f"--code={q['code']}", f"--state={q['state']}")
+            r = run_cli(env, "connect", tsp, "--fleet", fleet, f"--code={q['code']}", f"--state={q['state']}")
             assert r.returncode == 0, r.stderr
-        r = _cli(env, "refresh")
+        r = run_cli(env, "refresh")
         assert r.returncode == 0, r.stdout + r.stderr
-        before = _cli(env, "status", "--json").stdout
+        before = run_cli(env, "status", "--json").stdout
         assert len(json.loads(before)) == 2
 
         shutil.rmtree(data)  # the disk is gone: manifest, spool, everything local
-        r = _cli(env, "manifest", "rebuild")
+        r = run_cli(env, "manifest", "rebuild")
         assert r.returncode == 0, r.stdout + r.stderr
         assert json.loads(r.stdout)["control"] == {"fleets": 2, "credentials": 2, "consents": 2}
-        assert _cli(env, "status", "--json").stdout == before
+        assert run_cli(env, "status", "--json").stdout == before
 
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 
 from common.states import RunStatus
-from ingest import fingerprint
-from ingest.fingerprint import LEGACY, code_fingerprint
+from ingest.engine import fingerprint
+from ingest.engine.fingerprint import LEGACY, code_fingerprint
+from ingest.engine.planner import plan
 from ingest.flows.base import Flow
 from ingest.flows.registry import available
-from ingest.planner import plan
 from partitions import Manifest
 from partitions.manifest import FlowRun, RawPartition
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from ingest.settings import load_settings
-from ingest.wiring import open_service
+from ingest.runtime.app import open_app
+from ingest.wiring.settings import load_settings
 from partitions import Manifest
 from sandbox.faults import FaultPlan
 from sandbox.quirks import Quirks
@@ -29,7 +29,8 @@ from sandbox.server import SandboxServer
 from sandbox.simulator import FleetSpec
 from sandbox.world import SandboxFleet, default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 TOKEN = "iso-" + uuid.uuid4().hex
@@ -71,11 +72,11 @@ def test_each_hostile_server_fails_its_fleet_alone_and_sigterm_keeps_the_commits
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         settings = load_settings(data_dir=tmp_path / "data", sandbox_url=sandbox.base_url, history_months=1,
                                  token_key=env["FLEETLAKE_TOKEN_KEY"])
-        with open_service(settings) as service:
+        with open_app(settings) as app:
             for f in fleets:
-                url = service.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
+                url = app.onboarding.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
                 q = httpx.URL(httpx.get(url).headers["location"]).params
-                assert service.complete_consent(f.tsp, q["code"], q["state"]) == f.spec.fleet_id
+                assert app.onboarding.complete_consent(f.tsp, q["code"], q["state"]) == f.spec.fleet_id
 
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()

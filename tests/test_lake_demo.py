@@ -21,17 +21,17 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
+from ingest.engine.planner import plan
 from ingest.flows.registry import active_flows
-from ingest.planner import plan
 from partitions import Manifest, layout, open_store
 from partitions.delta import lake_for
 from partitions.query import lake_connection
-from tests import seaweed
-from tests.readme_examples import run_readme_examples
+from tests.support import seaweed
+from tests.support.readme import run_readme_examples
 
 
 def _cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
 

@@ -16,7 +16,8 @@ from cryptography.fernet import Fernet
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
 
 TOKEN = "resume-" + uuid.uuid4().hex
 FLEET = "acme-freight"

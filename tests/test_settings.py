@@ -8,7 +8,7 @@ import pytest
 
 from common.errors import ConfigError
 from ingest.flows.registry import active_flows
-from ingest.settings import load_settings
+from ingest.wiring.settings import load_settings
 
 
 def test_toml_file_then_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,12 +18,13 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
-from ingest.stuck import Unit, WorkWatch
+from ingest.runtime.stuck import Unit, WorkWatch
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
-from tests.webhook_receiver import webhook_receiver
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
+from tests.support.webhook import webhook_receiver
 
 TOKEN = "stuck-" + uuid.uuid4().hex
 HUNG, OTHER = "acme-freight", "bluebird-logistics"

@@ -28,8 +28,9 @@ from sandbox.faults import FaultPlan
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
-from tests.webhook_receiver import Receiver, webhook_receiver
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
+from tests.support.webhook import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.slow
 TOKEN = "quote-" + uuid.uuid4().hex
@@ -114,7 +115,7 @@ def test_newest_month_features_come_before_older_pulls_and_the_finished_backfill
         wait_for("the refresh", lambda: any(k.startswith("refresh:") for k in api.get("/work").json()["last"]),
                  120, 0.5)
     # The CLI asks the running daemon and prints the same readiness.
-    out = subprocess.run([sys.executable, "-m", "ingest.cli", "status", "--fleet", FLEET], env=env,
+    out = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "status", "--fleet", FLEET], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "readiness: 5/6 months with features, latest span 2025-10..2026-02" in out.stdout, out.stdout

@@ -1,0 +1,107 @@
+"""The one place fleetlake's parts are built from settings: manifest, store, TSP endpoints, flows, clock.
+
+The daemon, the CLI and the sandbox's demo all open their `App` here, so what runs in a test is
+what runs in production. An App is the parts, each small and named for one concept:
+
+- `onboarding`: consent links and the OAuth callback (ingest.fleets.onboarding);
+- `pulls`: one fleet's pull (ingest.pull.pulls);
+- `runs`: feature runs (ingest.engine.runs);
+- `reads`: what is reported (ingest.reads.reads), on the manifest's read view;
+- `queue`: the work queue, the one owner of what is running (ingest.runtime.workqueue).
+
+Work is queued and run by `ingest.runtime.pipeline`, which the daemon and the CLI both drive.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from pydantic import SecretStr
+
+from ingest.engine.runs import FeatureRuns
+from ingest.fleets.onboarding import Onboarding
+from ingest.flows.base import Flow
+from ingest.flows.registry import active_flows
+from ingest.pull.pulls import Pulls
+from ingest.reads.reads import Reads
+from ingest.runtime.alerts import Webhook
+from ingest.runtime.workqueue import WorkQueue
+from ingest.wiring.clock import Clock, clock_at
+from ingest.wiring.keys import local_token_key
+from ingest.wiring.metrics import Metrics
+from ingest.wiring.settings import Settings
+from ingest.wiring.tsps import TspEndpoint, endpoints
+from partitions import Manifest, open_store
+from partitions.control_records import ControlMirror
+from partitions.store import ObjectStore
+
+
+def private_data_dir(settings: Settings) -> None:
+    """The data dir, made owner-only (0700): it holds the manifest, the local token key and spooled data."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.chmod(settings.data_dir, 0o700)
+    except PermissionError:
+        pass  # a mount point we do not own: the files in it are still 0600
+
+
+def with_token_key(settings: Settings) -> Settings:
+    """Settings with FLEETLAKE_TOKEN_KEY, or else the key kept in the data dir (made on first use)."""
+    if settings.token_key is not None:
+        return settings
+    return settings.model_copy(update={"token_key": SecretStr(local_token_key(settings.data_dir))})
+
+
+@dataclass(frozen=True)
+class App:
+    settings: Settings
+    manifest: Manifest
+    store: ObjectStore
+    endpoints: dict[str, TspEndpoint]
+    flows: list[Flow]
+    metrics: Metrics
+    clock: Clock
+    control: ControlMirror  # fleet, credential and consent writes: mirrored to the store for rebuilds
+    webhook: Webhook
+    queue: WorkQueue
+    onboarding: Onboarding
+    pulls: Pulls
+    runs: FeatureRuns
+    reads: Reads
+
+
+def build_app(settings: Settings, manifest: Manifest, store: ObjectStore, tsp_endpoints: dict[str, TspEndpoint],
+              flows: list[Flow], *, metrics: Metrics | None = None, clock: Clock | None = None) -> App:
+    """The parts over an open manifest and store (tests build one on their own manifest)."""
+    metrics = metrics or Metrics()
+    clock = clock or clock_at(settings.resolved_clock_url)
+    control = ControlMirror(manifest, store)
+    queue = WorkQueue()
+    return App(settings, manifest, store, tsp_endpoints, flows, metrics, clock, control,
+               Webhook(settings.alert_webhook_url, on_result=metrics.alert_result), queue,
+               Onboarding(settings, control, tsp_endpoints, clock),
+               Pulls(settings, manifest, store, control, tsp_endpoints, metrics, clock),
+               FeatureRuns(settings, manifest, store, flows, metrics, clock),
+               Reads(settings, manifest, store, flows, clock, live=queue))
+
+
+@contextmanager
+def open_app(settings: Settings, *, manifest: Manifest | None = None, flows: list[Flow] | None = None,
+             clock: Clock | None = None) -> Iterator[App]:
+    """An App on the settings' manifest (opened here unless given) and store, closed on exit.
+
+    Raises ManifestLocked when another process (a running daemon) holds the manifest.
+    """
+    flows = active_flows(settings.flows_file) if flows is None else flows
+    private_data_dir(settings)
+    own = manifest is None
+    manifest = Manifest(settings.resolved_manifest_path) if manifest is None else manifest
+    try:
+        store = open_store(settings.resolved_store_url, settings.s3_options())
+        yield build_app(settings, manifest, store, endpoints(settings), flows, clock=clock)
+    finally:
+        if own:
+            manifest.close()
