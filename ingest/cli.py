@@ -28,6 +28,7 @@ from ingest.settings import load_settings
 from ingest.wiring import open_service, private_data_dir, with_token_key
 from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
 from partitions.control_records import ControlReport, restore_control
+from partitions.keyring import Keyring, keyring_path
 from partitions.manifest import manifest_damage, replace_manifest
 from partitions.rebuild import RebuildReport
 
@@ -38,8 +39,12 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
     store = open_store(settings.resolved_store_url, settings.s3_options())
     path = settings.resolved_manifest_path
 
+    # The data keys go beside the real manifest path, also when the rebuild fills a new file first.
+    keyring = Keyring(keyring_path(path), None)
+
     def fill(manifest: Manifest) -> tuple[RebuildReport, RebuildReport, ControlReport]:
-        return rebuild_raw(store, manifest), rebuild_runs(store, manifest), restore_control(store, manifest)
+        return (rebuild_raw(store, manifest), rebuild_runs(store, manifest),
+                restore_control(store, manifest, keyring))
 
     # A damaged file is never written into: the rebuild goes to a new file swapped in atomically.
     damage = manifest_damage(path)
@@ -56,6 +61,9 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
                       **({"control": {"fleets": control.fleets, "credentials": control.credentials,
                                       "consents": control.consents}} if control.fleets or control.consents else {}),
                       **({"checkpoints": control.checkpoints} if control.checkpoints else {}),
+                      **({"data_keys": control.keys} if control.keys else {}),
+                      **({"pulled_months": control.pulled_months} if control.pulled_months else {}),
+                      **({"readiness_fired": control.readiness} if control.readiness else {}),
                       **({"offboardings": control.offboardings} if control.offboardings else {}),
                       **({"damaged_file_kept_as": str(aside)} if aside else {})}))
     return 1 if raw.problems or runs.problems or control.problems else 0

@@ -117,7 +117,8 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
                 assert any(k.startswith(f"{layout.CONTROL}/checkpoints/{GONE}/") for k in all_keys)
                 kept_keys = {k for k in all_keys if KEPT in k}
                 sealed = store.get(layout.credentials_key(GONE))
-                refresh_token = Vault(env["FLEETLAKE_TOKEN_KEY"]).open(sealed).refresh_token
+                data_key = Fernet(env["FLEETLAKE_TOKEN_KEY"]).decrypt(store.get(layout.data_key_key(GONE))).decode()
+                refresh_token = Vault(data_key).open(sealed).refresh_token
                 assert refresh_token
 
                 # Work on the fleet queued or running: refused, nothing removed.
