@@ -110,8 +110,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_offboard(args: argparse.Namespace) -> int:
     if not args.yes:
-        print(f"fleetlake: off-boarding revokes {args.fleet}'s TSP grant and deletes every object and record of it "
-              "(only an audit record stays); run again with --yes", file=sys.stderr)
+        print(f"fleetlake: off-boarding revokes {args.fleet}'s TSP grant, destroys its credentials and deletes "
+              "every object and record of it (only an audit record stays); run again with --yes", file=sys.stderr)
         return 2
     operator = args.by or getpass.getuser()
     with open_control(load_settings(), needs_key=True) as ctl:
@@ -224,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refresh", help="pull what is new for every fleet (or one), then features")
     p.add_argument("--fleet")
     p.set_defaults(func=cmd_refresh)
-    p = sub.add_parser("offboard", help="revoke a fleet's TSP grant, delete its credentials and every object and "
-                                        "record of it; an audit record stays")
+    p = sub.add_parser("offboard", help="revoke a fleet's TSP grant, destroy its credentials (its data key) and "
+                                        "delete every object and record of it; an audit record stays")
     p.add_argument("fleet")
     p.add_argument("--by", help="the operator's name for the audit record (default: the login name)")
     p.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
