@@ -28,6 +28,7 @@ from ingest.settings import load_settings
 from ingest.wiring import open_service, private_data_dir, with_token_key
 from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
 from partitions.control_records import ControlReport, restore_control
+from partitions.keyring import Keyring, keyring_path
 from partitions.manifest import manifest_damage, replace_manifest
 from partitions.rebuild import RebuildReport
 
@@ -38,8 +39,12 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
     store = open_store(settings.resolved_store_url, settings.s3_options())
     path = settings.resolved_manifest_path
 
+    # The data keys go beside the real manifest path, also when the rebuild fills a new file first.
+    keyring = Keyring(keyring_path(path), None)
+
     def fill(manifest: Manifest) -> tuple[RebuildReport, RebuildReport, ControlReport]:
-        return rebuild_raw(store, manifest), rebuild_runs(store, manifest), restore_control(store, manifest)
+        return (rebuild_raw(store, manifest), rebuild_runs(store, manifest),
+                restore_control(store, manifest, keyring))
 
     # A damaged file is never written into: the rebuild goes to a new file swapped in atomically.
     damage = manifest_damage(path)
@@ -56,6 +61,9 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
                       **({"control": {"fleets": control.fleets, "credentials": control.credentials,
                                       "consents": control.consents}} if control.fleets or control.consents else {}),
                       **({"checkpoints": control.checkpoints} if control.checkpoints else {}),
+                      **({"data_keys": control.keys} if control.keys else {}),
+                      **({"pulled_months": control.pulled_months} if control.pulled_months else {}),
+                      **({"readiness_fired": control.readiness} if control.readiness else {}),
                       **({"offboardings": control.offboardings} if control.offboardings else {}),
                       **({"damaged_file_kept_as": str(aside)} if aside else {})}))
     return 1 if raw.problems or runs.problems or control.problems else 0
@@ -102,8 +110,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_offboard(args: argparse.Namespace) -> int:
     if not args.yes:
-        print(f"fleetlake: off-boarding revokes {args.fleet}'s TSP grant and deletes every object and record of it "
-              "(only an audit record stays); run again with --yes", file=sys.stderr)
+        print(f"fleetlake: off-boarding revokes {args.fleet}'s TSP grant, destroys its credentials and deletes "
+              "every object and record of it (only an audit record stays); run again with --yes", file=sys.stderr)
         return 2
     operator = args.by or getpass.getuser()
     with open_control(load_settings(), needs_key=True) as ctl:
@@ -216,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refresh", help="pull what is new for every fleet (or one), then features")
     p.add_argument("--fleet")
     p.set_defaults(func=cmd_refresh)
-    p = sub.add_parser("offboard", help="revoke a fleet's TSP grant, delete its credentials and every object and "
-                                        "record of it; an audit record stays")
+    p = sub.add_parser("offboard", help="revoke a fleet's TSP grant, destroy its credentials (its data key) and "
+                                        "delete every object and record of it; an audit record stays")
     p.add_argument("fleet")
     p.add_argument("--by", help="the operator's name for the audit record (default: the login name)")
     p.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")

@@ -20,7 +20,15 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from common import names
-from common.errors import ConfigError, ConsentRefused, ConsentRevoked, FleetlakeError, PullInterrupted, TspError
+from common.errors import (
+    AuthError,
+    ConfigError,
+    ConsentRefused,
+    ConsentRevoked,
+    FleetlakeError,
+    PullInterrupted,
+    TspError,
+)
 from common.states import FleetStatus, PullResult, RunStatus, WindowState
 from connectors.backfill import PullOptions, PullProgress, PullReport, pull_fleet
 from connectors.http import Limits
@@ -37,6 +45,7 @@ from ingest.settings import Settings
 from ingest.tsps import TspEndpoint, oauth_client
 from ingest.views import FleetFeatures, FleetGrid, FleetView, MonthRow
 from partitions.control_records import ControlMirror
+from partitions.keyring import Keyring, keyring_path
 from partitions.manifest import Manifest
 from partitions.reader import local_files
 from partitions.store import ObjectStore
@@ -62,6 +71,14 @@ def state_key(settings: Settings) -> bytes:
     return hmac.new(settings.token_key.get_secret_value().encode(), b"fleetlake oauth state", hashlib.sha256).digest()
 
 
+def _opens(vault: Vault, blob: bytes) -> bool:
+    try:
+        vault.open(blob)
+    except AuthError:
+        return False
+    return True
+
+
 class Service:
     def __init__(self, settings: Settings, manifest: Manifest, store: ObjectStore, endpoints: dict[str, TspEndpoint],
                  flows: list[Flow], metrics: Metrics | None = None, clock: Clock | None = None) -> None:
@@ -72,8 +89,11 @@ class Service:
         self.flows = flows
         self.metrics = metrics or Metrics()
         self.clock = clock or clock_at(settings.resolved_clock_url)
-        # Fleet, credential and consent writes go through here: mirrored to the store for rebuilds.
-        self.control = ControlMirror(manifest, store)
+        # Each fleet's tokens are sealed with a data key of its own, kept beside the manifest.
+        self.keyring = Keyring(keyring_path(manifest.path),
+                               settings.token_key.get_secret_value() if settings.token_key is not None else None)
+        # Fleet, credential, key, consent and readiness writes go through here: mirrored to the store for rebuilds.
+        self.control = ControlMirror(manifest, store, self.keyring)
         self.webhook = Webhook(settings.alert_webhook_url, on_result=self.metrics.alert_result)
         # The progress of each pull running in this process, for readiness and the API.
         self.live: dict[str, PullProgress] = {}
@@ -90,12 +110,56 @@ class Service:
         return Limits(request_deadline_s=s.request_deadline_s, max_response_bytes=int(s.max_response_mb * (1 << 20)),
                       min_ping_interval_s=s.min_ping_interval_s)
 
-    # Only consent and pulls touch tokens: read-only commands need no key.
-    @property
-    def vault(self) -> Vault:
+    # Only consent, pulls and off-boarding touch tokens: read-only commands need no key.
+    def vault_for(self, fleet_id: str, create: bool = False) -> Vault:
+        """The Vault of one fleet: its own data key, unwrapped with FLEETLAKE_TOKEN_KEY.
+
+        `create` (a consent) makes the key when the fleet has none. Otherwise a missing key is an
+        error that says how to get it back: a new key could not open the tokens already stored.
+        """
         if self.settings.token_key is None:
             raise ConfigError("FLEETLAKE_TOKEN_KEY", "is required (generate one with `fleetlake keygen`)")
-        return Vault(self.settings.token_key.get_secret_value())
+        key = self.control.data_key(fleet_id, create=create)
+        if key is None:
+            raise AuthError("vault", f"fleet {fleet_id} has no data key in {self.keyring.path}: run `fleetlake "
+                                     "manifest rebuild` to restore the keys from the store, or connect the fleet "
+                                     "again (--relink)")
+        return Vault(key, key_name=f"fleet {fleet_id}'s data key")
+
+    def migrate_credentials(self) -> int:
+        """Re-seal credentials an older fleetlake sealed with FLEETLAKE_TOKEN_KEY alone under data keys
+        of their own; returns how many fleets. Run at start-up (wiring.open_service), before any pull.
+
+        The manifest is then rewritten into a fresh file: re-sealed in place, the old blobs would stay
+        in its free blocks, where the master key would open them after an off-boarding. A blob that
+        opens with neither key is left as it is and logged (its pulls fail with that reason).
+        """
+        if self.settings.token_key is None:
+            return 0
+        master = Vault(self.settings.token_key.get_secret_value())
+        resealed: dict[str, bytes] = {}
+        for fleet_id, blob in self.manifest.all_credentials().items():
+            key = self.keyring.data_key(fleet_id)
+            if key is not None and _opens(Vault(key), blob):
+                continue
+            if not _opens(master, blob):
+                log.warning("fleet %s: its stored tokens open neither with %s nor with FLEETLAKE_TOKEN_KEY; "
+                            "restore the keyring with `fleetlake manifest rebuild` or connect it again", fleet_id,
+                            "its data key" if key else "a data key (it has none)")
+                continue
+            resealed[fleet_id] = self.vault_for(fleet_id, create=True).seal(master.open(blob))
+        if not resealed:
+            return 0
+        self.manifest.rewrite(resealed)
+        for fleet_id in resealed:
+            self.control.sync(fleet_id)  # the store's credentials record too, and the new key
+        log.info("sealed the credentials of %d fleets with data keys of their own; the manifest was rewritten "
+                 "into a fresh file, so no blob sealed with FLEETLAKE_TOKEN_KEY alone stays in it", len(resealed))
+        aside = sorted(p.name for p in self.manifest.path.parent.glob(f"{self.manifest.path.name}.damaged-*"))
+        if aside:
+            log.warning("files an earlier `manifest rebuild` kept aside (%s) still hold credentials sealed with "
+                        "FLEETLAKE_TOKEN_KEY alone: delete them once they are not needed", ", ".join(aside))
+        return len(resealed)
 
     @property
     def signer(self) -> StateSigner:
@@ -143,7 +207,7 @@ class Service:
             raise ConsentRefused(tsp, "this consent link was used already; start the consent again")
         self._refuse_unless_relink(tsp, fleet_id, consent.relink)
         with oauth_client(ep, self.settings) as client:
-            FleetCredentials.connect(fleet_id, client, self.vault, self.control, code)
+            FleetCredentials.connect(fleet_id, client, self.vault_for(fleet_id, create=True), self.control, code)
         now = datetime.fromtimestamp(self.clock.now_ms() / 1000, timezone.utc)
         months = self.settings.history_months
         y, m = divmod(now.year * 12 + now.month - 1 - months, 12)
@@ -177,7 +241,8 @@ class Service:
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
                            stop=stop or threading.Event(), progress=told, with_events=True,
                            on_month=lambda month: computed.append(self._month_pulled(fleet_id, month)),
-                           on_checkpoints=self.control.mirror_checkpoints)
+                           on_checkpoints=self.control.mirror_checkpoints,
+                           on_month_pulled=self.control.mirror_months)
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
@@ -215,7 +280,7 @@ class Service:
               opts: PullOptions) -> tuple[PullReport, PullReport | None]:
         """GPS and safety events up to now, month by month, on connections that `closing` closes."""
         oauth = closing.enter_context(oauth_client(ep, self.settings))
-        creds = FleetCredentials(fleet_id, oauth, self.vault, self.control)
+        creds = FleetCredentials(fleet_id, oauth, self.vault_for(fleet_id), self.control)
         def on_response(tsp_name: str, status: int) -> None:
             self.metrics.tsp_response(tsp_name, status)
             if self.on_progress is not None and 200 <= status < 300:
@@ -263,14 +328,15 @@ class Service:
             if not t.reached or t.fired_at is not None or t.first_month is None or t.last_month is None:
                 continue
             # Recorded before it is sent: a crash in between loses one alert rather than sending it twice.
-            if not self.manifest.record_readiness(fleet_id, t.months, t.first_month, t.last_month, False):
+            # Mirrored to the store too: a manifest rebuilt from it never sends this alert again.
+            if not self.control.record_readiness(fleet_id, t.months, t.first_month, t.last_month, False):
                 continue
             alert = Alert("fleet.ready_for_quote",
                           f"fleet {fleet_id} is ready for a quote: features for the latest {t.months} complete "
                           f"months ({t.first_month} to {t.last_month})",
                           {"fleet_id": fleet_id, "months": t.months, "span": [t.first_month, t.last_month]})
             if self.webhook.send(alert):
-                self.manifest.readiness_delivered(fleet_id, t.months)
+                self.control.readiness_delivered(fleet_id, t.months)
             fired.append(t.months)
         return fired
 

@@ -121,7 +121,8 @@ class Settings(BaseSettings):
                                                 "ready for a quote) as Slack-compatible JSON; none: alerts are only logged")
     metrics_token: SecretStr | None = Field(None, description="bearer token /metrics requires when set (metrics "
                                                               "name customer fleets); default: /metrics is open")
-    token_key: SecretStr | None = Field(None, description="Fernet key encrypting TSP tokens at rest (required by "
+    token_key: SecretStr | None = Field(None, description="Fernet master key sealing each fleet's data key, which "
+                                                          "seals its TSP tokens at rest (required by "
                                                           "`run`; generate one with `fleetlake keygen`)")
     refresh_cron: str = Field("0 3 1 * *", description="monthly refresh, crontab syntax in UTC (default the 1st "
                                                        "at 03:00)")

@@ -51,8 +51,11 @@ def open_service(settings: Settings, *, manifest: Manifest | None = None, flows:
     manifest = Manifest(settings.resolved_manifest_path) if manifest is None else manifest
     try:
         store = open_store(settings.resolved_store_url, settings.s3_options())
-        yield Service(settings, manifest, store, endpoints(settings), flows,
-                      clock=clock or clock_at(settings.resolved_clock_url))
+        service = Service(settings, manifest, store, endpoints(settings), flows,
+                          clock=clock or clock_at(settings.resolved_clock_url))
+        # Before any work: credentials of an older fleetlake get data keys of their own (a no-op after).
+        service.migrate_credentials()
+        yield service
     finally:
         if own:
             manifest.close()

@@ -104,11 +104,11 @@ def test_a_rotated_token_is_written_through_and_a_rebuild_pulls_with_it(sandbox:
     with Manifest(tmp_path / "first.duckdb") as m:
         svc = Service(settings, m, store, endpoints(settings), [DQ])
         _consent(svc)
-        before = svc.vault.open(store.get(layout.credentials_key(FLEET)))
+        before = svc.vault_for(FLEET).open(store.get(layout.credentials_key(FLEET)))
         with oauth_client(svc.endpoint("samsara"), settings) as client:
-            creds = FleetCredentials(FLEET, client, svc.vault, svc.control)
+            creds = FleetCredentials(FLEET, client, svc.vault_for(FLEET), svc.control)
             creds.refresh_after_401(before.access_token)  # the TSP refused the token: one refresh, rotated
-        after = svc.vault.open(store.get(layout.credentials_key(FLEET)))
+        after = svc.vault_for(FLEET).open(store.get(layout.credentials_key(FLEET)))
         # Compared as booleans: a failing assert must not print a token.
         rotated = after.refresh_token != before.refresh_token and after.access_token != before.access_token
         assert rotated, "the store still holds the tokens from before the rotation"
