@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import os
 import sys
 from importlib.metadata import entry_points
@@ -24,7 +25,7 @@ from ingest.control import open_control
 from ingest.daemon import Daemon, serve
 from ingest.progress import duration
 from ingest.readiness import Readiness
-from ingest.settings import load_settings
+from ingest.settings import Settings, load_settings
 from ingest.wiring import open_service, private_data_dir, with_token_key
 from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
 from partitions.control_records import ControlReport, restore_control
@@ -33,8 +34,13 @@ from partitions.manifest import manifest_damage, replace_manifest
 from partitions.rebuild import RebuildReport
 
 
+def _settings() -> Settings:
+    """A command's settings, with its logging configured (and deprecated setting names logged)."""
+    return logs.for_command(load_settings())
+
+
 def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = _settings()
     private_data_dir(settings)
     store = open_store(settings.resolved_store_url, settings.s3_options())
     path = settings.resolved_manifest_path
@@ -71,8 +77,7 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- the daemon and its work
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    logs.configure(settings.log_format)
+    settings = logs.for_command(load_settings(), logging.INFO)
     with open_service(with_token_key(settings)) as service:
         return serve(Daemon(service))
 
@@ -83,7 +88,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    with open_control(load_settings(), needs_key=True) as ctl:
+    with open_control(_settings(), needs_key=True) as ctl:
         if args.code:
             fid = ctl.complete_consent(args.tsp, args.code, args.state or "")
             print(f"fleet {fid} connected through {args.tsp}; run `fleetlake backfill {fid}` or start the daemon")
@@ -93,7 +98,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def _pull(kind: WorkKind, fleet: str | None) -> int:
-    with open_control(load_settings(), needs_key=True) as ctl:
+    with open_control(_settings(), needs_key=True) as ctl:
         done = ctl.pull(kind, fleet)
     for line in done.lines:
         print(line)
@@ -114,7 +119,7 @@ def cmd_offboard(args: argparse.Namespace) -> int:
               "every object and record of it (only an audit record stays); run again with --yes", file=sys.stderr)
         return 2
     operator = args.by or getpass.getuser()
-    with open_control(load_settings(), needs_key=True) as ctl:
+    with open_control(_settings(), needs_key=True) as ctl:
         try:
             outcome = ctl.offboard(args.fleet, operator)
         except KeyError:
@@ -131,7 +136,7 @@ _MARK = {WindowState.DONE: "#", WindowState.PENDING: ".", WindowState.FAILED: "!
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with open_control(load_settings()) as ctl:
+    with open_control(_settings()) as ctl:
         fleets = [f for f in ctl.fleets() if not args.fleet or f.fleet_id == args.fleet]
         grids = [ctl.status(f.fleet_id) for f in fleets]
         ready = ctl.readiness(args.fleet) if args.fleet and fleets else None
@@ -175,7 +180,7 @@ def _print_readiness(r: Readiness) -> None:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    with open_control(load_settings()) as ctl:
+    with open_control(_settings()) as ctl:
         try:
             out = ctl.features(args.fleet, args.month)
         except KeyError:

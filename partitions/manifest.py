@@ -246,6 +246,7 @@ class Manifest:
         self._lock = threading.RLock()
         self._lock_fh = None
         if not read_only:
+            _owner_only_files()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_fh = self._take_lock()
         if not read_only and not self.path.exists():
@@ -859,6 +860,19 @@ def _damaged(path: Path, e: Exception) -> ManifestDamaged:
     return ManifestDamaged(f"manifest {path} is damaged: {reason}. Nothing was written to it. Stop fleetlake and run "
                            "`fleetlake manifest rebuild`: it rebuilds the manifest from the store into a new file and "
                            "keeps the damaged one aside.", reason)
+
+
+def _owner_only_files() -> None:
+    """Make this process create its files owner-only (umask 077), for good.
+
+    DuckDB writes `<manifest>.wal` itself: it creates it at the first write after every
+    checkpoint and deletes it at the next, with the process umask. No chmod of ours can come
+    between its creation and its first bytes (nor could one made earlier survive the next
+    checkpoint), so only the umask keeps it 0600 whenever it exists. The process owning the
+    manifest keeps only private state locally (its data dir is 0700), so the umask stays.
+    """
+    current = os.umask(0o077)
+    os.umask(current | 0o077)
 
 
 def _private(path: Path) -> None:
