@@ -65,15 +65,22 @@ class OAuthProvider:
 
 
 class Vault:
-    """Encrypts token sets with a Fernet key (AES-128-CBC + HMAC-SHA256) from settings."""
+    """Encrypts token sets with a Fernet key (AES-128-CBC + HMAC-SHA256).
 
-    def __init__(self, key: str) -> None:
+    The daemon gives each fleet a Vault on the fleet's own data key (partitions/keyring.py), so
+    that destroying that key makes every stored copy of the fleet's tokens unreadable; `key_name`
+    says which key it is in errors (never the key itself).
+    """
+
+    def __init__(self, key: str, key_name: str = "FLEETLAKE_TOKEN_KEY") -> None:
         try:
             self._fernet = Fernet(key.encode() if isinstance(key, str) else key)
         except (ValueError, TypeError):
             raise ConfigError("FLEETLAKE_TOKEN_KEY", "must be a Fernet key: 32 url-safe base64-encoded bytes "
                                                      "(python -c 'from cryptography.fernet import Fernet; "
                                                      "print(Fernet.generate_key().decode())')") from None
+        self.key_name = key_name
+        register_secret(key if isinstance(key, str) else key.decode())  # a key is a secret like a token
 
     def seal(self, tokens: TokenSet) -> bytes:
         return self._fernet.encrypt(tokens.to_json())
@@ -82,7 +89,7 @@ class Vault:
         try:
             tokens = TokenSet.from_json(self._fernet.decrypt(blob))
         except InvalidToken:
-            raise AuthError("vault", "stored tokens cannot be decrypted with FLEETLAKE_TOKEN_KEY") from None
+            raise AuthError("vault", f"stored tokens cannot be decrypted with {self.key_name}") from None
         register_secret(tokens.access_token)
         register_secret(tokens.refresh_token)
         return tokens

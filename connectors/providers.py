@@ -34,16 +34,23 @@ class TspSpec:
     auth_url: str
     rate_per_s: float                      # requests per second per token, as the TSP publishes it
     # RFC 7009 token revocation, where the TSP offers it: Samsara's OAuth examples POST the refresh
-    # token to /oauth2/revoke with the app's Basic auth. Motive documents no revocation endpoint
-    # (a fleet removes the app in its Motive dashboard), so off-boarding deletes our tokens only.
+    # token to /oauth2/revoke with the app's Basic auth. Motive documents no revocation endpoint, so
+    # off-boarding can only destroy our copy of the tokens; the grant ends when the customer removes
+    # the app on Motive's side (`disconnect` says where, for the off-boarding record).
     revoke_path: str | None = None
+    # What the customer does to end the grant where we cannot revoke it (the operator passes it on).
+    # Motive's help centre: customers "install, configure, and remove apps" in one place, the Motive
+    # App Marketplace (helpcenter.gomotive.com, "Installing & Managing", article 31078889455901).
+    disconnect: str | None = None
 
 
 TSPS: dict[str, TspSpec] = {
     "samsara": TspSpec("samsara", SamsaraConnector, "/oauth2/authorize", "/oauth2/token", "basic",
                        "https://api.samsara.com", "https://api.samsara.com", 20.0, "/oauth2/revoke"),
     "motive": TspSpec("motive", MotiveConnector, "/oauth/authorize", "/oauth/token", "body",
-                      "https://api.gomotive.com", "https://gomotive.com", 10.0),
+                      "https://api.gomotive.com", "https://gomotive.com", 10.0,
+                      disconnect="a fleet admin removes (disconnects) fleetlake's app in their Motive account: "
+                                 "Motive's App Marketplace is where customers install, configure and remove apps"),
 }
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 from common import names
 
 COMMITS = "_commits"  # legacy commit markers (read only by the migration)
-CONTROL = "_control"  # control records: fleets, sealed credentials, used consents, pull checkpoints, off-boarding
-# audits (partitions/control_records.py, partitions/offboard.py)
+CONTROL = "_control"  # control records: fleets, sealed credentials and their data keys, used consents, pull
+# checkpoints, pulled months, fired readiness thresholds, off-boarding audits (partitions/control_records.py,
+# partitions/offboard.py)
 READY_PROBE = "_ready-probe"  # a key /readyz asks about: the store answers, whatever it says
 DELTA_LOG = "_delta_log"
 RAW_DATASETS = ("pings", "events", "quarantine")
@@ -138,6 +139,21 @@ def fleet_key(fleet_id: str) -> str:
 
 def credentials_key(fleet_id: str) -> str:
     return f"{CONTROL}/credentials/{names.fleet_id(fleet_id)}.sealed"
+
+
+def data_key_key(fleet_id: str) -> str:
+    """The fleet's data key, sealed with the master key (partitions/keyring.py)."""
+    return f"{CONTROL}/keys/{names.fleet_id(fleet_id)}.key"
+
+
+def months_key(fleet_id: str) -> str:
+    """The fleet's pulled months (manifest `fleet_months`), rewritten whole when one is added."""
+    return f"{CONTROL}/months/{names.fleet_id(fleet_id)}.json"
+
+
+def readiness_key(fleet_id: str) -> str:
+    """The fleet's fired readiness thresholds (manifest `readiness_fired`), rewritten whole on each change."""
+    return f"{CONTROL}/readiness/{names.fleet_id(fleet_id)}.json"
 
 
 def checkpoints_key(fleet_id: str, record_id: str) -> str:

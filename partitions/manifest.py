@@ -270,6 +270,7 @@ class Manifest:
         self._lock = threading.RLock()
         self._lock_fh = None
         if not read_only:
+            _owner_only_files()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_fh = self._take_lock()
         if not read_only and not self.path.exists():
@@ -526,6 +527,10 @@ class Manifest:
         names.fleet_id(fleet_id)
         self._run("INSERT OR REPLACE INTO credentials VALUES (?, ?, ?)", [fleet_id, sealed, _now()])
 
+    def all_credentials(self) -> dict[str, bytes]:
+        """Every fleet's sealed blob (the start-up check for blobs sealed the old way reads them all)."""
+        return {r[0]: bytes(r[1]) for r in self._all("SELECT fleet_id, sealed FROM credentials ORDER BY fleet_id")}
+
     # ------------------------------------------------------------------ consent nonces
     def use_consent_nonce(self, nonce: str, tsp: str, fleet_id: str, expires_at: datetime) -> bool:
         """Record a consent state's nonce as used; False if it was used before (a replay).
@@ -685,6 +690,94 @@ class Manifest:
         self._run("UPDATE readiness_fired SET delivered = true WHERE fleet_id = ? AND threshold = ?",
                   [fleet_id, threshold])
 
+    def restore_month_pulled(self, fleet_id: str, month: str, pulled_at: datetime) -> None:
+        """Used by rebuild: a pulled month read from the store, with the time it was first pulled."""
+        self._run("INSERT INTO fleet_months VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                  [names.fleet_id(fleet_id), names.month(month), _db_time(pulled_at)])
+
+    def restore_readiness(self, fleet_id: str, threshold: int, first_month: str, last_month: str,
+                          fired_at: datetime, delivered: bool) -> None:
+        """Used by rebuild: a fired threshold read from the store; it is never fired again."""
+        self._run("INSERT INTO readiness_fired VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fleet_id, threshold) "
+                  "DO UPDATE SET delivered = readiness_fired.delivered OR excluded.delivered",
+                  [names.fleet_id(fleet_id), int(threshold), names.month(first_month), names.month(last_month),
+                   _db_time(fired_at), bool(delivered)])
+
+    # ------------------------------------------------------------------ a fresh file
+    def rewrite(self, credentials: dict[str, bytes] | None = None) -> None:
+        """Copy the manifest into a fresh file, `credentials` (fleet -> sealed blob) replacing those
+        fleets' stored blobs on the way, and swap it in for this one.
+
+        DuckDB does not overwrite deleted or updated rows: their bytes stay in free blocks of the file
+        until a block is reused. Blobs re-sealed in place would leave the old ones readable there; a
+        fresh file holds only the live rows, and the old file is gone once this returns. The manifest's
+        lock is held all along. Run it with no read view open (it runs at start-up).
+        """
+        if self.read_only:
+            raise ManifestError(f"manifest {self.path} is open read-only; it cannot be rewritten")
+        fresh = self.path.with_name(f"{self.path.name}.fresh-{os.getpid()}")
+        with self._lock, self._read_guard:
+            for leftover in (fresh, Path(f"{fresh}.wal"), Path(f"{fresh}.lock")):
+                leftover.unlink(missing_ok=True)
+            try:
+                Manifest(fresh).close()  # the schema, by the same migrations
+                Path(f"{fresh}.lock").unlink(missing_ok=True)
+                self._copy_into(fresh, credentials or {})
+                _private(fresh)
+            except BaseException:
+                for leftover in (fresh, Path(f"{fresh}.wal"), Path(f"{fresh}.lock")):
+                    leftover.unlink(missing_ok=True)
+                raise
+            if self._read_root is not None:
+                self._read_root.close()
+            self.conn.close()  # checkpoints: the old WAL is folded in and removed
+            try:
+                os.replace(fresh, self.path)
+                Path(f"{self.path}.wal").unlink(missing_ok=True)  # never replayed into the fresh file
+                dir_fd = os.open(self.path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+            finally:
+                self.conn = duckdb.connect(str(self.path))
+                self.conn.execute("SET TimeZone = 'UTC'")
+                self._read_root = self.conn.cursor()
+        _private(self.path)
+
+    def _copy_into(self, fresh: Path, credentials: dict[str, bytes]) -> None:
+        c = self.conn
+        c.execute("CHECKPOINT")
+        source = _one(c.execute("SELECT current_database()"))
+        c.execute(f"ATTACH '{str(fresh).replace(chr(39), chr(39) * 2)}' AS fleetlake_fresh")
+        in_tx = False
+        try:
+            tables = [r[0] for r in c.execute("SELECT table_name FROM information_schema.tables WHERE "
+                                              "table_catalog = ? AND table_schema = 'main' ORDER BY table_name",
+                                              [source]).fetchall()]
+            c.execute("BEGIN TRANSACTION")
+            in_tx = True
+            c.execute("DELETE FROM fleetlake_fresh.main.schema_version")  # the source's history, not today's
+            for table in tables:  # names from the catalog, not from input
+                if table == "credentials":
+                    continue
+                c.execute(f'INSERT INTO fleetlake_fresh.main."{table}" BY NAME SELECT * FROM "{source}".main."{table}"')
+            for fleet_id, sealed, updated_at in c.execute("SELECT fleet_id, sealed, updated_at FROM "
+                                                          f'"{source}".main.credentials').fetchall():
+                if fleet_id in credentials:
+                    sealed, updated_at = credentials[fleet_id], _now()
+                c.execute("INSERT INTO fleetlake_fresh.main.credentials VALUES (?, ?, ?)",
+                          [fleet_id, sealed, updated_at])
+            c.execute("COMMIT")
+            in_tx = False
+            c.execute("CHECKPOINT fleetlake_fresh")
+        except BaseException:
+            if in_tx:
+                c.execute("ROLLBACK")
+            raise
+        finally:
+            c.execute("DETACH fleetlake_fresh")
+
 
 T = TypeVar("T")
 
@@ -785,6 +878,19 @@ def _damaged(path: Path, e: Exception) -> ManifestDamaged:
     return ManifestDamaged(f"manifest {path} is damaged: {reason}. Nothing was written to it. Stop fleetlake and run "
                            "`fleetlake manifest rebuild`: it rebuilds the manifest from the store into a new file and "
                            "keeps the damaged one aside.", reason)
+
+
+def _owner_only_files() -> None:
+    """Make this process create its files owner-only (umask 077), for good.
+
+    DuckDB writes `<manifest>.wal` itself: it creates it at the first write after every
+    checkpoint and deletes it at the next, with the process umask. No chmod of ours can come
+    between its creation and its first bytes (nor could one made earlier survive the next
+    checkpoint), so only the umask keeps it 0600 whenever it exists. The process owning the
+    manifest keeps only private state locally (its data dir is 0700), so the umask stays.
+    """
+    current = os.umask(0o077)
+    os.umask(current | 0o077)
 
 
 def _private(path: Path) -> None:

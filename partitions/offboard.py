@@ -8,8 +8,11 @@ What a fleet has in the store, found by its keys (partitions/layout.py builds th
   of it; then every file under the fleet's partition directories is deleted at once (live,
   superseded and crash orphans alike: no retention period, the customer asked for removal);
 - legacy `_commits/` markers of its windows;
-- its control records: fleet record, sealed credentials, mirrored pull checkpoints, used consent
-  nonces (each consent record names its fleet).
+- its control records: fleet record, sealed credentials, its data key (sealed with the master
+  key), mirrored pull checkpoints, pulled months, fired readiness thresholds, used consent nonces
+  (each consent record names its fleet). The data key's local copy, in the keyring beside the
+  manifest, is destroyed by the caller (ingest/offboarding.py): that is what makes every other
+  copy of the sealed tokens unreadable.
 
 Left on purpose: the audit record `_control/offboarded/<fleet>-<at>.json` (who, when, counts and
 keys, no data), and the Delta logs' history of the shared tables. Those log entries hold no
@@ -66,7 +69,8 @@ def purge_store(store: ObjectStore, fleet_id: str) -> StorePurge:
         if f"/{segment}" in obj.key:
             store.delete(obj.key)
             other += 1
-    control = [layout.fleet_key(fleet_id), layout.credentials_key(fleet_id)]
+    control = [layout.fleet_key(fleet_id), layout.credentials_key(fleet_id), layout.data_key_key(fleet_id),
+               layout.months_key(fleet_id), layout.readiness_key(fleet_id)]
     control += [o.key for o in store.list(layout.checkpoints_prefix(fleet_id))]
     for obj in store.list(f"{layout.CONTROL}/consents/"):
         try:

@@ -55,6 +55,7 @@ def run_demo(config: SandboxConfig, history_months: int, revoke: tuple[str, ...]
     logging.basicConfig(level=logging.WARNING)
     install_log_scrubber()
     base = load_settings()
+    base.log_deprecations()
     # The demo is not about rate limits: let the sandbox answer as fast as it can.
     config = replace(config, samsara_rate_per_s=2000.0, motive_rate_per_s=2000.0)
     fast = TspSettings(rate_per_s=1900.0)

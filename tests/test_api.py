@@ -34,7 +34,9 @@ TOKEN = "api-test-token-" + "x" * 16
 
 
 def _serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:  # type: ignore[no-untyped-def]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    # proxy_headers off, as in the daemon (ingest.surfaces.serve): ingest.wiring.proxies decides what to believe
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, proxy_headers=False, log_level="warning",
+                                           lifespan="off"))
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
     deadline = time.monotonic() + 20

@@ -20,7 +20,6 @@ from ingest.flows.data_quality import FLOW as DQ
 from ingest.pull.backfill import PullProgress
 from ingest.pull.pulls import NullSink
 from ingest.runtime.app import App, build_app
-from ingest.wiring.keys import vault_of
 from ingest.wiring.settings import Settings, load_settings
 from ingest.wiring.tsps import endpoint_of, endpoints, oauth_client
 from partitions import Manifest, layout, rebuild_raw, rebuild_runs
@@ -115,11 +114,11 @@ def test_a_rotated_token_is_written_through_and_a_rebuild_pulls_with_it(sandbox:
     with Manifest(tmp_path / "first.duckdb") as m:
         svc = build_app(settings, m, store, endpoints(settings), [DQ])
         _consent(svc)
-        before = vault_of(settings).open(store.get(layout.credentials_key(FLEET)))
+        before = svc.vaults.vault_for(FLEET).open(store.get(layout.credentials_key(FLEET)))
         with oauth_client(endpoint_of(svc.endpoints, "samsara"), settings) as client:
-            creds = FleetCredentials(FLEET, client, vault_of(settings), svc.control)
+            creds = FleetCredentials(FLEET, client, svc.vaults.vault_for(FLEET), svc.control)
             creds.refresh_after_401(before.access_token)  # the TSP refused the token: one refresh, rotated
-        after = vault_of(settings).open(store.get(layout.credentials_key(FLEET)))
+        after = svc.vaults.vault_for(FLEET).open(store.get(layout.credentials_key(FLEET)))
         # Compared as booleans: a failing assert must not print a token.
         rotated = after.refresh_token != before.refresh_token and after.access_token != before.access_token
         assert rotated, "the store still holds the tokens from before the rotation"

@@ -16,7 +16,7 @@ import pytest
 from common.states import FleetStatus, RunStatus
 from partitions import Manifest
 from partitions.manifest import FlowRun
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
 
 API, METRICS = "api-" + uuid.uuid4().hex, "metrics-" + uuid.uuid4().hex
@@ -39,7 +39,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[DaemonProcess, Path]]:
            "FLEETLAKE_METRICS_TOKEN": METRICS, "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_LOG_FORMAT": "json"}
     for k in ("FLEETLAKE_CONFIG_FILE", "FLEETLAKE_TOKEN_KEY"):
         env.pop(k, None)
-    d = DaemonProcess(env, tmp_path / "daemon.log")
+    d = DaemonProcess(env, tmp_path / "daemon.log", umask=0o022)  # a usual umask: group and others may read
     d.start()
     try:
         yield d, data
@@ -65,7 +65,10 @@ def test_errors_name_no_store_url_or_path(daemon) -> None:
 
 
 def test_local_state_is_owner_only(daemon) -> None:
-    _, data = daemon
+    d, data = daemon
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
-    for name in ("manifest.duckdb", "manifest.duckdb.lock", "token.key"):
+    # DuckDB makes the WAL itself at the first write after a checkpoint (the daemon writes at start):
+    # it exists now, and the daemon's umask made it owner-only from its first byte.
+    wait_for("the manifest's WAL", (data / "manifest.duckdb.wal").exists, 30)
+    for name in ("manifest.duckdb", "manifest.duckdb.lock", "token.key", "manifest.duckdb.wal"):
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name

@@ -4,7 +4,9 @@
 Every key of the store is listed and every table of the manifest read; the other fleet's keys and
 rows are the same before and after; DuckDB over the Delta tables sees no row of the fleet; the
 Samsara grant is revoked at the TSP (its refresh token is refused); a rebuild from the store keeps
-the fleet gone and the audit record; the CLI off-boards the Motive fleet (no revocation offered).
+the fleet gone and the audit record; the CLI off-boards the Motive fleet (no revocation offered: the
+outcome says the grant is still open at Motive and what the customer must do). Both fleets' data
+keys leave the keyring (tests/test_shredding.py searches every byte for what could still open).
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
                 assert any(k.startswith(f"{layout.CONTROL}/checkpoints/{GONE}/") for k in all_keys)
                 kept_keys = {k for k in all_keys if KEPT in k}
                 sealed = store.get(layout.credentials_key(GONE))
-                refresh_token = Vault(env["FLEETLAKE_TOKEN_KEY"]).open(sealed).refresh_token
+                data_key = Fernet(env["FLEETLAKE_TOKEN_KEY"]).decrypt(store.get(layout.data_key_key(GONE))).decode()
+                refresh_token = Vault(data_key).open(sealed).refresh_token
                 assert refresh_token
 
                 # Work on the fleet queued or running: refused, nothing removed.
@@ -130,6 +133,7 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
                 assert r.status_code == 200, r.text
                 outcome = r.json()
                 assert outcome["revocation"] == "revoked" and outcome["actor"] == "alice via api-token"
+                assert outcome["credentials"].startswith("destroyed") and outcome["customer_action"] is None
                 assert outcome["manifest_rows"]["fleets"] == 1 and outcome["manifest_rows"]["raw_partitions"] > 0
                 assert sum(outcome["store"]["table_files"].values()) > 0
                 assert api.delete(f"/fleets/{GONE}").status_code == 404
@@ -179,7 +183,11 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
         assert run_cli(env, "offboard", KEPT, "--by", "bob").returncode == 2  # needs --yes
         done = run_cli(env, "offboard", KEPT, "--by", "bob", "--yes", "--json")
         assert done.returncode == 0, done.stdout + done.stderr
-        assert json.loads(done.stdout)["revocation"].startswith("not offered by motive")
+        motive = json.loads(done.stdout)
+        assert motive["revocation"].startswith("not offered by motive") and "still open" in motive["revocation"]
+        assert "Motive account" in motive["customer_action"] and motive["credentials"].startswith("destroyed")
+        keyring = manifest.with_name(manifest.name + ".keys")
+        assert json.loads(keyring.read_text())["keys"] == {}  # both fleets' data keys are gone
         left = sorted(o.key for o in store.list("") if GONE in o.key or KEPT in o.key)
         assert [k.split("/")[1] for k in left] == ["offboarded", "offboarded"], left
 

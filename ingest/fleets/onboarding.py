@@ -14,18 +14,20 @@ from common.errors import ConfigError, ConsentRefused
 from common.states import FleetStatus
 from connectors.oauth import FleetCredentials, StateSigner
 from ingest.wiring.clock import Clock
-from ingest.wiring.keys import state_key, vault_of
+from ingest.wiring.keys import state_key
 from ingest.wiring.settings import Settings
 from ingest.wiring.tsps import TspEndpoint, endpoint_of, oauth_client
+from ingest.wiring.vaults import FleetVaults
 from partitions.control_records import ControlMirror
 
 log = logging.getLogger("fleetlake.onboarding")
 
 
 class Onboarding:
-    def __init__(self, settings: Settings, control: ControlMirror, endpoints: dict[str, TspEndpoint],
-                 clock: Clock) -> None:
+    def __init__(self, settings: Settings, control: ControlMirror, vaults: FleetVaults,
+                 endpoints: dict[str, TspEndpoint], clock: Clock) -> None:
         self.settings = settings
+        self.vaults = vaults
         self.control = control
         self.endpoints = endpoints
         self.clock = clock
@@ -64,7 +66,8 @@ class Onboarding:
             raise ConsentRefused(tsp, "this consent link was used already; start the consent again")
         self._refuse_unless_relink(tsp, fleet_id, consent.relink)
         with oauth_client(ep, self.settings) as client:
-            FleetCredentials.connect(fleet_id, client, vault_of(self.settings), self.control, code)
+            FleetCredentials.connect(fleet_id, client, self.vaults.vault_for(fleet_id, create=True), self.control,
+                                     code)
         now = datetime.fromtimestamp(self.clock.now_ms() / 1000, timezone.utc)
         months = self.settings.history_months
         y, m = divmod(now.year * 12 + now.month - 1 - months, 12)

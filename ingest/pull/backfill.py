@@ -135,6 +135,9 @@ class PullOptions:
     # told (fleet, stream, [(slice key, rows)]) after the manifest recorded completed slices: the
     # store's mirror of checkpoints (partitions.control_records), so a rebuilt manifest resumes too
     on_checkpoints: Callable[[str, str, list[tuple[str, int]]], None] | None = None
+    # told (fleet, month) after the manifest recorded a complete month as pulled (`fleet_months`):
+    # the store's mirror of pulled months, so a rebuilt manifest knows them too
+    on_month_pulled: Callable[[str, str], None] | None = None
 
 
 def stream_name(connector: GpsConnector) -> str:
@@ -282,6 +285,8 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                     closed = month_bounds_ms(month)[1] <= now_ms
                     if closed and month not in known:
                         manifest.record_month_pulled(fleet_id, month)
+                        if opts.on_month_pulled:
+                            opts.on_month_pulled(fleet_id, month)
                         months_done += 1 if fresh else 0  # a month with nothing left was counted at the start
                     if opts.on_month and (fresh or (closed and month not in known)):
                         opts.on_month(month)

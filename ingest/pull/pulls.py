@@ -26,10 +26,10 @@ from connectors.oauth import BearerAuth, FleetCredentials
 from connectors.providers import open_connector
 from ingest.pull.backfill import PullOptions, PullProgress, PullReport, pull_fleet
 from ingest.wiring.clock import Clock
-from ingest.wiring.keys import vault_of
 from ingest.wiring.metrics import Metrics
 from ingest.wiring.settings import Settings
 from ingest.wiring.tsps import TspEndpoint, endpoint_of, oauth_client
+from ingest.wiring.vaults import FleetVaults
 from partitions.control_records import ControlMirror
 from partitions.manifest import Manifest
 from partitions.store import ObjectStore
@@ -74,8 +74,9 @@ class PullOutcome:
 
 class Pulls:
     def __init__(self, settings: Settings, manifest: Manifest, store: ObjectStore, control: ControlMirror,
-                 endpoints: dict[str, TspEndpoint], metrics: Metrics, clock: Clock) -> None:
+                 vaults: FleetVaults, endpoints: dict[str, TspEndpoint], metrics: Metrics, clock: Clock) -> None:
         self.settings = settings
+        self.vaults = vaults
         self.manifest = manifest
         self.store = store
         self.control = control
@@ -100,7 +101,8 @@ class Pulls:
         ep = endpoint_of(self.endpoints, fleet.tsp)
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
                            stop=stop or threading.Event(), progress=sink.progress, with_events=True,
-                           on_month=sink.month_pulled, on_checkpoints=self.control.mirror_checkpoints)
+                           on_month=sink.month_pulled, on_checkpoints=self.control.mirror_checkpoints,
+                           on_month_pulled=self.control.mirror_months)
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)
@@ -137,7 +139,7 @@ class Pulls:
               opts: PullOptions, sink: PullSink) -> PullReport:
         """GPS and safety events up to now, month by month, on connections that `closing` closes."""
         oauth = closing.enter_context(oauth_client(ep, self.settings))
-        creds = FleetCredentials(fleet_id, oauth, vault_of(self.settings), self.control)
+        creds = FleetCredentials(fleet_id, oauth, self.vaults.vault_for(fleet_id), self.control)
 
         def on_response(tsp_name: str, status: int) -> None:
             self.metrics.tsp_response(tsp_name, status)

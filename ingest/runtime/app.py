@@ -34,8 +34,10 @@ from ingest.wiring.keys import local_token_key
 from ingest.wiring.metrics import Metrics
 from ingest.wiring.settings import Settings
 from ingest.wiring.tsps import TspEndpoint, endpoints
+from ingest.wiring.vaults import FleetVaults
 from partitions import Manifest, open_store
 from partitions.control_records import ControlMirror
+from partitions.keyring import Keyring, keyring_path
 from partitions.store import ObjectStore
 
 
@@ -64,7 +66,8 @@ class App:
     flows: list[Flow]
     metrics: Metrics
     clock: Clock
-    control: ControlMirror  # fleet, credential and consent writes: mirrored to the store for rebuilds
+    control: ControlMirror  # fleet, credential, key, consent and readiness writes: mirrored to the store
+    vaults: FleetVaults     # each fleet's tokens sealed with a data key of its own
     webhook: Webhook
     queue: WorkQueue
     onboarding: Onboarding
@@ -78,12 +81,16 @@ def build_app(settings: Settings, manifest: Manifest, store: ObjectStore, tsp_en
     """The parts over an open manifest and store (tests build one on their own manifest)."""
     metrics = metrics or Metrics()
     clock = clock or clock_at(settings.resolved_clock_url)
-    control = ControlMirror(manifest, store)
+    # Each fleet's tokens are sealed with a data key of its own, kept beside the manifest.
+    keyring = Keyring(keyring_path(manifest.path),
+                      settings.token_key.get_secret_value() if settings.token_key is not None else None)
+    control = ControlMirror(manifest, store, keyring)
+    vaults = FleetVaults(settings, control, keyring)
     queue = WorkQueue()
-    return App(settings, manifest, store, tsp_endpoints, flows, metrics, clock, control,
+    return App(settings, manifest, store, tsp_endpoints, flows, metrics, clock, control, vaults,
                Webhook(settings.alert_webhook_url, on_result=metrics.alert_result), queue,
-               Onboarding(settings, control, tsp_endpoints, clock),
-               Pulls(settings, manifest, store, control, tsp_endpoints, metrics, clock),
+               Onboarding(settings, control, vaults, tsp_endpoints, clock),
+               Pulls(settings, manifest, store, control, vaults, tsp_endpoints, metrics, clock),
                FeatureRuns(settings, manifest, store, flows, metrics, clock),
                Reads(settings, manifest, store, flows, clock, live=queue))
 
@@ -101,7 +108,10 @@ def open_app(settings: Settings, *, manifest: Manifest | None = None, flows: lis
     manifest = Manifest(settings.resolved_manifest_path) if manifest is None else manifest
     try:
         store = open_store(settings.resolved_store_url, settings.s3_options())
-        yield build_app(settings, manifest, store, endpoints(settings), flows, clock=clock)
+        app = build_app(settings, manifest, store, endpoints(settings), flows, clock=clock)
+        # Before any work: credentials of an older fleetlake get data keys of their own (a no-op after).
+        app.vaults.migrate_credentials()
+        yield app
     finally:
         if own:
             manifest.close()

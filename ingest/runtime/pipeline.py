@@ -154,14 +154,15 @@ class Pipeline:
                 if not t.reached or t.fired_at is not None or t.first_month is None or t.last_month is None:
                     continue
                 # Recorded before it is sent: a crash in between loses one alert rather than sending it twice.
-                if not self.app.manifest.record_readiness(fleet_id, t.months, t.first_month, t.last_month, False):
+                # Mirrored to the store too: a manifest rebuilt from it never sends this alert again.
+                if not self.app.control.record_readiness(fleet_id, t.months, t.first_month, t.last_month, False):
                     continue
                 alert = Alert("fleet.ready_for_quote",
                               f"fleet {fleet_id} is ready for a quote: features for the latest {t.months} complete "
                               f"months ({t.first_month} to {t.last_month})",
                               {"fleet_id": fleet_id, "months": t.months, "span": [t.first_month, t.last_month]})
                 if self.app.webhook.send(alert):
-                    self.app.manifest.readiness_delivered(fleet_id, t.months)
+                    self.app.control.readiness_delivered(fleet_id, t.months)
                 fired.append((fleet_id, t.months))
         return fired
 

@@ -279,8 +279,9 @@ OPENAPI: dict[str, Any] = {
                             "responses": {"200": {"description": "ok", "content": {"application/json": {
                                 "schema": {"type": "array", "items": {"type": "object"}}}}}, **_AUTH_ERRORS}}},
         "/fleets/{fleet_id}": {"delete": {
-            "summary": "off-board a fleet: revoke its TSP grant, delete its credentials and every object and "
-                       "record of it, keep an audit record (409 while work on it is queued or running)",
+            "summary": "off-board a fleet: revoke its TSP grant, destroy its credentials (its data key), delete "
+                       "every object and record of it, keep an audit record (409 while work on it is queued or "
+                       "running)",
             "parameters": [_FLEET, {"name": "operator", "in": "query", "required": False,
                                     "schema": {"type": "string", "maxLength": 80}}],
             "responses": {"200": _OBJ, "404": _ERR, "409": _ERR, "502": _ERR, **_AUTH_ERRORS}}},

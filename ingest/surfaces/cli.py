@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import os
 import sys
 from importlib.metadata import entry_points
@@ -27,21 +28,31 @@ from ingest.surfaces.control import open_control
 from ingest.surfaces.progress import duration
 from ingest.surfaces.serve import serve
 from ingest.wiring import logs
-from ingest.wiring.settings import load_settings
+from ingest.wiring.settings import Settings, load_settings
 from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
 from partitions.control_records import ControlReport, restore_control
+from partitions.keyring import Keyring, keyring_path
 from partitions.manifest import manifest_damage, replace_manifest
 from partitions.rebuild import RebuildReport
 
 
+def _settings() -> Settings:
+    """A command's settings, with its logging configured (and deprecated setting names logged)."""
+    return logs.for_command(load_settings())
+
+
 def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = _settings()
     private_data_dir(settings)
     store = open_store(settings.resolved_store_url, settings.s3_options())
     path = settings.resolved_manifest_path
 
+    # The data keys go beside the real manifest path, also when the rebuild fills a new file first.
+    keyring = Keyring(keyring_path(path), None)
+
     def fill(manifest: Manifest) -> tuple[RebuildReport, RebuildReport, ControlReport]:
-        return rebuild_raw(store, manifest), rebuild_runs(store, manifest), restore_control(store, manifest)
+        return (rebuild_raw(store, manifest), rebuild_runs(store, manifest),
+                restore_control(store, manifest, keyring))
 
     # A damaged file is never written into: the rebuild goes to a new file swapped in atomically.
     damage = manifest_damage(path)
@@ -58,6 +69,9 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
                       **({"control": {"fleets": control.fleets, "credentials": control.credentials,
                                       "consents": control.consents}} if control.fleets or control.consents else {}),
                       **({"checkpoints": control.checkpoints} if control.checkpoints else {}),
+                      **({"data_keys": control.keys} if control.keys else {}),
+                      **({"pulled_months": control.pulled_months} if control.pulled_months else {}),
+                      **({"readiness_fired": control.readiness} if control.readiness else {}),
                       **({"offboardings": control.offboardings} if control.offboardings else {}),
                       **({"damaged_file_kept_as": str(aside)} if aside else {})}))
     return 1 if raw.problems or runs.problems or control.problems else 0
@@ -65,8 +79,7 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- the daemon and its work
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    logs.configure(settings.log_format)
+    settings = logs.for_command(load_settings(), logging.INFO)
     with open_app(with_token_key(settings)) as app:
         return serve(Daemon(app))
 
@@ -77,7 +90,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    with open_control(load_settings(), needs_key=True) as ctl:
+    with open_control(_settings(), needs_key=True) as ctl:
         if args.code:
             fid = ctl.complete_consent(args.tsp, args.code, args.state or "")
             print(f"fleet {fid} connected through {args.tsp}; run `fleetlake backfill {fid}` or start the daemon")
@@ -87,7 +100,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def _pull(kind: WorkKind, fleet: str | None) -> int:
-    with open_control(load_settings(), needs_key=True) as ctl:
+    with open_control(_settings(), needs_key=True) as ctl:
         done = ctl.pull(kind, fleet)
     for line in done.lines:
         print(line)
@@ -104,11 +117,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_offboard(args: argparse.Namespace) -> int:
     if not args.yes:
-        print(f"fleetlake: off-boarding revokes {args.fleet}'s TSP grant and deletes every object and record of it "
-              "(only an audit record stays); run again with --yes", file=sys.stderr)
+        print(f"fleetlake: off-boarding revokes {args.fleet}'s TSP grant, destroys its credentials and deletes "
+              "every object and record of it (only an audit record stays); run again with --yes", file=sys.stderr)
         return 2
     operator = args.by or getpass.getuser()
-    with open_control(load_settings(), needs_key=True) as ctl:
+    with open_control(_settings(), needs_key=True) as ctl:
         try:
             outcome = ctl.offboard(args.fleet, operator)
         except KeyError:
@@ -125,7 +138,7 @@ _MARK = {WindowState.DONE: "#", WindowState.PENDING: ".", WindowState.FAILED: "!
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with open_control(load_settings()) as ctl:
+    with open_control(_settings()) as ctl:
         fleets = [f for f in ctl.fleets() if not args.fleet or f.fleet_id == args.fleet]
         grids = [ctl.status(f.fleet_id) for f in fleets]
         ready = ctl.readiness(args.fleet) if args.fleet and fleets else None
@@ -169,7 +182,7 @@ def _print_readiness(r: Readiness) -> None:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    with open_control(load_settings()) as ctl:
+    with open_control(_settings()) as ctl:
         try:
             out = ctl.features(args.fleet, args.month)
         except KeyError:
@@ -218,8 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refresh", help="pull what is new for every fleet (or one), then features")
     p.add_argument("--fleet")
     p.set_defaults(func=cmd_refresh)
-    p = sub.add_parser("offboard", help="revoke a fleet's TSP grant, delete its credentials and every object and "
-                                        "record of it; an audit record stays")
+    p = sub.add_parser("offboard", help="revoke a fleet's TSP grant, destroy its credentials (its data key) and "
+                                        "delete every object and record of it; an audit record stays")
     p.add_argument("fleet")
     p.add_argument("--by", help="the operator's name for the audit record (default: the login name)")
     p.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")

@@ -9,7 +9,8 @@ import argparse
 import sys
 from typing import Any
 
-from ingest.wiring.settings import Settings
+from ingest.wiring import logs
+from ingest.wiring.settings import Settings, load_settings
 from partitions import Manifest
 from partitions.store import ObjectStore
 
@@ -35,11 +36,10 @@ def _writer_lock(settings: Settings) -> Manifest:
 # ---------------------------------------------------------------------- fleetlake sql
 def cmd_sql(args: argparse.Namespace) -> int:
     from ingest.flows.registry import active_flows
-    from ingest.wiring.settings import load_settings
     from partitions import layout
     from partitions.query import lake_connection, views
 
-    settings = load_settings()
+    settings = logs.for_command(load_settings())
     tables = [layout.raw_table(d) for d in layout.RAW_DATASETS]
     tables += [layout.feature_table(f.name, f.version) for f in active_flows(settings.flows_file)]
     con = lake_connection(_store(settings), tables)
@@ -75,10 +75,9 @@ def _run(con: Any, sql: str) -> int:
 
 # ---------------------------------------------------------------------- fleetlake gc
 def cmd_gc(args: argparse.Namespace) -> int:
-    from ingest.wiring.settings import load_settings
     from partitions.gc import collect_garbage
 
-    settings = load_settings()
+    settings = logs.for_command(load_settings())
     hours = settings.gc_retention_hours if args.retention_hours is None else args.retention_hours
     with _writer_lock(settings):
         report = collect_garbage(_store(settings), hours, dry_run=args.dry_run)
@@ -94,10 +93,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     import json
 
-    from ingest.wiring.settings import load_settings
     from partitions.migrate import migrate_markers
 
-    settings = load_settings()
+    settings = logs.for_command(load_settings())
     with _writer_lock(settings):
         report = migrate_markers(_store(settings))
     print(json.dumps({"windows": report.windows, "feature_runs": report.runs, "markers": report.markers,

@@ -18,7 +18,9 @@ def serve(daemon: Daemon) -> int:
     """Run the daemon and its HTTP server in this (main) thread until SIGTERM or SIGINT."""
     s = daemon.settings
     app = create_app(daemon.app, daemon.pipeline, daemon.problems)
-    server = uvicorn.Server(uvicorn.Config(app, host=s.http_host, port=s.http_port,
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (or from
+    # $FORWARDED_ALLOW_IPS); which peers are believed is FLEETLAKE_TRUSTED_PROXIES (ingest.wiring.proxies).
+    server = uvicorn.Server(uvicorn.Config(app, host=s.http_host, port=s.http_port, proxy_headers=False,
                                            log_level="warning", access_log=False, lifespan="off"))
     stopping = threading.Event()
 

@@ -1,5 +1,5 @@
 """The keys: the token key when none is configured (generated once, kept 0600 in the data dir),
-the vault it opens, and the OAuth state signing key derived from it."""
+and the OAuth state signing key derived from it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from common.errors import ConfigError
-from connectors.oauth import Vault
 from ingest.wiring.settings import Settings
 
 log = logging.getLogger("fleetlake.keys")
@@ -41,10 +40,3 @@ def state_key(settings: Settings) -> bytes:
     if settings.token_key is None:
         raise ConfigError("FLEETLAKE_TOKEN_KEY", "is required (generate one with `fleetlake keygen`)")
     return hmac.new(settings.token_key.get_secret_value().encode(), b"fleetlake oauth state", hashlib.sha256).digest()
-
-
-def vault_of(settings: Settings) -> Vault:
-    """The token vault; only consent and pulls touch tokens, so read-only commands need no key."""
-    if settings.token_key is None:
-        raise ConfigError("FLEETLAKE_TOKEN_KEY", "is required (generate one with `fleetlake keygen`)")
-    return Vault(settings.token_key.get_secret_value())

@@ -6,8 +6,12 @@ import json
 import logging
 import sys
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from connectors.redact import install_log_scrubber
+
+if TYPE_CHECKING:
+    from ingest.wiring.settings import Settings
 
 
 class JsonLines(logging.Formatter):
@@ -29,3 +33,13 @@ def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
     for noisy in ("apscheduler", "httpx", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_log_scrubber()  # after the handler exists: the scrubber sits on handlers
+
+
+def for_command(settings: Settings, level: int = logging.WARNING) -> Settings:
+    """Logging configured as the settings say, for a command: the daemon logs from INFO, the other
+    commands only their warnings. Then the deprecated setting names the settings were read under
+    are logged (fleetlake.settings): settings load before logging exists, so this is their first
+    chance to reach the log."""
+    configure(settings.log_format, level)
+    settings.log_deprecations()
+    return settings

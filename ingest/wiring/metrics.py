@@ -27,6 +27,11 @@ class Metrics:
                                     ["route", "status"], registry=r)
         self.stuck = Gauge("fleetlake_work_stuck", "Units of work stuck now (no progress, or far longer than their "
                            "history), per incident group (pull:<tsp>, features)", ["group"], registry=r)
+        self.console_logins = Counter("fleetlake_console_logins", "Console login attempts, per outcome (ok, "
+                                      "failed, throttled: all logins closed, locked: the address is locked)",
+                                      ["outcome"], registry=r)
+        for outcome in ("ok", "failed", "throttled", "locked"):
+            self.console_logins.labels(outcome)  # exposed at 0 before the first attempt
         self.alerts = Counter("fleetlake_alerts", "Alerts sent to the webhook, per event and outcome",
                               ["event", "delivered"], registry=r)
 

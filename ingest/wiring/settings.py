@@ -8,16 +8,36 @@ the setting. Secrets are SecretStr and only unwrapped at the point of use.
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import logging
 import os
+import re
 import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from common.errors import ConfigError
 from connectors.providers import TSPS, tsp_spec
@@ -25,6 +45,39 @@ from partitions.store import S3Options
 
 CONFIG_FILE_ENV = "FLEETLAKE_CONFIG_FILE"
 DEFAULT_CONFIG_FILE = Path("config/fleetlake.toml")
+MIN_CONSOLE_PASSWORD = 12  # the login is throttled, not unguessable: a short password would still fall
+
+log = logging.getLogger("fleetlake.settings")
+
+# Deprecation notes of the load under way (load_settings sets it). Settings load before logging is
+# configured, and Python's default filters hide a DeprecationWarning raised inside pydantic: the
+# notes are kept with the settings and logged once the command has configured logging.
+_NOTES: ContextVar[list[str] | None] = ContextVar("fleetlake_settings_notes", default=None)
+
+
+def _deprecated(message: str) -> None:
+    notes = _NOTES.get()
+    if notes is None:
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
+    else:
+        notes.append(message)
+
+
+def _listed(v: object) -> object:
+    """A list setting as people type it in the environment: JSON (`[1, 3]`, `["10.0.0.1"]`), the
+    same without quotes (`[10.0.0.1, 10.0.0.2]`), or words separated by commas or spaces (`1,3`);
+    a TOML array arrives as a list already."""
+    if not isinstance(v, str):
+        return v
+    text = v.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            if not text.endswith("]"):
+                raise ValueError("not a JSON list; write it as [a, b] or a,b") from None
+            text = text[1:-1]
+    return [part.strip("'\"") for part in re.split(r"[\s,]+", text) if part.strip("'\"")]
 
 
 class TspSettings(BaseModel):
@@ -73,8 +126,7 @@ class _DeprecatedTspEnv(PydanticBaseSettingsSource):
             for key in TspSettings.model_fields:
                 old = f"FLEETLAKE_{tsp}_{key}".upper()
                 if old in os.environ:
-                    warnings.warn(f"{old} is deprecated: use FLEETLAKE_{tsp.upper()}__{key.upper()}",
-                                  DeprecationWarning, stacklevel=2)
+                    _deprecated(f"{old} is deprecated: use FLEETLAKE_{tsp.upper()}__{key.upper()}")
                     found.setdefault(tsp, {})[key] = os.environ[old]
         return found
 
@@ -113,15 +165,26 @@ class Settings(BaseSettings):
                                                      "daemon (default http://<http_host>:<http_port>)")
     api_token: SecretStr | None = Field(None, description="bearer token for the JSON API; without it the API "
                                                           "refuses every request (health and metrics stay open)")
-    console_password: SecretStr | None = Field(None, description="password of the web console at / (the API "
-                                               "token also logs in); without either the console refuses every login")
+    console_password: SecretStr | None = Field(None, description="password of the web console at /, at least 12 "
+                                               "characters (the API token does not log in); without it (and without "
+                                               "console_auth_header) the console refuses every login")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="addresses or CIDRs of the reverse proxies in front of the daemon, e.g. "
+        "10.0.0.1,10.0.8.0/24 (or JSON); only from these peers are X-Forwarded-For, -Proto and -Host believed, for "
+        "the console's client address (its login lockout) and Origin check (default: none, forwarded headers are "
+        "ignored)")
+    console_auth_header: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{1,64}$", description="a header, e.g. "
+                                            "X-Forwarded-User, in which an authenticating proxy (SSO) names the "
+                                            "signed-in user; honoured only from trusted_proxies, which the proxy "
+                                            "must overwrite it on every request (default none: password only)")
     console_session_hours: float = Field(12.0, gt=0, le=24 * 30, description="how long a console login lasts "
                                                                              "(default 12 hours)")
     alert_webhook_url: SecretStr | None = Field(None, description="webhook that receives alerts (stuck work, a fleet "
                                                 "ready for a quote) as Slack-compatible JSON; none: alerts are only logged")
     metrics_token: SecretStr | None = Field(None, description="bearer token /metrics requires when set (metrics "
                                                               "name customer fleets); default: /metrics is open")
-    token_key: SecretStr | None = Field(None, description="Fernet key encrypting TSP tokens at rest (required by "
+    token_key: SecretStr | None = Field(None, description="Fernet master key sealing each fleet's data key, which "
+                                                          "seals its TSP tokens at rest (required by "
                                                           "`run`; generate one with `fleetlake keygen`)")
     refresh_cron: str = Field("0 3 1 * *", description="monthly refresh, crontab syntax in UTC (default the 1st "
                                                        "at 03:00)")
@@ -163,12 +226,15 @@ class Settings(BaseSettings):
     motive: TspSettings = Field(default_factory=lambda: TspSettings(),
                                 description="Motive: FLEETLAKE_MOTIVE__CLIENT_ID, ... as for Samsara")
     history_months: int = Field(24, ge=1, le=120, description="months of history a new fleet's backfill pulls")
-    readiness_months: list[int] = Field(default_factory=lambda: [3, 6, 12],
-                                        description="readiness thresholds: when a fleet's latest N complete months "
-                                                    "have features, the webhook gets `fleet.ready_for_quote` once per "
-                                                    "N (default [3, 6, 12]; env as JSON, e.g. '[1, 3]')")
+    readiness_months: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [3, 6, 12], description="readiness thresholds: when a fleet's latest N complete "
+        "months have features, the webhook gets `fleet.ready_for_quote` once per N (default [3, 6, 12]; env as "
+        "1,3 or JSON '[1, 3]')")
     log_format: str = Field("auto", pattern="^(auto|json|text)$",
                             description="auto: text on a terminal, JSON lines otherwise")
+
+    # Deprecated setting names this load met (filled by load_settings; logged by log_deprecations).
+    _deprecations: tuple[str, ...] = PrivateAttr(default=())
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -183,6 +249,37 @@ class Settings(BaseSettings):
         elif CONFIG_FILE_ENV in os.environ:
             raise ConfigError(CONFIG_FILE_ENV, f"{path} does not exist")
         return tuple(sources)
+
+    @field_validator("readiness_months", "trusted_proxies", mode="before")
+    @classmethod
+    def _lists(cls, v: object) -> object:
+        return _listed(v)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        out = []
+        for item in v:
+            try:
+                out.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"{item[:60]!r} is not an IP address or CIDR") from None
+        return out
+
+    @field_validator("console_password")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < MIN_CONSOLE_PASSWORD:
+            raise ValueError(f"at least {MIN_CONSOLE_PASSWORD} characters: logins are slowed and locked, "
+                             "but a short password can still be guessed")
+        return v
+
+    @field_validator("console_auth_header")
+    @classmethod
+    def _behind_a_proxy(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v and not info.data.get("trusted_proxies"):
+            raise ValueError("needs FLEETLAKE_TRUSTED_PROXIES: the header is believed only from the proxy that sets it")
+        return v
 
     @field_validator("readiness_months")
     @classmethod
@@ -273,16 +370,33 @@ class Settings(BaseSettings):
         secret = self.s3_secret_access_key.get_secret_value() if self.s3_secret_access_key else None
         return S3Options(self.s3_endpoint_url, self.s3_region, self.s3_access_key_id, secret)
 
+    @property
+    def deprecations(self) -> tuple[str, ...]:
+        """What this load read under a deprecated name (each note names the new one)."""
+        return self._deprecations
+
+    def log_deprecations(self) -> None:
+        """Log the deprecation notes; a command calls this once it has configured logging."""
+        for note in self._deprecations:
+            log.warning("%s", note)
+
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment (and overrides), or a ConfigError naming the bad setting."""
+    notes: list[str] = []
+    reset = _NOTES.set(notes)
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]  # validated here, at run time
+        settings = Settings(**overrides)  # type: ignore[arg-type]  # validated here, at run time
     except ValidationError as e:
         err = e.errors()[0]
-        name = "FLEETLAKE_" + "__".join(str(p) for p in err["loc"]).upper()
+        # A list's item index is no part of the setting's name.
+        name = "FLEETLAKE_" + "__".join(str(p) for p in err["loc"] if not isinstance(p, int)).upper()
         # Never echo the offending value: it may be a secret.
         raise ConfigError(name, err["msg"]) from None
+    finally:
+        _NOTES.reset(reset)
+    settings._deprecations = tuple(dict.fromkeys(notes))  # a source may be read twice
+    return settings
 
 
 class _DeprecatedTspKeys(TomlConfigSettingsSource):
@@ -298,7 +412,6 @@ class _DeprecatedTspKeys(TomlConfigSettingsSource):
             for key in TspSettings.model_fields:
                 old = f"{tsp}_{key}"
                 if old in data:
-                    warnings.warn(f"{files}: `{old}` is deprecated: write `{key}` under `[{tsp}]`",
-                                  DeprecationWarning, stacklevel=2)
+                    _deprecated(f"{files}: `{old}` is deprecated: write `{key}` under `[{tsp}]`")
                     data.setdefault(tsp, {}).setdefault(key, data.pop(old))
         return data

@@ -27,15 +27,16 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, every:
 
 
 class DaemonProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
+    def __init__(self, env: dict[str, str], log: Path, umask: int = -1) -> None:
+        """`umask`: the child's (default: this process's, which opening a Manifest makes 077)."""
+        self.env, self.log, self.umask = env, log, umask
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = f"http://127.0.0.1:{env['FLEETLAKE_HTTP_PORT']}"
 
     def start(self, wait: bool = True) -> None:
         with self.log.open("ab") as out:  # the child keeps its own descriptor
             self.proc = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "run"], env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT)
+                                         stdout=out, stderr=subprocess.STDOUT, umask=self.umask)
         if wait:
             wait_for("healthz", self._healthy, 60)
 

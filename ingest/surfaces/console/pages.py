@@ -2,14 +2,19 @@
 
 GET /: the fleets; /ui/fleets/{id}: the month x flow grid and work log; /ui/fleets/{id}/features
 (and .csv): the plots. POST /ui/login, /ui/logout, /ui/connect, /ui/fleets/{id}/backfill|refresh.
-Every page but the login needs a session; every POST needs our Origin and a CSRF token. Pages
+Every page but the login needs a session; every POST needs our Origin and a CSRF token. Failed
+logins are slowed and locked (ingest.surfaces.console.throttle), counted in fleetlake_console_logins and
+logged with the client's address, never the password. Pages
 call the same app parts the JSON API calls and read the manifest; only the features page reads
 Parquet (one fleet's feature tables).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import re
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, quote
@@ -27,7 +32,8 @@ from common.states import WorkKind
 from ingest.runtime.app import App
 from ingest.runtime.pipeline import Pipeline
 from ingest.surfaces.console import book, featuredata, plots
-from ingest.surfaces.console.session import COOKIE, Session, Sessions, same_origin
+from ingest.surfaces.console.session import COOKIE, Session, Sessions
+from ingest.surfaces.console.throttle import Outcome, Refused, Throttle
 
 log = logging.getLogger("fleetlake.console")
 Page = Callable[[Request, Session], Awaitable[Response]]
@@ -52,6 +58,14 @@ def _env() -> Environment:
 MAX_FORM_BYTES = 16 * 1024
 
 
+def attachment(filename: str) -> str:
+    """A Content-Disposition naming `filename` whatever it holds (RFC 6266): an ASCII fallback for
+    old clients and the exact name as UTF-8 (RFC 5987). A name from a query parameter may hold CR,
+    LF or any character; neither form lets one through raw."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("_") or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 async def form_fields(request: Request) -> dict[str, str]:
     """An url-encoded form's fields (the console posts nothing else; Starlette's parser would need
     python-multipart for that). A body over 16 KiB or of another type reads as empty: then the
@@ -66,16 +80,19 @@ async def form_fields(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
-def console_routes(app: App, pipeline: Pipeline | None) -> list[BaseRoute]:
+def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | None = None) -> list[BaseRoute]:
+    """`throttle` slows and locks failed logins (ingest.surfaces.console.throttle; its default rule unless given)."""
     sessions = Sessions(app.settings)
+    throttle = throttle or Throttle()
+    logins = app.metrics.console_logins
     env = _env()
 
     def html(template: str, request: Request, session: Session | None, status: int = 200,
-             **context: Any) -> HTMLResponse:
+             headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
         body = env.get_template(template).render(
             request=request, csrf=sessions.csrf(session) if session else "", logged_in=session is not None,
-            **context)
-        return HTMLResponse(body, status, headers=HEADERS)
+            proxy_user=session.proxy_user if session else None, **context)
+        return HTMLResponse(body, status, headers={**HEADERS, **(headers or {})})
 
     def page(fn: Page) -> Callable[[Request], Awaitable[Response]]:
         async def wrapper(request: Request) -> Response:
@@ -97,7 +114,7 @@ def console_routes(app: App, pipeline: Pipeline | None) -> list[BaseRoute]:
             session = sessions.read(request)
             if session is None:
                 return PlainTextResponse("log in first", 403, headers=HEADERS)
-            if not same_origin(request):
+            if not sessions.same_origin(request):
                 log.warning("console: refused a cross-origin POST to %s", request.url.path)
                 return PlainTextResponse("cross-site request refused", 403, headers=HEADERS)
             form = request.state.form = await form_fields(request)
@@ -113,26 +130,54 @@ def console_routes(app: App, pipeline: Pipeline | None) -> list[BaseRoute]:
     # ------------------------------------------------------------------ login
     def safe_next(value: str | None) -> str:
         # Only a path on this site: a login link must not bounce the user elsewhere.
-        return value if value and value.startswith("/") and not value.startswith("//") else "/"
+        ok = value and value.startswith("/") and not value.startswith(("//", "/ui/login"))
+        return value if ok and value else "/"
+
+    def login_page(request: Request, target: str, status: int = 200, **context: Any) -> HTMLResponse:
+        headers = {"Retry-After": str(math.ceil(context["retry_after"]))} if context.get("retry_after") else None
+        return html("login.html", request, None, status, headers, next=target, enabled=sessions.enabled,
+                    **({"failed": False, "retry_after": None, "locked": False} | context))
 
     async def login_form(request: Request) -> Response:
-        return html("login.html", request, None, next=safe_next(request.query_params.get("next")),
-                    enabled=sessions.enabled, failed=False)
+        target = safe_next(request.query_params.get("next"))
+        if sessions.proxy_session(request) is not None:
+            return RedirectResponse(target, 303, headers=HEADERS)  # the proxy has signed the user in
+        return login_page(request, target)
 
     async def login(request: Request) -> Response:
-        if not same_origin(request):
+        if not sessions.same_origin(request):
             return PlainTextResponse("cross-site request refused", 403, headers=HEADERS)
         form = await form_fields(request)
         target = safe_next(form.get("next", "/"))
-        if not sessions.check_password(form.get("password", "")):
-            log.warning("console: a failed login")
-            return html("login.html", request, None, 401, next=target, enabled=sessions.enabled, failed=True)
+        if not sessions.enabled:
+            return login_page(request, target, 403)  # the page names the setting to set
+        client = sessions.proxies.client(request)
+        verdict = throttle.attempt(client)
+        if isinstance(verdict, Refused):
+            logins.labels(verdict.outcome.value).inc()
+            return login_page(request, target, 429, retry_after=verdict.retry_after_s,
+                              locked=verdict.outcome is Outcome.LOCKED)
+        if verdict.locked_s:
+            log.warning("console: client %s locked out of the login for %d s after %d failed logins",
+                        client, verdict.locked_s, verdict.failures)
+        if verdict.delay_s:
+            await asyncio.sleep(verdict.delay_s)  # slows a guesser; holds no thread
+        ok = sessions.check_password(form.get("password", ""))
+        throttle.finished(verdict, ok)
+        logins.labels((Outcome.OK if ok else Outcome.FAILED).value).inc()
+        if not ok:
+            log.warning("console: failed login from %s (%d in a row)", client, verdict.failures)
+            return login_page(request, target, 401, failed=True)
+        log.info("console: login from %s", client)
         _, cookie = sessions.new()
         resp = RedirectResponse(target, 303, headers=HEADERS)
         resp.set_cookie(value=cookie, **sessions.cookie_args())  # type: ignore[arg-type]
         return resp
 
     async def logout(request: Request, session: Session) -> Response:
+        if session.proxy_user is not None:  # signed in by the proxy: signing out is the proxy's business
+            return html("error.html", request, session, 400, message="you are signed in by your proxy as "
+                        f"{session.proxy_user}: sign out there")
         sessions.end(session)
         resp = RedirectResponse("/ui/login", 303, headers=HEADERS)
         resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
@@ -182,21 +227,30 @@ def console_routes(app: App, pipeline: Pipeline | None) -> list[BaseRoute]:
             return RedirectResponse(f"/ui/fleets/{fid}?queued={note}", 303, headers=HEADERS)
         return handler
 
-    async def features(request: Request, session: Session) -> Response:
+    async def feature_data(request: Request, session: Session) -> featuredata.FeaturePage | Response:
+        """The plots of the fleet (or its ?vehicle=), or a 404 page for a vehicle it has no features of."""
         fid = names.fleet_id(request.path_params["fleet_id"])
         vehicle = request.query_params.get("vehicle") or None
         await run_in_threadpool(app.reads.fleet, fid)
         data = await run_in_threadpool(featuredata.build, app, fid, vehicle)
+        if vehicle is not None and vehicle not in data.vehicles:  # a typo, or anything a link can carry
+            return html("error.html", request, session, 404,
+                        message=f"fleet {fid} has no features of a vehicle {vehicle[:80]!r}")
+        return data
+
+    async def features(request: Request, session: Session) -> Response:
+        data = await feature_data(request, session)
+        if isinstance(data, Response):
+            return data
         return html("features.html", request, session, data=data)
 
     async def features_csv(request: Request, session: Session) -> Response:
-        fid = names.fleet_id(request.path_params["fleet_id"])
-        vehicle = request.query_params.get("vehicle") or None
-        await run_in_threadpool(app.reads.fleet, fid)
-        data = await run_in_threadpool(featuredata.build, app, fid, vehicle)
-        name = f"{fid}-{vehicle or 'fleet'}-features.csv".replace('"', "")
+        data = await feature_data(request, session)
+        if isinstance(data, Response):
+            return data
+        name = f"{data.fleet_id}-{data.vehicle or 'fleet'}-features.csv"
         return Response(data.csv(), media_type="text/csv; charset=utf-8",
-                        headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
+                        headers={**HEADERS, "Content-Disposition": attachment(name)})
 
     return [
         Route("/", page(fleets), methods=["GET"]),
