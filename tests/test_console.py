@@ -319,7 +319,7 @@ def test_the_csv_of_any_vehicle_id_downloads_under_a_safe_name_and_a_hostile_one
         tmp_path: Path) -> None:
     odd = "Lkw-Müller\r\nSet-Cookie: x=1 \"7\" ✓"  # a TSP's vehicle id: any text
     with _console(tmp_path) as (base, daemon):
-        _vehicle_features(tmp_path, daemon.service, odd)
+        _vehicle_features(tmp_path, daemon.app, odd)
         with _login(base) as c:
             r = c.get("/ui/fleets/acme-freight/features.csv", params={"vehicle": odd})
             assert r.status_code == 200 and "set-cookie" not in r.headers

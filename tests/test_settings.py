@@ -107,7 +107,7 @@ def test_a_deprecated_name_is_logged_by_every_command(tmp_path: Path) -> None:
            "FLEETLAKE_SAMSARA_CLIENT_SECRET": secret, "FLEETLAKE_SAMSARA__CLIENT_ID": "app"}
     env.pop("FLEETLAKE_CONFIG_FILE", None)
     for argv in (["status"], ["gc", "--dry-run"]):
-        r = subprocess.run([sys.executable, "-m", "ingest.cli", *argv], env=env, capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", *argv], env=env, capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 0, r.stderr
         notes = [json.loads(line) for line in r.stderr.splitlines() if '"fleetlake.settings"' in line]
