@@ -71,7 +71,7 @@ def _rebuilt(store: ObjectStore, path: Path) -> Manifest:
 
 
 def _slices(m: Manifest) -> set[tuple[str, str]]:
-    return {(s, k) for s, k in m._all("SELECT stream, window_key FROM pull_checkpoints WHERE fleet_id = ?", [FLEET])}
+    return {(s, k) for s, k in m._all("SELECT stream, slice_key FROM pull_checkpoints WHERE fleet_id = ?", [FLEET])}
 
 
 def test_a_rebuilt_manifest_resumes_a_half_done_backfill(sandbox: SandboxServer, store: ObjectStore,

@@ -75,8 +75,8 @@ def _backfilled(api: httpx.Client) -> bool:
 
 def _gps_slices(m: Manifest) -> list[tuple[int, int, datetime]]:
     """(start ms, end ms, completed at) of every GPS checkpoint of the fleet."""
-    rows = m._all("SELECT stream, window_key, completed_at FROM pull_checkpoints WHERE fleet_id = ? "
-                  "AND stream LIKE '%/gps/%'", [FLEET])
+    rows = m._all("SELECT stream, slice_key, completed_at FROM pull_checkpoints WHERE fleet_id = ? "
+                  "AND dataset = 'pings'", [FLEET])
     out = []
     for stream, key, at in rows:
         start = int(key.rsplit("/", 1)[1])

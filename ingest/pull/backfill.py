@@ -132,9 +132,9 @@ class PullOptions:
     # told each month whose raw data (every slice overlapping it) is now pulled and committed, in
     # pull order: the caller computes that month's features at once.
     on_month: Callable[[str], None] | None = None
-    # told (fleet, stream, [(slice key, rows)]) after the manifest recorded completed slices: the
+    # told (fleet, stream, dataset, [(slice key, rows)]) after the manifest recorded completed slices: the
     # store's mirror of checkpoints (partitions.control_records), so a rebuilt manifest resumes too
-    on_checkpoints: Callable[[str, str, list[tuple[str, int]]], None] | None = None
+    on_checkpoints: Callable[[str, str, str, list[tuple[str, int]]], None] | None = None
     # told (fleet, month) after the manifest recorded a complete month as pulled (`fleet_months`):
     # the store's mirror of pulled months, so a rebuilt manifest knows them too
     on_month_pulled: Callable[[str, str], None] | None = None
@@ -226,7 +226,7 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
             done: dict[str, list[tuple[str, int]]] = {}
             for name, w, rows in fetched:
                 if w.end_ms <= complete_before:
-                    manifest.complete_slice(fleet_id, name, w.key, rows)
+                    manifest.complete_slice(fleet_id, name, w.key, "pings" if name == stream else "events", rows)
                     done.setdefault(name, []).append((w.key, rows))
                     if name == stream:
                         completed += 1
@@ -235,7 +235,7 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
             fetched.clear()
             if opts.on_checkpoints:
                 for name, keys in done.items():
-                    opts.on_checkpoints(fleet_id, name, keys)
+                    opts.on_checkpoints(fleet_id, name, "pings" if name == stream else "events", keys)
 
         with ThreadPoolExecutor(max(1, opts.workers), thread_name_prefix=f"pull-{fleet_id}") as pool:
             try:
@@ -335,11 +335,11 @@ def pull_events(connector: GpsConnector, store: ObjectStore, manifest: Manifest,
             done = []
             for w, rows in pulled:
                 if w.end_ms <= now_ms - opts.lookback_ms:
-                    manifest.complete_slice(fleet_id, stream, w.key, rows)
+                    manifest.complete_slice(fleet_id, stream, w.key, "events", rows)
                     done.append((w.key, rows))
             completed = len(done)
             if done and opts.on_checkpoints:
-                opts.on_checkpoints(fleet_id, stream, done)
+                opts.on_checkpoints(fleet_id, stream, "events", done)
         accepted, quarantined = writer.accepted_events, dict(writer.quarantined)
     return PullReport(fleet_id, len(slices), len(pulled), completed, accepted, quarantined, tuple(commits),
                       time.monotonic() - t0, stopped=opts.stop.is_set())

@@ -28,7 +28,7 @@ from common.states import FleetStatus, RunStatus
 from ingest.engine.planner import WindowTask
 from ingest.flows.base import Flow
 from ingest.pull.backfill import PullProgress
-from partitions.manifest import Manifest
+from partitions.manifest import ManifestReader
 
 RATE_WINDOW = timedelta(hours=1)
 
@@ -86,7 +86,7 @@ class Readiness:
                    dict(d.get("notes", {})))
 
 
-def readiness(manifest: Manifest, flows: list[Flow], pending: list[WindowTask], fleet_id: str, now_ms: int,
+def readiness(manifest: ManifestReader, flows: list[Flow], pending: list[WindowTask], fleet_id: str, now_ms: int,
               thresholds: list[int], live: PullProgress | None = None) -> Readiness:
     """`pending`: the planner's windows (all fleets); `live`: this fleet's pull running here, if any."""
     fleet = manifest.fleet(fleet_id)

@@ -22,7 +22,7 @@ from ingest.reads.readiness import Readiness, readiness
 from ingest.reads.views import FleetFeatures, FleetGrid, FleetView, MonthRow
 from ingest.wiring.clock import Clock
 from ingest.wiring.settings import Settings
-from partitions.manifest import Manifest
+from partitions.manifest import FleetLanding, Manifest, ManifestReader, RunLine
 from partitions.reader import local_files
 from partitions.store import ObjectStore
 
@@ -66,11 +66,22 @@ class Reads:
         with self.manifest.reading() as m:
             return self._fleet(m, fleet_id)
 
-    def _fleet(self, m: Manifest, fleet_id: str) -> FleetView:
+    def _fleet(self, m: ManifestReader, fleet_id: str) -> FleetView:
         fleet = m.fleet(names.fleet_id(fleet_id))
         if fleet is None:
             raise UnknownFleet(fleet_id)
         return FleetView.of(fleet, self.live.stuck(fleet.fleet_id))
+
+    def book(self) -> list[FleetLanding]:
+        """Every fleet and what of it has landed: one query for the whole book."""
+        with self.manifest.reading() as m:
+            return m.fleet_landings()
+
+    def work_log(self, fleet_id: str) -> tuple[set[tuple[str, int, str]], list[RunLine]]:
+        """A fleet's windows recomputed on new inputs, and its newest runs."""
+        with self.manifest.reading() as m:
+            self._fleet(m, fleet_id)
+            return m.recomputed_windows(fleet_id), m.recent_runs(fleet_id)
 
     def status(self, fleet_id: str) -> FleetGrid:
         """One fleet's grid: per month, raw rows per dataset and the state of each active flow version.

@@ -88,6 +88,10 @@ def create_app(app: App, pipeline: Pipeline | None = None,
             return resp
         return wrapper
 
+    def known(fleet_id: str) -> bool:
+        with app.manifest.reading() as m:
+            return m.fleet(fleet_id) is not None
+
     def fleet_param(request: Request) -> str:
         return names.fleet_id(request.path_params["fleet_id"])
 
@@ -171,7 +175,7 @@ def create_app(app: App, pipeline: Pipeline | None = None,
     def queue_for(kind: WorkKind) -> Handler:
         async def handler(request: Request) -> Response:
             fid = fleet_param(request)
-            if await run_in_threadpool(app.manifest.fleet, fid) is None:
+            if not await run_in_threadpool(known, fid):
                 return _unknown_fleet(fid)
             if pipeline is None or not queue.accepting:
                 return _error(503, "not taking work (shutting down)")
@@ -204,7 +208,7 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         fid = fleet_param(request)
         operator = request.query_params.get("operator", "").strip()[:80]
         actor = f"{operator} via {API_ACTOR}" if operator else API_ACTOR
-        if await run_in_threadpool(app.manifest.fleet, fid) is None:
+        if not await run_in_threadpool(known, fid):
             return _unknown_fleet(fid)
         try:
             with queue.exclusive(fid):

@@ -79,7 +79,9 @@ def read_rows(app: App, fleet_id: str, vehicle: str | None) -> tuple[Rows, tuple
     rows: Rows = {}
     vehicles: set[str] = set()
     cache = app.settings.work_dir / "cache"
-    for run in app.manifest.latest_runs(fleet_id, succeeded_only=True):
+    with app.manifest.reading() as m:
+        runs = m.latest_runs(fleet_id, succeeded_only=True)
+    for run in runs:
         if newest.get(run.flow) != run.version:
             continue
         for path in local_files(app.store, list(run.outputs), cache):

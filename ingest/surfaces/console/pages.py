@@ -29,11 +29,13 @@ from starlette.staticfiles import StaticFiles
 from common import names
 from common.errors import ConfigError, ConsentRefused, InvalidName, UnknownTsp
 from common.states import WorkKind
+from ingest.reads.views import FleetGrid
 from ingest.runtime.app import App
 from ingest.runtime.pipeline import Pipeline
 from ingest.surfaces.console import book, featuredata, plots
 from ingest.surfaces.console.session import COOKIE, Session, Sessions
 from ingest.surfaces.console.throttle import Outcome, Refused, Throttle
+from partitions.manifest import RunLine
 
 log = logging.getLogger("fleetlake.console")
 Page = Callable[[Request, Session], Awaitable[Response]]
@@ -185,7 +187,7 @@ def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | Non
 
     # ------------------------------------------------------------------ pages
     async def fleets(request: Request, session: Session) -> Response:
-        rows = await run_in_threadpool(lambda: book.fleet_book(app.manifest, now()))
+        rows = book.fleet_book(await run_in_threadpool(app.reads.book), now())
         return html("fleets.html", request, session, fleets=rows, tsps=sorted(app.endpoints),
                     statuses=sorted({r.status for r in rows}))
 
@@ -202,10 +204,9 @@ def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | Non
     async def fleet(request: Request, session: Session) -> Response:
         fid = names.fleet_id(request.path_params["fleet_id"])
 
-        def load() -> tuple[Any, set[tuple[str, int, str]], list[book.RunLine]]:
-            return (app.reads.status(fid), book.recomputed_windows(app.manifest, fid),
-                    book.recent_runs(app.manifest, fid))
-        grid, recomputed, runs = await run_in_threadpool(load)
+        def load() -> tuple[FleetGrid, tuple[set[tuple[str, int, str]], list[RunLine]]]:
+            return app.reads.status(fid), app.reads.work_log(fid)
+        grid, (recomputed, runs) = await run_in_threadpool(load)
         snap = app.queue.snapshot()
         mine = (lambda key: key.endswith(f":{fid}") or key.endswith(":*"))
         work_lines = [] if snap is None else (
