@@ -3,8 +3,11 @@
     FleetlakeError
     ├── ConfigError            a setting is missing or wrong (names the setting)
     ├── InvalidName            a fleet id, dataset or month that must not become a key or path
-    ├── StoreError             the object store failed (unreachable, denied, corrupt object)
-    │   └── ObjectNotFound     a key that should exist does not
+    ├── StoreError             storage failed: the object store (unreachable, denied, corrupt object)
+    │   │                      or a local disk fleetlake writes to
+    │   ├── ObjectNotFound     a key that should exist does not
+    │   └── DiskFull           a local disk is full (ENOSPC): names the directory by its kind and
+    │                          setting, never by its path, and the bytes left
     ├── ManifestError          the DuckDB manifest cannot be used
     │   ├── ManifestLocked     another process holds it (names the holder)
     │   ├── ManifestDamaged    the file is truncated or corrupt: rebuild it from the store
@@ -53,6 +56,18 @@ class StoreError(FleetlakeError):
 class ObjectNotFound(StoreError, KeyError):
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else "object not found"
+
+
+class DiskFull(StoreError):
+    """ENOSPC while fleetlake wrote locally. A StoreError, so that whoever already survives a failed
+    write (the control mirror, a pull that marks its fleet failed) survives this one too."""
+
+    def __init__(self, setting: str, where: str, free_bytes: int | None) -> None:
+        free = f"{free_bytes:,} bytes free" if free_bytes is not None else "free space unknown"
+        super().__init__(f"local disk full under {setting} ({where}): {free}")
+        self.setting = setting  # e.g. FLEETLAKE_DATA_DIR: what an operator changes or cleans
+        self.where = where  # e.g. "work/spool": which of fleetlake's directories, never a path
+        self.free_bytes = free_bytes
 
 
 class ManifestError(FleetlakeError):
