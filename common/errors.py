@@ -11,6 +11,7 @@
     ├── ManifestError          the DuckDB manifest cannot be used
     │   ├── ManifestLocked     another process holds it (names the holder)
     │   ├── ManifestDamaged    the file is truncated or corrupt: rebuild it from the store
+    │   ├── ManifestMissing    the file is gone but the store holds a lake: rebuild it, never start empty
     │   └── SchemaVersionError the file was written by a newer fleetlake
     ├── CommitConflict         a window changed under a writer; nothing was committed
     ├── FlowError              a feature flow is misdefined (e.g. schema changed, version not bumped)
@@ -82,6 +83,10 @@ class ManifestDamaged(ManifestError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason  # short and path-free, for /readyz
+
+
+class ManifestMissing(ManifestError):
+    pass
 
 
 class SchemaVersionError(ManifestError):

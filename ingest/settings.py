@@ -145,6 +145,9 @@ class Settings(BaseSettings):
                                     "FLEETLAKE_REQUEST_DEADLINE_S opens it at once, so with the defaults a hung TSP "
                                     "alerts about 2 minutes in. The incident recovers when each fleet in it lands "
                                     "a month or completes a pull, never merely because the stuck pull ended")
+    rebuild_missing_manifest: bool = Field(False, description="when the manifest file is missing but the store "
+                                           "holds fleets or tables: false (default) refuses to start and names "
+                                           "`fleetlake manifest rebuild`; true rebuilds it from the store at start")
     readyz_timeout_s: float = Field(1.5, gt=0, le=60, description="/readyz: how long each dependency probe "
                                     "(manifest, store, disk) may take; one that does not answer in time is a "
                                     "failing dependency (default 1.5, so /readyz answers within about 2 s)")
