@@ -5,7 +5,8 @@ signed, single-use `state` is its credential). /metrics needs `Authorization: Be
 <FLEETLAKE_METRICS_TOKEN>` when that is set (Prometheus: `authorization: {credentials_file: ...}`). Everything else needs `Authorization: Bearer
 <FLEETLAKE_API_TOKEN>`; without a configured token the API refuses every request.
 Errors are JSON `{"error": "..."}` with a 4xx status that says what was wrong, or a 503 when the
-store or manifest failed; no error carries a store URL or a file path.
+store, manifest or local disk failed; no answer (errors, fleets' errors, work records) carries a
+store URL or a file path. /readyz probes each dependency with a deadline (`ingest.probes`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from common.errors import (
     AuthError,
     ConfigError,
     ConsentRefused,
+    DiskFull,
     FleetlakeError,
     InvalidName,
     ManifestError,
@@ -37,20 +39,33 @@ from connectors.providers import TSPS
 from ingest.console.pages import console_routes
 from ingest.offboarding import API_ACTOR
 from ingest.offboarding import offboard as offboard_fleet
+from ingest.probes import daemon_probes
 from ingest.service import Service
 from ingest.workqueue import Busy, Work, WorkQueue, WorkSnapshot
-from partitions import layout
 
 log = logging.getLogger("fleetlake.api")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-# Store URLs and absolute file paths: where fleetlake keeps things is no caller's business.
-_INTERNAL = re.compile(r"\b(?:file|s3)://\S*|(?<![\w:])/(?:[\w.@+-]+/)+[\w.@+-]*")
+# Store URLs and absolute file paths: where fleetlake keeps things is no caller's business. A
+# path after "GET " is the TSP's endpoint that failed (connectors/http.py), not one of ours.
+_INTERNAL = re.compile(r"\b(?:file|s3)://\S*|(?<![\w:])(?<!GET )/(?:[\w.@+-]+/)+[\w.@+-]*")
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": _INTERNAL.sub("<internal>", message)}, status, headers=headers or None)
+
+
+def _scrubbed(value: Any) -> Any:
+    """`value` (JSON-able) with every internal path or store URL in its strings replaced: fleets'
+    errors and work records quote what failed, and a local error can quote a spool path."""
+    if isinstance(value, str):
+        return _INTERNAL.sub("<internal>", value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def create_app(service: Service, work: WorkQueue | None = None,
@@ -84,21 +99,13 @@ def create_app(service: Service, work: WorkQueue | None = None,
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    probes = daemon_probes(service)
+
     async def readyz(request: Request) -> Response:
-        problems = []
-        try:
-            damage = await run_in_threadpool(service.manifest.check_file)
-            if damage:
-                problems.append(f"manifest: damaged ({damage}); stop fleetlake and run `fleetlake manifest rebuild`")
-        except Exception as e:  # noqa: BLE001 - reported, not raised
-            problems.append(f"manifest: {type(e).__name__}")
-        try:
-            await run_in_threadpool(service.store.exists, layout.READY_PROBE)
-        except Exception as e:  # noqa: BLE001
-            problems.append(f"store: {type(e).__name__}")
+        problems = await probes.problems()  # within about FLEETLAKE_READYZ_TIMEOUT_S, whatever hangs
         if readiness is not None:
             problems.extend(readiness())
-        return JSONResponse({"ready": not problems, "problems": problems}, 503 if problems else 200)
+        return JSONResponse({"ready": not problems, "problems": _scrubbed(problems)}, 503 if problems else 200)
 
     async def metrics_view(request: Request) -> Response:
         # Metrics name customer fleets: with a metrics token set, only a scraper holding it reads them.
@@ -132,12 +139,12 @@ def create_app(service: Service, work: WorkQueue | None = None,
                             f"{' Its backfill has started.' if queued else ''}</p>")
 
     async def list_fleets(request: Request) -> Response:
-        return JSONResponse([f.to_json() for f in await run_in_threadpool(service.fleets)])
+        return JSONResponse(_scrubbed([f.to_json() for f in await run_in_threadpool(service.fleets)]))
 
     async def fleet_status(request: Request) -> Response:
         fid = fleet_param(request)
         try:
-            return JSONResponse((await run_in_threadpool(service.status, fid)).to_json())
+            return JSONResponse(_scrubbed((await run_in_threadpool(service.status, fid)).to_json()))
         except KeyError:
             return _error(404, f"unknown fleet {fid}")
 
@@ -212,7 +219,7 @@ def create_app(service: Service, work: WorkQueue | None = None,
         return JSONResponse(outcome.to_json())
 
     async def work_state(request: Request) -> Response:
-        return JSONResponse((work.snapshot() if work is not None else WorkSnapshot((), None)).to_json())
+        return JSONResponse(_scrubbed((work.snapshot() if work is not None else WorkSnapshot((), None)).to_json()))
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -235,6 +242,9 @@ def create_app(service: Service, work: WorkQueue | None = None,
 
     async def on_error(request: Request, exc: Exception) -> Response:
         # Anything unexpected: logged with its type, answered without internals.
+        if isinstance(exc, DiskFull):  # names the directory by its setting, never by its path
+            log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+            return _error(503, str(exc))
         if isinstance(exc, (StoreError, ManifestError, OSError)):
             # Our storage failed, not the request: the details (keys, paths) go to the log only.
             log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
@@ -265,7 +275,8 @@ OPENAPI: dict[str, Any] = {
     "security": [{"bearer": []}],
     "paths": {
         "/healthz": {"get": {"security": [], "summary": "liveness", "responses": {"200": _OBJ}}},
-        "/readyz": {"get": {"security": [], "summary": "readiness: manifest, store and scheduler",
+        "/readyz": {"get": {"security": [], "summary": "readiness: manifest, store, local disk and scheduler, "
+                                                          "each probe within FLEETLAKE_READYZ_TIMEOUT_S",
                             "responses": {"200": _OBJ, "503": _OBJ}}},
         "/fleets": {"get": {"summary": "all fleets and their state",
                             "responses": {"200": {"description": "ok", "content": {"application/json": {

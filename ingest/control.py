@@ -22,8 +22,7 @@ from ingest.readiness import Readiness
 from ingest.service import PullOutcome, Service
 from ingest.settings import Settings
 from ingest.views import FleetFeatures, FleetGrid, FleetView
-from ingest.wiring import open_service, with_token_key
-from partitions import Manifest
+from ingest.wiring import open_manifest, open_service, with_token_key
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ def open_control(settings: Settings, needs_key: bool = False) -> Iterator[Contro
     `needs_key`: the command handles TSP tokens, so it gets the local key when none is configured.
     """
     try:
-        manifest = Manifest(settings.resolved_manifest_path)
+        manifest = open_manifest(settings)
     except ManifestLocked:
         client = DaemonClient(settings)
         try:

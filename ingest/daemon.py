@@ -16,8 +16,9 @@ Nothing waits for the monthly cron: at start and every `replan_s` the daemon que
 whose backfill or refresh is not finished and a feature pass when any window is pending.
 
 Stuck work is watched (`ingest.stuck`): each fleet's pull and each feature pass is a unit whose
-progress (TSP pages, slices, windows recorded) the watch follows; every `stuck_check_s` the daemon
-marks what is stuck in status and metrics and alerts the webhook once per incident group.
+progress (TSP pages, slices, months, windows recorded) the watch follows, and each failed pull
+tells it what it failed on; every few seconds the daemon marks what is stuck in status and
+metrics and alerts the webhook once per incident group, and once more when its work progresses.
 
 Shutdown (SIGTERM or SIGINT): stop taking work, set the stop flag (pulls see it between pages,
 commit the slices they have in full and return; checkpoints let the next start resume), wait up
@@ -44,8 +45,8 @@ from ingest.alerts import Webhook
 from ingest.api import create_app
 from ingest.features import FeatureReport
 from ingest.planner import plan
-from ingest.service import Service
-from ingest.stuck import Unit, WorkWatch, incidents, stuck_alerts
+from ingest.service import PullOutcome, Service
+from ingest.stuck import Unit, WorkWatch, stuck_alerts
 from ingest.views import FleetView
 from ingest.workqueue import Work, WorkQueue, WorkRecord
 from partitions.gc import collect_garbage
@@ -78,8 +79,10 @@ class Daemon:
                                               name="fleetlake-features", daemon=True))
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
         self.scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
-        self.watch = WorkWatch(self.settings.stuck_after_s, self.settings.stuck_factor)
+        self.watch = WorkWatch(self.settings.stuck_after_s, self.settings.stuck_factor,
+                               self.settings.stuck_failed_pulls)
         service.on_progress = self.watch.progressed
+        service.on_landed = self.watch.landed
         self.stuck_book = stuck_alerts(Webhook(self.settings.alert_webhook_url,
                                                on_result=service.metrics.alert_result))
         self._stuck_groups: set[str] = set()
@@ -132,12 +135,15 @@ class Daemon:
         fid = work.fleet_id
         unit = self._pull_unit(fid)
         self.watch.started(unit)
-        completed = False
+        o: PullOutcome | None = None
         try:
             o = self.service.pull(fid, self.stop)
-            completed = o.result is PullResult.ACTIVE  # a failed or stopped pull is no measure of time
         finally:
-            self.watch.finished(unit, completed)
+            # A failed or stopped pull is no measure of time; what a failed one failed on tells a
+            # hung TSP (an incident even when no unit sat idle for stuck_after_s) from a bad grant.
+            self.watch.finished(unit, o is not None and o.result is PullResult.ACTIVE, o.cause if o else None)
+        if o.result is PullResult.REVOKED:
+            self.watch.forget([fid])  # it will not be pulled again: its trouble cannot clear
         # Backoff is per fleet, whichever work item pulled it.
         failed = o.result is PullResult.FAILED
         self._record(Work(WorkKind.PULL, fid).key, WorkOutcome.FAILED if failed else WorkOutcome.OK)
@@ -228,16 +234,20 @@ class Daemon:
             self.watch.progressed(kind="features")
         for fleet_id in tuple(self.service.computing):
             # A pull computing a completed month's features lands no pages meanwhile, yet is working.
-            self.watch.progressed(fleet_id)
+            self.watch.alive(fleet_id)
+        # A fleet revoked or off-boarded since it got into trouble will not progress again.
+        self.watch.forget({t.member for t in self.watch.troubles() if t.group.startswith("pull:")}
+                          - {f.fleet_id for f in self.service.fleets() if f.status.pullable})
         stuck = self.watch.check()
-        self.service.stuck = {s.unit.fleet_id or s.unit.kind: s.reason for s in stuck}
-        groups = {i.group: len(i.members) for i in incidents(stuck)}
+        self.service.stuck = {s.unit.member: s.reason for s in stuck}
+        now_wrong = self.watch.incidents()
+        groups = {i.group: len(i.members) for i in now_wrong}
         for g in self._stuck_groups | set(groups):
             self.service.metrics.stuck.labels(g).set(groups.get(g, 0))
         self._stuck_groups |= set(groups)
         for s in stuck:
             log.warning("stuck: %s: %s", s.unit.label, s.reason)
-        self.stuck_book.observe(incidents(stuck))
+        self.stuck_book.observe(now_wrong)
 
     def _failed_windows(self) -> bool:
         return any(r.status is RunStatus.FAILED for r in self.service.manifest.latest_runs())

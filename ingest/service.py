@@ -13,18 +13,20 @@ import logging
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 import pyarrow.parquet as pq
 
 from common import names
+from common.disk import free_bytes, is_disk_full
 from common.errors import (
     AuthError,
     ConfigError,
     ConsentRefused,
     ConsentRevoked,
+    DiskFull,
     FleetlakeError,
     PullInterrupted,
     TspError,
@@ -62,6 +64,15 @@ class PullOutcome:
     error: str | None = None
     # the feature windows computed during the pull, as each month's raw data completed
     features: FeatureReport = FeatureReport(())
+    # what a failed pull failed on, for the stuck-work watch (which tells a hung TSP from a bad grant)
+    cause: BaseException | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class DiskTrouble:
+    """The last time a local write found the disk full, for /readyz until a later write succeeds."""
+    error: DiskFull
+    at: datetime
 
 
 def state_key(settings: Settings) -> bytes:
@@ -100,7 +111,11 @@ class Service:
         # Set by the daemon: told the fleet id whenever a pull lands something (a page, a slice),
         # and holds what its stuck-work watch found (fleet id or "features" -> reason) for status.
         self.on_progress: Callable[[str], None] | None = None
+        # Set by the daemon: told the fleet id when a month of its pull is complete (real progress).
+        self.on_landed: Callable[[str], None] | None = None
         self.stuck: dict[str, str] = {}
+        # The last full disk met by a pull or feature pass, until one succeeds again (for /readyz).
+        self.disk_trouble: DiskTrouble | None = None
         # Fleets whose pull is computing a completed month's features (no TSP pages meanwhile).
         self.computing: set[str] = set()
 
@@ -258,10 +273,24 @@ class Service:
             return PullOutcome(fleet_id, PullResult.STOPPED, None, None)
         except ConsentRevoked as e:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.REVOKED, error=str(e))
-            return PullOutcome(fleet_id, PullResult.REVOKED, None, None, str(e))
+            return PullOutcome(fleet_id, PullResult.REVOKED, None, None, str(e), cause=e)
         except (TspError, FleetlakeError) as e:
+            if isinstance(e, DiskFull):
+                self.disk_trouble = DiskTrouble(e, datetime.now(timezone.utc))
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.FAILED, error=str(e))
-            return PullOutcome(fleet_id, PullResult.FAILED, None, None, str(e))
+            return PullOutcome(fleet_id, PullResult.FAILED, None, None, str(e), cause=e)
+        except Exception as e:  # noqa: BLE001 - a bug fails this fleet (retried with backoff), not the daemon
+            # Left "backfilling", the fleet would be picked up again every poll; its message may
+            # hold internal paths, so the record names the type and the log has the rest.
+            log.exception("fleet %s: pull failed unexpectedly", fleet_id)
+            if is_disk_full(e):  # e.g. the manifest's own write (DuckDB) on a full data dir
+                full = DiskFull("FLEETLAKE_DATA_DIR", "the data dir", free_bytes(self.settings.data_dir))
+                self.disk_trouble = DiskTrouble(full, datetime.now(timezone.utc))
+                error = str(full)
+            else:
+                error = f"unexpected {type(e).__name__} (a fleetlake bug or a local fault); the daemon's log has details"
+            self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.FAILED, error=error)
+            return PullOutcome(fleet_id, PullResult.FAILED, None, None, error, cause=e)
         finally:
             self.live.pop(fleet_id, None)
             self.metrics.seconds.labels("pull").observe(time.monotonic() - t0)
@@ -273,6 +302,8 @@ class Service:
         self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.ACTIVE if not stopped
                                else FleetStatus.BACKFILLING if backfill else FleetStatus.REFRESHING)
         self.control.sync(fleet_id)  # heals a mirror write that a store hiccup missed
+        if not stopped:
+            self.disk_trouble = None  # a whole pull's spooling and merging went through
         return PullOutcome(fleet_id, PullResult.STOPPED if stopped else PullResult.ACTIVE, pings, events,
                            features=FeatureReport(tuple(r for rep in computed for r in rep.results)))
 
@@ -299,6 +330,8 @@ class Service:
         Only this fleet-month's windows run; the pass after the pull finds them current and runs
         nothing again. A failure here is the feature pass's to retry, never the pull's to stop on.
         """
+        if self.on_landed is not None:
+            self.on_landed(fleet_id)  # every slice of the month is committed: the pull really moves
         self.computing.add(fleet_id)  # the stuck-work watch counts this as the pull being alive
         try:
             report = self.features(where=lambda t: t.fleet_id == fleet_id and t.month == month)
@@ -351,6 +384,11 @@ class Service:
                               where=where, skip_fleets=skip_fleets, executor=self.settings.executor,
                               ray_address=self.settings.ray_address)
         self.metrics.seconds.labels("features").observe(time.monotonic() - t0)
+        if any((r.error or "").startswith(DiskFull.__name__) for r in report.failed):
+            err = DiskFull("FLEETLAKE_DATA_DIR", "work/cache", free_bytes(self.settings.work_dir))
+            self.disk_trouble = DiskTrouble(err, datetime.now(timezone.utc))
+        elif report.results and not report.failed:
+            self.disk_trouble = None
         for r in report.results:
             self.metrics.windows.labels(r.task.flow, r.status).inc()
         for fleet_id in sorted({r.task.fleet_id for r in report.results}):
