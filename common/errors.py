@@ -3,11 +3,15 @@
     FleetlakeError
     ├── ConfigError            a setting is missing or wrong (names the setting)
     ├── InvalidName            a fleet id, dataset or month that must not become a key or path
-    ├── StoreError             the object store failed (unreachable, denied, corrupt object)
-    │   └── ObjectNotFound     a key that should exist does not
+    ├── StoreError             storage failed: the object store (unreachable, denied, corrupt object)
+    │   │                      or a local disk fleetlake writes to
+    │   ├── ObjectNotFound     a key that should exist does not
+    │   └── DiskFull           a local disk is full (ENOSPC): names the directory by its kind and
+    │                          setting, never by its path, and the bytes left
     ├── ManifestError          the DuckDB manifest cannot be used
     │   ├── ManifestLocked     another process holds it (names the holder)
     │   ├── ManifestDamaged    the file is truncated or corrupt: rebuild it from the store
+    │   ├── ManifestMissing    the file is gone but the store holds a lake: rebuild it, never start empty
     │   └── SchemaVersionError the file was written by a newer fleetlake
     ├── CommitConflict         a window changed under a writer; nothing was committed
     ├── FlowError              a feature flow is misdefined (e.g. schema changed, version not bumped)
@@ -57,6 +61,18 @@ class ObjectNotFound(StoreError, KeyError):
         return str(self.args[0]) if self.args else "object not found"
 
 
+class DiskFull(StoreError):
+    """ENOSPC while fleetlake wrote locally. A StoreError, so that whoever already survives a failed
+    write (the control mirror, a pull that marks its fleet failed) survives this one too."""
+
+    def __init__(self, setting: str, where: str, free_bytes: int | None) -> None:
+        free = f"{free_bytes:,} bytes free" if free_bytes is not None else "free space unknown"
+        super().__init__(f"local disk full under {setting} ({where}): {free}")
+        self.setting = setting  # e.g. FLEETLAKE_DATA_DIR: what an operator changes or cleans
+        self.where = where  # e.g. "work/spool": which of fleetlake's directories, never a path
+        self.free_bytes = free_bytes
+
+
 class ManifestError(FleetlakeError):
     pass
 
@@ -69,6 +85,10 @@ class ManifestDamaged(ManifestError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason  # short and path-free, for /readyz
+
+
+class ManifestMissing(ManifestError):
+    pass
 
 
 class SchemaVersionError(ManifestError):

@@ -24,6 +24,7 @@ CONTROL = "_control"  # control records: fleets, sealed credentials and their da
 # partitions/offboard.py)
 READY_PROBE = "_ready-probe"  # a key /readyz asks about: the store answers, whatever it says
 DELTA_LOG = "_delta_log"
+FIRST_LOG_ENTRY = "00000000000000000000.json"  # a table's first commit: how tables are found
 RAW_DATASETS = ("pings", "events", "quarantine")
 PARTITION_COLUMNS = ("fleet", "month")
 
@@ -60,7 +61,7 @@ def delta_log(table: str) -> str:
 def is_table_log_start(key: str) -> str | None:
     """The table key if `key` is the first commit of a table's log (how tables are discovered)."""
     head, sep, tail = key.rpartition(f"/{DELTA_LOG}/")
-    if sep and tail == "00000000000000000000.json":
+    if sep and tail == FIRST_LOG_ENTRY:
         try:
             parse_table(head)
         except ValueError:

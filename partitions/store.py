@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Protocol
 from urllib.parse import unquote, urlparse
 
-from common.errors import ConfigError, ObjectNotFound, StoreError
+from common.disk import free_bytes, is_disk_full
+from common.errors import ConfigError, DiskFull, ObjectNotFound, StoreError
 from common.names import object_key
 
 TMP_PREFIX = ".tmp-"
@@ -33,9 +34,11 @@ class S3Options:
     region: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None  # plain here; settings hold it as SecretStr until this point
+    # Bounded, so that a store that accepts connections and never answers fails the work that
+    # waits on it (within about attempts x read timeout) instead of holding a worker for good.
     connect_timeout_s: float = 5.0
-    read_timeout_s: float = 60.0
-    max_attempts: int = 5
+    read_timeout_s: float = 20.0
+    max_attempts: int = 3
 
     def __repr__(self) -> str:  # never print the secret
         return f"S3Options(endpoint_url={self.endpoint_url!r}, region={self.region!r})"
@@ -110,6 +113,8 @@ class LocalStore:
                 os.close(dfd)
         except OSError as e:
             tmp.unlink(missing_ok=True)
+            if is_disk_full(e):
+                raise DiskFull("FLEETLAKE_STORE_URL", "the file store", free_bytes(self.root)) from None
             raise StoreError(f"cannot write {key} to {self.url}: {e.strerror}") from None
 
     def get(self, key: str) -> bytes:
@@ -167,17 +172,22 @@ class S3Store:
     def __init__(self, bucket: str, prefix: str, options: S3Options) -> None:
         # boto3 costs ~0.5 s to import; a file:// store never needs it.
         import boto3
+        from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         self.bucket = bucket
         self.options = options  # partitions.delta builds delta-rs's storage options from these
         self.prefix = f"{prefix}/" if prefix else ""
         self.url = f"s3://{bucket}/{prefix}".rstrip("/")
+        # s3transfer repeats a whole download 5 times by default, each with botocore's own retries:
+        # against a hung store that multiplies the wait; twice is enough for a body cut short.
+        self._transfer = TransferConfig(num_download_attempts=2)
         self._client = boto3.client(
             "s3", endpoint_url=options.endpoint_url, region_name=options.region or "us-east-1",
             aws_access_key_id=options.access_key_id, aws_secret_access_key=options.secret_access_key,
+            # total_max_attempts counts the first attempt (botocore's max_attempts does not).
             config=Config(connect_timeout=options.connect_timeout_s, read_timeout=options.read_timeout_s,
-                          retries={"max_attempts": options.max_attempts, "mode": "standard"},
+                          retries={"total_max_attempts": options.max_attempts, "mode": "standard"},
                           s3={"addressing_style": "path"} if options.endpoint_url else None))
 
     def _key(self, key: str) -> str:
@@ -203,7 +213,7 @@ class S3Store:
     def put_file(self, key: str, path: Path) -> None:
         k = self._key(key)
         try:
-            self._client.upload_file(str(path), self.bucket, k)
+            self._client.upload_file(str(path), self.bucket, k, Config=self._transfer)
         except Exception as e:  # noqa: BLE001
             raise self._fail("upload", key, getattr(e, "last_exception", None) or e) from None
 
@@ -218,7 +228,7 @@ class S3Store:
         k = self._key(key)
         tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
         try:
-            self._client.download_file(self.bucket, k, str(tmp))
+            self._client.download_file(self.bucket, k, str(tmp), Config=self._transfer)
             os.replace(tmp, path)
         except Exception as e:  # noqa: BLE001
             tmp.unlink(missing_ok=True)

@@ -20,6 +20,9 @@ is also in the store's log: a crash between the two leaves a Delta commit of com
 the rerun finds already live (and only records), never a manifest entry the store cannot
 rebuild. Before step 5 nothing is visible to any reader; after it, every engine that reads the
 Delta log sees the whole new month and none of the old one.
+
+A full local disk while spooling or merging (steps before 4) is a `DiskFull` naming the work
+directory by its setting, never its path; nothing was uploaded or committed by then.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +47,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from common import names
+from common.disk import disk_full_as
 from common.states import CommitStatus
 from partitions import layout
 from partitions.delta import WINDOW_KEY, DataFile, lake_for
@@ -58,6 +63,8 @@ from partitions.schema import (
 from partitions.store import LocalStore, ObjectStore
 
 ROW_GROUP_ROWS = 1_000_000
+# How a full work disk is named to an operator: the setting that places it and which part of it.
+WORK_SETTING, WORK_PART = "FLEETLAKE_DATA_DIR", "work/spool"
 _FORMAT = "pings-v1"  # part of every fingerprint: bump if the canonical encoding changes
 
 _ORDER = {
@@ -94,9 +101,10 @@ class MonthWriter:
         self.pull_id = pull_id
         self.now_ms = now_ms
         self.memory_limit = memory_limit
-        if work_dir is not None:
-            work_dir.mkdir(parents=True, exist_ok=True)
-        self._dir = Path(tempfile.mkdtemp(prefix="fleetlake-writer-", dir=work_dir))
+        with disk_full_as(WORK_SETTING, WORK_PART, work_dir or Path(tempfile.gettempdir())):
+            if work_dir is not None:
+                work_dir.mkdir(parents=True, exist_ok=True)
+            self._dir = Path(tempfile.mkdtemp(prefix="fleetlake-writer-", dir=work_dir))
         self._spooled: dict[tuple[str, str], list[Path]] = {}
         self.accepted = 0
         self.accepted_events = 0
@@ -111,6 +119,9 @@ class MonthWriter:
 
     def close(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _disk(self) -> AbstractContextManager[None]:
+        return disk_full_as(WORK_SETTING, WORK_PART, self._dir)
 
     # ------------------------------------------------------------------ input
     def add(self, batch: pa.Table) -> None:
@@ -158,7 +169,8 @@ class MonthWriter:
             part = table.filter(pa.array(months == month))
             files = self._spooled.setdefault((dataset, key), [])
             path = self._dir / f"{dataset}-{key}-{len(files):06d}.arrow"
-            feather.write_feather(part, path, compression="uncompressed")
+            with self._disk():
+                feather.write_feather(part, path, compression="uncompressed")
             files.append(path)
 
     # ------------------------------------------------------------------ commit
@@ -174,7 +186,9 @@ class MonthWriter:
     def _commit_month(self, dataset: str, month: str, spooled: list[Path]) -> CommitResult:
         current = self.manifest.raw_partition(self.fleet_id, dataset, month)
         out = self._dir / f"merged-{dataset}-{month}.parquet"
-        rows, fingerprint = _merge(self._local_copies(current), spooled, out, dataset, self._dir, self.memory_limit)
+        with self._disk():
+            rows, fingerprint = _merge(self._local_copies(current), spooled, out, dataset, self._dir,
+                                       self.memory_limit)
         if current is not None and current.fingerprint == fingerprint:
             out.unlink(missing_ok=True)
             return CommitResult(dataset, month, CommitStatus.UNCHANGED, current.rows, current.seq, fingerprint)

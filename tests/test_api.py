@@ -20,10 +20,12 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 from pydantic import SecretStr
 
+from common.states import WorkKind, WorkOutcome
 from ingest.flows.registry import active_flows
 from ingest.runtime.app import build_app
 from ingest.runtime.daemon import Daemon
 from ingest.runtime.pipeline import Pipeline
+from ingest.runtime.workqueue import Work, WorkRecord
 from ingest.surfaces.api import OPENAPI, create_app
 from ingest.wiring.settings import load_settings
 from partitions import Manifest
@@ -119,6 +121,24 @@ def test_without_a_configured_token_the_api_refuses_everything(tmp_path: Path) -
         server.should_exit = True
         t.join(10)
         manifest.close()
+
+
+def test_no_answer_shows_an_internal_path_from_a_fleet_error_or_a_work_record(api, tmp_path: Path) -> None:
+    base, daemon = api
+    spool = f"{tmp_path}/work/fleetlake-writer-3kq/pings-2024-01-000003.arrow"
+    daemon.app.manifest.upsert_fleet("acme-freight", "samsara", "failed",
+                                     error=f"samsara: GET /fleet/vehicles/stats: no complete answer; then {spool}")
+    work = Work(WorkKind.BACKFILL, "acme-freight")
+    assert daemon.queue.submit(work) and daemon.queue.take() == work
+    daemon.queue.finished(work, WorkRecord(WorkOutcome.ERROR, f"FileNotFoundError: [Errno 2] No such file: '{spool}' "
+                                                              f"in {daemon.app.store.url}"))
+    fleets = httpx.get(f"{base}/fleets", headers=_auth()).text
+    status = httpx.get(f"{base}/fleets/acme-freight/status", headers=_auth()).text
+    record = httpx.get(f"{base}/work", headers=_auth()).json()["last"]["backfill:acme-freight"]
+    for text in (fleets, status, record):
+        assert str(tmp_path) not in text and "fleetlake-writer" not in text and "file://" not in text, text
+    assert "<internal>" in record and record.startswith("error: FileNotFoundError"), record
+    assert "GET /fleet/vehicles/stats: no complete answer" in fleets  # the TSP's endpoint is no internal path
 
 
 schema = schemathesis.openapi.from_dict(OPENAPI)

@@ -130,3 +130,36 @@ def test_readyz_reports_a_manifest_damaged_under_a_running_daemon(landed, tmp_pa
             assert httpx.get(f"{d.base}/readyz").status_code == 200, kind
     finally:
         d.kill()
+
+
+def test_a_missing_manifest_over_a_landed_store_is_refused_or_rebuilt(landed, tmp_path: Path) -> None:
+    data, env = _copy(landed, tmp_path)
+    path = data / "manifest.duckdb"
+    with Manifest(path, read_only=True) as m:
+        fleets, partitions = m.fleets(), m.raw_partitions()
+    assert [f.fleet_id for f in fleets] == ["acme-freight"] and partitions
+    for f in (path, Path(f"{path}.wal")):
+        f.unlink(missing_ok=True)
+    env = {k: v for k, v in env.items() if k != "FLEETLAKE_SANDBOX_URL"}  # no TSP: nothing to pull
+
+    # `run`, and any command that would otherwise create a fresh, empty manifest, refuses in one line.
+    for command in (["run"], ["status"]):
+        r = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", *command], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode != 0 and "does not exist" in r.stderr and "fleetlake manifest rebuild" in r.stderr, r
+        assert "1 fleet record in _control/fleets/" in r.stderr and "raw/pings" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not path.exists(), command  # nothing empty was left for the next start to trust
+
+    # Asked to, the daemon rebuilds it at start and runs with the fleet and its data.
+    d = DaemonProcess({**env, "FLEETLAKE_REBUILD_MISSING_MANIFEST": "true"}, tmp_path / "daemon.log")
+    d.start()
+    try:
+        wait_for("ready", lambda: httpx.get(f"{d.base}/readyz").status_code == 200, 60)
+        api = {"Authorization": f"Bearer {env['FLEETLAKE_API_TOKEN']}"}
+        [view] = httpx.get(f"{d.base}/fleets", headers=api).json()
+        assert view["fleet_id"] == "acme-freight" and view["status"] == fleets[0].status.value, view
+        months = httpx.get(f"{d.base}/fleets/acme-freight/status", headers=api).json()["months"]
+        assert sorted(months) == sorted({p.month for p in partitions}), months
+    finally:
+        d.kill()

@@ -30,6 +30,8 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.disk import is_disk_full
+from common.errors import DiskFull
 from common.months import month_bounds_ms
 from common.states import RunStatus
 from ingest.engine.backend import LocalPool, TaskBackend
@@ -166,6 +168,9 @@ def _whole_month(store: ObjectStore, spec: MonthSpec, jobs: list[FlowJob], flows
 
 
 def _error(e: BaseException) -> str:
+    if is_disk_full(e) and not isinstance(e, DiskFull):
+        # Named, not pathed: the input cache is under the data dir, a task's output file in TMPDIR.
+        e = DiskFull("FLEETLAKE_DATA_DIR or TMPDIR", "feature inputs cache or output temp file", None)
     return f"{type(e).__name__}: {e}"[:2000]
 
 

@@ -13,12 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.disk import free_bytes
+from common.errors import DiskFull
 from common.states import RunStatus
 from ingest.engine.backend import open_backend
 from ingest.engine.executor import execute
 from ingest.engine.planner import WindowTask, plan
 from ingest.flows.base import Flow
 from ingest.wiring.clock import Clock
+from ingest.wiring.disk import DiskHealth
 from ingest.wiring.metrics import Metrics
 from ingest.wiring.settings import Settings
 from partitions.manifest import FlowRun, Manifest
@@ -70,8 +73,9 @@ Target = tuple[str, str | None]
 
 class FeatureRuns:
     def __init__(self, settings: Settings, manifest: Manifest, store: ObjectStore, flows: list[Flow],
-                 metrics: Metrics, clock: Clock) -> None:
+                 metrics: Metrics, clock: Clock, disk: DiskHealth) -> None:
         self.settings = settings
+        self.disk = disk
         self.manifest = manifest
         self.store = store
         self.flows = flows
@@ -100,6 +104,10 @@ class FeatureRuns:
                               self.clock.now_ms(), s.flow_workers, tasks=tasks, executor=s.executor,
                               ray_address=s.ray_address)
         self.metrics.seconds.labels("features").observe(time.monotonic() - t0)
+        if any((r.error or "").startswith(DiskFull.__name__) for r in report.failed):
+            self.disk.full(DiskFull("FLEETLAKE_DATA_DIR", "work/cache", free_bytes(s.work_dir)))
+        elif report.results and not report.failed:
+            self.disk.wrote()
         for r in report.results:
             self.metrics.windows.labels(r.flow, r.status.value).inc()
         return report

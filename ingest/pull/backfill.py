@@ -294,7 +294,15 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                         progress(None if month == order[-1] else month)
             except BaseException as e:  # noqa: BLE001 - committed below, then re-raised
                 error = e
-        commit()  # everything fetched in full is committed, even when a later slice failed
+        try:
+            commit()  # everything fetched in full is committed, even when a later slice failed
+        except Exception as e:
+            if error is None:
+                raise
+            # The error that stopped the pull is the one to report (a full disk fails this commit
+            # as it failed the spool); whatever did not commit is pulled again next time.
+            log.warning("pull %s: committing the slices fetched before %s failed too: %s", fleet_id,
+                        type(error).__name__, type(e).__name__)
         accepted, quarantined, nulled = writer.accepted, dict(writer.quarantined), dict(writer.nulled)
         accepted_events = writer.accepted_events
     events_report = (PullReport(fleet_id, len(event_slices), events_pulled, events_completed, accepted_events, {},

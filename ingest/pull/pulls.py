@@ -14,18 +14,20 @@ import logging
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
 
 from common import names
-from common.errors import ConsentRevoked, FleetlakeError, PullInterrupted, TspError, UnknownFleet
+from common.disk import free_bytes, is_disk_full
+from common.errors import ConsentRevoked, DiskFull, FleetlakeError, PullInterrupted, TspError, UnknownFleet
 from common.states import FleetStatus, PullResult
 from connectors.http import Limits
 from connectors.oauth import BearerAuth, FleetCredentials
 from connectors.providers import open_connector
 from ingest.pull.backfill import PullOptions, PullProgress, PullReport, pull_fleet
 from ingest.wiring.clock import Clock
+from ingest.wiring.disk import DiskHealth
 from ingest.wiring.metrics import Metrics
 from ingest.wiring.settings import Settings
 from ingest.wiring.tsps import TspEndpoint, endpoint_of, oauth_client
@@ -70,12 +72,16 @@ class PullOutcome:
     pings: PullReport | None
     events: PullReport | None
     error: str | None = None
+    # what a failed pull failed on, for the stuck-work watch (which tells a hung TSP from a bad grant)
+    cause: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 class Pulls:
     def __init__(self, settings: Settings, manifest: Manifest, store: ObjectStore, control: ControlMirror,
-                 vaults: FleetVaults, endpoints: dict[str, TspEndpoint], metrics: Metrics, clock: Clock) -> None:
+                 vaults: FleetVaults, endpoints: dict[str, TspEndpoint], metrics: Metrics, clock: Clock,
+                 disk: DiskHealth) -> None:
         self.settings = settings
+        self.disk = disk
         self.vaults = vaults
         self.manifest = manifest
         self.store = store
@@ -118,10 +124,24 @@ class Pulls:
             return PullOutcome(fleet_id, PullResult.STOPPED, None, None)
         except ConsentRevoked as e:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.REVOKED, error=str(e))
-            return PullOutcome(fleet_id, PullResult.REVOKED, None, None, str(e))
+            return PullOutcome(fleet_id, PullResult.REVOKED, None, None, str(e), cause=e)
         except (TspError, FleetlakeError) as e:
+            if isinstance(e, DiskFull):
+                self.disk.full(e)
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.FAILED, error=str(e))
-            return PullOutcome(fleet_id, PullResult.FAILED, None, None, str(e))
+            return PullOutcome(fleet_id, PullResult.FAILED, None, None, str(e), cause=e)
+        except Exception as e:  # noqa: BLE001 - a bug fails this fleet (retried with backoff), not the daemon
+            # Left "backfilling", the fleet would be picked up again every re-plan; its message may
+            # hold internal paths, so the record names the type and the log has the rest.
+            log.exception("fleet %s: pull failed unexpectedly", fleet_id)
+            if is_disk_full(e):  # e.g. the manifest's own write (DuckDB) on a full data dir
+                full = DiskFull("FLEETLAKE_DATA_DIR", "the data dir", free_bytes(self.settings.data_dir))
+                self.disk.full(full)
+                error = str(full)
+            else:
+                error = f"unexpected {type(e).__name__} (a fleetlake bug or a local fault); the daemon's log has details"
+            self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.FAILED, error=error)
+            return PullOutcome(fleet_id, PullResult.FAILED, None, None, error, cause=e)
         finally:
             self.metrics.seconds.labels("pull").observe(time.monotonic() - t0)
         self.metrics.pings.labels(fleet_id).inc(pings.rows_accepted)
@@ -133,6 +153,8 @@ class Pulls:
         self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.ACTIVE if not stopped
                                else FleetStatus.BACKFILLING if backfill else FleetStatus.REFRESHING)
         self.control.sync(fleet_id)  # heals a mirror write that a store hiccup missed
+        if not stopped:
+            self.disk.wrote()  # a whole pull's spooling and merging went through
         return PullOutcome(fleet_id, PullResult.STOPPED if stopped else PullResult.ACTIVE, pings, events)
 
     def _pull(self, closing: ExitStack, fleet_id: str, tsp: str, ep: TspEndpoint, start_ms: int,

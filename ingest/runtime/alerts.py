@@ -104,6 +104,7 @@ class Incident:
 
     group: str
     members: frozenset[str]
+    detail: str = ""  # one line on what is wrong (e.g. the first member's reason), for the opening alert
 
 
 class IncidentBook:
@@ -139,7 +140,8 @@ class IncidentBook:
                     alerts.append(Alert(self._event, self._describe(inc),
                                         {"group": group, "members": sorted(inc.members), "state": "open"}))
                 else:  # remember everyone who was affected, for the recovery message
-                    self._open[group] = Incident(group, self._open[group].members | inc.members)
+                    was = self._open[group]
+                    self._open[group] = Incident(group, was.members | inc.members, was.detail)
             for group in sorted(set(self._open) - set(current)):
                 inc = self._open.pop(group)
                 alerts.append(Alert(self._event.rsplit(".", 1)[0] + ".recovered", self._recovered(inc),

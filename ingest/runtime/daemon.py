@@ -17,9 +17,10 @@ daemon adds threads, the schedule and the watch. Nothing waits for the monthly c
 every `replan_s` the pipeline recovers every fleet whose backfill or refresh is not finished and
 every fleet with pending windows.
 
-Stuck work is watched (`ingest.runtime.stuck`): each fleet's pull and each feature batch is a unit whose
-progress (TSP pages, slices, windows recorded) the watch follows; every `stuck_check_s` the daemon
-marks what is stuck in status and metrics and alerts the webhook once per incident group.
+Stuck work is watched (`ingest.runtime.stuck`): each fleet's pull and each feature batch is a unit
+whose progress (TSP pages, slices, months, windows recorded) the watch follows, and each failed
+pull tells it what it failed on; every few seconds the daemon marks what is stuck in status and
+metrics and alerts the webhook once per incident group, and once more when its work progresses.
 
 Shutdown (SIGTERM or SIGINT): stop taking work, set the stop flag (pulls see it between pages,
 commit the slices they have in full and return; checkpoints let the next start resume), wait up
@@ -29,7 +30,6 @@ atomic.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -40,12 +40,13 @@ from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from common.states import FleetStatus, Lane, RunStatus, WorkKind, WorkOutcome
+from common.states import FleetStatus, Lane, PullResult, RunStatus, WorkKind, WorkOutcome
 from ingest.engine.runs import FeatureReport
+from ingest.pull.pulls import PullOutcome
 from ingest.runtime.alerts import Webhook
 from ingest.runtime.app import App
-from ingest.runtime.pipeline import Pipeline
-from ingest.runtime.stuck import Unit, WorkWatch, incidents, stuck_alerts
+from ingest.runtime.pipeline import Liveness, Pipeline, Unwatched
+from ingest.runtime.stuck import Unit, WorkWatch, stuck_alerts
 from ingest.runtime.workqueue import Work, WorkRecord
 from partitions.gc import collect_garbage
 from partitions.migrate import migrate_markers
@@ -59,6 +60,20 @@ JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
 class _Backoff:
     failures: int = 0
     not_before: float = 0.0
+
+
+class _Watching:
+    """A work item's signs of life, told to the stuck-work watch."""
+
+    def __init__(self, watch: WorkWatch, unit: Unit) -> None:
+        self.watch, self.unit = watch, unit
+
+    def progressed(self) -> None:
+        self.watch.progressed(self.unit.fleet_id, None if self.unit.fleet_id else self.unit.kind)
+
+    def landed(self) -> None:
+        if self.unit.fleet_id is not None:
+            self.watch.landed(self.unit.fleet_id)
 
 
 class Daemon:
@@ -78,7 +93,8 @@ class Daemon:
                                               name="fleetlake-features", daemon=True))
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
         self.scheduler.add_listener(self._job_failed, EVENT_JOB_ERROR)
-        self.watch = WorkWatch(self.settings.stuck_after_s, self.settings.stuck_factor)
+        self.watch = WorkWatch(self.settings.stuck_after_s, self.settings.stuck_factor,
+                               self.settings.stuck_failed_pulls)
         self.stuck_book = stuck_alerts(Webhook(self.settings.alert_webhook_url,
                                                on_result=app.metrics.alert_result))
         self._stuck_groups: set[str] = set()
@@ -98,32 +114,47 @@ class Daemon:
         while (work := self.queue.take(lanes)) is not None:
             t0 = time.monotonic()
             unit = self._unit(work)
-            self.watch.started(unit)
-            completed = False
-            try:
-                alive = functools.partial(self.watch.progressed, unit.fleet_id, None if unit.fleet_id else unit.kind)
-                record = self.pipeline.run(work, self.stop, alive=alive)
-                completed = record.outcome is WorkOutcome.OK  # a failed or stopped run is no measure of time
-            except Exception as e:  # noqa: BLE001 - one item's failure must not stop the daemon
-                log.exception("work %s failed", work.key)
-                record = WorkRecord(WorkOutcome.ERROR, f"{type(e).__name__}: {e}")
-            finally:
-                self.watch.finished(unit, completed)
+            record = self._watched(work, unit) if unit is not None else self._run(work, Unwatched())
             self.app.metrics.work.labels(work.kind.value, record.outcome.value).inc()
             self._record_outcome(work, record)
             log.info("work %s: %s in %.1fs", work.key, record, time.monotonic() - t0)
             self.queue.finished(work, record)
 
-    def _unit(self, work: Work) -> Unit:
+    def _run(self, work: Work, watch: Liveness) -> WorkRecord:
+        try:
+            return self.pipeline.run(work, self.stop, watch)
+        except Exception as e:  # noqa: BLE001 - one item's failure must not stop the daemon
+            log.exception("work %s failed", work.key)
+            return WorkRecord(WorkOutcome.ERROR, f"{type(e).__name__}: {e}")
+
+    def _watched(self, work: Work, unit: Unit) -> WorkRecord:
+        """Run `work` under the stuck-work watch: what it lands, how it ends, what a failed pull failed on."""
+        self.watch.started(unit)
+        record: WorkRecord | None = None
+        try:
+            record = self._run(work, _Watching(self.watch, unit))
+        finally:
+            pulled = record.result if record is not None and isinstance(record.result, PullOutcome) else None
+            completed = record is not None and record.outcome is WorkOutcome.OK and (
+                pulled is None or pulled.result is PullResult.ACTIVE)  # a failed or stopped run is no measure of time
+            # What a failed pull failed on tells a hung TSP (an incident even when no unit sat idle
+            # for stuck_after_s) from a bad grant.
+            self.watch.finished(unit, completed, pulled.cause if pulled else None)
+        if pulled is not None and pulled.result is PullResult.REVOKED:
+            self.watch.forget([pulled.fleet_id])  # it will not be pulled again: its trouble cannot clear
+        return record
+
+    def _unit(self, work: Work) -> Unit | None:
+        """What the watch follows of a work item: a fleet's pull, or feature work; nothing of a fan-out."""
         if work.kind is WorkKind.FEATURES:
-            return Unit("features", None, None)
-        fleet = None
-        if work.fleet_id is not None:
-            try:
-                fleet = self.app.reads.fleet(work.fleet_id)
-            except KeyError:
-                pass
-        return Unit(work.kind.value, work.fleet_id, fleet.tsp if fleet else None)
+            return Unit(WorkKind.FEATURES, None, None)
+        if work.fleet_id is None:
+            return None  # a refresh of every fleet only queues one item per fleet
+        try:
+            tsp: str | None = self.app.reads.fleet(work.fleet_id).tsp
+        except KeyError:
+            tsp = None
+        return Unit(work.kind, work.fleet_id, tsp)
 
     def _record_outcome(self, work: Work, record: WorkRecord) -> None:
         """Backoff is per fleet: its pulls share one (whichever item pulled it), its windows another."""
@@ -174,16 +205,20 @@ class Daemon:
         finished = self.app.manifest.runs_finished()
         if finished != self._runs_finished:  # a feature window landed since the last check
             self._runs_finished = finished
-            self.watch.progressed(kind="features")
+            self.watch.progressed(kind=WorkKind.FEATURES)
+        # A fleet revoked or off-boarded since it got into trouble will not progress again.
+        self.watch.forget({t.member for t in self.watch.troubles() if t.group.startswith("pull:")}
+                          - {f.fleet_id for f in self.app.reads.fleets() if f.status.pullable})
         stuck = self.watch.check()
-        self.queue.mark_stuck({s.unit.fleet_id or s.unit.kind: s.reason for s in stuck})
-        groups = {i.group: len(i.members) for i in incidents(stuck)}
+        self.queue.mark_stuck({s.unit.member: s.reason for s in stuck})
+        now_wrong = self.watch.incidents()
+        groups = {i.group: len(i.members) for i in now_wrong}
         for g in self._stuck_groups | set(groups):
             self.app.metrics.stuck.labels(g).set(groups.get(g, 0))
         self._stuck_groups |= set(groups)
         for s in stuck:
             log.warning("stuck: %s: %s", s.unit.label, s.reason)
-        self.stuck_book.observe(incidents(stuck))
+        self.stuck_book.observe(now_wrong)
 
     def _job_failed(self, event: JobExecutionEvent) -> None:
         self.app.metrics.job_errors.labels(event.job_id).inc()

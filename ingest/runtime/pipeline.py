@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from common.states import FleetStatus, Lane, PullResult, WorkKind, WorkOutcome
 from ingest.engine.runs import FeatureReport
@@ -31,29 +32,44 @@ from ingest.runtime.workqueue import LANES, Work, WorkRecord
 log = logging.getLogger("fleetlake.pipeline")
 
 
-class _PullSink:
-    """What a running pull reports, turned into the queue's progress and feature work items."""
+class Liveness(Protocol):
+    """Who watches a running work item for signs of life (the daemon's stuck-work watch)."""
 
-    def __init__(self, pipeline: Pipeline, work: Work, alive: Callable[[], None]) -> None:
-        self.pipeline, self.work, self.alive = pipeline, work, alive
+    def progressed(self) -> None:
+        """Something landed: a TSP page, a slice, a feature window."""
+
+    def landed(self) -> None:
+        """Real progress: a month of the pull is complete (every slice committed)."""
+
+
+class Unwatched:
+    def progressed(self) -> None:
+        pass
+
+    def landed(self) -> None:
+        pass
+
+
+class _PullSink:
+    """What a running pull reports, turned into the queue's progress, the watch's signs of life
+    and one feature work item per pulled month."""
+
+    def __init__(self, pipeline: Pipeline, work: Work, watch: Liveness) -> None:
+        self.pipeline, self.work, self.watch = pipeline, work, watch
 
     def progress(self, p: PullProgress) -> None:
         self.pipeline.app.queue.progressed(self.work, p)
         if self.pipeline.on_progress is not None:
             self.pipeline.on_progress(self.work, p)
-        self.alive()
+        self.watch.progressed()
 
     def landed(self) -> None:
-        self.alive()
+        self.watch.progressed()
 
     def month_pulled(self, month: str) -> None:
         assert self.work.fleet_id is not None
         self.pipeline.features(self.work.fleet_id, month)
-        self.alive()
-
-
-def _noop() -> None:
-    pass
+        self.watch.landed()
 
 
 class Pipeline:
@@ -97,7 +113,7 @@ class Pipeline:
                 self.features(fleet_id)
 
     # ------------------------------------------------------------------ running
-    def run(self, work: Work, stop: threading.Event, alive: Callable[[], None] = _noop) -> WorkRecord:
+    def run(self, work: Work, stop: threading.Event, watch: Liveness | None = None) -> WorkRecord:
         """Run one work item (a feature item takes every other runnable feature item with it)."""
         if stop.is_set():
             return WorkRecord(WorkOutcome.SKIPPED, "shutting down")
@@ -108,7 +124,7 @@ class Pipeline:
             fleets = [f.fleet_id for f in self.app.reads.fleets() if f.status.pullable]
             queued = sum(self.app.queue.submit(Work(work.kind, fid)) for fid in fleets)
             return WorkRecord(WorkOutcome.OK, f"{queued} of {len(fleets)} fleets queued")
-        o = self.app.pulls.pull(work.fleet_id, stop, _PullSink(self, work, alive))
+        o = self.app.pulls.pull(work.fleet_id, stop, _PullSink(self, work, watch or Unwatched()))
         if o.result is PullResult.FAILED:
             log.warning("fleet %s: pull failed: %s", work.fleet_id, o.error)
         if stop.is_set():

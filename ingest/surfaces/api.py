@@ -5,7 +5,8 @@ signed, single-use `state` is its credential). /metrics needs `Authorization: Be
 <FLEETLAKE_METRICS_TOKEN>` when that is set (Prometheus: `authorization: {credentials_file: ...}`). Everything else needs `Authorization: Bearer
 <FLEETLAKE_API_TOKEN>`; without a configured token the API refuses every request.
 Errors are JSON `{"error": "..."}` with a 4xx status that says what was wrong, or a 503 when the
-store or manifest failed; no error carries a store URL or a file path.
+store, manifest or local disk failed; no answer (errors, fleets' errors, work records) carries a
+store URL or a file path. /readyz probes each dependency with a deadline (`ingest.probes`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from common.errors import (
     AuthError,
     ConfigError,
     ConsentRefused,
+    DiskFull,
     FleetlakeError,
     InvalidName,
     ManifestError,
@@ -39,17 +41,18 @@ from ingest.fleets.offboarding import API_ACTOR
 from ingest.fleets.offboarding import offboard as offboard_fleet
 from ingest.runtime.app import App
 from ingest.runtime.pipeline import Pipeline
+from ingest.runtime.probes import daemon_probes
 from ingest.runtime.workqueue import Busy
 from ingest.surfaces.console.pages import console_routes
-from partitions import layout
 
 log = logging.getLogger("fleetlake.api")
 UNKNOWN_FLEET = "unknown_fleet"  # the `code` of a 404 for a fleet id no fleet has (DaemonClient reads it)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-# Store URLs and absolute file paths: where fleetlake keeps things is no caller's business.
-_INTERNAL = re.compile(r"\b(?:file|s3)://\S*|(?<![\w:])/(?:[\w.@+-]+/)+[\w.@+-]*")
+# Store URLs and absolute file paths: where fleetlake keeps things is no caller's business. A
+# path after "GET " is the TSP's endpoint that failed (connectors/http.py), not one of ours.
+_INTERNAL = re.compile(r"\b(?:file|s3)://\S*|(?<![\w:])(?<!GET )/(?:[\w.@+-]+/)+[\w.@+-]*")
 
 
 def _error(status: int, message: str, code: str | None = None, **headers: str) -> JSONResponse:
@@ -60,6 +63,18 @@ def _error(status: int, message: str, code: str | None = None, **headers: str) -
 
 def _unknown_fleet(fleet_id: str) -> JSONResponse:
     return _error(404, f"unknown fleet {fleet_id}", code=UNKNOWN_FLEET)
+
+
+def _scrubbed(value: Any) -> Any:
+    """`value` (JSON-able) with every internal path or store URL in its strings replaced: fleets'
+    errors and work records quote what failed, and a local error can quote a spool path."""
+    if isinstance(value, str):
+        return _INTERNAL.sub("<internal>", value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def create_app(app: App, pipeline: Pipeline | None = None,
@@ -98,21 +113,13 @@ def create_app(app: App, pipeline: Pipeline | None = None,
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    probes = daemon_probes(app)
+
     async def readyz(request: Request) -> Response:
-        problems = []
-        try:
-            damage = await run_in_threadpool(app.manifest.check_file)
-            if damage:
-                problems.append(f"manifest: damaged ({damage}); stop fleetlake and run `fleetlake manifest rebuild`")
-        except Exception as e:  # noqa: BLE001 - reported, not raised
-            problems.append(f"manifest: {type(e).__name__}")
-        try:
-            await run_in_threadpool(app.store.exists, layout.READY_PROBE)
-        except Exception as e:  # noqa: BLE001
-            problems.append(f"store: {type(e).__name__}")
+        problems = await probes.problems()  # within about FLEETLAKE_READYZ_TIMEOUT_S, whatever hangs
         if readiness is not None:
             problems.extend(readiness())
-        return JSONResponse({"ready": not problems, "problems": problems}, 503 if problems else 200)
+        return JSONResponse({"ready": not problems, "problems": _scrubbed(problems)}, 503 if problems else 200)
 
     async def metrics_view(request: Request) -> Response:
         # Metrics name customer fleets: with a metrics token set, only a scraper holding it reads them.
@@ -146,12 +153,12 @@ def create_app(app: App, pipeline: Pipeline | None = None,
                             f"{' Its backfill has started.' if queued else ''}</p>")
 
     async def list_fleets(request: Request) -> Response:
-        return JSONResponse([f.to_json() for f in await run_in_threadpool(app.reads.fleets)])
+        return JSONResponse(_scrubbed([f.to_json() for f in await run_in_threadpool(app.reads.fleets)]))
 
     async def fleet_status(request: Request) -> Response:
         fid = fleet_param(request)
         try:
-            return JSONResponse((await run_in_threadpool(app.reads.status, fid)).to_json())
+            return JSONResponse(_scrubbed((await run_in_threadpool(app.reads.status, fid)).to_json()))
         except KeyError:
             return _unknown_fleet(fid)
 
@@ -223,7 +230,7 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         return JSONResponse(outcome.to_json())
 
     async def work_state(request: Request) -> Response:
-        return JSONResponse(queue.snapshot().to_json())
+        return JSONResponse(_scrubbed(queue.snapshot().to_json()))
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -246,6 +253,9 @@ def create_app(app: App, pipeline: Pipeline | None = None,
 
     async def on_error(request: Request, exc: Exception) -> Response:
         # Anything unexpected: logged with its type, answered without internals.
+        if isinstance(exc, DiskFull):  # names the directory by its setting, never by its path
+            log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+            return _error(503, str(exc))
         if isinstance(exc, (StoreError, ManifestError, OSError)):
             # Our storage failed, not the request: the details (keys, paths) go to the log only.
             log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
@@ -277,7 +287,8 @@ OPENAPI: dict[str, Any] = {
     "security": [{"bearer": []}],
     "paths": {
         "/healthz": {"get": {"security": [], "summary": "liveness", "responses": {"200": _OBJ}}},
-        "/readyz": {"get": {"security": [], "summary": "readiness: manifest, store and scheduler",
+        "/readyz": {"get": {"security": [], "summary": "readiness: manifest, store, local disk and scheduler, "
+                                                          "each probe within FLEETLAKE_READYZ_TIMEOUT_S",
                             "responses": {"200": _OBJ, "503": _OBJ}}},
         "/fleets": {"get": {"summary": "all fleets and their state",
                             "responses": {"200": {"description": "ok", "content": {"application/json": {

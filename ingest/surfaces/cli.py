@@ -29,11 +29,8 @@ from ingest.surfaces.progress import duration
 from ingest.surfaces.serve import serve
 from ingest.wiring import logs
 from ingest.wiring.settings import Settings, load_settings
-from partitions import Manifest, open_store, rebuild_raw, rebuild_runs
-from partitions.control_records import ControlReport, restore_control
-from partitions.keyring import Keyring, keyring_path
-from partitions.manifest import manifest_damage, replace_manifest
-from partitions.rebuild import RebuildReport
+from partitions import open_store
+from partitions.rebuild import rebuild_manifest
 
 
 def _settings() -> Settings:
@@ -46,26 +43,13 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
     private_data_dir(settings)
     store = open_store(settings.resolved_store_url, settings.s3_options())
     path = settings.resolved_manifest_path
-
-    # The data keys go beside the real manifest path, also when the rebuild fills a new file first.
-    keyring = Keyring(keyring_path(path), None)
-
-    def fill(manifest: Manifest) -> tuple[RebuildReport, RebuildReport, ControlReport]:
-        return (rebuild_raw(store, manifest), rebuild_runs(store, manifest),
-                restore_control(store, manifest, keyring))
-
     # A damaged file is never written into: the rebuild goes to a new file swapped in atomically.
-    damage = manifest_damage(path)
-    aside = None
-    if damage is None:
-        with Manifest(path) as manifest:
-            raw, runs, control = fill(manifest)
-    else:
-        print(f"fleetlake: manifest {path} is damaged ({damage}): rebuilding it into a new file", file=sys.stderr)
-        (raw, runs, control), aside = replace_manifest(path, fill)
+    r = rebuild_manifest(store, path)
+    if r.damage is not None:
+        print(f"fleetlake: manifest {path} was damaged ({r.damage}): rebuilt it into a new file", file=sys.stderr)
+    raw, runs, control = r.raw, r.runs, r.control
     print(json.dumps({"windows": raw.windows, "markers_read": raw.markers_read, "feature_runs": runs.windows,
-                      "feature_markers_read": runs.markers_read,
-                      "problems": [*raw.problems, *runs.problems, *control.problems],
+                      "feature_markers_read": runs.markers_read, "problems": list(r.problems),
                       **({"control": {"fleets": control.fleets, "credentials": control.credentials,
                                       "consents": control.consents}} if control.fleets or control.consents else {}),
                       **({"checkpoints": control.checkpoints} if control.checkpoints else {}),
@@ -73,8 +57,8 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
                       **({"pulled_months": control.pulled_months} if control.pulled_months else {}),
                       **({"readiness_fired": control.readiness} if control.readiness else {}),
                       **({"offboardings": control.offboardings} if control.offboardings else {}),
-                      **({"damaged_file_kept_as": str(aside)} if aside else {})}))
-    return 1 if raw.problems or runs.problems or control.problems else 0
+                      **({"damaged_file_kept_as": str(r.aside)} if r.aside else {})}))
+    return 1 if r.problems else 0
 
 
 # ---------------------------------------------------------------------- the daemon and its work

@@ -20,13 +20,12 @@ from ingest.pull.backfill import PullProgress
 from ingest.pull.pulls import PullOutcome
 from ingest.reads.readiness import Readiness
 from ingest.reads.views import FleetFeatures, FleetGrid, FleetView
-from ingest.runtime.app import App, open_app, with_token_key
+from ingest.runtime.app import App, open_app, open_manifest, with_token_key
 from ingest.runtime.pipeline import Pipeline, Runner, feature_report, pull_outcomes
 from ingest.runtime.workqueue import Work
 from ingest.surfaces.api import UNKNOWN_FLEET
 from ingest.surfaces.progress import ProgressBar
 from ingest.wiring.settings import Settings
-from partitions import Manifest
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,7 @@ def open_control(settings: Settings, needs_key: bool = False) -> Iterator[Contro
     `needs_key`: the command handles TSP tokens, so it gets the local key when none is configured.
     """
     try:
-        manifest = Manifest(settings.resolved_manifest_path)
+        manifest = open_manifest(settings)
     except ManifestLocked:
         client = DaemonClient(settings)
         try:

@@ -24,10 +24,10 @@ def _store(settings: Settings) -> ObjectStore:
 def _writer_lock(settings: Settings) -> Manifest:
     """The manifest, held: only its owner may commit or delete files in the lake."""
     from common.errors import FleetlakeError, ManifestLocked
-    from partitions import Manifest
+    from ingest.runtime.app import open_manifest
 
     try:
-        return Manifest(settings.resolved_manifest_path)
+        return open_manifest(settings)
     except ManifestLocked:
         raise FleetlakeError("the daemon owns the lake (it holds the manifest) and vacuums it itself every "
                              f"{settings.gc_interval_hours:g} h; stop it to run this command by hand") from None

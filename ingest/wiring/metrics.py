@@ -25,8 +25,9 @@ class Metrics:
                                  buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600))
         self.api_requests = Counter("fleetlake_api_requests", "JSON API requests, per route and status",
                                     ["route", "status"], registry=r)
-        self.stuck = Gauge("fleetlake_work_stuck", "Units of work stuck now (no progress, or far longer than their "
-                           "history), per incident group (pull:<tsp>, features)", ["group"], registry=r)
+        self.stuck = Gauge("fleetlake_work_stuck", "Members (fleets, the feature pass) of an open stuck incident: "
+                           "no progress, far longer than their history, or a TSP that hangs or keeps failing, "
+                           "per incident group (pull:<tsp>, features)", ["group"], registry=r)
         self.console_logins = Counter("fleetlake_console_logins", "Console login attempts, per outcome (ok, "
                                       "failed, throttled: all logins closed, locked: the address is locked)",
                                       ["outcome"], registry=r)

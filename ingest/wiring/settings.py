@@ -192,12 +192,37 @@ class Settings(BaseSettings):
     replan_s: int = Field(300, ge=5, le=86400, description="how often (and at start) pending feature windows and "
                                                            "unfinished backfills are queued, so none waits for the "
                                                            "cron")
+    # --- failing dependencies: stuck work, readiness probes, S3 timeouts, the local disk (ingest/stuck.py,
+    # ingest/probes.py, common/disk.py)
     stuck_after_s: int = Field(900, ge=1, le=7 * 86400, description="a pull or feature pass that lands nothing "
                                                                    "(no TSP page, no window) for this long is "
-                                                                   "marked stuck and alerted")
+                                                                   "marked stuck and alerted (default 900); a hung "
+                                                                   "TSP alerts sooner, when its request deadline "
+                                                                   "fails the pull (FLEETLAKE_STUCK_FAILED_PULLS)")
     stuck_factor: float = Field(5.0, ge=1.5, le=100.0, description="also stuck: running longer than this many "
                                                                    "times the median of its last runs (same kind, "
                                                                    "same fleet)")
+    stuck_failed_pulls: int = Field(2, ge=1, le=1000, description="this many pulls of one TSP's fleets failing in a "
+                                    "row on the TSP's side (unavailable, malformed, too large, endless pages) open "
+                                    "that TSP's stuck incident (default 2); a pull that ran into "
+                                    "FLEETLAKE_REQUEST_DEADLINE_S opens it at once, so with the defaults a hung TSP "
+                                    "alerts about 2 minutes in. The incident recovers when each fleet in it lands "
+                                    "a month or completes a pull, never merely because the stuck pull ended")
+    rebuild_missing_manifest: bool = Field(False, description="when the manifest file is missing but the store "
+                                           "holds fleets or tables: false (default) refuses to start and names "
+                                           "`fleetlake manifest rebuild`; true rebuilds it from the store at start")
+    readyz_timeout_s: float = Field(1.5, gt=0, le=60, description="/readyz: how long each dependency probe "
+                                    "(manifest, store, disk) may take; one that does not answer in time is a "
+                                    "failing dependency (default 1.5, so /readyz answers within about 2 s)")
+    min_free_disk_mb: float = Field(256.0, ge=0, description="/readyz fails while less than this many MB are free "
+                                    "under FLEETLAKE_DATA_DIR (or a file store's directory); a write that found "
+                                    "the disk full fails it until a later pull or feature pass succeeds (default "
+                                    "256)")
+    s3_connect_timeout_s: float = Field(5.0, gt=0, le=300, description="S3: seconds to connect (default 5)")
+    s3_read_timeout_s: float = Field(20.0, gt=0, le=3600, description="S3: seconds a request may wait for the "
+                                     "next byte (default 20), so a hung store fails its work instead of holding it")
+    s3_max_attempts: int = Field(3, ge=1, le=20, description="S3: attempts per request, the first included "
+                                 "(default 3; a hung store fails a request within about attempts x read timeout)")
     retry_failed_s: int = Field(600, ge=10, description="base delay before failed work is retried; doubles per "
                                                         "failure, at most 24 h")
     shutdown_grace_s: int = Field(60, ge=1, le=3600, description="on SIGTERM: time to finish in-flight windows")
@@ -368,7 +393,9 @@ class Settings(BaseSettings):
 
     def s3_options(self) -> S3Options:
         secret = self.s3_secret_access_key.get_secret_value() if self.s3_secret_access_key else None
-        return S3Options(self.s3_endpoint_url, self.s3_region, self.s3_access_key_id, secret)
+        return S3Options(self.s3_endpoint_url, self.s3_region, self.s3_access_key_id, secret,
+                         connect_timeout_s=self.s3_connect_timeout_s, read_timeout_s=self.s3_read_timeout_s,
+                         max_attempts=self.s3_max_attempts)
 
     @property
     def deprecations(self) -> tuple[str, ...]:
