@@ -80,7 +80,7 @@ def world(tmp_path: Path, seaweed_s3: str):  # type: ignore[no-untyped-def]
                "FLEETLAKE_S3_ACCESS_KEY_ID": opts.access_key_id, "FLEETLAKE_S3_SECRET_ACCESS_KEY": opts.secret_access_key,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_HTTP_PORT": str(port), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
-               "FLEETLAKE_HISTORY_MONTHS": "4", "FLEETLAKE_BACKFILL_POLL_S": "1",
+               "FLEETLAKE_HISTORY_MONTHS": "4",
                "FLEETLAKE_REFRESH_CRON": "* * * * *", "FLEETLAKE_SHUTDOWN_GRACE_S": "60",
                "FLEETLAKE_LOG_FORMAT": "json"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)

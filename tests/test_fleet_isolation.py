@@ -62,7 +62,7 @@ def test_each_hostile_server_fails_its_fleet_alone_and_sigterm_keeps_the_commits
         env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path / "data"), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_HISTORY_MONTHS": "1",
-               "FLEETLAKE_BACKFILL_POLL_S": "1", "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *",
+               "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *",
                "FLEETLAKE_MAX_CONCURRENT_FLEETS": "6", "FLEETLAKE_REQUEST_DEADLINE_S": "20",
                "FLEETLAKE_MAX_RESPONSE_MB": str(CAP_MB), "FLEETLAKE_MIN_PING_INTERVAL_S": "60",
                "FLEETLAKE_SHUTDOWN_GRACE_S": "30", "FLEETLAKE_RETRY_FAILED_S": "3600",

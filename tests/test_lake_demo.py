@@ -35,6 +35,7 @@ def _cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProc
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["file", "s3"])
 def test_after_demo_and_refresh_every_reader_sees_each_ping_once_and_gc_leaves_only_the_snapshot(
         backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:

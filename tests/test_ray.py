@@ -108,6 +108,7 @@ def _run(executor: str, address: str | None, endpoint: str, tmp: Path) -> tuple[
     return report, store_url, work
 
 
+@pytest.mark.slow
 def test_ray_cluster_run_equals_local_run(ray_cluster: RayCluster, seaweed_s3: str, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):

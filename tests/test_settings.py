@@ -142,3 +142,12 @@ def test_a_bad_proxy_or_console_setting_is_refused_naming_it(monkeypatch: pytest
         load_settings()
     assert e.value.setting == name and problem in str(e.value)
     assert "short-pass" not in str(e.value)
+
+
+def test_the_retired_backfill_poll_is_accepted_with_a_note_that_says_what_replaced_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEETLAKE_BACKFILL_POLL_S", "30")
+    s = load_settings()
+    assert [n for n in s.deprecations if "FLEETLAKE_BACKFILL_POLL_S" in n and "OAuth callback" in n]
+    monkeypatch.delenv("FLEETLAKE_BACKFILL_POLL_S")
+    assert not load_settings().deprecations

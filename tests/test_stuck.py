@@ -96,6 +96,7 @@ def _daemon(tmp_path: Path, **settings: str) -> Iterator[_Run]:
             d.kill()
 
 
+@pytest.mark.slow
 def test_a_hung_tsp_alerts_once_and_recovers_once(tmp_path: Path) -> None:
     with _daemon(tmp_path, stuck_after_s="4") as run:
         api, rec = run.api, run.rec
@@ -137,6 +138,7 @@ def test_a_hung_tsp_alerts_once_and_recovers_once(tmp_path: Path) -> None:
 RATIOS = {"short deadline": ("8", "4"), "default ratio": ("4", "30")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ratio", list(RATIOS))
 def test_a_hung_tsp_is_one_incident_whatever_the_deadline(ratio: str, tmp_path: Path) -> None:
     deadline, stuck_after = RATIOS[ratio]

@@ -48,7 +48,7 @@ def world(tmp_path: Path) -> Iterator[tuple[SandboxServer, DaemonProcess, Receiv
         env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path / "data"), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_HISTORY_MONTHS": "5",
-               "FLEETLAKE_BACKFILL_POLL_S": "1", "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *",
+               "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *",
                "FLEETLAKE_ALERT_WEBHOOK_URL": hook.url, "FLEETLAKE_READINESS_MONTHS": "[1, 3, 5]",
                "FLEETLAKE_LOG_FORMAT": "json"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)

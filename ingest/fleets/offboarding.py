@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from common import names
 from common.errors import UnknownFleet
-from connectors.providers import TSPS
+from connectors.providers import TSPS, known_tsp
 from ingest.wiring.metrics import Metrics
 from ingest.wiring.settings import Settings
 from ingest.wiring.tsps import TspEndpoint, endpoint_of, oauth_client
@@ -143,7 +143,8 @@ def _revoke(app: _Parts, fleet_id: str, tsp: str) -> tuple[str, str | None]:
     blob = app.manifest.load_credentials(fleet_id)
     if blob is None:
         return "no credentials", None
-    spec = TSPS.get(tsp)
+    known = known_tsp(tsp)
+    spec = TSPS[known] if known else None
     ask = (f"end fleetlake's access on {tsp}'s side: "
            + (spec.disconnect if spec and spec.disconnect else "remove (disconnect) fleetlake's app in their account"))
     if tsp not in app.endpoints:

@@ -188,7 +188,9 @@ class Settings(BaseSettings):
                                                           "`run`; generate one with `fleetlake keygen`)")
     refresh_cron: str = Field("0 3 1 * *", description="monthly refresh, crontab syntax in UTC (default the 1st "
                                                        "at 03:00)")
-    backfill_poll_s: int = Field(30, ge=1, le=3600, description="how often newly consented fleets are picked up")
+    backfill_poll_s: int | None = Field(None, ge=1, le=3600, description="deprecated, no effect: the OAuth "
+                                        "callback queues a new fleet's backfill, and the re-plan (replan_s) "
+                                        "recovers one a crash lost")
     replan_s: int = Field(300, ge=5, le=86400, description="how often (and at start) pending feature windows and "
                                                            "unfinished backfills are queued, so none waits for the "
                                                            "cron")
@@ -312,6 +314,14 @@ class Settings(BaseSettings):
         if any(n < 1 for n in v):
             raise ValueError("every readiness threshold is a number of months, at least 1")
         return sorted(set(v))
+
+    @field_validator("backfill_poll_s")
+    @classmethod
+    def _no_poll(cls, v: int | None) -> int | None:
+        if v is not None:
+            _deprecated("FLEETLAKE_BACKFILL_POLL_S has no effect any more: the OAuth callback queues a new fleet's "
+                        "backfill, and the re-plan (FLEETLAKE_REPLAN_S) recovers one a crash lost")
+        return v
 
     @field_validator("refresh_cron")
     @classmethod

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 
 from common.errors import ConfigError, UnknownTsp
+from common.states import Tsp
 from connectors.oauth import OAuthClient
 from connectors.providers import TSPS, oauth_provider
 from connectors.redact import register_secret
@@ -15,7 +16,7 @@ from ingest.wiring.settings import Settings
 
 @dataclass(frozen=True)
 class TspEndpoint:
-    tsp: str
+    tsp: Tsp
     api_url: str
     auth_url: str
     client_id: str
@@ -31,7 +32,7 @@ def endpoints(settings: Settings) -> dict[str, TspEndpoint]:
     url = settings.resolved_apps_url
     if url:
         return _served(url, settings)
-    out = {}
+    out: dict[str, TspEndpoint] = {}
     for tsp in TSPS:
         cfg = settings.tsp(tsp)
         if cfg.client_id and cfg.client_secret:
@@ -47,7 +48,7 @@ def _served(url: str, settings: Settings) -> dict[str, TspEndpoint]:
     """App credentials and TSP URLs served over HTTP (e.g. by a sandbox): {tsp: {client_id, ...}}."""
     try:
         apps = httpx.get(url, timeout=10).json()
-        out = {}
+        out: dict[str, TspEndpoint] = {}
         for tsp in TSPS:
             app = apps[tsp]
             register_secret(app["client_secret"])
