@@ -764,6 +764,19 @@ class Manifest:
 T = TypeVar("T")
 
 
+@contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """The manifest's writer lock alone, without opening (or creating) the file."""
+    holder = Manifest.__new__(Manifest)
+    holder.path, holder.read_only, holder._lock_fh = Path(path), False, None
+    holder.path.parent.mkdir(parents=True, exist_ok=True)
+    holder._lock_fh = holder._take_lock()
+    try:
+        yield
+    finally:
+        holder._release_lock()
+
+
 def replace_manifest(path: Path, fill: Callable[[Manifest], T]) -> tuple[T, Path | None]:
     """Build a new manifest with `fill`, then swap it in for `path` atomically.
 
