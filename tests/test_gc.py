@@ -132,6 +132,9 @@ def test_gc_command_prints_each_file_and_the_bytes_freed(tmp_path: Path) -> None
     assert r.returncode == 0 and "removed 0 files, 0 bytes" in r.stdout and store.exists(a)
     r = gc("--retention-hours", "0")
     assert f"removed {a} ({size} bytes)" in r.stdout and not store.exists(a) and store.exists(b)
+    # It held the manifest's lock but made no manifest: an empty one would pass, at the next start,
+    # for the whole manifest of this lake.
+    assert not (data / "manifest.duckdb").exists()
 
 
 def test_the_daemon_schedules_the_vacuum_and_it_honours_the_retention_setting(tmp_path: Path) -> None:

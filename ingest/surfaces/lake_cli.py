@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ingest.wiring import logs
@@ -21,13 +22,18 @@ def _store(settings: Settings) -> ObjectStore:
     return open_store(settings.resolved_store_url, settings.s3_options())
 
 
-def _writer_lock(settings: Settings) -> Manifest:
-    """The manifest, held: only its owner may commit or delete files in the lake."""
+def _writer_lock(settings: Settings) -> AbstractContextManager[object]:
+    """The manifest's writer lock, held: only its owner may commit or delete files in the lake.
+
+    With no manifest file, the lock alone: these commands need none, and creating an empty one
+    would make the next `fleetlake run` take it for the whole manifest of the lake it vacuums.
+    """
     from common.errors import FleetlakeError, ManifestLocked
-    from ingest.runtime.app import open_manifest
+    from partitions.manifest import writer_lock
 
     try:
-        return open_manifest(settings)
+        path = settings.resolved_manifest_path
+        return Manifest(path) if path.exists() else writer_lock(path)
     except ManifestLocked:
         raise FleetlakeError("the daemon owns the lake (it holds the manifest) and vacuums it itself every "
                              f"{settings.gc_interval_hours:g} h; stop it to run this command by hand") from None

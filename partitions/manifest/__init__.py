@@ -14,8 +14,8 @@ from partitions.manifest.file import manifest_damage
 from partitions.manifest.migrations import MIGRATIONS, SCHEMA_VERSION
 from partitions.manifest.reader import ActiveInput, ManifestReader
 from partitions.manifest.records import Fleet, FleetLanding, FlowRun, Offboarding, RawPartition, RunLine, WindowTask
-from partitions.manifest.writer import Manifest, replace_manifest
+from partitions.manifest.writer import Manifest, replace_manifest, writer_lock
 
 __all__ = ["ActiveInput", "Fleet", "FleetLanding", "FlowRun", "MIGRATIONS", "Manifest", "ManifestReader",
            "Offboarding", "RawPartition", "RunLine", "SCHEMA_VERSION", "WindowTask", "manifest_damage",
-           "replace_manifest"]
+           "replace_manifest", "writer_lock"]

@@ -421,6 +421,18 @@ def _migrate(c: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
 T = TypeVar("T")
 
 
+@contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """The manifest's writer lock alone, without opening (or creating) the file."""
+    lock = FileLock(Path(path))
+    lock.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    lock.take()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def replace_manifest(path: Path, fill: Callable[[Manifest], T]) -> tuple[T, Path | None]:
     """Build a new manifest with `fill`, then swap it in for `path` atomically.
 
