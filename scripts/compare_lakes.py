@@ -7,7 +7,8 @@ Compared, after dropping what differs between any two runs of the same code:
 - the store's data files, by key (names are content hashes, so equal keys are equal bytes);
 - the Delta logs, entry by entry, without timestamps and run ids (random per run);
 - the manifest, table by table, without timestamps, run ids, consent nonces and sealed credentials
-  (tokens and data keys are random per run);
+  (tokens and data keys are random per run); code fingerprints of equal code are mapped to the
+  current one, as the planner re-keys them (`ingest.engine.fingerprint.LEGACY`);
 - the control records' keys, with the random parts of their names (record ids, nonces) masked.
 
 Prints each difference and exits 1 when there is any; 0 and "identical" otherwise. Columns or
@@ -27,16 +28,28 @@ import duckdb
 VOLATILE_KEYS = {"timestamp", "modificationTime", "committed_at", "run_id", "fleetlake.run_id", "pulled_at",
                  "fired_at", "completed_at", "consent_at", "created_at", "updated_at", "started_at", "finished_at",
                  "applied_at", "used_at", "expires_at", "txnId", "clientVersion", "engineInfo", "operationMetrics",
-                 "executionTimeMs", "readVersion", "history_start"}
+                 "executionTimeMs", "readVersion", "history_start", "deletionTimestamp", "first_seen", "createdTime",
+                 "operationParameters"}  # a table's creation names its location and random id there
 # history_start depends on the sandbox's clock at consent only; it is the same in two demo runs, but
 # a run that consents on a later day must not read as different code.
 VOLATILE_TABLES = {"consent_nonces", "credentials", "schema_version"}
 RANDOM_NAME = re.compile(r"(_control/(?:checkpoints/[^/]+|consents|keys)/)[^/]+")
 
 
+def _same_code() -> dict[str, str]:
+    """Code fingerprints of equal code (ingest.engine.fingerprint.LEGACY), old -> current."""
+    from ingest.engine.fingerprint import LEGACY
+
+    return {old: new for m in LEGACY.values() for old, new in m.items()}
+
+
+SAME_CODE = _same_code()
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in sorted(value.items()) if k not in VOLATILE_KEYS}
+        return {k: (SAME_CODE.get(v, v) if k in ("code_fp", "fleetlake.code_fp") else _clean(v))
+                for k, v in sorted(value.items()) if k not in VOLATILE_KEYS}
     if isinstance(value, list):
         return [_clean(v) for v in value]
     if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
@@ -54,7 +67,10 @@ def store_view(store: Path) -> tuple[set[str], dict[str, list[Any]], set[str]]:
             continue
         key = p.relative_to(store).as_posix()
         if "/_delta_log/" in key and key.endswith(".json"):
-            logs[key] = [_clean(json.loads(line)) for line in p.read_text().splitlines() if line.strip()]
+            entries = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+            for e in entries:
+                e.get("metaData", {}).pop("id", None)  # a table's random id
+            logs[key] = [_clean(e) for e in entries]
         elif key.startswith("_control/"):
             control.add(RANDOM_NAME.sub(r"\1*", key))
         elif key.endswith(".parquet"):
@@ -74,8 +90,9 @@ def manifest_view(path: Path) -> dict[str, list[tuple[Any, ...]]]:
                                                "table_name = ? ORDER BY ordinal_position", [table]).fetchall()
                     if c not in VOLATILE_KEYS]
             rows = conn.execute(f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)} FROM "{table}"').fetchall()
-            out[f"{table}({', '.join(cols)})"] = sorted((tuple(json.dumps(_clean(_json(v)), sort_keys=True, default=str)
-                                                               for v in r) for r in rows))
+            out[f"{table}({', '.join(cols)})"] = sorted(
+                tuple(json.dumps(SAME_CODE.get(v, v) if c == "code_fp" else _clean(_json(v)), sort_keys=True,
+                                 default=str) for c, v in zip(cols, r)) for r in rows)
         return out
     finally:
         conn.close()
