@@ -43,12 +43,12 @@ with warnings.catch_warnings():  # starlette's notice that its TestClient will m
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.api import create_app  # noqa: E402
-from ingest.console import book  # noqa: E402
+from ingest.engine.planner import plan  # noqa: E402
 from ingest.flows.registry import active_flows  # noqa: E402
-from ingest.planner import plan  # noqa: E402
-from ingest.service import Service  # noqa: E402
-from ingest.settings import load_settings  # noqa: E402
+from ingest.runtime.app import build_app  # noqa: E402
+from ingest.surfaces.api import create_app  # noqa: E402
+from ingest.surfaces.console import book  # noqa: E402
+from ingest.wiring.settings import load_settings  # noqa: E402
 from partitions import Manifest  # noqa: E402
 from partitions.manifest import FlowRun  # noqa: E402
 from partitions.store import LocalStore  # noqa: E402
@@ -152,8 +152,8 @@ def main() -> None:
             fill_features(manifest, store, target, months, args.vehicles)
             print(f"setup: {args.fleets} fleets x {args.months} months, features of {target} "
                   f"({args.vehicles} vehicles) in {time.perf_counter() - t0:.1f} s")
-            service = Service(settings, manifest, store, {}, active_flows())
-            with TestClient(create_app(service), base_url="http://127.0.0.1") as client:
+            app = build_app(settings, manifest, store, {}, active_flows())
+            with TestClient(create_app(app), base_url="http://127.0.0.1") as client:
                 r = client.post("/ui/login", data={"password": PASSWORD, "next": "/"},
                                 headers={"Origin": "http://127.0.0.1"}, follow_redirects=False)
                 assert r.status_code == 303, r.text
@@ -178,7 +178,7 @@ def main() -> None:
                      "latest runs query", median_s(lambda: manifest.latest_runs(target, succeeded_only=True),
                                                    args.rounds)),
                     (f"fleet grid page ({args.months} months)", median_s(grid_page, args.rounds),
-                     "plan query (all fleets)", median_s(lambda: plan(manifest, service.flows), args.rounds)),
+                     "plan query (all fleets)", median_s(lambda: plan(manifest, app.flows), args.rounds)),
                 ]
                 book_rows = median_s(lambda: book.fleet_book(manifest, now), args.rounds)
         print(f"{'page':34} {'median':>9} {'floor':22} {'median':>9} {'ratio':>7}")

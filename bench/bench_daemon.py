@@ -40,7 +40,7 @@ def _cold_start() -> float:
         port = _free_port()
         env = {**os.environ, "FLEETLAKE_DATA_DIR": d, "FLEETLAKE_HTTP_PORT": str(port), "FLEETLAKE_LOG_FORMAT": "json"}
         t0 = time.perf_counter()
-        p = subprocess.Popen([sys.executable, "-m", "ingest.cli", "run"], env=env, stdout=subprocess.DEVNULL,
+        p = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "run"], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         try:
             while True:
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--image", default="localhost/fleetlake-check:latest")
     args = ap.parse_args()
     bare = statistics.median(_timed([sys.executable, "-c", "pass"]) for _ in range(args.rounds))
-    imports = statistics.median(_timed([sys.executable, "-c", "import ingest.daemon, ingest.api, ingest.service, "
+    imports = statistics.median(_timed([sys.executable, "-c", "import ingest.runtime.daemon, ingest.surfaces.api, "
                                         "ingest.flows.registry as r; r.active_flows()"]) for _ in range(args.rounds))
     cold = statistics.median(_cold_start() for _ in range(args.rounds))
     print(f"cold start to healthy /healthz: {cold:.2f}s (median of {args.rounds}); floors in the same run: "

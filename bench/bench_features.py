@@ -7,7 +7,7 @@ committed month (real MonthWriter output) of `--vehicles` trucks at `--interval`
               consecutive pings (the least any distance feature must do)
   - per_flow: the path before issue 15, in one process: each flow reads its own columns and
               computes its own groundwork, one after another (peak: the largest flow)
-  - onepass:  the month task (ingest.executor.run_month) in this process: the month read once,
+  - onepass:  the month task (ingest.engine.executor.run_month) in this process: the month read once,
               every active flow over shared groundwork, outputs written to the store
   - executor: the real planner + executor (one month task in a `--workers` pool), as the
               daemon runs it (peak: the parent only; the worker's is the onepass row)
@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.executor import MonthSpec  # noqa: E402 - after the path above
+from ingest.engine.executor import MonthSpec  # noqa: E402 - after the path above
 from ingest.flows.base import Flow  # noqa: E402
 from partitions import Manifest  # noqa: E402
 
@@ -48,7 +48,7 @@ def _land(work: Path, vehicles: int, interval: int, months: list[str], seed: int
     from partitions import Manifest, MonthWriter
     from partitions.store import LocalStore
     from sandbox.simulator import FleetSimulator, FleetSpec
-    from tests.pings import sim_table
+    from tests.support.pings import sim_table
 
     sim = FleetSimulator(FleetSpec("bench-fleet", seed, vehicles, datetime(2024, 1, 1, tzinfo=timezone.utc),
                                    ping_interval_s=interval))
@@ -68,8 +68,8 @@ def _child(mode: str, work: Path, workers: int) -> dict:
     import pyarrow.parquet as pq
 
     from geo.distance import haversine_m
-    from ingest.executor import run_month
-    from ingest.features import run_features
+    from ingest.engine.executor import run_month
+    from ingest.engine.runs import run_features
     from ingest.flows.base import FlowInput
     from ingest.flows.registry import active_flows
     from ingest.flows.track import COLUMNS
@@ -116,8 +116,8 @@ def _month_spec(m: Manifest, flows: list[Flow], work: Path) -> MonthSpec:
     """The month task the executor would submit for the bench month (outputs go to a scratch store)."""
     import uuid
 
-    from ingest.executor import FlowJob
-    from ingest.planner import plan
+    from ingest.engine.executor import FlowJob
+    from ingest.engine.planner import plan
 
     tasks = plan(m, flows)
     by_key = {(f.name, f.version): f for f in flows}
@@ -157,7 +157,7 @@ def _run_child(mode: str, work: Path, workers: int) -> dict:
 
 
 def _refresh_ratio(work: Path, vehicles: int, interval: int, months: int, workers: int) -> None:
-    from ingest.features import run_features
+    from ingest.engine.runs import run_features
     from ingest.flows.registry import active_flows
     from partitions import Manifest
 

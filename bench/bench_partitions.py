@@ -39,7 +39,7 @@ def _child(mode: str, data: Path, work: Path, endpoint: str | None) -> dict:
     import pyarrow.parquet as pq
 
     from partitions import Manifest, MonthWriter, open_store
-    from tests.seaweed import BUCKET, s3_options
+    from tests.support.seaweed import BUCKET, s3_options
 
     table = pq.read_table(data)
     months = pc.strftime(table["ts"], format="%Y-%m")
@@ -84,8 +84,8 @@ def _commit_costs(url: str, endpoint: str | None, windows: int, work: Path) -> d
     from partitions import layout, open_store
     from partitions.delta import WINDOW_KEY, DataFile, lake_for
     from partitions.schema import PING_SCHEMA
-    from tests.pings import sim_table, simulator
-    from tests.seaweed import s3_options
+    from tests.support.pings import sim_table, simulator
+    from tests.support.seaweed import s3_options
 
     store = open_store(url, s3_options(endpoint) if endpoint else None)
     lake = lake_for(store)
@@ -136,7 +136,7 @@ def _make_data(vehicles: int, months: int, interval: int, path: Path) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tests.pings import sim_table, simulator
+    from tests.support.pings import sim_table, simulator
 
     sim = simulator(vehicles=vehicles, interval=interval, seed=7)
     names = [f"2025-{m:02d}" for m in range(2, 2 + months)]
@@ -164,7 +164,7 @@ def main() -> None:
         print(json.dumps(r))
         return
 
-    from tests.seaweed import BUCKET, start_seaweed
+    from tests.support.seaweed import BUCKET, start_seaweed
 
     if a.only_commit:
         seaweed = start_seaweed()

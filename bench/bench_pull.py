@@ -30,10 +30,10 @@ import httpx
 import msgspec
 from cryptography.fernet import Fernet
 
-from connectors.backfill import PullOptions, pull_fleet
 from connectors.oauth import BearerAuth, FleetCredentials, OAuthClient, Vault
 from connectors.providers import oauth_provider, open_connector
 from connectors.samsara import SamsaraConnector, _StatsPage
+from ingest.pull.backfill import PullOptions, pull_fleet
 from partitions import Manifest
 from partitions.store import LocalStore
 
@@ -43,7 +43,7 @@ REDIRECT = "http://127.0.0.1:9/cb"
 
 def sandbox(vehicles: int, days: int, rate: float) -> tuple[subprocess.Popen, dict]:
     months = max(1, days // 28 + 1)
-    p = subprocess.Popen([sys.executable, "-m", "ingest.cli", "sandbox", "--port", "0", "--vehicles", str(vehicles),
+    p = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "sandbox", "--port", "0", "--vehicles", str(vehicles),
                           "--ping-interval", "5", "--history-months", str(months), "--now", NOW.isoformat(),
                           "--samsara-rate", str(rate)], stdout=subprocess.PIPE, text=True,
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})

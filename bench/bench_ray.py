@@ -36,14 +36,14 @@ def main() -> None:
     ap.add_argument("--cpus-per-node", type=int, default=1)
     args = ap.parse_args()
 
-    from ingest.features import run_features
+    from ingest.engine.ray_backend import RayBackend
+    from ingest.engine.runs import run_features
     from ingest.flows.registry import active_flows
-    from ingest.ray_backend import RayBackend
     from partitions import Manifest
     from partitions.store import open_store
-    from tests import seaweed as sw
-    from tests.pings import sim_table, simulator
-    from tests.ray_cluster import start_cluster
+    from tests.support import seaweed as sw
+    from tests.support.pings import sim_table, simulator
+    from tests.support.ray_cluster import start_cluster
     from tests.test_writer import write
 
     months = [f"2025-{m:02d}" for m in range(1, args.months + 1)]

@@ -48,7 +48,7 @@ class _Page(msgspec.Struct):
 
 
 def _start_server(vehicles: int) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", "sandbox", "--port", "0", "--vehicles",
+    proc = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "sandbox", "--port", "0", "--vehicles",
                              str(vehicles), "--ping-interval", "5", "--now", NOW.isoformat(),
                              "--samsara-rate", "1000000"], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 import uvicorn
@@ -52,13 +52,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from common.states import WorkKind
-from ingest.api import create_app
-from ingest.daemon import Daemon
-from ingest.service import Service
-from ingest.settings import load_settings
-from ingest.wiring import open_service
-from ingest.workqueue import Work, WorkQueue
+from ingest.runtime.app import App, open_app
+from ingest.runtime.daemon import Daemon
+from ingest.runtime.pipeline import Pipeline
+from ingest.surfaces.api import create_app
+from ingest.wiring.settings import load_settings
 from sandbox.motive_api import MotiveApp
 from sandbox.samsara_api import SamsaraApp
 from sandbox.server import SandboxServer
@@ -92,19 +90,27 @@ def _drain(daemon: Daemon) -> None:
         time.sleep(0.05)
 
 
-def _run(service: Service, workers: int, work: list[Work]) -> float:
-    daemon = Daemon(service, WorkQueue())
-    daemon.start_workers()
-    t0 = time.perf_counter()
-    for w in work:
-        daemon.submit(w)
-    _drain(daemon)
-    took = time.perf_counter() - t0
-    daemon.shutdown()
+def _run(settings, submit: Callable[[Pipeline], object]) -> float:  # type: ignore[no-untyped-def]
+    """The daemon's workers on a fresh app (a daemon's shutdown closes its queue): the wall time of the work."""
+    with open_app(settings, flows=[]) as app:
+        daemon = Daemon(app)
+        daemon.start_workers()
+        t0 = time.perf_counter()
+        submit(daemon.pipeline)
+        _drain(daemon)
+        took = time.perf_counter() - t0
+        daemon.shutdown()
     bad = {k: str(r) for k, r in daemon.queue.snapshot().last.items() if not str(r).startswith("ok")}
     if bad:
         raise RuntimeError(f"work failed, timings would mean nothing: {bad}")
     return took
+
+
+def _consent_all(app: App, fleets: tuple[SandboxFleet, ...]) -> None:
+    for f in fleets:
+        url = app.onboarding.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
+        q = httpx.URL(httpx.get(url).headers["location"]).params
+        app.onboarding.complete_consent(f.tsp, q["code"], q["state"])
 
 
 def _cold(server: SandboxServer) -> None:
@@ -187,12 +193,9 @@ def refresh(n: int, singles: int, own_process: bool) -> None:
     fleets = _fleets(n)
     with sandbox(n, own_process) as sb, tempfile.TemporaryDirectory() as tmp:
         seed = Path(tmp) / "seed"
-        with open_service(_settings(seed, sb.base_url, n), flows=[]) as service:
-            for f in fleets:
-                url = service.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
-                q = httpx.URL(httpx.get(url).headers["location"]).params
-                service.complete_consent(f.tsp, q["code"], q["state"])
-            _run(service, n, [Work(WorkKind.PULL, f.spec.fleet_id) for f in fleets])
+        with open_app(_settings(seed, sb.base_url, n), flows=[]) as app:
+            _consent_all(app, fleets)
+        _run(_settings(seed, sb.base_url, n), lambda p: [p.backfill(f.spec.fleet_id) for f in fleets])
         sb.advance_month()
         for name in ("together", "alone"):
             shutil.copytree(seed, Path(tmp) / name)
@@ -200,17 +203,16 @@ def refresh(n: int, singles: int, own_process: bool) -> None:
         sb.cold()
         before = sb.requests()
         cpu0, sb_cpu0 = time.process_time(), sb.cpu_s()
-        with open_service(_settings(Path(tmp) / "together", sb.base_url, n), flows=[]) as service:
-            wall = _run(service, n, [Work(WorkKind.REFRESH)])
+        wall = _run(_settings(Path(tmp) / "together", sb.base_url, n), lambda p: p.refresh())
         cpu, sb_cpu = time.process_time() - cpu0, sb.cpu_s() - sb_cpu0
         after = sb.requests()
         served = {t: after[t] - before[t] for t in RATES}
 
         alone = []
-        with open_service(_settings(Path(tmp) / "alone", sb.base_url, 1), flows=[]) as service:
-            for f in fleets[:singles]:
-                sb.cold()
-                alone.append(_run(service, 1, [Work(WorkKind.REFRESH, f.spec.fleet_id)]))
+        for f in fleets[:singles]:
+            sb.cold()
+            alone.append(_run(_settings(Path(tmp) / "alone", sb.base_url, 1),
+                              lambda p: p.refresh(f.spec.fleet_id)))  # noqa: B023 - run before the loop moves on
     per_tsp = {t: sum(1 for f in fleets if f.tsp == t) for t in RATES}
     floor = max((served[t] / per_tsp[t]) / RATES[t] for t in RATES if per_tsp[t])
     total = sum(alone) if len(alone) == n else n * statistics.mean(alone)
@@ -226,13 +228,10 @@ def status_latency(n: int, requests: int, clients: int) -> None:
     fleets = _fleets(n)
     config = _config(fleets)
     with SandboxServer(config) as server, tempfile.TemporaryDirectory() as tmp, \
-            open_service(_settings(Path(tmp), server.base_url, n)) as service:
-        for f in fleets:
-            url = service.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
-            q = httpx.URL(httpx.get(url).headers["location"]).params
-            service.complete_consent(f.tsp, q["code"], q["state"])
-        daemon = Daemon(service, WorkQueue())
-        server = uvicorn.Server(uvicorn.Config(create_app(service, daemon.queue), host="127.0.0.1", port=0,
+            open_app(_settings(Path(tmp), server.base_url, n)) as app:
+        _consent_all(app, fleets)
+        daemon = Daemon(app)
+        server = uvicorn.Server(uvicorn.Config(create_app(app, daemon.pipeline), host="127.0.0.1", port=0,
                                                log_level="warning", lifespan="off"))
         threading.Thread(target=server.run, daemon=True).start()
         while not server.started:
@@ -254,7 +253,7 @@ def status_latency(n: int, requests: int, clients: int) -> None:
         idle = burst()
         daemon.start_workers()
         for f in fleets:
-            daemon.submit(Work(WorkKind.PULL, f.spec.fleet_id))
+            daemon.pipeline.backfill(f.spec.fleet_id)
         time.sleep(2)  # pulls under way, months committing
         busy = burst()
         running = len(daemon.queue.snapshot().running_all)

@@ -4,8 +4,9 @@ Runs the same measurement on two code trees in this one run: this checkout ("new
 ref ("old", default `main`, exported with `git archive` to a temp dir), each against its own
 fresh sandbox process serving Samsara at its published rate limit (connectors/providers.py:
 20 requests/s per token), the connector pacing itself at that limit as in production. Each
-tree runs in its own process: consent -> Service.pull (what the daemon's work thread runs) ->
-Service.features; the figures come from the manifest's own timestamps.
+tree runs in its own process: consent -> the backfill and the feature work it queues (this tree:
+the pipeline the daemon drives; older trees: Service.pull then Service.features); the figures
+come from the manifest's own timestamps.
 
 Measured on a scaled-down fleet (default 2 trucks, 5 s pings, history to NOW = mid-month), then
 extrapolated by pings to a 100-truck fleet with 24 complete months:
@@ -38,6 +39,13 @@ RATE = 20.0  # Samsara's published requests/s per token (connectors/providers.py
 PAGE = 512   # pings per Samsara page
 
 
+def _new_tree() -> bool:
+    """Whether the tree on sys.path is this one (ingest/ in layers) or an older, flat one."""
+    import importlib.util
+
+    return importlib.util.find_spec("ingest.runtime") is not None
+
+
 def worker(sandbox_url: str, months: int, data_dir: str) -> None:
     """One consent -> pull -> features on the code tree on sys.path; prints JSON figures."""
     from datetime import datetime, timezone
@@ -46,24 +54,46 @@ def worker(sandbox_url: str, months: int, data_dir: str) -> None:
     from cryptography.fernet import Fernet
 
     from common.months import month_bounds_ms
-    from ingest.settings import load_settings
-    from ingest.wiring import open_service
 
+    settings_mod = "ingest.wiring.settings" if _new_tree() else "ingest.settings"
+    load_settings = __import__(settings_mod, fromlist=["load_settings"]).load_settings
     settings = load_settings(data_dir=Path(data_dir), sandbox_url=sandbox_url, history_months=months,
                              token_key=Fernet.generate_key().decode())
-    with open_service(settings) as service:
-        location = httpx.get(service.consent_url("samsara", FLEET)).headers["location"]
-        q = httpx.URL(location).params
-        t0 = datetime.now(timezone.utc)
-        service.complete_consent("samsara", q["code"], q["state"])
-        outcome = service.pull(FLEET)
-        t_pull = datetime.now(timezone.utc)
-        service.features()
-        t_end = datetime.now(timezone.utc)
-        now_ms = service.clock.now_ms()
-        runs = [r for r in service.manifest.runs() if r.fleet_id == FLEET and r.status == "succeeded"]
-        raw = {p.month: p.rows for p in service.manifest.raw_partitions(FLEET, "pings")}
-        flows = {(f.name, f.version) for f in service.flows}
+    if _new_tree():
+        # This tree: the pipeline, as the daemon drives it (each pulled month queues its features).
+        from ingest.runtime.app import open_app
+        from ingest.runtime.pipeline import Pipeline, Runner, pull_outcomes
+
+        with open_app(settings) as app:
+            location = httpx.get(app.onboarding.consent_url("samsara", FLEET)).headers["location"]
+            q = httpx.URL(location).params
+            t0 = datetime.now(timezone.utc)
+            app.onboarding.complete_consent("samsara", q["code"], q["state"])
+            pipeline = Pipeline(app)
+            done = Runner(pipeline).run_until_idle(lambda: pipeline.consented(FLEET))
+            t_end = datetime.now(timezone.utc)
+            (outcome,) = pull_outcomes(done)
+            now_ms = app.clock.now_ms()
+            runs = [r for r in app.manifest.runs() if r.fleet_id == FLEET and r.status == "succeeded"]
+            raw = {p.month: p.rows for p in app.manifest.raw_partitions(FLEET, "pings")}
+            flows = {(f.name, f.version) for f in app.flows}
+            t_pull = max(p.committed_at for p in app.manifest.raw_partitions(FLEET))  # the pull's last commit
+    else:
+        from ingest.wiring import open_service  # type: ignore[attr-defined]  # the older tree's layout
+
+        with open_service(settings) as service:
+            location = httpx.get(service.consent_url("samsara", FLEET)).headers["location"]
+            q = httpx.URL(location).params
+            t0 = datetime.now(timezone.utc)
+            service.complete_consent("samsara", q["code"], q["state"])
+            outcome = service.pull(FLEET)
+            t_pull = datetime.now(timezone.utc)
+            service.features()
+            t_end = datetime.now(timezone.utc)
+            now_ms = service.clock.now_ms()
+            runs = [r for r in service.manifest.runs() if r.fleet_id == FLEET and r.status == "succeeded"]
+            raw = {p.month: p.rows for p in service.manifest.raw_partitions(FLEET, "pings")}
+            flows = {(f.name, f.version) for f in service.flows}
     complete = sorted(m for m in raw if month_bounds_ms(m)[1] <= now_ms)
     by_month: dict[str, list] = {}
     for r in runs:
@@ -96,7 +126,7 @@ def export(ref: str, into: Path) -> Path:
 def measure(tree: Path, vehicles: int, months: int, tmp: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONUNBUFFERED": "1"}
     env.pop("FLEETLAKE_CONFIG_FILE", None)
-    sandbox = subprocess.Popen([sys.executable, "-m", "ingest.cli", "sandbox", "--port", "0", "--vehicles",
+    sandbox = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "sandbox", "--port", "0", "--vehicles",
                                 str(vehicles), "--ping-interval", "5", "--history-months", str(months), "--now", NOW,
                                 "--samsara-rate", str(RATE)], stdout=subprocess.PIPE, text=True, env=env,
                                cwd=str(tree))

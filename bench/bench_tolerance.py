@@ -45,10 +45,10 @@ def worker(cfg: dict) -> None:
 
     from cryptography.fernet import Fernet
 
-    from connectors.backfill import PullOptions, pull_fleet
     from connectors.http import RetryPolicy
     from connectors.oauth import BearerAuth, FleetCredentials, OAuthClient, Vault
     from connectors.providers import oauth_provider, open_connector
+    from ingest.pull.backfill import PullOptions, pull_fleet
     from partitions import Manifest
     from partitions.store import LocalStore
 
@@ -101,7 +101,7 @@ def main() -> None:
         worker(json.loads(a.worker))
         return
 
-    p = subprocess.Popen([sys.executable, "-m", "ingest.cli", "sandbox", "--port", "0", "--vehicles", str(a.vehicles),
+    p = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "sandbox", "--port", "0", "--vehicles", str(a.vehicles),
                           "--ping-interval", "5", "--history-months", "1", "--now", NOW.isoformat(),
                           "--samsara-rate", "1000000", "--motive-rate", "1000000"], stdout=subprocess.PIPE,
                          text=True, cwd=HERE, env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from common.errors import InvalidName
+from common.base_errors import InvalidName
 
 _FLEET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _DATASET = re.compile(r"^[a-z][a-z0-9_]{0,31}$")

@@ -1,4 +1,4 @@
-"""The states fleetlake's records move through, one enum each; no state is parsed from a string.
+"""The states and names fleetlake's records carry, one enum each; no state is parsed from a string.
 
 They are `StrEnum`s so they store in the manifest and travel in JSON as their plain values
 ("active", "succeeded", ...), and compare equal to those values where old records are read.
@@ -38,6 +38,18 @@ class WindowState(StrEnum):
     FAILED = "failed"    # the newest run failed; planned again with backoff
 
 
+class CommitStatus(StrEnum):
+    """What a commit of one raw partition did."""
+    COMMITTED = "committed"  # a new version of the month is live
+    UNCHANGED = "unchanged"  # the merged content equals the committed one: nothing written
+
+
+class Tsp(StrEnum):
+    """The telematics providers fleetlake speaks to (their connectors: connectors/providers.py)."""
+    SAMSARA = "samsara"
+    MOTIVE = "motive"
+
+
 class PullResult(StrEnum):
     """How one fleet's pull ended."""
     ACTIVE = "active"    # everything up to now is landed
@@ -48,9 +60,20 @@ class PullResult(StrEnum):
 
 class WorkKind(StrEnum):
     """What the daemon's work queue runs."""
-    PULL = "pull"          # backfill or catch up one fleet, then features
-    REFRESH = "refresh"    # pull what is new for one fleet or every fleet, then features
-    FEATURES = "features"  # one feature pass over every fleet
+    BACKFILL = "backfill"  # pull one fleet's history (every slice not yet complete)
+    REFRESH = "refresh"    # pull what is new for one fleet, or fan out to every fleet
+    FEATURES = "features"  # run the pending feature windows of one fleet-month (or of one fleet, or every fleet)
+
+    @property
+    def pulls(self) -> bool:
+        return self is not WorkKind.FEATURES
+
+
+class Lane(StrEnum):
+    """Where work waits for a worker (ingest/runtime/workqueue.py)."""
+    REFRESH = "refresh"    # live fleets catching up: small, kept a worker of their own
+    BACKFILL = "backfill"  # histories: may take hours
+    FEATURES = "features"  # feature work items, on their own worker
 
 
 class WorkOutcome(StrEnum):

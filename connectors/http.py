@@ -29,6 +29,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Callable
 
 import httpx
@@ -123,16 +124,24 @@ def retry_after_seconds(value: str | None, max_s: float, now: float | None = Non
 ResponseHook = Callable[[str, int], None]
 
 
-def classify(response: httpx.Response) -> str:
-    """ok | retry | auth | client_error, the one place that decides what a status means."""
+class ResponseClass(StrEnum):
+    """What a TSP response means for the caller."""
+    OK = "ok"                      # 2xx: read the body
+    RETRY = "retry"                # 429 or 5xx: wait (Retry-After) and ask again, within the policy
+    AUTH = "auth"                  # 401/403: the token or the grant
+    CLIENT_ERROR = "client_error"  # any other 4xx: our request is wrong, retrying cannot fix it
+
+
+def classify(response: httpx.Response) -> ResponseClass:
+    """The one place that decides what a status means."""
     s = response.status_code
     if s < 300:
-        return "ok"
+        return ResponseClass.OK
     if s == 429 or s >= 500:
-        return "retry"
+        return ResponseClass.RETRY
     if s in (401, 403):
-        return "auth"
-    return "client_error"
+        return ResponseClass.AUTH
+    return ResponseClass.CLIENT_ERROR
 
 
 @functools.cache
@@ -227,12 +236,12 @@ class TspHttp:
         response = httpx.Response(streamed.status_code, headers=headers, content=body, request=streamed.request)
         self._notify(response.status_code)
         kind = classify(response)
-        if kind == "ok":
+        if kind is ResponseClass.OK:
             if self.throttle:
                 self.throttle.succeeded()
             return response
         url = redact_url(str(response.request.url))
-        if kind == "retry":
+        if kind is ResponseClass.RETRY:
             wait = retry_after_seconds(response.headers.get("retry-after"), self.policy.max_retry_after_s)
             if response.status_code == 429:
                 self.throttled += 1
@@ -240,7 +249,7 @@ class TspHttp:
                     self.throttle.throttled(wait)
             log.info("%s %s answered %s, retrying", self.tsp, url, response.status_code)
             raise _Retryable(f"HTTP {response.status_code}", wait)
-        if kind == "auth":
+        if kind is ResponseClass.AUTH:
             raise AuthError(self.tsp, f"GET {path} was refused ({response.status_code}) after a token refresh")
         raise TspRequestError(self.tsp, f"GET {url} answered {response.status_code}: {_short_reason(response)}",
                               response.status_code)

@@ -14,6 +14,7 @@ from typing import Callable, Literal
 
 import httpx
 
+from common.states import Tsp
 from connectors.http import Limits, ResponseHook, RetryPolicy, Timeouts, TspHttp
 from connectors.motive import MotiveConnector
 from connectors.oauth import OAuthProvider
@@ -25,7 +26,7 @@ Connector = SamsaraConnector | MotiveConnector
 
 @dataclass(frozen=True)
 class TspSpec:
-    name: str
+    name: Tsp
     connector: Callable[[TspHttp, str], Connector]  # (http, fleet id) -> connector
     authorize_path: str
     token_path: str
@@ -44,20 +45,29 @@ class TspSpec:
     disconnect: str | None = None
 
 
-TSPS: dict[str, TspSpec] = {
-    "samsara": TspSpec("samsara", SamsaraConnector, "/oauth2/authorize", "/oauth2/token", "basic",
+TSPS: dict[Tsp, TspSpec] = {
+    Tsp.SAMSARA: TspSpec(Tsp.SAMSARA, SamsaraConnector, "/oauth2/authorize", "/oauth2/token", "basic",
                        "https://api.samsara.com", "https://api.samsara.com", 20.0, "/oauth2/revoke"),
-    "motive": TspSpec("motive", MotiveConnector, "/oauth/authorize", "/oauth/token", "body",
+    Tsp.MOTIVE: TspSpec(Tsp.MOTIVE, MotiveConnector, "/oauth/authorize", "/oauth/token", "body",
                       "https://api.gomotive.com", "https://gomotive.com", 10.0,
                       disconnect="a fleet admin removes (disconnects) fleetlake's app in their Motive account: "
                                  "Motive's App Marketplace is where customers install, configure and remove apps"),
 }
 
 
+def known_tsp(name: str) -> Tsp | None:
+    """The TSP a name (from settings, a URL, a record) names, or None for one fleetlake does not speak."""
+    try:
+        return Tsp(name)
+    except ValueError:
+        return None
+
+
 def tsp_spec(tsp: str) -> TspSpec:
-    spec = TSPS.get(tsp)
-    if spec is None:
-        raise ValueError(f"unknown TSP {tsp!r} (known: {', '.join(TSPS)})")
+    known = known_tsp(tsp)
+    if known is None:
+        raise ValueError(f"unknown TSP {tsp[:40]!r} (known: {', '.join(TSPS)})")
+    spec = TSPS[known]
     return spec
 
 

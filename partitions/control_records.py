@@ -158,11 +158,12 @@ class ControlMirror:
              "consent_at": _iso(fleet.consent_at), "history_start": _iso(fleet.history_start),
              "error": fleet.error}).encode())
 
-    def mirror_checkpoints(self, fleet_id: str, stream: str, slices: list[tuple[str, int]]) -> None:
+    def mirror_checkpoints(self, fleet_id: str, stream: str, dataset: str, slices: list[tuple[str, int]]) -> None:
         """Slices the manifest just recorded as complete, as one append-only record (time-ordered id)."""
         record_id = f"{time.time_ns():020d}{secrets.token_hex(4)}"
         self._put(checkpoints_key(fleet_id, record_id), json.dumps(
-            {"fleet_id": fleet_id, "stream": stream, "slices": [[k, int(r)] for k, r in slices]}).encode())
+            {"fleet_id": fleet_id, "stream": stream, "dataset": dataset,
+             "slices": [[k, int(r)] for k, r in slices]}).encode())
 
     def use_consent_nonce(self, nonce: str, tsp: str, fleet_id: str, expires_at: datetime) -> bool:
         if not self.manifest.use_consent_nonce(nonce, tsp, fleet_id, expires_at):
@@ -228,8 +229,11 @@ def restore_control(store: ObjectStore, manifest: Manifest, keyring: Keyring | N
             fleet_id = names.fleet_id(d["fleet_id"])
             if not obj.key.startswith(f"{CONTROL}/checkpoints/{fleet_id}/"):
                 raise ValueError("record does not match its key")
+            stream = str(d["stream"])
+            # Records mirrored before checkpoints named their dataset: the stream says it, read once here.
+            dataset = str(d.get("dataset") or ("events" if "/events/" in stream else "pings"))
             for key, rows in d["slices"]:
-                manifest.complete_slice(fleet_id, str(d["stream"]), str(key), int(rows))
+                manifest.complete_slice(fleet_id, stream, str(key), dataset, int(rows))
                 checkpoints += 1
         except (StoreError, ValueError, KeyError, TypeError) as e:
             problems.append(f"{obj.key}: unreadable checkpoint record ({type(e).__name__})")

@@ -16,16 +16,14 @@ over such a store is lost state to rebuild, not a new install to start empty.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from common.errors import StoreError
 from partitions import layout
 from partitions.control_records import ControlReport, restore_control
 from partitions.delta import RUN_KEY, WINDOW_KEY, lake_for
 from partitions.keyring import Keyring, keyring_path
-from partitions.manifest import Manifest, RawPartition, manifest_damage, replace_manifest
+from partitions.manifest import FlowRun, Manifest, RawPartition, manifest_damage, replace_manifest
 from partitions.migrate import migrate_markers
 from partitions.store import ObjectStore
 
@@ -70,16 +68,13 @@ def rebuild_raw(store: ObjectStore, manifest: Manifest) -> RebuildReport:
     return RebuildReport(len(partitions), commits, tuple(problems))
 
 
-_RUN_FIELDS = ("run_id", "flow", "version", "code_fp", "fleet_id", "month", "input_fp", "outputs")
-
-
 def rebuild_runs(store: ObjectStore, manifest: Manifest) -> RebuildReport:
     """The feature run that produced each live feature window, from the feature tables' logs.
 
     With them the planner knows which windows are done, so a rebuilt manifest recomputes nothing.
     """
     lake = lake_for(store)
-    runs: list[dict[str, Any]] = []
+    runs: list[FlowRun] = []
     problems: list[str] = []
     commits = 0
     for table in lake.tables():
@@ -89,17 +84,16 @@ def rebuild_runs(store: ObjectStore, manifest: Manifest) -> RebuildReport:
         commits += n
         live = lake.live_files(table)
         for window, commit in sorted(newest.items()):
-            run = dict(commit.metadata)
             where = f"{table} fleet={window[0]} month={window[1]} (version {commit.version})"
-            if any(f not in run for f in _RUN_FIELDS):
+            try:
+                run = FlowRun.from_commit_record(dict(commit.metadata))
+            except (KeyError, ValueError, TypeError):
                 problems.append(f"{where}: run record misses fields")
                 continue
-            problem = _check(store, table, window, tuple(run["outputs"]), live)
+            problem = _check(store, table, window, run.outputs, live)
             if problem:
                 problems.append(f"{where}: {problem}")
                 continue
-            stamp = run.get("committed_at")
-            run["committed_at"] = datetime.fromisoformat(stamp) if stamp else datetime.now(timezone.utc)
             runs.append(run)
     added = manifest.restore_runs(runs)
     return RebuildReport(added, commits, tuple(problems))

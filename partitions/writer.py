@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 
 from common import names
 from common.disk import disk_full_as
+from common.states import CommitStatus
 from partitions import layout
 from partitions.delta import WINDOW_KEY, DataFile, lake_for
 from partitions.manifest import Manifest, RawPartition
@@ -83,7 +84,7 @@ _ORDER = {
 class CommitResult:
     dataset: str
     month: str
-    status: str  # committed | unchanged
+    status: CommitStatus
     rows: int
     seq: int
     fingerprint: str
@@ -190,7 +191,7 @@ class MonthWriter:
                                        self.memory_limit)
         if current is not None and current.fingerprint == fingerprint:
             out.unlink(missing_ok=True)
-            return CommitResult(dataset, month, "unchanged", current.rows, current.seq, fingerprint)
+            return CommitResult(dataset, month, CommitStatus.UNCHANGED, current.rows, current.seq, fingerprint)
         key = layout.raw_file(dataset, self.fleet_id, month, fingerprint[:24])
         self.store.put_file(key, out)
         part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, (key,), rows,
@@ -202,7 +203,7 @@ class MonthWriter:
             {WINDOW_KEY: json.dumps(part.to_json(), sort_keys=True), "fleetlake.fingerprint": fingerprint,
              "fleetlake.pull_id": self.pull_id or ""})
         self.manifest.commit_raw(part)
-        return CommitResult(dataset, month, "committed", rows, part.seq, fingerprint)
+        return CommitResult(dataset, month, CommitStatus.COMMITTED, rows, part.seq, fingerprint)
 
     def _local_copies(self, current: RawPartition | None) -> list[Path]:
         if current is None:

@@ -3,8 +3,9 @@
 Starts the sandbox TSPs in-process, consents one Samsara and one Motive fleet through the real
 OAuth flow, backfills their history into the local store under ./fleetlake-data, then moves the
 sandbox clock one month forward and runs the monthly refresh, printing what each step did.
-After each pull it computes the active feature flows; the refresh recomputes only the months
-whose inputs changed: the month that was open at backfill time and the new one.
+Work runs through the same pipeline as in the daemon: each pulled month queues its feature work,
+so the refresh recomputes only the months whose inputs changed: the month that was open at
+backfill time and the new one.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from connectors.backfill import PullReport
 from connectors.redact import install_log_scrubber
-from ingest.keys import local_token_key
-from ingest.service import FeatureReport, Service
-from ingest.settings import TspSettings, load_settings
-from ingest.wiring import open_service
+from ingest.engine.runs import FeatureReport
+from ingest.pull.backfill import PullReport
+from ingest.runtime.app import App, open_app
+from ingest.runtime.pipeline import Pipeline, Runner, feature_report, pull_outcomes
+from ingest.wiring.keys import local_token_key
+from ingest.wiring.settings import TspSettings, load_settings
 from sandbox.server import SandboxServer
 from sandbox.world import SandboxConfig
 
@@ -47,7 +49,7 @@ def _print_report(step: str, fleet: str, r: PullReport, events: int) -> None:
 
 
 def run_demo(config: SandboxConfig, history_months: int, revoke: tuple[str, ...] = ()) -> int:
-    """The demo through the same Service the daemon and the CLI use, pointed at an in-process sandbox.
+    """The demo through the same app and pipeline the daemon and the CLI use, pointed at an in-process sandbox.
 
     `revoke`: sandbox fleets that withdraw consent before the first pull (to show fleet isolation)."""
     logging.basicConfig(level=logging.WARNING)
@@ -61,40 +63,43 @@ def run_demo(config: SandboxConfig, history_months: int, revoke: tuple[str, ...]
         settings = base.model_copy(update={
             "sandbox_url": server.base_url, "token_key": SecretStr(_demo_key(base.data_dir)),
             "history_months": history_months, "samsara": fast, "motive": fast})
-        with open_service(settings) as service:
-            _demo(service, server, config, revoke)
+        with open_app(settings) as app:
+            _demo(app, server, config, revoke)
     return 0
 
 
-def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke: tuple[str, ...]) -> None:
-    settings = service.settings
-    print(f"fleetlake demo: store {service.store.url}, manifest {settings.resolved_manifest_path}")
-    print(f"  active flows: {', '.join(f'{f.name}@{f.version}' for f in service.flows)}")
+def _demo(app: App, server: SandboxServer, config: SandboxConfig, revoke: tuple[str, ...]) -> None:
+    settings = app.settings
+    pipeline = Pipeline(app)
+    print(f"fleetlake demo: store {app.store.url}, manifest {settings.resolved_manifest_path}")
+    print(f"  active flows: {', '.join(f'{f.name}@{f.version}' for f in app.flows)}")
     for fleet in config.fleets:
         fid, tsp = fleet.spec.fleet_id, fleet.tsp
         # The sandbox approves at once (`fleet` stands in for the admin's login); its redirect
         # carries the code and state to the callback. A second demo run meets a new sandbox whose
         # tokens differ, so a fleet the manifest already knows is re-linked.
-        relink = service.manifest.fleet(fid) is not None
-        q = httpx.URL(httpx.get(f"{service.consent_url(tsp, fid, relink=relink)}&fleet={fid}").headers["location"]
-                      ).params
-        service.complete_consent(tsp, q["code"], q["state"])
-        print(f"  consented {fid} ({tsp}) through OAuth; history from {service.fleet(fid).history_start:%Y-%m}")
+        relink = app.manifest.fleet(fid) is not None
+        url = app.onboarding.consent_url(tsp, fid, relink=relink)
+        q = httpx.URL(httpx.get(f"{url}&fleet={fid}").headers["location"]).params
+        app.onboarding.complete_consent(tsp, q["code"], q["state"])
+        print(f"  consented {fid} ({tsp}) through OAuth; history from {app.reads.fleet(fid).history_start:%Y-%m}")
 
     computed: dict[str, set[str]] = {}  # months with features, per fleet, for the printout
 
     def pull_all(step: str) -> None:
-        during = FeatureReport(())  # windows computed as each month's raw data completed
+        feats = FeatureReport(())  # windows computed as each month's raw data completed, and after
+        t_features = 0.0
         for fleet in config.fleets:
             fid = fleet.spec.fleet_id
-            o = service.pull(fid)
-            during = FeatureReport((*during.results, *o.features.results))
-            if o.pings is None:  # one fleet's trouble is reported and recorded; the others carry on
-                print(f"  {step:9s} {fid:20s} {o.result.value}: {o.error}", flush=True)
-                continue
-            _print_report(step, fid, o.pings, o.events.rows_accepted if o.events else 0)
-        t = time.monotonic()
-        feats = FeatureReport((*during.results, *service.features().results))
+            queue_pull = pipeline.backfill if step == "backfill" else pipeline.refresh
+            done = Runner(pipeline).run_until_idle(lambda: queue_pull(fid))  # noqa: B023 - run before the loop moves on
+            feats = feats + feature_report(done)
+            t_features += sum(r.seconds for r in feature_report(done).results)
+            for o in pull_outcomes(done):
+                if o.pings is None:  # one fleet's trouble is reported and recorded; the others carry on
+                    print(f"  {step:9s} {fid:20s} {o.result.value}: {o.error}", flush=True)
+                    continue
+                _print_report(step, fid, o.pings, o.events.rows_accepted if o.events else 0)
         for fleet in config.fleets:
             fid = fleet.spec.fleet_id
             per_flow = feats.windows(fid)
@@ -108,9 +113,8 @@ def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke
             print(f"  features  {fid:20s} {sum(per_flow.values()):4d} windows: {len(per_flow)} flows x "
                   f"{'/'.join(map(str, counts)) or 0} months ({detail})", flush=True)
         for r in feats.failed:
-            print(f"  features  {r.task.fleet_id:20s} {r.task.flow}@{r.task.version} {r.task.month} failed: "
-                  f"{r.error}", flush=True)
-        print(f"  features  computed in {time.monotonic() - t:.1f}s", flush=True)
+            print(f"  features  {r.fleet_id:20s} {r.flow}@{r.version} {r.month} failed: {r.error}", flush=True)
+        print(f"  features  computed in {t_features:.1f}s of month tasks", flush=True)
 
     for fid in revoke:  # the fleet withdraws its consent in the TSP's UI before the first pull
         server.world.authorities[server.world.fleets[fid].tsp].revoke(fid)
@@ -122,5 +126,5 @@ def _demo(service: Service, server: SandboxServer, config: SandboxConfig, revoke
     pull_all("refresh")
     print(f"done in {time.monotonic() - t0:.0f}s; query the lake (Delta tables) with `fleetlake sql`, e.g.\n"
           '  fleetlake sql -c "SELECT fleet, month, count(*) FROM pings GROUP BY ALL ORDER BY ALL"')
-    for f in service.flows[-1:]:  # an active flow's view, named as `fleetlake sql` names it
+    for f in app.flows[-1:]:  # an active flow's view, named as `fleetlake sql` names it
         print(f'  fleetlake sql -c "SELECT * FROM features_{f.name}_v{f.version} WHERE vehicle_id IS NULL ORDER BY ALL"')

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from ingest.alerts import Alert, Incident, IncidentBook, Webhook
-from tests.webhook_receiver import webhook_receiver
+from ingest.runtime.alerts import Alert, Incident, IncidentBook, Webhook
+from tests.support.webhook import webhook_receiver
 
 
 def _book(hook: Webhook) -> IncidentBook:

@@ -6,7 +6,6 @@ tests are about what the API accepts, refuses and says.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -22,26 +21,22 @@ from hypothesis import settings as hsettings
 from pydantic import SecretStr
 
 from common.states import WorkKind, WorkOutcome
-from ingest.api import OPENAPI, create_app
-from ingest.daemon import Daemon
 from ingest.flows.registry import active_flows
-from ingest.service import Service
-from ingest.settings import load_settings
-from ingest.workqueue import Work, WorkQueue, WorkRecord
+from ingest.runtime.app import build_app
+from ingest.runtime.daemon import Daemon
+from ingest.runtime.pipeline import Pipeline
+from ingest.runtime.workqueue import Work, WorkRecord
+from ingest.surfaces.api import OPENAPI, create_app
+from ingest.wiring.settings import load_settings
 from partitions import Manifest
 from partitions.store import LocalStore
+from tests.support.ports import free_port
 
 TOKEN = "api-test-token-" + "x" * 16
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:  # type: ignore[no-untyped-def]
-    # proxy_headers off, as in the daemon (ingest.daemon.serve): ingest.proxies decides what to believe
+    # proxy_headers off, as in the daemon (ingest.surfaces.serve): ingest.wiring.proxies decides what to believe
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, proxy_headers=False, log_level="warning",
                                            lifespan="off"))
     t = threading.Thread(target=server.run, daemon=True)
@@ -53,20 +48,20 @@ def _serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:  # type: 
     return server, t
 
 
-def _service(tmp: Path, token: str | None):  # type: ignore[no-untyped-def]
+def _app(tmp: Path, token: str | None):  # type: ignore[no-untyped-def]
     settings = load_settings(data_dir=tmp, api_token=SecretStr(token) if token else None,
                              token_key=SecretStr(Fernet.generate_key().decode()))
     manifest = Manifest(tmp / "m.duckdb")
     manifest.upsert_fleet("acme-freight", "samsara", "active")
-    return Service(settings, manifest, LocalStore(tmp / "store"), {}, active_flows()), manifest
+    return build_app(settings, manifest, LocalStore(tmp / "store"), {}, active_flows()), manifest
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[str, Daemon]]:
-    service, manifest = _service(tmp_path, TOKEN)
+    service, manifest = _app(tmp_path, TOKEN)
     daemon = Daemon(service)
-    port = _free_port()
-    server, t = _serve(create_app(service, daemon.queue, daemon.problems), port)
+    port = free_port()
+    server, t = _serve(create_app(service, daemon.pipeline, daemon.problems), port)
     try:
         yield f"http://127.0.0.1:{port}", daemon
     finally:
@@ -101,7 +96,7 @@ def test_unknown_and_malformed_fleets_get_clear_4xx(api) -> None:
     r = httpx.post(f"{base}/fleets/acme-freight/backfill", headers=_auth())
     assert r.status_code == 202 and r.json()["queued"] is True
     assert httpx.post(f"{base}/fleets/acme-freight/backfill", headers=_auth()).json()["queued"] is False
-    assert daemon.queue.snapshot().queued == ("pull:acme-freight",)
+    assert daemon.queue.snapshot().queued == ("backfill:acme-freight",)
     assert httpx.get(f"{base}/fleets/acme-freight/features", params={"month": "2025-13"},
                      headers=_auth()).status_code == 400
 
@@ -109,14 +104,14 @@ def test_unknown_and_malformed_fleets_get_clear_4xx(api) -> None:
 def test_the_oauth_callback_refuses_bad_requests(api) -> None:
     base, _ = api
     assert httpx.get(f"{base}/oauth/nosuch/callback").status_code == 404
-    # No TSP is configured in this test service: even a plausible callback is refused clearly.
+    # No TSP is configured in this test app: even a plausible callback is refused clearly.
     r = httpx.get(f"{base}/oauth/samsara/callback", params={"code": "c", "state": "forged"})
     assert r.status_code == 404 and "samsara" in r.json()["error"]
 
 
 def test_without_a_configured_token_the_api_refuses_everything(tmp_path: Path) -> None:
-    service, manifest = _service(tmp_path, None)
-    port = _free_port()
+    service, manifest = _app(tmp_path, None)
+    port = free_port()
     server, t = _serve(create_app(service, None), port)
     try:
         r = httpx.get(f"http://127.0.0.1:{port}/fleets", headers=_auth())
@@ -131,15 +126,15 @@ def test_without_a_configured_token_the_api_refuses_everything(tmp_path: Path) -
 def test_no_answer_shows_an_internal_path_from_a_fleet_error_or_a_work_record(api, tmp_path: Path) -> None:
     base, daemon = api
     spool = f"{tmp_path}/work/fleetlake-writer-3kq/pings-2024-01-000003.arrow"
-    daemon.service.manifest.upsert_fleet("acme-freight", "samsara", "failed",
-                                         error=f"samsara: GET /fleet/vehicles/stats: no complete answer; then {spool}")
-    work = Work(WorkKind.PULL, "acme-freight")
+    daemon.app.manifest.upsert_fleet("acme-freight", "samsara", "failed",
+                                     error=f"samsara: GET /fleet/vehicles/stats: no complete answer; then {spool}")
+    work = Work(WorkKind.BACKFILL, "acme-freight")
     assert daemon.queue.submit(work) and daemon.queue.take() == work
     daemon.queue.finished(work, WorkRecord(WorkOutcome.ERROR, f"FileNotFoundError: [Errno 2] No such file: '{spool}' "
-                                                              f"in {daemon.service.store.url}"))
+                                                              f"in {daemon.app.store.url}"))
     fleets = httpx.get(f"{base}/fleets", headers=_auth()).text
     status = httpx.get(f"{base}/fleets/acme-freight/status", headers=_auth()).text
-    record = httpx.get(f"{base}/work", headers=_auth()).json()["last"]["pull:acme-freight"]
+    record = httpx.get(f"{base}/work", headers=_auth()).json()["last"]["backfill:acme-freight"]
     for text in (fleets, status, record):
         assert str(tmp_path) not in text and "fleetlake-writer" not in text and "file://" not in text, text
     assert "<internal>" in record and record.startswith("error: FileNotFoundError"), record
@@ -152,9 +147,9 @@ schema = schemathesis.openapi.from_dict(OPENAPI)
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("fuzz")
-    service, manifest = _service(tmp, TOKEN)
-    port = _free_port()
-    server, t = _serve(create_app(service, WorkQueue()), port)
+    service, manifest = _app(tmp, TOKEN)
+    port = free_port()
+    server, t = _serve(create_app(service, Pipeline(service)), port)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     t.join(10)

@@ -17,6 +17,18 @@ FORBIDDEN = {
 }
 
 
+# The layers inside ingest/, bottom up: each sub-package may import only those below it.
+INGEST_LAYERS = (
+    ("wiring",),            # settings and what they name: TSP endpoints, clock, keys, logs, metrics
+    ("flows",),             # the flow contract and the built-in flows
+    ("engine", "pull", "fleets"),  # the feature engine; a fleet's pull; on- and off-boarding: none
+                                   # imports another (the pull never reaches into features)
+    ("reads",),             # what is reported
+    ("runtime",),           # the app, the queue, the pipeline, the daemon
+    ("surfaces",),          # API, console, CLI
+)
+
+
 def _imports() -> dict[str, set[str]]:
     """module name -> project modules it imports (anywhere in its body)."""
     graph: dict[str, set[str]] = {}
@@ -40,6 +52,37 @@ def test_layers_import_only_downwards() -> None:
     bad = [(m, i) for m, imps in _imports().items() for i in imps
            if i.split(".")[0] in FORBIDDEN.get(m.split(".")[0], set())]
     assert bad == []
+
+
+def _ingest_layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "ingest" or len(parts) < 2:
+        return None
+    for i, names in enumerate(INGEST_LAYERS):
+        if parts[1] in names:
+            return i
+    raise AssertionError(f"{module}: a module of ingest/ outside its layers ({INGEST_LAYERS})")
+
+
+def test_ingest_layers_import_only_downwards() -> None:
+    """The pull never reaches up into features, the engine never into the runtime, nothing into the surfaces."""
+    bad = []
+    for m, imps in _imports().items():
+        mine = _ingest_layer(m)
+        if mine is None or m == "ingest":
+            continue
+        for i in imps:
+            theirs = _ingest_layer(i)
+            if theirs is None or i.split(".")[1] == m.split(".")[1]:
+                continue
+            if theirs >= mine:
+                bad.append((m, i))
+    assert bad == []
+
+
+def test_the_pull_layer_never_calls_into_features() -> None:
+    pull = {i for m, imps in _imports().items() if m.startswith("ingest.pull") for i in imps}
+    assert not {i for i in pull if i.startswith(("ingest.engine", "ingest.flows", "ingest.runtime"))}
 
 
 def test_there_is_no_import_cycle() -> None:
@@ -66,8 +109,8 @@ def test_there_is_no_import_cycle() -> None:
 
 def test_the_sandbox_uses_only_the_cores_public_interfaces() -> None:
     allowed = {"common.months", "geo.distance", "geo.states", "partitions.schema",  # the canonical schema
-               "connectors.backfill", "connectors.redact",
-               "ingest.keys", "ingest.service", "ingest.settings", "ingest.wiring"}
+               "connectors.redact", "ingest.pull.backfill", "ingest.engine.runs",
+               "ingest.wiring.keys", "ingest.wiring.settings", "ingest.runtime.app", "ingest.runtime.pipeline"}
     used = {i for m, imps in _imports().items() if m.startswith("sandbox") for i in imps
             if not i.startswith("sandbox")}
     assert used <= allowed, used - allowed

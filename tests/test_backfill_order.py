@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from common.months import month_bounds_ms, months_between
-from connectors.backfill import backfill_months, by_month, plan_slices
+from ingest.pull.backfill import backfill_months, by_month, plan_slices
 
 WEEK = 7 * 86_400_000
 

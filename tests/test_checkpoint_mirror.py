@@ -8,26 +8,27 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from common.states import PullResult
-from connectors.backfill import PullProgress
 from connectors.oauth import FleetCredentials
 from ingest.flows.data_quality import FLOW as DQ
-from ingest.service import Service
-from ingest.settings import Settings, load_settings
-from ingest.tsps import endpoints, oauth_client
+from ingest.pull.backfill import PullProgress
+from ingest.pull.pulls import NullSink
+from ingest.runtime.app import App, build_app
+from ingest.wiring.settings import Settings, load_settings
+from ingest.wiring.tsps import endpoint_of, endpoints, oauth_client
 from partitions import Manifest, layout, rebuild_raw, rebuild_runs
 from partitions.control_records import restore_control
 from partitions.store import ObjectStore
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support.consent import consent
 
 FLEET = "acme-freight"
 STREAM = "samsara/gps/"
@@ -46,9 +47,18 @@ def _settings(tmp: Path, sandbox: SandboxServer, key: str) -> Settings:
                          token_key=SecretStr(key))
 
 
-def _consent(svc: Service) -> None:
-    q = httpx.URL(httpx.get(svc.consent_url("samsara", FLEET)).headers["location"]).params
-    assert svc.complete_consent("samsara", q["code"], q["state"]) == FLEET
+def _consent(app: App) -> None:
+    assert consent(app.onboarding, "samsara", FLEET) == FLEET
+
+
+class _Progress(NullSink):
+    """A pull sink that hands each progress report to a function (one that stops the pull)."""
+
+    def __init__(self, told: Callable[[PullProgress], None]) -> None:
+        self.told = told
+
+    def progress(self, p: PullProgress) -> None:
+        self.told(p)
 
 
 def _rebuilt(store: ObjectStore, path: Path) -> Manifest:
@@ -61,7 +71,7 @@ def _rebuilt(store: ObjectStore, path: Path) -> Manifest:
 
 
 def _slices(m: Manifest) -> set[tuple[str, str]]:
-    return {(s, k) for s, k in m._all("SELECT stream, window_key FROM pull_checkpoints WHERE fleet_id = ?", [FLEET])}
+    return {(s, k) for s, k in m._all("SELECT stream, slice_key FROM pull_checkpoints WHERE fleet_id = ?", [FLEET])}
 
 
 def test_a_rebuilt_manifest_resumes_a_half_done_backfill(sandbox: SandboxServer, store: ObjectStore,
@@ -74,9 +84,9 @@ def test_a_rebuilt_manifest_resumes_a_half_done_backfill(sandbox: SandboxServer,
             stop.set()  # a SIGTERM mid-backfill: slices fetched in full are committed, the rest wait
 
     with Manifest(tmp_path / "first.duckdb") as m:
-        svc = Service(settings, m, store, endpoints(settings), [DQ])
+        svc = build_app(settings, m, store, endpoints(settings), [DQ])
         _consent(svc)
-        first = svc.pull(FLEET, stop=stop, progress=stop_after_three)
+        first = svc.pulls.pull(FLEET, stop=stop, sink=_Progress(stop_after_three))
         assert first.result is PullResult.STOPPED and first.pings is not None
         total = first.pings.slices_planned
         done = _slices(m)
@@ -85,7 +95,7 @@ def test_a_rebuilt_manifest_resumes_a_half_done_backfill(sandbox: SandboxServer,
     # The disk is lost; the store alone restores the checkpoints.
     with _rebuilt(store, tmp_path / "rebuilt.duckdb") as m2:
         assert _slices(m2) == done
-        resumed = Service(settings, m2, store, endpoints(settings), [DQ]).pull(FLEET)
+        resumed = build_app(settings, m2, store, endpoints(settings), [DQ]).pulls.pull(FLEET)
         assert resumed.result is PullResult.ACTIVE and resumed.pings is not None
         gps_done = {k for s, k in done if s.startswith(STREAM)}
         assert resumed.pings.slices_planned == total - len(gps_done)  # no finished slice pulled again
@@ -102,13 +112,13 @@ def test_a_rotated_token_is_written_through_and_a_rebuild_pulls_with_it(sandbox:
                                                                          tmp_path: Path) -> None:
     settings = _settings(tmp_path, sandbox, Fernet.generate_key().decode())
     with Manifest(tmp_path / "first.duckdb") as m:
-        svc = Service(settings, m, store, endpoints(settings), [DQ])
+        svc = build_app(settings, m, store, endpoints(settings), [DQ])
         _consent(svc)
-        before = svc.vault_for(FLEET).open(store.get(layout.credentials_key(FLEET)))
-        with oauth_client(svc.endpoint("samsara"), settings) as client:
-            creds = FleetCredentials(FLEET, client, svc.vault_for(FLEET), svc.control)
+        before = svc.vaults.vault_for(FLEET).open(store.get(layout.credentials_key(FLEET)))
+        with oauth_client(endpoint_of(svc.endpoints, "samsara"), settings) as client:
+            creds = FleetCredentials(FLEET, client, svc.vaults.vault_for(FLEET), svc.control)
             creds.refresh_after_401(before.access_token)  # the TSP refused the token: one refresh, rotated
-        after = svc.vault_for(FLEET).open(store.get(layout.credentials_key(FLEET)))
+        after = svc.vaults.vault_for(FLEET).open(store.get(layout.credentials_key(FLEET)))
         # Compared as booleans: a failing assert must not print a token.
         rotated = after.refresh_token != before.refresh_token and after.access_token != before.access_token
         assert rotated, "the store still holds the tokens from before the rotation"
@@ -118,5 +128,5 @@ def test_a_rotated_token_is_written_through_and_a_rebuild_pulls_with_it(sandbox:
     # Every access token expires; the rebuilt manifest must hold the live (rotated) refresh token.
     sandbox.world.clock.advance(sandbox.world.authorities["samsara"].ttl_s + 60)
     with _rebuilt(store, tmp_path / "rebuilt.duckdb") as m2:
-        o = Service(settings, m2, store, endpoints(settings), [DQ]).pull(FLEET)
+        o = build_app(settings, m2, store, endpoints(settings), [DQ]).pulls.pull(FLEET)
         assert o.result is PullResult.ACTIVE, o.error

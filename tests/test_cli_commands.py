@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -13,11 +11,7 @@ import httpx
 from cryptography.fernet import Fernet
 
 from sandbox.server import SandboxServer
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+from tests.support.cli import run_cli
 
 
 def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: Path) -> None:
@@ -25,7 +19,7 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
     env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
            "FLEETLAKE_TOKEN_KEY": key, "FLEETLAKE_HISTORY_MONTHS": "2"}
     env.pop("FLEETLAKE_CONFIG_FILE", None)
-    r = _cli(env, "connect", "samsara", "--fleet", "acme-freight")
+    r = run_cli(env, "connect", "samsara", "--fleet", "acme-freight")
     assert r.returncode == 0, r.stderr
     url = r.stdout.strip()
     location = httpx.get(url).headers["location"]
@@ -33,34 +27,34 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
     q = parse_qs(urlparse(location).query)
     # A forged state is refused, naming the problem, without a traceback.
     # `--code=...`: a code may start with "-", which argparse would otherwise take for an option.
-    bad = _cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code'][0]}", "--state=forged.x")
+    bad = run_cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code'][0]}", "--state=forged.x")
     assert bad.returncode == 2 and "state" in bad.stderr and "Traceback" not in bad.stderr
-    ok = _cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code'][0]}", f"--state={q['state'][0]}")
+    ok = run_cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code'][0]}", f"--state={q['state'][0]}")
     assert ok.returncode == 0 and "acme-freight connected" in ok.stdout, ok.stderr
     # A connected fleet gets a new consent link only when a re-link is asked for.
-    again = _cli(env, "connect", "samsara", "--fleet", "acme-freight")
+    again = run_cli(env, "connect", "samsara", "--fleet", "acme-freight")
     assert again.returncode == 2 and "--relink" in again.stderr and "Traceback" not in again.stderr
-    relink = _cli(env, "connect", "samsara", "--fleet", "acme-freight", "--relink")
+    relink = run_cli(env, "connect", "samsara", "--fleet", "acme-freight", "--relink")
     assert relink.returncode == 0 and relink.stdout.startswith("http"), relink.stderr
 
-    r = _cli(env, "backfill", "acme-freight")
+    r = run_cli(env, "backfill", "acme-freight")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "acme-freight: active" in r.stdout and "features: 21 windows, 0 failed" in r.stdout  # 7 flows x 3 months
 
-    grid = json.loads(_cli(env, "status", "--json").stdout)
+    grid = json.loads(run_cli(env, "status", "--json").stdout)
     [fleet] = grid
     assert fleet["status"] == "active" and len(fleet["months"]) == 3
     assert all(state == "done" for m in fleet["months"].values() for state in m["features"].values())
-    text = _cli(env, "status").stdout
+    text = run_cli(env, "status").stdout
     assert "acme-freight (samsara): active" in text and "#" in text
 
-    feats = json.loads(_cli(env, "features", "acme-freight", "--json").stdout)
+    feats = json.loads(run_cli(env, "features", "acme-freight", "--json").stdout)
     months = feats["months"]
     assert len(months) == 3
     some = next(iter(months.values()))
     assert some["radius@2"][0]["vehicle_id"] is None and "radius_class" in some["radius@2"][0]
-    assert _cli(env, "features", "nobody").returncode != 0
+    assert run_cli(env, "features", "nobody").returncode != 0
     # A second backfill finds nothing new to compute.
-    again = _cli(env, "backfill", "acme-freight")
+    again = run_cli(env, "backfill", "acme-freight")
     assert "features: 0 windows" in again.stdout
     assert key not in r.stdout + r.stderr + again.stdout + again.stderr

@@ -20,12 +20,13 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from ingest.service import state_key
-from ingest.settings import load_settings
+from ingest.wiring.keys import state_key
+from ingest.wiring.settings import load_settings
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port
+from tests.support.daemon import DaemonProcess
+from tests.support.ports import free_port
 
 TOKEN = "consent-" + uuid.uuid4().hex
 

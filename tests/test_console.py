@@ -24,19 +24,19 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from common.states import FleetStatus, RunStatus
-from ingest.api import create_app
-from ingest.console.featuredata import Plot, Point, Series
-from ingest.console.pages import attachment
-from ingest.console.plots import render
-from ingest.console.session import COOKIE
-from ingest.daemon import Daemon
 from ingest.flows.registry import active_flows
-from ingest.service import Service
-from ingest.settings import load_settings
+from ingest.runtime.app import App, build_app
+from ingest.runtime.daemon import Daemon
+from ingest.surfaces.api import create_app
+from ingest.surfaces.console.featuredata import Plot, Point, Series
+from ingest.surfaces.console.pages import attachment
+from ingest.surfaces.console.plots import render
+from ingest.surfaces.console.session import COOKIE
+from ingest.wiring.settings import load_settings
 from partitions import Manifest
 from partitions.manifest import FlowRun
 from partitions.store import LocalStore
-from tests.daemon_proc import free_port
+from tests.support.ports import free_port
 from tests.test_api import _serve
 
 PASSWORD = "console-pass-" + "y" * 12
@@ -56,10 +56,10 @@ def _console(tmp_path: Path, **overrides: Any) -> Iterator[tuple[str, Daemon]]:
     manifest = Manifest(tmp_path / "m.duckdb")
     manifest.upsert_fleet("acme-freight", "samsara", FleetStatus.ACTIVE)
     manifest.upsert_fleet("bluebird-logistics", "motive", FleetStatus.FAILED, error="motive answered 503 three times")
-    service = Service(settings, manifest, LocalStore(tmp_path / "store"), {}, active_flows())
-    daemon = Daemon(service)
+    app = build_app(settings, manifest, LocalStore(tmp_path / "store"), {}, active_flows())
+    daemon = Daemon(app)
     port = free_port()
-    server, t = _serve(create_app(service, daemon.queue, daemon.problems), port)
+    server, t = _serve(create_app(app, daemon.pipeline, daemon.problems), port)
     try:
         yield f"http://127.0.0.1:{port}", daemon
     finally:
@@ -174,9 +174,9 @@ def test_without_a_console_password_nobody_logs_in_and_the_page_names_the_settin
     settings = load_settings(data_dir=tmp_path, api_token=SecretStr(TOKEN),
                              token_key=SecretStr(Fernet.generate_key().decode()))
     with Manifest(tmp_path / "m.duckdb") as manifest:
-        service = Service(settings, manifest, LocalStore(tmp_path / "store"), {}, active_flows())
+        app = build_app(settings, manifest, LocalStore(tmp_path / "store"), {}, active_flows())
         port = free_port()
-        server, t = _serve(create_app(service), port)
+        server, t = _serve(create_app(app), port)
         try:
             base = f"http://127.0.0.1:{port}"
             page = httpx.get(base + "/ui/login").text
@@ -302,7 +302,7 @@ def test_a_trusted_proxys_user_header_signs_in_and_only_from_the_proxy(tmp_path:
 
 
 # ---------------------------------------------------------------------- the features CSV's name
-def _vehicle_features(tmp_path: Path, service: Service, vehicle: str) -> None:
+def _vehicle_features(tmp_path: Path, service: App, vehicle: str) -> None:
     """A distance run of `vehicle` in acme-freight's January, as a feature pass would leave it."""
     version = max(f.version for f in service.flows if f.name == "distance")
     key = f"features/distance/v{version}/fleet=acme-freight/month=2026-01/part-test.parquet"
@@ -319,7 +319,7 @@ def test_the_csv_of_any_vehicle_id_downloads_under_a_safe_name_and_a_hostile_one
         tmp_path: Path) -> None:
     odd = "Lkw-Müller\r\nSet-Cookie: x=1 \"7\" ✓"  # a TSP's vehicle id: any text
     with _console(tmp_path) as (base, daemon):
-        _vehicle_features(tmp_path, daemon.service, odd)
+        _vehicle_features(tmp_path, daemon.app, odd)
         with _login(base) as c:
             r = c.get("/ui/fleets/acme-freight/features.csv", params={"vehicle": odd})
             assert r.status_code == 200 and "set-cookie" not in r.headers

@@ -28,7 +28,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port
+from tests.support.daemon import DaemonProcess
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"
@@ -61,7 +62,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[SandboxServer, str]]:
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_CONSOLE_PASSWORD": PASSWORD, "FLEETLAKE_HTTP_PORT": str(port),
                "FLEETLAKE_SANDBOX_URL": sandbox.base_url, "FLEETLAKE_HISTORY_MONTHS": "2",
-               "FLEETLAKE_BACKFILL_POLL_S": "1", "FLEETLAKE_SHUTDOWN_GRACE_S": "30"}
+               "FLEETLAKE_SHUTDOWN_GRACE_S": "30"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         proc = DaemonProcess(env, tmp_path / "daemon.log")
         try:
@@ -112,6 +113,7 @@ def _points(page: Page, plot: str) -> dict[str, list[tuple[str, float | None]]]:
     return {s: sorted(pts) for s, pts in out.items()}
 
 
+@pytest.mark.slow
 def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(browser: Browser, daemon) -> None:
     sandbox, base = daemon
     context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900}, accept_downloads=True)

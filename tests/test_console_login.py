@@ -1,6 +1,6 @@
 """Guessing the console's password, against a real `fleetlake run` over HTTP: slowed, then refused.
 
-The daemon's own throttle rule (ingest.console.throttle): from one address the first 3 failures
+The daemon's own throttle rule (ingest.surfaces.console.throttle): from one address the first 3 failures
 answer at once, the next ones each wait 1 s on the server before the password is checked, the
 10th locks the address (429 with Retry-After) for a minute. Elapsed times are only bounded from
 below, by that deliberate delay.
@@ -19,7 +19,8 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.daemon_proc import DaemonProcess, free_port
+from tests.support.daemon import DaemonProcess
+from tests.support.ports import free_port
 
 PASSWORD = "console-" + uuid.uuid4().hex
 TOKEN = "api-" + uuid.uuid4().hex

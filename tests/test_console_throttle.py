@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.console.throttle import Admitted, Outcome, Refused, Rule, Throttle, address_key
+from ingest.surfaces.console.throttle import Admitted, Outcome, Refused, Rule, Throttle, address_key
 
 
 class Clock:

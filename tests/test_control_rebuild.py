@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -23,16 +21,13 @@ from partitions import Manifest
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
-from tests.seaweed import BUCKET, s3_options
-from tests.webhook_receiver import webhook_receiver
+from tests.support.cli import run_cli
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
+from tests.support.seaweed import BUCKET, s3_options
+from tests.support.webhook import webhook_receiver
 
 TOKEN = "rebuild-" + uuid.uuid4().hex
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
 
 
 def test_an_empty_disk_is_restored_from_the_store_and_the_daemon_resumes(seaweed_s3: str, tmp_path: Path) -> None:
@@ -50,20 +45,20 @@ def test_an_empty_disk_is_restored_from_the_store_and_the_daemon_resumes(seaweed
                "FLEETLAKE_LOG_FORMAT": "json"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         for fleet, tsp in (("acme-freight", "samsara"), ("bluebird-logistics", "motive")):
-            location = httpx.get(_cli(env, "connect", tsp, "--fleet", fleet).stdout.strip()).headers["location"]
+            location = httpx.get(run_cli(env, "connect", tsp, "--fleet", fleet).stdout.strip()).headers["location"]
             q = httpx.URL(location).params
-            r = _cli(env, "connect", tsp, "--fleet", fleet, f"--code={q['code']}", f"--state={q['state']}")
+            r = run_cli(env, "connect", tsp, "--fleet", fleet, f"--code={q['code']}", f"--state={q['state']}")
             assert r.returncode == 0, r.stderr
-        r = _cli(env, "refresh")
+        r = run_cli(env, "refresh")
         assert r.returncode == 0, r.stdout + r.stderr
-        before = _cli(env, "status", "--json").stdout
+        before = run_cli(env, "status", "--json").stdout
         assert len(json.loads(before)) == 2
 
         shutil.rmtree(data)  # the disk is gone: manifest, spool, everything local
-        r = _cli(env, "manifest", "rebuild")
+        r = run_cli(env, "manifest", "rebuild")
         assert r.returncode == 0, r.stdout + r.stderr
         assert json.loads(r.stdout)["control"] == {"fleets": 2, "credentials": 2, "consents": 2}
-        assert _cli(env, "status", "--json").stdout == before
+        assert run_cli(env, "status", "--json").stdout == before
 
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()
@@ -90,7 +85,7 @@ def test_an_empty_disk_is_restored_from_the_store_and_the_daemon_resumes(seaweed
 
 
 def _readiness(env: dict[str, str], fleet: str) -> dict:
-    r = _cli(env, "status", "--fleet", fleet, "--json")
+    r = run_cli(env, "status", "--fleet", fleet, "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     ready = json.loads(r.stdout)[0]["readiness"]
     # The pull rate and ETA are measured from checkpoint times, which a rebuild does not keep.
@@ -111,18 +106,18 @@ def test_a_rebuilt_manifest_sends_no_readiness_alert_twice(tmp_path: Path) -> No
                "FLEETLAKE_READINESS_MONTHS": "[1, 2]", "FLEETLAKE_ALERT_WEBHOOK_URL": hook.url,
                "FLEETLAKE_LOG_FORMAT": "json"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
-        location = httpx.get(_cli(env, "connect", "samsara", "--fleet", fleet).stdout.strip()).headers["location"]
+        location = httpx.get(run_cli(env, "connect", "samsara", "--fleet", fleet).stdout.strip()).headers["location"]
         q = httpx.URL(location).params
-        assert _cli(env, "connect", "samsara", "--fleet", fleet, f"--code={q['code']}",
+        assert run_cli(env, "connect", "samsara", "--fleet", fleet, f"--code={q['code']}",
                     f"--state={q['state']}").returncode == 0
-        r = _cli(env, "backfill", fleet)
+        r = run_cli(env, "backfill", fleet)
         assert r.returncode == 0, r.stdout + r.stderr
         assert [a["months"] for a in hook.events("fleet.ready_for_quote")] == [1, 2]
         before = _readiness(env, fleet)
         assert [t["delivered"] for t in before["thresholds"]] == [True, True]
 
         shutil.rmtree(data)  # the disk is gone: manifest, keyring, spool, everything local
-        r = _cli(env, "manifest", "rebuild")
+        r = run_cli(env, "manifest", "rebuild")
         assert r.returncode == 0, r.stdout + r.stderr
         report = json.loads(r.stdout)
         assert (report["readiness_fired"], report["pulled_months"], report["data_keys"]) == (2, 2, 1), report
@@ -132,7 +127,7 @@ def test_a_rebuilt_manifest_sends_no_readiness_alert_twice(tmp_path: Path) -> No
         sandbox.world.clock.advance(6 * 3600)
         with Manifest(data / "manifest.duckdb", read_only=True) as m:
             runs = len(m.runs())
-        r = _cli(env, "refresh", "--fleet", fleet)
+        r = run_cli(env, "refresh", "--fleet", fleet)
         assert r.returncode == 0, r.stdout + r.stderr
         with Manifest(data / "manifest.duckdb", read_only=True) as m:
             assert len(m.runs()) > runs, "the refresh computed nothing, so it never asked about readiness"

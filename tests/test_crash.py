@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from partitions import Manifest, open_store, read_month, rebuild_raw
-from tests import seaweed
-from tests.pings import sim_table, simulator
-from tests.seaweed import s3_options
+from tests.support import seaweed
+from tests.support.pings import sim_table, simulator
+from tests.support.seaweed import s3_options
 
 TRIALS = int(os.environ.get("FLEETLAKE_CRASH_TRIALS", "20"))
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def _inputs(tmp: Path) -> Path:
 
 
 def _worker(store_url: str, manifest: Path, inputs: Path, work: Path, endpoint: str | None) -> subprocess.Popen:
-    args = [sys.executable, "-m", "tests.crash_worker", store_url, str(manifest), str(inputs), str(work)]
+    args = [sys.executable, "-m", "tests.support.crash_worker", store_url, str(manifest), str(inputs), str(work)]
     return subprocess.Popen(args + ([endpoint] if endpoint else []), stdout=subprocess.PIPE, text=True)
 
 

@@ -11,6 +11,7 @@ import pytest
 from tests.test_crash import soak
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_rerun_equals_a_clean_run_on_s3(tmp_path: Path,
                                                                       request: pytest.FixtureRequest) -> None:
     soak("s3", tmp_path, request)

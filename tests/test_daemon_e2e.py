@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,17 +27,12 @@ from sandbox.faults import FaultPlan
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.seaweed import BUCKET, s3_options
+from tests.support.ports import free_port
+from tests.support.seaweed import BUCKET, s3_options
 
 pytestmark = pytest.mark.slow
 TOKEN = "e2e-" + uuid.uuid4().hex
 FLEETS = {"acme-freight": "samsara", "bluebird-logistics": "motive"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float = 240.0, every: float = 0.5) -> Any:
@@ -61,7 +55,7 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", "run"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "run"], env=self.env,
                                      stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         port = self.env["FLEETLAKE_HTTP_PORT"]
         _wait("healthz", lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200, 60)
@@ -77,7 +71,7 @@ def world(tmp_path: Path, seaweed_s3: str):  # type: ignore[no-untyped-def]
     base = default_config(seed=11, vehicles=3, ping_interval_s=20, history_months=4, now=NOW)
     config = replace(base, samsara_rate_per_s=200.0, motive_rate_per_s=200.0)
     with SandboxServer(config) as sandbox:
-        port = _free_port()
+        port = free_port()
         opts = s3_options(seaweed_s3)
         env = {**os.environ,
                "FLEETLAKE_DATA_DIR": str(tmp_path / "data"),
@@ -86,7 +80,7 @@ def world(tmp_path: Path, seaweed_s3: str):  # type: ignore[no-untyped-def]
                "FLEETLAKE_S3_ACCESS_KEY_ID": opts.access_key_id, "FLEETLAKE_S3_SECRET_ACCESS_KEY": opts.secret_access_key,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_HTTP_PORT": str(port), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
-               "FLEETLAKE_HISTORY_MONTHS": "4", "FLEETLAKE_BACKFILL_POLL_S": "1",
+               "FLEETLAKE_HISTORY_MONTHS": "4",
                "FLEETLAKE_REFRESH_CRON": "* * * * *", "FLEETLAKE_SHUTDOWN_GRACE_S": "60",
                "FLEETLAKE_LOG_FORMAT": "json"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
@@ -146,7 +140,7 @@ def test_consent_backfill_sigterm_restart_features_and_scheduled_refresh(world, 
         _wait(f"{fleet} backfilled with features", lambda f=fleet: _done(api, f))
 
     # Read-only commands work while the daemon holds the manifest.
-    out = subprocess.run([sys.executable, "-m", "ingest.cli", "status"], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "status"], env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert "acme-freight (samsara): active" in out.stdout and "bluebird-logistics (motive): active" in out.stdout

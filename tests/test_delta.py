@@ -14,7 +14,7 @@ from deltalake.transaction import AddAction, CommitProperties
 from partitions import Manifest, layout
 from partitions.delta import WINDOW_KEY, lake_for
 from partitions.store import ObjectStore
-from tests.pings import sim_table, simulator
+from tests.support.pings import sim_table, simulator
 from tests.test_writer import write
 
 TABLE = layout.raw_table("pings")
@@ -83,7 +83,7 @@ def test_seaweedfs_honours_if_none_match_which_our_s3_commits_rely_on(seaweed_s3
 
     from botocore.exceptions import ClientError
 
-    from tests.seaweed import BUCKET, s3_client
+    from tests.support.seaweed import BUCKET, s3_client
 
     c = s3_client(seaweed_s3)
     key = f"ifnonematch-{uuid.uuid4().hex}/00000000000000000001.json"

@@ -11,7 +11,7 @@ from partitions import Manifest
 
 
 def run_demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", "demo", "--vehicles", "2", "--history-months", "2",
+    return subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "demo", "--vehicles", "2", "--history-months", "2",
                            "--ping-interval", "60", *extra], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env=os.environ)
 

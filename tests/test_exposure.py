@@ -16,7 +16,8 @@ import pytest
 from common.states import FleetStatus, RunStatus
 from partitions import Manifest
 from partitions.manifest import FlowRun
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
 
 API, METRICS = "api-" + uuid.uuid4().hex, "metrics-" + uuid.uuid4().hex
 

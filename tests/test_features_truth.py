@@ -21,13 +21,13 @@ import pytest
 from cryptography.fernet import Fernet
 
 from common.months import month_bounds_ms
-from connectors.backfill import PullOptions, pull_events, pull_fleet
 from connectors.oauth import Vault
-from ingest.executor import execute
+from ingest.engine.executor import execute
+from ingest.engine.planner import plan
 from ingest.flows import distance2, fatigue2, harsh2, radius, speed2, trips2
 from ingest.flows.base import FlowInput
 from ingest.flows.track import load
-from ingest.planner import plan
+from ingest.pull.backfill import PullOptions, pull_events, pull_fleet
 from partitions import Manifest
 from partitions.store import LocalStore
 from sandbox.groundtruth import ground_truth, match, month_table, true_events
@@ -62,7 +62,7 @@ def landed(request, tmp_path_factory):  # type: ignore[no-untyped-def]
         results = execute(m, plan(m, FLOWS), FLOWS, store.url, None, tmp / "c", 1_900_000_000_000)
         [part] = m.raw_partition("fleet-a", "pings", MONTH).files
     assert all(r.status == "succeeded" for r in results), [r.error for r in results]
-    outputs = {r.task.flow: pq.read_table(store.path(r.outputs[0])).to_pylist() for r in results}
+    outputs = {r.flow: pq.read_table(store.path(r.outputs[0])).to_pylist() for r in results}
     return sim, outputs, pq.read_table(store.path(part))
 
 
@@ -196,7 +196,7 @@ def test_tsp_reported_events_are_counted_exactly_and_say_so(tmp_path: Path) -> N
         results = execute(manifest, plan(manifest, [harsh2.FLOW]), [harsh2.FLOW], store.url, None, tmp_path / "c",
                           now)
         assert all(r.status == "succeeded" for r in results), [r.error for r in results]
-        by_month = {r.task.month: pq.read_table(store.path(r.outputs[0])).to_pylist() for r in results}
+        by_month = {r.month: pq.read_table(store.path(r.outputs[0])).to_pylist() for r in results}
     checked = 0
     for month in months:
         lo, hi = month_bounds_ms(month)

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 
 from common.states import RunStatus
-from ingest import fingerprint
-from ingest.fingerprint import LEGACY, code_fingerprint
+from ingest.engine import fingerprint
+from ingest.engine.fingerprint import LEGACY, code_fingerprint
+from ingest.engine.planner import plan
 from ingest.flows.base import Flow
 from ingest.flows.registry import available
-from ingest.planner import plan
 from partitions import Manifest
 from partitions.manifest import FlowRun, RawPartition
 
@@ -151,7 +151,20 @@ def test_runs_with_the_previous_schemes_fingerprint_are_rekeyed_not_recomputed(t
             assert [t.month for t in planned] == ["2025-02"]
 
 
-def test_every_shipped_v1_flow_has_its_previous_fingerprint_mapped() -> None:
-    v1 = [key for key in available() if key[1] == 1]
-    assert sorted(LEGACY) == sorted(v1)
-    assert all(len(m) == 1 and all(len(fp) == 32 for kv in m.items() for fp in kv) for m in LEGACY.values())
+def test_every_shipped_v1_flow_and_every_active_version_has_its_previous_fingerprints_mapped() -> None:
+    from ingest.flows.registry import active_flows
+
+    v1 = {key for key in available() if key[1] == 1}
+    active = {(f.name, f.version) for f in active_flows(None)}
+    assert set(LEGACY) == v1 | active
+    assert all(m and all(len(fp) == 32 for kv in m.items() for fp in kv) for m in LEGACY.values())
+
+
+def test_no_flow_reaches_the_error_tree_so_a_new_error_reruns_no_window() -> None:
+    """The flows validate names through common.names, which raises from common.base_errors only:
+    a new error class in common.errors must leave every flow's code fingerprint as it is."""
+    from ingest.flows.registry import active_flows
+
+    for f in active_flows(None):
+        reached = fingerprint.closure_digests(f.module)
+        assert "common.errors" not in reached and "common.base_errors" in reached, (f.name, sorted(reached))

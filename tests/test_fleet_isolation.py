@@ -20,8 +20,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from ingest.settings import load_settings
-from ingest.wiring import open_service
+from ingest.runtime.app import open_app
+from ingest.wiring.settings import load_settings
 from partitions import Manifest
 from sandbox.faults import FaultPlan
 from sandbox.quirks import Quirks
@@ -29,7 +29,8 @@ from sandbox.server import SandboxServer
 from sandbox.simulator import FleetSpec
 from sandbox.world import SandboxFleet, default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 TOKEN = "iso-" + uuid.uuid4().hex
@@ -61,7 +62,7 @@ def test_each_hostile_server_fails_its_fleet_alone_and_sigterm_keeps_the_commits
         env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path / "data"), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_HISTORY_MONTHS": "1",
-               "FLEETLAKE_BACKFILL_POLL_S": "1", "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *",
+               "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *",
                "FLEETLAKE_MAX_CONCURRENT_FLEETS": "6", "FLEETLAKE_REQUEST_DEADLINE_S": "20",
                "FLEETLAKE_MAX_RESPONSE_MB": str(CAP_MB), "FLEETLAKE_MIN_PING_INTERVAL_S": "60",
                "FLEETLAKE_SHUTDOWN_GRACE_S": "30", "FLEETLAKE_RETRY_FAILED_S": "3600",
@@ -71,11 +72,11 @@ def test_each_hostile_server_fails_its_fleet_alone_and_sigterm_keeps_the_commits
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         settings = load_settings(data_dir=tmp_path / "data", sandbox_url=sandbox.base_url, history_months=1,
                                  token_key=env["FLEETLAKE_TOKEN_KEY"])
-        with open_service(settings) as service:
+        with open_app(settings) as app:
             for f in fleets:
-                url = service.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
+                url = app.onboarding.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
                 q = httpx.URL(httpx.get(url).headers["location"]).params
-                assert service.complete_consent(f.tsp, q["code"], q["state"]) == f.spec.fleet_id
+                assert app.onboarding.complete_consent(f.tsp, q["code"], q["state"]) == f.spec.fleet_id
 
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()

@@ -12,14 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.errors import FlowError
-from ingest.executor import execute
-from ingest.fingerprint import closure_digests, code_fingerprint
+from ingest.engine.executor import execute
+from ingest.engine.fingerprint import closure_digests, code_fingerprint
+from ingest.engine.planner import plan
 from ingest.flows.base import Flow
 from ingest.flows.data_quality import FLOW as DQ
-from ingest.planner import plan
 from partitions import Manifest
 from partitions.store import LocalStore
-from tests.pings import sim_table, simulator
+from tests.support.pings import sim_table, simulator
 from tests.test_writer import write
 
 NOW_MS = 1_900_000_000_000
@@ -45,7 +45,7 @@ def lake(tmp_path: Path):
 def test_first_run_covers_every_window_then_nothing_is_left(lake) -> None:
     store, m, tmp = lake
     results = _run(m, store, tmp, [DQ])
-    assert sorted((r.task.fleet_id, r.task.month, r.status) for r in results) == [
+    assert sorted((r.fleet_id, r.month, r.status) for r in results) == [
         ("fleet-a", "2025-02", "succeeded"), ("fleet-a", "2025-03", "succeeded"),
         ("fleet-b", "2025-02", "succeeded"), ("fleet-b", "2025-03", "succeeded")]
     out = pq.read_table(store.path(results[0].outputs[0]))
@@ -99,10 +99,10 @@ def test_schema_change_without_version_bump_is_refused(lake) -> None:
 
 def test_a_failing_window_is_recorded_and_retried_later_without_blocking_others(lake) -> None:
     store, m, tmp = lake
-    from tests import flaky_flow
+    from tests.support import flaky_flow
 
     results = _run(m, store, tmp, [flaky_flow.FLOW])
-    by_fleet = {(r.task.fleet_id, r.task.month): r for r in results}
+    by_fleet = {(r.fleet_id, r.month): r for r in results}
     assert by_fleet[("fleet-a", "2025-02")].status == "failed"
     assert "ValueError" in by_fleet[("fleet-a", "2025-02")].error
     assert sum(r.status == "succeeded" for r in results) == 3

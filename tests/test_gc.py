@@ -12,7 +12,7 @@ from partitions import collect_garbage, layout
 from partitions.delta import DataFile, lake_for
 from partitions.schema import PING_SCHEMA
 from partitions.store import ObjectStore
-from tests.pings import sim_table, simulator
+from tests.support.pings import sim_table, simulator
 
 TABLE = layout.raw_table("pings")
 
@@ -120,7 +120,7 @@ def test_gc_command_prints_each_file_and_the_bytes_freed(tmp_path: Path) -> None
     env = {**os.environ, "FLEETLAKE_DATA_DIR": str(data)}
 
     def gc(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ingest.cli", "gc", *args], env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "gc", *args], env=env, capture_output=True,
                               text=True, timeout=120)
 
     r = gc("--dry-run", "--retention-hours", "0")
@@ -141,10 +141,10 @@ def test_the_daemon_schedules_the_vacuum_and_it_honours_the_retention_setting(tm
     from cryptography.fernet import Fernet
     from pydantic import SecretStr
 
-    from ingest.daemon import Daemon
     from ingest.flows.registry import active_flows
-    from ingest.service import Service
-    from ingest.settings import load_settings
+    from ingest.runtime.app import build_app
+    from ingest.runtime.daemon import Daemon
+    from ingest.wiring.settings import load_settings
     from partitions import Manifest
     from partitions.store import LocalStore
 
@@ -155,7 +155,7 @@ def test_the_daemon_schedules_the_vacuum_and_it_honours_the_retention_setting(tm
     with Manifest(tmp_path / "m.duckdb") as manifest:
         def daemon(**settings: float) -> Daemon:
             s = load_settings(data_dir=tmp_path, token_key=SecretStr(Fernet.generate_key().decode()), **settings)
-            return Daemon(Service(s, manifest, store, {}, active_flows()))
+            return Daemon(build_app(s, manifest, store, {}, active_flows()))
 
         d = daemon(gc_interval_hours=2)
         d.start()

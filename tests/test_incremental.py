@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.features import run_features
+from ingest.engine.planner import plan
+from ingest.engine.runs import run_features
 from ingest.flows.registry import active_flows
-from ingest.planner import plan
 from partitions import Manifest
 from partitions.store import LocalStore
 from sandbox.simulator import FleetSimulator, FleetSpec
-from tests.pings import sim_table
+from tests.support.pings import sim_table
 from tests.test_writer import write
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def _run(m: Manifest, store: LocalStore, tmp: Path, flows):  # type: ignore[no-u
 
 
 def _windows(results) -> list[tuple[str, int, str]]:  # type: ignore[no-untyped-def]
-    return sorted((r.task.flow, r.task.version, r.task.month) for r in results)
+    return sorted((r.flow, r.version, r.month) for r in results)
 
 
 def test_each_change_reruns_exactly_its_windows(lake) -> None:

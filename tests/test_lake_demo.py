@@ -21,20 +21,21 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
+from ingest.engine.planner import plan
 from ingest.flows.registry import active_flows
-from ingest.planner import plan
 from partitions import Manifest, layout, open_store
 from partitions.delta import lake_for
 from partitions.query import lake_connection
-from tests import seaweed
-from tests.readme_examples import run_readme_examples
+from tests.support import seaweed
+from tests.support.readme import run_readme_examples
 
 
 def _cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["file", "s3"])
 def test_after_demo_and_refresh_every_reader_sees_each_ping_once_and_gc_leaves_only_the_snapshot(
         backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:

@@ -76,8 +76,8 @@ def test_commits_must_follow_the_committed_version(tmp_path: Path) -> None:
 
 def test_checkpoints_and_fleets(tmp_path: Path) -> None:
     with Manifest(tmp_path / "m.duckdb") as m:
-        m.complete_slice("fleet-a", "samsara/gps", "2025-01-01/v1", 10)
-        m.complete_slice("fleet-a", "samsara/gps", "2025-01-02/v1", 12)
+        m.complete_slice("fleet-a", "samsara/gps", "2025-01-01/v1", "pings", 10)
+        m.complete_slice("fleet-a", "samsara/gps", "2025-01-02/v1", "pings", 12)
         assert m.completed_slices("fleet-a", "samsara/gps") == {"2025-01-01/v1", "2025-01-02/v1"}
         start = datetime(2024, 1, 1, tzinfo=timezone.utc)
         m.upsert_fleet("fleet-a", "samsara", "consented", history_start=start)
@@ -129,3 +129,21 @@ def test_latest_runs_keeps_the_newest_run_of_each_window(tmp_path: Path) -> None
         assert [(r.run_id, r.status) for r in m.latest_runs("a")] == [("r2", "succeeded"), ("r4", "failed")]
         assert [r.run_id for r in m.latest_runs("a", succeeded_only=True)] == ["r2", "r3"]
         assert [r.run_id for r in m.latest_runs()] == ["r2", "r4", "r5"]
+
+
+def test_a_version_6_manifest_migrates_its_checkpoints_to_slice_keys_with_their_dataset(tmp_path: Path) -> None:
+    """Migration 7: pull checkpoints name their dataset and key their slices as slices (not windows)."""
+    path = tmp_path / "m.duckdb"
+    conn = duckdb.connect(str(path))
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+    for version, sql in MIGRATIONS[:6]:
+        conn.execute(sql)
+        conn.execute("INSERT INTO schema_version VALUES (?, NULL)", [version])
+    conn.execute("INSERT INTO pull_checkpoints VALUES ('fleet-a', 'samsara/gps/604800000', 'v1/0', now(), 10, NULL), "
+                 "('fleet-a', 'samsara/events/2419200000', 'fleet/0', now(), 2, NULL)")
+    conn.close()
+    with Manifest(path) as m:
+        rows = m._all("SELECT stream, slice_key, dataset, rows FROM pull_checkpoints ORDER BY rows")
+        assert rows == [("samsara/events/2419200000", "fleet/0", "events", 2),
+                        ("samsara/gps/604800000", "v1/0", "pings", 10)]
+        assert m.completed_slices("fleet-a", "samsara/gps/604800000") == {"v1/0"}

@@ -27,7 +27,9 @@ from partitions import Manifest
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
+from tests.support.cli import run_cli
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
 
 
 def _truncate(path: Path) -> None:
@@ -48,11 +50,6 @@ def _zero(path: Path) -> None:
 DAMAGE: dict[str, Callable[[Path], None]] = {"truncated": _truncate, "garbage": _garbage, "zero-length": _zero}
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
-
-
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A data dir (manifest and file store) after a real backfill of one fleet."""
@@ -62,12 +59,12 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, st
         env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp / "data"), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_HISTORY_MONTHS": "1"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
-        location = httpx.get(_cli(env, "connect", "samsara", "--fleet", "acme-freight").stdout.strip()
+        location = httpx.get(run_cli(env, "connect", "samsara", "--fleet", "acme-freight").stdout.strip()
                              ).headers["location"]
         q = httpx.URL(location).params
-        assert _cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code']}",
+        assert run_cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code']}",
                     f"--state={q['state']}").returncode == 0
-        r = _cli(env, "backfill", "acme-freight")
+        r = run_cli(env, "backfill", "acme-freight")
         assert r.returncode == 0, r.stdout + r.stderr
     return tmp / "data", env
 
@@ -94,13 +91,13 @@ def test_a_damaged_manifest_stops_the_start_and_rebuild_recovers_it(kind: str, l
         Manifest(path)
     assert path.read_bytes() == damaged  # opening it wrote nothing into it
 
-    run = subprocess.run([sys.executable, "-m", "ingest.cli", "run"], env=env, capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "run"], env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 2 and "is damaged" in run.stderr and "fleetlake manifest rebuild" in run.stderr
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert path.read_bytes() == damaged
 
-    r = _cli(env, "manifest", "rebuild")
+    r = run_cli(env, "manifest", "rebuild")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "damaged" in r.stderr
     aside = list(data.glob("manifest.duckdb.damaged-*"))
@@ -108,7 +105,7 @@ def test_a_damaged_manifest_stops_the_start_and_rebuild_recovers_it(kind: str, l
     with Manifest(path, read_only=True) as m:
         assert m.raw_partitions() == partitions
     # A healthy manifest is rebuilt in place: nothing more is set aside.
-    assert _cli(env, "manifest", "rebuild").returncode == 0
+    assert run_cli(env, "manifest", "rebuild").returncode == 0
     assert len([p for p in data.glob("manifest.duckdb.damaged-*") if not p.name.endswith(".wal")]) == 1
 
 
@@ -147,7 +144,7 @@ def test_a_missing_manifest_over_a_landed_store_is_refused_or_rebuilt(landed, tm
 
     # `run`, and any command that would otherwise create a fresh, empty manifest, refuses in one line.
     for command in (["run"], ["status"]):
-        r = subprocess.run([sys.executable, "-m", "ingest.cli", *command], env=env, capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", *command], env=env, capture_output=True, text=True,
                            timeout=120)
         assert r.returncode != 0 and "does not exist" in r.stderr and "fleetlake manifest rebuild" in r.stderr, r
         assert "1 fleet record in _control/fleets/" in r.stderr and "raw/pings" in r.stderr, r.stderr

@@ -49,7 +49,7 @@ def test_a_demo_store_with_commit_markers_converts_in_place(tmp_path: Path) -> N
     before = _digests(root)
 
     env = {**os.environ, "FLEETLAKE_DATA_DIR": str(data)}
-    r = subprocess.run([sys.executable, "-m", "ingest.cli", "migrate"], env=env, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "migrate"], env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
@@ -66,7 +66,7 @@ def test_a_demo_store_with_commit_markers_converts_in_place(tmp_path: Path) -> N
         assert [f.key for f in live] == run["outputs"]
 
     # The manifest rebuilt from the converted store has exactly the markers' records.
-    rb = subprocess.run([sys.executable, "-m", "ingest.cli", "manifest", "rebuild"], env=env, capture_output=True,
+    rb = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "manifest", "rebuild"], env=env, capture_output=True,
                         text=True, timeout=300)
     assert rb.returncode == 0, rb.stdout + rb.stderr
     with Manifest(data / "manifest.duckdb") as m:
@@ -75,6 +75,6 @@ def test_a_demo_store_with_commit_markers_converts_in_place(tmp_path: Path) -> N
                    for r in m.latest_runs(succeeded_only=True)}
         assert rebuilt == {k: (r["run_id"], r["outputs"]) for k, r in runs.items()}
 
-    again = subprocess.run([sys.executable, "-m", "ingest.cli", "migrate"], env=env, capture_output=True, text=True,
+    again = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "migrate"], env=env, capture_output=True, text=True,
                            timeout=300)
     assert json.loads(again.stdout) == {"windows": 0, "feature_runs": 0, "markers": 0, "problems": []}

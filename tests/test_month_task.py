@@ -15,18 +15,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.executor import execute
+from ingest.engine.executor import execute
+from ingest.engine.planner import plan
 from ingest.flows import distance2
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.motion import load_moving
 from ingest.flows.registry import active_flows, available
 from ingest.flows.track import load
-from ingest.planner import plan
 from partitions import Manifest
 from partitions.store import LocalStore
 from sandbox.groundtruth import month_table
 from sandbox.simulator import FleetSimulator, FleetSpec
-from tests import flaky_flow
+from tests.support import flaky_flow
 from tests.test_writer import write
 
 MONTHS = ["2025-02", "2025-03"]
@@ -80,11 +80,11 @@ def test_one_pass_outputs_are_byte_identical_to_each_flow_run_alone(messy, tmp_p
         assert all(r.status == "succeeded" for r in results), [r.error for r in results]
         by_key = {(f.name, f.version): f for f in flows}
         for r in results:
-            flow = by_key[(r.task.flow, r.task.version)]
+            flow = by_key[(r.flow, r.version)]
             committed = store.path(r.outputs[0]).read_bytes()
-            assert pq.read_table(store.path(r.outputs[0])).num_rows > 1, r.task  # vehicles and the fleet row
-            assert committed == _alone(store, m, flow, r.task.month, tmp_path), (r.task.flow, r.task.version,
-                                                                                  r.task.month)
+            assert pq.read_table(store.path(r.outputs[0])).num_rows > 1, r.window  # vehicles and the fleet row
+            assert committed == _alone(store, m, flow, r.month, tmp_path), (r.flow, r.version,
+                                                                                  r.month)
         # one run per window in the manifest, as before
         assert {(x.flow, x.version, x.month) for f in flows for x in m.runs(f.name) if x.status == "succeeded"} \
             == {(f.name, f.version, MONTHS[1]) for f in flows}
@@ -95,7 +95,7 @@ def test_a_failing_flow_fails_only_its_window_and_the_month_s_other_flows_commit
     store, m = _land(messy, tmp_path)
     with m:
         results = execute(m, plan(m, flows), flows, store.url, None, tmp_path / "c", NOW_MS)
-        status = {(r.task.flow, r.task.month): r.status for r in results}
+        status = {(r.flow, r.month): r.status for r in results}
         assert status == {("distance", "2025-02"): "succeeded", ("flaky", "2025-02"): "failed",
                           ("distance", "2025-03"): "succeeded", ("flaky", "2025-03"): "succeeded"}
         failed = [r for r in results if r.status == "failed"][0]
@@ -112,7 +112,7 @@ def test_a_month_that_cannot_be_read_fails_each_of_its_windows_and_no_other(mess
         [key] = part.files
         store.path(key).write_bytes(b"not parquet")
         results = execute(m, plan(m, flows), flows, store.url, None, tmp_path / "c", NOW_MS)
-        by = {(r.task.flow, r.task.month): r for r in results}
+        by = {(r.flow, r.month): r for r in results}
         assert {k for k, r in by.items() if r.status == "failed"} == {("distance", "2025-03"), ("flaky", "2025-03"),
                                                                     ("flaky", "2025-02")}
         assert by[("distance", "2025-02")].status == "succeeded"

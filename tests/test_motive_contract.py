@@ -22,8 +22,8 @@ from sandbox.quirks import Quirks
 from sandbox.server import SandboxServer
 from tests.conftest import sandbox_config
 from tests.contracts import motive_shapes as shapes
+from tests.support.tsp_http import bearer, motive_consent
 from tests.test_pull_sandbox import connect
-from tests.tsp_http import bearer, motive_consent
 
 DAY_MS = 86_400_000
 FLEET = "bluebird-logistics"

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -33,16 +31,13 @@ from partitions.store import ObjectStore
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
-from tests.seaweed import s3_options
+from tests.support.cli import run_cli
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
+from tests.support.seaweed import s3_options
 
 TOKEN = "offboard-" + uuid.uuid4().hex
 GONE, KEPT = "acme-freight", "bluebird-logistics"
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
 
 
 def _env(tmp_path: Path, store_url: str, request: pytest.FixtureRequest, sandbox: SandboxServer) -> dict[str, str]:
@@ -177,7 +172,7 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
 
         # The disk is lost: the store alone restores the kept fleet and the audit, not the fleet.
         shutil.rmtree(tmp_path / "data")
-        rebuilt = _cli(env, "manifest", "rebuild")
+        rebuilt = run_cli(env, "manifest", "rebuild")
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
         report = json.loads(rebuilt.stdout)
         assert report["problems"] == [] and report["control"]["fleets"] == 1 and report["offboardings"] == 1
@@ -185,8 +180,8 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
         assert [t for t, rows in cells.items() if t != "offboardings" and any(GONE in r for r in rows)] == []
 
         # The CLI off-boards the Motive fleet on its own manifest: Motive offers no revocation.
-        assert _cli(env, "offboard", KEPT, "--by", "bob").returncode == 2  # needs --yes
-        done = _cli(env, "offboard", KEPT, "--by", "bob", "--yes", "--json")
+        assert run_cli(env, "offboard", KEPT, "--by", "bob").returncode == 2  # needs --yes
+        done = run_cli(env, "offboard", KEPT, "--by", "bob", "--yes", "--json")
         assert done.returncode == 0, done.stdout + done.stderr
         motive = json.loads(done.stdout)
         assert motive["revocation"].startswith("not offered by motive") and "still open" in motive["revocation"]

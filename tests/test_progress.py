@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from connectors.backfill import PullProgress
-from ingest.progress import ProgressBar, duration
+from ingest.pull.backfill import PullProgress
+from ingest.surfaces.progress import ProgressBar, duration
 
 
 class _Tty(io.StringIO):

@@ -16,11 +16,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from common.errors import ConsentRevoked
-from connectors.backfill import PullOptions, pull_fleet
 from connectors.http import RetryPolicy
 from connectors.oauth import BearerAuth, FleetCredentials, OAuthClient, StateSigner, Vault
 from connectors.providers import oauth_provider, open_connector
 from connectors.redact import install_log_scrubber
+from ingest.pull.backfill import PullOptions, pull_fleet
 from partitions import Manifest, read_month
 from partitions.store import LocalStore
 from sandbox.server import SandboxServer
@@ -215,7 +215,7 @@ def test_a_backfill_killed_with_sigkill_resumes_to_the_same_result(tmp_path: Pat
                "client_secret": ep.client_secret, "redirect": REDIRECT, "key": key, "start": start, "now": now}
         rng = random.Random(7)
         for run in range(3):
-            p = subprocess.Popen([sys.executable, "-m", "tests.pull_worker", json.dumps(cfg)],
+            p = subprocess.Popen([sys.executable, "-m", "tests.support.pull_worker", json.dumps(cfg)],
                                  stdout=subprocess.PIPE, text=True)
             assert p.stdout.readline().strip() == "started"
             if run == 0:
@@ -234,14 +234,14 @@ def test_a_backfill_killed_with_sigkill_resumes_to_the_same_result(tmp_path: Pat
             time.sleep(rng.uniform(0.0, 1.0))
             p.send_signal(signal.SIGKILL)
             p.wait(timeout=30)
-        from connectors.backfill import plan_slices
+        from ingest.pull.backfill import plan_slices
 
         stream = f"{tsp}/gps/{7 * 86_400_000}"
         with Manifest(tmp_path / "m.duckdb") as manifest:
             done_before = manifest.completed_slices(fleet, stream)
         vehicles = [v.vehicle_id for v in server.world.sims[fleet].vehicles]
         total = len(plan_slices(vehicles, start, now, 7 * 86_400_000, set()))
-        p = subprocess.run([sys.executable, "-m", "tests.pull_worker", json.dumps(cfg)], capture_output=True,
+        p = subprocess.run([sys.executable, "-m", "tests.support.pull_worker", json.dumps(cfg)], capture_output=True,
                            text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-2000:]
         final = json.loads(p.stdout.strip().splitlines()[-1])
@@ -268,7 +268,7 @@ def test_a_tsp_clock_ahead_of_this_machine_is_not_the_future(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("tsp, fleet", [("samsara", "acme-freight"), ("motive", "bluebird-logistics")])
 def test_safety_events_land_in_raw_events(world, tmp_path: Path, tsp: str, fleet: str) -> None:
-    from connectors.backfill import pull_events
+    from ingest.pull.backfill import pull_events
 
     server, manifest, store, vault = world
     connector = connect(server, tsp, fleet, manifest, vault)

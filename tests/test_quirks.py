@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pytest
 from cryptography.fernet import Fernet
 
-from connectors.backfill import PullOptions, pull_fleet
 from connectors.oauth import Vault
+from ingest.pull.backfill import PullOptions, pull_fleet
 from partitions import Manifest
 from partitions.store import LocalStore
 from sandbox.quirks import Quirks
@@ -137,7 +137,7 @@ def test_each_quirk_is_pulled_exactly(server: SandboxServer, tmp_path: Path, tsp
 
 def test_offsets_change_across_dst_and_are_served_as_such(server: SandboxServer) -> None:
     """The sandbox really sends -06:00 before and -05:00 after the spring-forward (a Central fleet)."""
-    from tests.tsp_http import bearer, samsara_consent
+    from tests.support.tsp_http import bearer, samsara_consent
 
     server.world.set_quirks("acme-freight", Quirks(local_offsets=True))
     try:

@@ -22,20 +22,20 @@ import duckdb
 import pytest
 
 from common.errors import ConfigError
-from ingest.backend import TaskBackend
-from ingest.executor import execute
-from ingest.features import FeatureReport, run_features
+from ingest.engine.backend import TaskBackend
+from ingest.engine.executor import execute
+from ingest.engine.planner import plan
+from ingest.engine.runs import FeatureReport, run_features
 from ingest.flows.base import Flow
 from ingest.flows.registry import active_flows
-from ingest.planner import plan
-from ingest.settings import load_settings
+from ingest.wiring.settings import load_settings
 from partitions import Manifest
 from partitions.delta import lake_for
 from partitions.store import open_store
-from tests import flaky_flow
-from tests import seaweed as sw
-from tests.pings import sim_table, simulator
-from tests.ray_cluster import RayCluster, start_cluster
+from tests.support import flaky_flow
+from tests.support import seaweed as sw
+from tests.support.pings import sim_table, simulator
+from tests.support.ray_cluster import RayCluster, start_cluster
 from tests.test_writer import write
 
 NOW_MS = 1_900_000_000_000
@@ -108,6 +108,7 @@ def _run(executor: str, address: str | None, endpoint: str, tmp: Path) -> tuple[
     return report, store_url, work
 
 
+@pytest.mark.slow
 def test_ray_cluster_run_equals_local_run(ray_cluster: RayCluster, seaweed_s3: str, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
@@ -121,7 +122,7 @@ def test_ray_cluster_run_equals_local_run(ray_cluster: RayCluster, seaweed_s3: s
     windows = len(FLEETS) * len(MONTHS) * len(_flows())
     for report in (local, on_ray):
         assert len(report.results) == windows
-        assert [(r.task.flow, r.task.fleet_id, r.task.month) for r in report.failed] == [
+        assert [(r.flow, r.fleet_id, r.month) for r in report.failed] == [
             ("flaky", "fleet-a", "2025-02")]
     # The task's own error, not Ray's wrapper with its remote traceback.
     assert [r.error for r in on_ray.failed] == ["ValueError: cannot compute this window"]
@@ -203,7 +204,7 @@ for pkg in (common, connectors, geo, ingest, partitions):
     for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
         importlib.import_module(m.name)
 from common.errors import ConfigError
-from ingest.backend import open_backend
+from ingest.engine.backend import open_backend
 pool = open_backend("local", 1, [])
 print(pool.submit(abs, -3).result())
 pool.close()

@@ -29,8 +29,9 @@ from partitions.delta import lake_for
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
-from tests.silent_server import silent_server
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
+from tests.support.silent_server import silent_server
 
 TOKEN = "readyz-" + uuid.uuid4().hex
 
@@ -103,7 +104,7 @@ def test_a_full_disk_fails_the_fleet_and_readyz_naming_the_directory(tmp_path: P
                 fleet = wait_for("the fleet failed", failed, 240, 0.5)
                 assert "local disk full under FLEETLAKE_DATA_DIR (work/spool)" in fleet["error"], fleet
                 work = wait_for("the pull's work record",
-                                lambda: api.get("/work").json()["last"].get("pull:acme-freight"), 60, 0.3)
+                                lambda: api.get("/work").json()["last"].get("backfill:acme-freight"), 60, 0.3)
                 assert work.startswith("failed") and "local disk full under FLEETLAKE_DATA_DIR" in work, work
                 answers = api.get("/work").text + api.get("/fleets").text + api.get("/fleets/acme-freight/status").text
                 for internal in (str(tmp_path), "fleetlake-writer-", "/tmp"):

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.features import run_features
+from ingest.engine.planner import plan
+from ingest.engine.runs import run_features
 from ingest.flows.data_quality import FLOW as DQ
 from ingest.flows.distance import FLOW as DISTANCE
-from ingest.planner import plan
 from partitions import Manifest, rebuild_raw
 from partitions.store import LocalStore, ObjectStore
-from tests.pings import sim_table, simulator
+from tests.support.pings import sim_table, simulator
 from tests.test_writer import write
 
 
@@ -58,7 +58,7 @@ def test_manifest_rebuild_command(tmp_path: Path) -> None:
         runs = m.runs()
     (data / "manifest.duckdb").unlink()
     env = {**os.environ, "FLEETLAKE_DATA_DIR": str(data)}
-    r = subprocess.run([sys.executable, "-m", "ingest.cli", "manifest", "rebuild"], env=env, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "manifest", "rebuild"], env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"windows": 1, "markers_read": 1, "feature_runs": 2, "feature_markers_read": 2,
@@ -72,6 +72,6 @@ def test_manifest_rebuild_command(tmp_path: Path) -> None:
 @pytest.mark.parametrize("env, setting", [({"FLEETLAKE_STORE_URL": "ftp://x"}, "FLEETLAKE_STORE_URL"),
                                           ({"FLEETLAKE_WRITER_MEMORY_LIMIT": "lots"}, "FLEETLAKE_WRITER_MEMORY_LIMIT")])
 def test_bad_settings_fail_naming_the_setting(tmp_path: Path, env: dict, setting: str) -> None:
-    r = subprocess.run([sys.executable, "-m", "ingest.cli", "manifest", "rebuild"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "manifest", "rebuild"], capture_output=True, text=True,
                        env={**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path), **env}, timeout=60)
     assert r.returncode == 2 and setting in r.stderr and "Traceback" not in r.stderr

@@ -11,17 +11,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography.fernet import Fernet
 
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
 
 TOKEN = "resume-" + uuid.uuid4().hex
 FLEET = "acme-freight"
 
 
+@pytest.mark.slow
 def test_a_refresh_killed_mid_way_is_finished_after_restart(tmp_path: Path) -> None:
     base = default_config(seed=11, vehicles=2, ping_interval_s=60, history_months=1, now=NOW)
     flows = tmp_path / "flows.toml"

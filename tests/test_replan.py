@@ -11,12 +11,14 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
-from ingest.settings import load_settings
-from ingest.wiring import open_service
+from ingest.runtime.app import open_app
+from ingest.wiring.settings import load_settings
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
+from tests.support.consent import consent
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
 
 TOKEN = "replan-" + uuid.uuid4().hex
 
@@ -33,16 +35,12 @@ def test_pending_windows_after_a_kill_are_computed_without_the_cron(tmp_path: Pa
         # its data landed, every feature window pending.
         settings = load_settings(data_dir=tmp_path / "data", sandbox_url=sandbox.base_url, history_months=2,
                                  token_key=env["FLEETLAKE_TOKEN_KEY"])
-        with open_service(settings) as service:
-            location = httpx.get(service.consent_url("samsara", "acme-freight")).headers["location"]
-            q = httpx.URL(location).params
-            service.complete_consent("samsara", q["code"], q["state"])
-            # A pull computes each month's features as the month completes; with no flows it
-            # computes none, as if the process died after each commit and before its features.
-            flows, service.flows = service.flows, []
-            assert service.pull("acme-freight").result == "active"
-            service.flows = flows
-            grid = service.status("acme-freight")
+        with open_app(settings) as app:
+            consent(app.onboarding, "samsara", "acme-freight")
+            # The pull alone, no feature work after it: as if the process died after each commit
+            # and before the feature work its months queued ran.
+            assert app.pulls.pull("acme-freight").result == "active"
+            grid = app.reads.status("acme-freight")
             pending = sum(s == "pending" for m in grid.months.values() for s in m.features.values())
             assert grid.fleet.status == "active" and pending >= 14
 
@@ -54,9 +52,10 @@ def test_pending_windows_after_a_kill_are_computed_without_the_cron(tmp_path: Pa
                     months = api.get("/fleets/acme-freight/status").json()["months"]
                     return bool(months) and all(s == "done" for m in months.values() for s in m["features"].values())
                 wait_for("every pending window computed", all_done, 180, 1.0)
-                # by a feature pass (its record lands just after its last window)
-                wait_for("the feature pass's record", lambda: "features:*" in api.get("/work").json()["last"], 30, 0.2)
-                # Nothing pulled again: the replan queued features only.
-                assert not any(k.startswith(("pull:", "refresh:")) for k in api.get("/work").json()["last"])
+                # by the fleet's feature work (its record lands just after its last window)
+                wait_for("the feature work's record",
+                         lambda: "features:acme-freight" in api.get("/work").json()["last"], 30, 0.2)
+                # Nothing pulled again: the replan queued feature work only.
+                assert not any(k.startswith(("backfill:", "refresh:")) for k in api.get("/work").json()["last"])
         finally:
             d.kill()

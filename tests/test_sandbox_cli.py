@@ -12,7 +12,7 @@ import httpx
 
 
 def test_sandbox_command_prints_one_json_line_and_serves() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", "sandbox", "--port", "0", "--seed", "3",
+    proc = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "sandbox", "--port", "0", "--seed", "3",
                              "--now", "2026-02-10T00:00:00Z"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -12,7 +12,7 @@ import pytest
 from sandbox.faults import FaultPlan
 from sandbox.server import SandboxServer
 from tests.conftest import NOW
-from tests.tsp_http import (
+from tests.support.tsp_http import (
     bearer,
     gps_records,
     iso,

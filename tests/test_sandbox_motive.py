@@ -10,7 +10,7 @@ import pytest
 
 from sandbox.server import SandboxServer
 from tests.conftest import NOW, sandbox_config
-from tests.tsp_http import REDIRECT, authorize, bearer, motive_consent, motive_token
+from tests.support.tsp_http import REDIRECT, authorize, bearer, motive_consent, motive_token
 
 
 def test_oauth_with_client_credentials_in_the_form_body(sandbox: SandboxServer, client: httpx.Client) -> None:

@@ -10,7 +10,16 @@ import pytest
 
 from sandbox.server import SandboxServer
 from tests.conftest import NOW, sandbox_config
-from tests.tsp_http import REDIRECT, authorize, bearer, gps_records, iso, samsara_consent, samsara_pages, samsara_token
+from tests.support.tsp_http import (
+    REDIRECT,
+    authorize,
+    bearer,
+    gps_records,
+    iso,
+    samsara_consent,
+    samsara_pages,
+    samsara_token,
+)
 
 
 def test_authorize_redirects_with_code_and_state(sandbox: SandboxServer, client: httpx.Client) -> None:

@@ -1,4 +1,4 @@
-"""The service layer against the sandbox over HTTP: consent, pulls, and trouble kept to one fleet."""
+"""The app's parts against the sandbox over HTTP: consent, pulls through the pipeline, and trouble kept to one fleet."""
 
 from __future__ import annotations
 
@@ -11,57 +11,67 @@ from pydantic import SecretStr
 
 from common.errors import AuthError
 from ingest.flows.data_quality import FLOW as DQ
-from ingest.service import Service
-from ingest.settings import load_settings
-from ingest.tsps import endpoints
+from ingest.runtime.app import App, build_app
+from ingest.runtime.pipeline import Pipeline, Runner, feature_report, pull_outcomes
+from ingest.wiring.settings import load_settings
+from ingest.wiring.tsps import endpoints
 from partitions import Manifest, open_store
 from sandbox.server import SandboxServer
-from tests.seaweed import s3_options
+from tests.support.consent import consent, redirect_of
+from tests.support.seaweed import s3_options
 
 FLEETS = {"acme-freight": "samsara", "bluebird-logistics": "motive"}
 
 
-def _service(tmp: Path, sandbox: SandboxServer, m: Manifest, store_url: str, s3=None) -> Service:  # type: ignore[no-untyped-def]
+def _app(tmp: Path, sandbox: SandboxServer, m: Manifest, store_url: str, s3=None) -> App:  # type: ignore[no-untyped-def]
     settings = load_settings(data_dir=tmp, sandbox_url=sandbox.base_url, history_months=2,
                              token_key=SecretStr(Fernet.generate_key().decode()))
-    return Service(settings, m, open_store(store_url, s3), endpoints(settings), [DQ])
+    return build_app(settings, m, open_store(store_url, s3), endpoints(settings), [DQ])
 
 
-def _consent(svc: Service, fleet: str, tsp: str) -> None:
-    location = httpx.get(svc.consent_url(tsp, fleet)).headers["location"]
-    q = httpx.URL(location).params
-    assert svc.complete_consent(tsp, q["code"], q["state"]) == fleet
+def _consent(app: App, fleet: str, tsp: str) -> None:
+    assert consent(app.onboarding, tsp, fleet) == fleet
+
+
+def _pull(app: App, fleet: str):  # type: ignore[no-untyped-def]
+    """One fleet's pull through the pipeline: its outcome, and the features its months queued."""
+    pipeline = Pipeline(app)
+    done = Runner(pipeline).run_until_idle(lambda: pipeline.refresh(fleet))
+    (outcome,) = pull_outcomes(done)
+    return outcome, feature_report(done)
 
 
 def test_a_revoked_fleet_is_isolated_and_the_other_goes_on(sandbox: SandboxServer, tmp_path: Path) -> None:
     with Manifest(tmp_path / "m.duckdb") as m:
-        svc = _service(tmp_path, sandbox, m, (tmp_path / "store").as_uri())
+        app = _app(tmp_path, sandbox, m, (tmp_path / "store").as_uri())
         for fleet, tsp in FLEETS.items():
-            _consent(svc, fleet, tsp)
-        assert {f.fleet_id: f.status for f in svc.fleets()} == dict.fromkeys(FLEETS, "consented")
-        assert [svc.pull(f).result for f in FLEETS] == ["active", "active"]
+            _consent(app, fleet, tsp)
+        assert {f.fleet_id: f.status for f in app.reads.fleets()} == dict.fromkeys(FLEETS, "consented")
+        first = [_pull(app, f) for f in FLEETS]
+        assert [o.result for o, _ in first] == ["active", "active"]
+        # Each pulled month queued its feature work: every month pulled has its windows, none failed.
+        assert all(r.months(f) == o.pings.months_changed and not r.failed
+                   for (o, r), f in zip(first, FLEETS) if o.pings is not None)
         httpx.post(f"{sandbox.base_url}/_sandbox/fleets/acme-freight/revoke").raise_for_status()
         sandbox.world.clock.advance_months(1)
-        acme, blue = svc.pull("acme-freight"), svc.pull("bluebird-logistics")
+        (acme, _), (blue, _) = _pull(app, "acme-freight"), _pull(app, "bluebird-logistics")
         assert acme.result == "revoked" and "consent" in (acme.error or "")
         assert blue.result == "active" and blue.pings is not None and blue.pings.rows_accepted > 0
         assert m.fleet("acme-freight").status == "revoked"
-        assert svc.pull("acme-freight").result == "revoked"  # not retried against a revoked consent
-        report = svc.features()
-        assert not report.failed
-        # Each pulled month computed its features as it completed, the revoked fleet's included.
+        assert _pull(app, "acme-freight")[0].result == "revoked"  # not retried against a revoked consent
+        assert app.runs.pending() == []  # nothing left for a later pass
         for fleet in FLEETS:
-            grid = svc.status(fleet)
+            grid = app.reads.status(fleet)
             assert grid.months and all(v.features["data_quality@1"] == "done" for v in grid.months.values())
-        assert svc.status("bluebird-logistics").fleet.status == "active"
+        assert app.reads.status("bluebird-logistics").fleet.status == "active"
 
 
 def test_a_state_for_one_tsp_is_refused_by_the_other(sandbox: SandboxServer, tmp_path: Path) -> None:
     with Manifest(tmp_path / "m.duckdb") as m:
-        svc = _service(tmp_path, sandbox, m, (tmp_path / "store").as_uri())
-        q = httpx.URL(httpx.get(svc.consent_url("samsara", "acme-freight")).headers["location"]).params
+        app = _app(tmp_path, sandbox, m, (tmp_path / "store").as_uri())
+        q = redirect_of(app.onboarding.consent_url("samsara", "acme-freight")).params
         with pytest.raises(AuthError, match="another TSP"):
-            svc.complete_consent("motive", q["code"], q["state"])
+            app.onboarding.complete_consent("motive", q["code"], q["state"])
         assert m.fleets() == []
 
 
@@ -70,10 +80,10 @@ def test_a_dead_store_fails_the_pull_and_commits_nothing(sandbox: SandboxServer,
     dead = type(dead)(dead.endpoint_url, dead.region, dead.access_key_id, dead.secret_access_key,
                       connect_timeout_s=0.5, read_timeout_s=0.5, max_attempts=1)
     with Manifest(tmp_path / "m.duckdb") as m:
-        svc = _service(tmp_path, sandbox, m, "s3://nowhere/lake", dead)
+        app = _app(tmp_path, sandbox, m, "s3://nowhere/lake", dead)
         for fleet, tsp in FLEETS.items():
-            _consent(svc, fleet, tsp)
-        outcome = svc.pull("acme-freight")
+            _consent(app, fleet, tsp)
+        outcome = app.pulls.pull("acme-freight")
         assert outcome.result == "failed" and "S3 upload" in (outcome.error or "")
         assert m.fleet("acme-freight").status == "failed" and m.raw_partitions() == []
         assert m.completed_slices("acme-freight", "samsara/gps/604800000") == set()

@@ -13,7 +13,7 @@ import pytest
 
 from common.errors import ConfigError
 from ingest.flows.registry import active_flows
-from ingest.settings import load_settings
+from ingest.wiring.settings import load_settings
 
 
 def test_toml_file_then_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +107,7 @@ def test_a_deprecated_name_is_logged_by_every_command(tmp_path: Path) -> None:
            "FLEETLAKE_SAMSARA_CLIENT_SECRET": secret, "FLEETLAKE_SAMSARA__CLIENT_ID": "app"}
     env.pop("FLEETLAKE_CONFIG_FILE", None)
     for argv in (["status"], ["gc", "--dry-run"]):
-        r = subprocess.run([sys.executable, "-m", "ingest.cli", *argv], env=env, capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", *argv], env=env, capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 0, r.stderr
         notes = [json.loads(line) for line in r.stderr.splitlines() if '"fleetlake.settings"' in line]
@@ -142,3 +142,12 @@ def test_a_bad_proxy_or_console_setting_is_refused_naming_it(monkeypatch: pytest
         load_settings()
     assert e.value.setting == name and problem in str(e.value)
     assert "short-pass" not in str(e.value)
+
+
+def test_the_retired_backfill_poll_is_accepted_with_a_note_that_says_what_replaced_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEETLAKE_BACKFILL_POLL_S", "30")
+    s = load_settings()
+    assert [n for n in s.deprecations if "FLEETLAKE_BACKFILL_POLL_S" in n and "OAuth callback" in n]
+    monkeypatch.delenv("FLEETLAKE_BACKFILL_POLL_S")
+    assert not load_settings().deprecations

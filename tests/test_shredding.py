@@ -31,16 +31,16 @@ from pydantic import SecretStr
 
 from common.states import FleetStatus
 from connectors.oauth import TokenSet, Vault
-from ingest.service import Service
-from ingest.settings import load_settings
-from ingest.tsps import endpoints
+from ingest.runtime.app import build_app
+from ingest.wiring.settings import load_settings
+from ingest.wiring.tsps import endpoints
 from partitions import Manifest, layout
 from partitions.keyring import Keyring, keyring_path
 from partitions.store import LocalStore, ObjectStore, S3Store
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, wait_for
+from tests.support.daemon import DaemonProcess, wait_for
 from tests.test_offboard import TOKEN, _env, _idle_and_active, _store
 
 GONE, KEPT = "bluebird-logistics", "acme-freight"  # Motive (no revocation), Samsara
@@ -211,7 +211,7 @@ def test_credentials_sealed_with_the_master_key_alone_are_resealed_into_a_fresh_
         assert seen, "the search does not see the blob an old file holds"
 
         settings = load_settings(data_dir=tmp_path, token_key=SecretStr(master))
-        svc = Service(settings, m, store, endpoints(settings), [])
+        svc = build_app(settings, m, store, endpoints(settings), []).vaults
         assert svc.migrate_credentials() == 1
         left = len(master_opens())
         assert left == 0, f"{left} blobs sealed with the master key alone are still in the manifest file"

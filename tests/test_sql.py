@@ -11,8 +11,8 @@ import pytest
 
 from partitions import Manifest
 from partitions.store import ObjectStore
-from tests import seaweed
-from tests.pings import sim_table, simulator
+from tests.support import seaweed
+from tests.support.pings import sim_table, simulator
 from tests.test_writer import write
 
 
@@ -26,7 +26,7 @@ def _env(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict
 
 
 def _sql(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ingest.cli", "sql", *args], env=env, input=stdin,
+    return subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "sql", *args], env=env, input=stdin,
                           capture_output=True, text=True, timeout=120)
 
 

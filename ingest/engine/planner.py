@@ -1,0 +1,51 @@
+"""Which (flow, version, fleet, month) windows need a run: one set-based query for all fleets
+(`ManifestReader.pending_windows`), here given the active flows and their code fingerprints.
+
+A window needs a run when no successful run exists with the same (flow, version, code
+fingerprint, fleet, month, input fingerprint). The input fingerprint joins the fingerprints of
+the flow's input datasets for that month, so new data, late data, a code change or a new
+version each rerun exactly the windows they touch. Planning reads only the manifest: a run
+where nothing changed opens no Parquet file.
+
+The open (current) month is planned like any other: every refresh changes its input
+fingerprint, so it is recomputed, with `complete_month = false` in its output until it closes.
+"""
+
+from __future__ import annotations
+
+from common.errors import FlowError
+from ingest.engine.fingerprint import LEGACY, code_fingerprint
+from ingest.flows.base import Flow
+from partitions.manifest import Manifest, ManifestReader, WindowTask
+
+
+def check_flows(manifest: Manifest, flows: list[Flow]) -> None:
+    """Refuse an output schema that changed without a version bump; remember new ones."""
+    seen: set[tuple[str, int]] = set()
+    for f in flows:
+        if (f.name, f.version) in seen:
+            raise FlowError(f"flow {f.name} v{f.version} is active twice")
+        seen.add((f.name, f.version))
+        known = manifest.flow_schema(f.name, f.version)
+        if known is not None and known != f.schema_fingerprint:
+            raise FlowError(f"flow {f.name} v{f.version}: its output schema changed but its version did not; "
+                            f"bump the version to v{f.version + 1} (outputs of v{f.version} stay as they are)")
+    for f in flows:
+        manifest.record_flow_schema(f.name, f.version, f.schema_fingerprint)
+    # Runs keyed by an earlier fingerprint scheme of the same code are current: re-key, never recompute.
+    legacy = [(f.name, f.version, old, new) for f in flows for old, new in LEGACY.get((f.name, f.version), {}).items()]
+    if legacy:
+        manifest.rekey_code_fingerprints(legacy)
+
+
+def plan(manifest: ManifestReader, flows: list[Flow], fleet_id: str | None = None, check: bool = True
+         ) -> list[WindowTask]:
+    """Every window that needs a run, or one fleet's only (the same query, filtered before it
+    groups: a status call costs one fleet's rows, not the book's). `check` first checks the flows'
+    schemas, which writes: the writer only (read views pass False)."""
+    if check:
+        if not isinstance(manifest, Manifest):
+            raise TypeError("checking the flows' schemas records them: it needs the writer, not a read view")
+        check_flows(manifest, flows)
+    active = [(f.name, f.version, code_fingerprint(f.module), d) for f in flows for d in f.inputs]
+    return manifest.pending_windows(active, fleet_id)

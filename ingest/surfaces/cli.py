@@ -1,0 +1,258 @@
+"""The `fleetlake` command.
+
+Every command is written once, over `ingest.surfaces.control.Control`: the local app when no daemon
+runs, the daemon's API when one holds the manifest. Commands that live outside the core (the
+sandbox's `sandbox` and `demo`) are found through the `fleetlake.commands` entry point group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from importlib.metadata import entry_points
+
+from cryptography.fernet import Fernet
+
+from common.errors import FleetlakeError
+from common.states import WindowState, WorkKind
+from connectors.providers import TSPS
+from ingest.reads.readiness import Readiness
+from ingest.runtime.app import open_app, private_data_dir, with_token_key
+from ingest.runtime.daemon import Daemon
+from ingest.surfaces import lake_cli
+from ingest.surfaces.control import open_control
+from ingest.surfaces.progress import duration
+from ingest.surfaces.serve import serve
+from ingest.wiring import logs
+from ingest.wiring.settings import Settings, load_settings
+from partitions import open_store
+from partitions.rebuild import rebuild_manifest
+
+
+def _settings() -> Settings:
+    """A command's settings, with its logging configured (and deprecated setting names logged)."""
+    return logs.for_command(load_settings())
+
+
+def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
+    settings = _settings()
+    private_data_dir(settings)
+    store = open_store(settings.resolved_store_url, settings.s3_options())
+    path = settings.resolved_manifest_path
+    # A damaged file is never written into: the rebuild goes to a new file swapped in atomically.
+    r = rebuild_manifest(store, path)
+    if r.damage is not None:
+        print(f"fleetlake: manifest {path} was damaged ({r.damage}): rebuilt it into a new file", file=sys.stderr)
+    raw, runs, control = r.raw, r.runs, r.control
+    print(json.dumps({"windows": raw.windows, "markers_read": raw.markers_read, "feature_runs": runs.windows,
+                      "feature_markers_read": runs.markers_read, "problems": list(r.problems),
+                      **({"control": {"fleets": control.fleets, "credentials": control.credentials,
+                                      "consents": control.consents}} if control.fleets or control.consents else {}),
+                      **({"checkpoints": control.checkpoints} if control.checkpoints else {}),
+                      **({"data_keys": control.keys} if control.keys else {}),
+                      **({"pulled_months": control.pulled_months} if control.pulled_months else {}),
+                      **({"readiness_fired": control.readiness} if control.readiness else {}),
+                      **({"offboardings": control.offboardings} if control.offboardings else {}),
+                      **({"damaged_file_kept_as": str(r.aside)} if r.aside else {})}))
+    return 1 if r.problems else 0
+
+
+# ---------------------------------------------------------------------- the daemon and its work
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = logs.for_command(load_settings(), logging.INFO)
+    with open_app(with_token_key(settings)) as app:
+        return serve(Daemon(app))
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    print(Fernet.generate_key().decode())
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    with open_control(_settings(), needs_key=True) as ctl:
+        if args.code:
+            fid = ctl.complete_consent(args.tsp, args.code, args.state or "")
+            print(f"fleet {fid} connected through {args.tsp}; run `fleetlake backfill {fid}` or start the daemon")
+        else:
+            print(ctl.consent_url(args.tsp, args.fleet, relink=args.relink))
+    return 0
+
+
+def _pull(kind: WorkKind, fleet: str | None) -> int:
+    with open_control(_settings(), needs_key=True) as ctl:
+        done = ctl.pull(kind, fleet)
+    for line in done.lines:
+        print(line)
+    return 0 if done.ok else 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    return _pull(WorkKind.BACKFILL, args.fleet)
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    return _pull(WorkKind.REFRESH, args.fleet)
+
+
+def cmd_offboard(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(f"fleetlake: off-boarding revokes {args.fleet}'s TSP grant, destroys its credentials and deletes "
+              "every object and record of it (only an audit record stays); run again with --yes", file=sys.stderr)
+        return 2
+    operator = args.by or getpass.getuser()
+    with open_control(_settings(), needs_key=True) as ctl:
+        try:
+            outcome = ctl.offboard(args.fleet, operator)
+        except KeyError:
+            print(f"fleetlake: unknown fleet {args.fleet}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps(outcome.to_json(), indent=2))
+    else:
+        print("\n".join(outcome.lines()))
+    return 0
+
+
+_MARK = {WindowState.DONE: "#", WindowState.PENDING: ".", WindowState.FAILED: "!"}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with open_control(_settings()) as ctl:
+        fleets = [f for f in ctl.fleets() if not args.fleet or f.fleet_id == args.fleet]
+        grids = [ctl.status(f.fleet_id) for f in fleets]
+        ready = ctl.readiness(args.fleet) if args.fleet and fleets else None
+    if args.json:
+        out = [g.to_json() | ({"readiness": ready.to_json()} if ready else {}) for g in grids]
+        print(json.dumps(out, indent=2))
+        return 0
+    if not grids:
+        print("no fleets yet: `fleetlake connect <tsp> --fleet <id>` starts a consent")
+    for g in grids:
+        f = g.fleet
+        print(f"{f.fleet_id} ({f.tsp}): {f.status.value}" + (f" - {f.error}" if f.error else "")
+              + (f" - STUCK: {f.stuck}" if f.stuck else ""))
+        if not g.months:
+            continue
+        flows = sorted({k for m in g.months.values() for k in m.features})
+        print(f"  {'month':7s} {'pings':>10s} {'events':>7s}  " + " ".join(fl.split('@')[0][:4] for fl in flows))
+        for month, row in g.months.items():
+            marks = " ".join(f"{_MARK[row.features.get(fl, WindowState.PENDING)]:>4s}" for fl in flows)
+            print(f"  {month:7s} {row.raw.get('pings', 0):>10,} {row.raw.get('events', 0):>7,}  {marks}")
+        print("  # computed  . pending  ! failed (retried with backoff)")
+    if args.fleet and ready is not None:
+        _print_readiness(ready)
+    return 0
+
+
+def _print_readiness(r: Readiness) -> None:
+    span = f"{r.span[0]}..{r.span[1]}" if r.span else "none yet"
+    rate = f"{r.pings_per_min:,.0f} pings/min" if r.pings_per_min is not None else \
+        f"rate unknown ({r.notes.get('pings_per_min', '')})"
+    eta = duration(r.eta_s) if r.eta_s is not None else f"unknown ({r.notes.get('eta_s', '')})"
+    print(f"  readiness: {len(r.months_ready)}/{r.months_total} months with features, latest span {span}")
+    print(f"  to pull: {len(r.months_to_pull)} months" + (f" ({r.months_to_pull[0]}..{r.months_to_pull[-1]})"
+                                                          if r.months_to_pull else "") +
+          (f", pulling {r.pulling}" if r.pulling else ""))
+    print(f"  {r.pings:,} pings landed, {rate}, full history ETA {eta}")
+    for t in r.thresholds:
+        state = (f"reached {t.first_month}..{t.last_month}" + (f", alerted {t.fired_at:%Y-%m-%d %H:%M}Z"
+                                                               if t.fired_at else "")) if t.reached else "not yet"
+        print(f"  latest {t.months} months: {state}")
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    with open_control(_settings()) as ctl:
+        try:
+            out = ctl.features(args.fleet, args.month)
+        except KeyError:
+            raise SystemExit(f"fleetlake: unknown fleet {args.fleet}") from None
+    if args.json:
+        print(json.dumps(out.to_json(), indent=2, default=str))
+        return 0
+    for month, flows in out.months.items():
+        print(f"{args.fleet} {month}")
+        for flow, rows in flows.items():
+            for r in rows:
+                vals = {k: v for k, v in r.items() if k not in ("fleet_id", "month", "vehicle_id")}
+                print(f"  {flow:15s} " + ", ".join(f"{k}={_fmt(v)}" for k, v in vals.items()))
+    return 0
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fleetlake", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for plugin in entry_points(group="fleetlake.commands"):
+        try:
+            register = plugin.load()  # e.g. the sandbox's `sandbox` and `demo` commands
+        except ImportError:
+            continue  # declared but not shipped (the container image leaves the sandbox out)
+        register(sub)
+    lake_cli.register(sub)  # `sql`, `gc`, `migrate`
+    p = sub.add_parser("run", help="the daemon: scheduler, HTTP API and OAuth callback, until SIGTERM")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("keygen", help="print a new FLEETLAKE_TOKEN_KEY")
+    p.set_defaults(func=cmd_keygen)
+    p = sub.add_parser("connect", help="print a consent URL for a new fleet; --code/--state complete it")
+    p.add_argument("tsp", choices=list(TSPS))
+    p.add_argument("--fleet", required=True, help="the fleet id to register the consenting customer under")
+    p.add_argument("--code", help="the code from the TSP's redirect (write --code=VALUE: codes may start with '-')")
+    p.add_argument("--state", help="the state from the TSP's redirect (--state=VALUE)")
+    p.add_argument("--relink", action="store_true",
+                   help="replace the tokens of a fleet already connected (otherwise its consent is refused)")
+    p.set_defaults(func=cmd_connect)
+    p = sub.add_parser("backfill", help="pull a fleet's history (every window not yet complete), then features")
+    p.add_argument("fleet")
+    p.set_defaults(func=cmd_backfill)
+    p = sub.add_parser("refresh", help="pull what is new for every fleet (or one), then features")
+    p.add_argument("--fleet")
+    p.set_defaults(func=cmd_refresh)
+    p = sub.add_parser("offboard", help="revoke a fleet's TSP grant, destroy its credentials (its data key) and "
+                                        "delete every object and record of it; an audit record stays")
+    p.add_argument("fleet")
+    p.add_argument("--by", help="the operator's name for the audit record (default: the login name)")
+    p.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_offboard)
+    p = sub.add_parser("status", help="fleet x month grid of raw data and feature windows")
+    p.add_argument("--fleet")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("features", help="a fleet's roll-up features per month")
+    p.add_argument("fleet")
+    p.add_argument("--month")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_features)
+    p = sub.add_parser("manifest", help="manifest maintenance")
+    msub = p.add_subparsers(dest="manifest_command", required=True)
+    p = msub.add_parser("rebuild", help="rebuild the manifest from the store (a damaged file is replaced by a new "
+                                        "one and kept aside)")
+    p.set_defaults(func=cmd_manifest_rebuild)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FleetlakeError as e:
+        print(f"fleetlake: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`fleetlake status | head`): not an error; silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

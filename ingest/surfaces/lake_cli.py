@@ -1,0 +1,122 @@
+"""Lake commands of the `fleetlake` CLI: `sql`, `gc` and `migrate`.
+
+Plugged into the main parser by `register(subparsers)` (ingest/cli.py build_parser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ingest.wiring import logs
+from ingest.wiring.settings import Settings, load_settings
+from partitions import Manifest
+from partitions.store import ObjectStore
+
+
+def _store(settings: Settings) -> ObjectStore:
+    from partitions import open_store
+
+    return open_store(settings.resolved_store_url, settings.s3_options())
+
+
+def _writer_lock(settings: Settings) -> AbstractContextManager[object]:
+    """The manifest's writer lock, held: only its owner may commit or delete files in the lake.
+
+    With no manifest file, the lock alone: these commands need none, and creating an empty one
+    would make the next `fleetlake run` take it for the whole manifest of the lake it vacuums.
+    """
+    from common.errors import FleetlakeError, ManifestLocked
+    from partitions.manifest import writer_lock
+
+    try:
+        path = settings.resolved_manifest_path
+        return Manifest(path) if path.exists() else writer_lock(path)
+    except ManifestLocked:
+        raise FleetlakeError("the daemon owns the lake (it holds the manifest) and vacuums it itself every "
+                             f"{settings.gc_interval_hours:g} h; stop it to run this command by hand") from None
+
+
+# ---------------------------------------------------------------------- fleetlake sql
+def cmd_sql(args: argparse.Namespace) -> int:
+    from ingest.flows.registry import active_flows
+    from partitions import layout
+    from partitions.query import lake_connection, views
+
+    settings = logs.for_command(load_settings())
+    tables = [layout.raw_table(d) for d in layout.RAW_DATASETS]
+    tables += [layout.feature_table(f.name, f.version) for f in active_flows(settings.flows_file)]
+    con = lake_connection(_store(settings), tables)
+    if args.command_text is not None:
+        return _run(con, args.command_text)
+    print(f"fleetlake sql: DuckDB over the lake's current snapshot; views: {', '.join(views(con))}")
+    print("End statements with ';'. Ctrl-D quits.")
+    buf: list[str] = []
+    while True:
+        try:
+            line = input("fleetlake> " if not buf else "      ...> ")
+        except EOFError:
+            print()
+            return 0
+        buf.append(line)
+        if line.rstrip().endswith(";"):
+            _run(con, "\n".join(buf))
+            buf = []
+
+
+def _run(con: Any, sql: str) -> int:
+    import duckdb
+
+    try:
+        rel = con.sql(sql)
+    except duckdb.Error as e:
+        print(f"fleetlake sql: {e}", file=sys.stderr)
+        return 1
+    if rel is not None:
+        rel.show(max_width=200, max_rows=1000)
+    return 0
+
+
+# ---------------------------------------------------------------------- fleetlake gc
+def cmd_gc(args: argparse.Namespace) -> int:
+    from partitions.gc import collect_garbage
+
+    settings = logs.for_command(load_settings())
+    hours = settings.gc_retention_hours if args.retention_hours is None else args.retention_hours
+    with _writer_lock(settings):
+        report = collect_garbage(_store(settings), hours, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for f in report.removed:
+        print(f"{verb} {f.key} ({f.size} bytes)")
+    print(f"{verb} {len(report.removed)} files, {report.bytes_freed} bytes "
+          f"(unreferenced for over {hours:g} h)")
+    return 0
+
+
+# ---------------------------------------------------------------------- fleetlake migrate
+def cmd_migrate(args: argparse.Namespace) -> int:
+    import json
+
+    from partitions.migrate import migrate_markers
+
+    settings = logs.for_command(load_settings())
+    with _writer_lock(settings):
+        report = migrate_markers(_store(settings))
+    print(json.dumps({"windows": report.windows, "feature_runs": report.runs, "markers": report.markers,
+                      "problems": list(report.problems)}))
+    return 1 if report.problems else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # argparse's type for add_subparsers()
+    p = sub.add_parser("sql", help="DuckDB over the lake: views pings, events, features_<flow>_v<n>")
+    p.add_argument("-c", dest="command_text", metavar="QUERY", help="run QUERY and exit (else an interactive shell)")
+    p.set_defaults(func=cmd_sql)
+    p = sub.add_parser("gc", help="vacuum files no Delta snapshot names (superseded, crash orphans)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+    p.add_argument("--retention-hours", type=float, default=None,
+                   help="keep unreferenced files this long (default FLEETLAKE_GC_RETENTION_HOURS, 24)")
+    p.set_defaults(func=cmd_gc)
+    p = sub.add_parser("migrate", help="convert a store with _commits/ markers to Delta tables, in place")
+    p.set_defaults(func=cmd_migrate)
