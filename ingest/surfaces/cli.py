@@ -8,29 +8,32 @@ sandbox's `sandbox` and `demo`) are found through the `fleetlake.commands` entry
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
 import os
 import sys
+from contextlib import AbstractContextManager
 from importlib.metadata import entry_points
-
-from cryptography.fernet import Fernet
+from typing import TYPE_CHECKING
 
 from common.errors import FleetlakeError
-from common.states import WindowState, WorkKind
-from connectors.providers import TSPS
-from ingest.reads.readiness import Readiness
-from ingest.runtime.app import open_app, private_data_dir, with_token_key
-from ingest.runtime.daemon import Daemon
+from common.states import Tsp, WindowState, WorkKind
 from ingest.surfaces import lake_cli
-from ingest.surfaces.control import open_control
-from ingest.surfaces.progress import duration
-from ingest.surfaces.serve import serve
 from ingest.wiring import logs
 from ingest.wiring.settings import Settings, load_settings
-from partitions import open_store
-from partitions.rebuild import rebuild_manifest
+
+# Each command imports what it runs, when it runs: `fleetlake sql` or `--help` must not pay for
+# the daemon, the connectors and the feature engine (start-up in a fraction of a second).
+if TYPE_CHECKING:
+    from ingest.reads.readiness import Readiness
+    from ingest.surfaces.control import Control
+
+
+def open_control(settings: Settings, needs_key: bool = False) -> AbstractContextManager[Control]:
+    """The local app, or the running daemon's API (ingest.surfaces.control), loaded when a command asks."""
+    from ingest.surfaces.control import open_control as opened
+
+    return opened(settings, needs_key)
 
 
 def _settings() -> Settings:
@@ -40,6 +43,10 @@ def _settings() -> Settings:
 
 def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
     settings = _settings()
+    from ingest.runtime.app import private_data_dir
+    from partitions.rebuild import rebuild_manifest
+    from partitions.store import open_store
+
     private_data_dir(settings)
     store = open_store(settings.resolved_store_url, settings.s3_options())
     path = settings.resolved_manifest_path
@@ -64,11 +71,17 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- the daemon and its work
 def cmd_run(args: argparse.Namespace) -> int:
     settings = logs.for_command(load_settings(), logging.INFO)
+    from ingest.runtime.app import open_app, with_token_key
+    from ingest.runtime.daemon import Daemon
+    from ingest.surfaces.serve import serve
+
     with open_app(with_token_key(settings)) as app:
         return serve(Daemon(app))
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from cryptography.fernet import Fernet
+
     print(Fernet.generate_key().decode())
     return 0
 
@@ -104,6 +117,8 @@ def cmd_offboard(args: argparse.Namespace) -> int:
         print(f"fleetlake: off-boarding revokes {args.fleet}'s TSP grant, destroys its credentials and deletes "
               "every object and record of it (only an audit record stays); run again with --yes", file=sys.stderr)
         return 2
+    import getpass
+
     operator = args.by or getpass.getuser()
     with open_control(_settings(), needs_key=True) as ctl:
         try:
@@ -150,6 +165,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_readiness(r: Readiness) -> None:
+    from ingest.surfaces.progress import duration
+
     span = f"{r.span[0]}..{r.span[1]}" if r.span else "none yet"
     rate = f"{r.pings_per_min:,.0f} pings/min" if r.pings_per_min is not None else \
         f"rate unknown ({r.notes.get('pings_per_min', '')})"
@@ -202,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="print a new FLEETLAKE_TOKEN_KEY")
     p.set_defaults(func=cmd_keygen)
     p = sub.add_parser("connect", help="print a consent URL for a new fleet; --code/--state complete it")
-    p.add_argument("tsp", choices=list(TSPS))
+    p.add_argument("tsp", choices=[t.value for t in Tsp])
     p.add_argument("--fleet", required=True, help="the fleet id to register the consenting customer under")
     p.add_argument("--code", help="the code from the TSP's redirect (write --code=VALUE: codes may start with '-')")
     p.add_argument("--state", help="the state from the TSP's redirect (--state=VALUE)")

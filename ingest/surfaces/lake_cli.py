@@ -12,7 +12,6 @@ from typing import Any
 
 from ingest.wiring import logs
 from ingest.wiring.settings import Settings, load_settings
-from partitions import Manifest
 from partitions.store import ObjectStore
 
 
@@ -29,7 +28,7 @@ def _writer_lock(settings: Settings) -> AbstractContextManager[object]:
     would make the next `fleetlake run` take it for the whole manifest of the lake it vacuums.
     """
     from common.errors import FleetlakeError, ManifestLocked
-    from partitions.manifest import writer_lock
+    from partitions.manifest import Manifest, writer_lock
 
     try:
         path = settings.resolved_manifest_path
@@ -41,16 +40,22 @@ def _writer_lock(settings: Settings) -> AbstractContextManager[object]:
 
 # ---------------------------------------------------------------------- fleetlake sql
 def cmd_sql(args: argparse.Namespace) -> int:
-    from ingest.flows.registry import active_flows
-    from partitions import layout
     from partitions.query import lake_connection, views
 
     settings = logs.for_command(load_settings())
-    tables = [layout.raw_table(d) for d in layout.RAW_DATASETS]
-    tables += [layout.feature_table(f.name, f.version) for f in active_flows(settings.flows_file)]
-    con = lake_connection(_store(settings), tables)
+    # Every table the store holds: raw datasets that have landed, every flow version's features
+    # (retired versions too: their tables stay readable).
     if args.command_text is not None:
-        return _run(con, args.command_text)
+        store = _store(settings)
+        status = _run(lake_connection(store, named_in=args.command_text), args.command_text)
+        if status == _UNKNOWN_NAME:
+            from partitions.layout import view_name
+            from partitions.tables import tables_in
+
+            print(f"fleetlake sql: this lake's views: {', '.join(view_name(t) for t in tables_in(store)) or 'none yet'}",
+                  file=sys.stderr)
+        return 1 if status else 0
+    con = lake_connection(_store(settings))
     print(f"fleetlake sql: DuckDB over the lake's current snapshot; views: {', '.join(views(con))}")
     print("End statements with ';'. Ctrl-D quits.")
     buf: list[str] = []
@@ -66,11 +71,17 @@ def cmd_sql(args: argparse.Namespace) -> int:
             buf = []
 
 
+_UNKNOWN_NAME = 2  # _run's answer for a query naming a table or view the lake does not have
+
+
 def _run(con: Any, sql: str) -> int:
     import duckdb
 
     try:
         rel = con.sql(sql)
+    except duckdb.CatalogException as e:
+        print(f"fleetlake sql: {str(e).splitlines()[0]}", file=sys.stderr)
+        return _UNKNOWN_NAME
     except duckdb.Error as e:
         print(f"fleetlake sql: {e}", file=sys.stderr)
         return 1
