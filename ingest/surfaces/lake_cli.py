@@ -120,13 +120,27 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def _hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hours") from None
+    if not hours >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{value} hours: a retention is 0 hours or more")
+    return hours
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # argparse's type for add_subparsers()
-    p = sub.add_parser("sql", help="DuckDB over the lake: views pings, events, features_<flow>_v<n>")
+    p = sub.add_parser("sql", help="DuckDB over the lake's current snapshot: a view per table (pings, events, "
+                                   "features_<flow>_v<n>, ...)",
+                       description="Open DuckDB with one view per Delta table of the store, reading only the "
+                                   "snapshot's live files. With -c, run one query and exit; without, a shell "
+                                   "(statements end with ';', Ctrl-D quits).")
     p.add_argument("-c", dest="command_text", metavar="QUERY", help="run QUERY and exit (else an interactive shell)")
     p.set_defaults(func=cmd_sql)
     p = sub.add_parser("gc", help="vacuum files no Delta snapshot names (superseded, crash orphans)")
     p.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
-    p.add_argument("--retention-hours", type=float, default=None,
+    p.add_argument("--retention-hours", type=_hours, default=None,
                    help="keep unreferenced files this long (default FLEETLAKE_GC_RETENTION_HOURS, 24)")
     p.set_defaults(func=cmd_gc)
     p = sub.add_parser("migrate", help="convert a store with _commits/ markers to Delta tables, in place")

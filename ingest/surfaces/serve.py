@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 
 import uvicorn
 
+from common.errors import ConfigError
 from ingest.runtime.daemon import Daemon
 from ingest.surfaces.api import create_app
 
@@ -32,6 +34,11 @@ def serve(daemon: Daemon) -> int:
     signal.signal(signal.SIGINT, on_signal)
     http = threading.Thread(target=server.run, name="fleetlake-http", daemon=True)
     http.start()
+    while not server.started:  # the port was free a moment ago (preflight); a race can still take it
+        if not http.is_alive():
+            raise ConfigError("FLEETLAKE_HTTP_PORT", f"the HTTP server did not start on {s.http_host}:{s.http_port} "
+                                                     "(the port was taken meanwhile?); nothing was started")
+        time.sleep(0.02)
     daemon.start()
     log.info("fleetlake running: http://%s:%s, refresh cron %r (UTC)", s.http_host, s.http_port, s.refresh_cron)
     stopping.wait()

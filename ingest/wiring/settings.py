@@ -416,9 +416,27 @@ class Settings(BaseSettings):
         return self._deprecations
 
     def log_deprecations(self) -> None:
-        """Log the deprecation notes; a command calls this once it has configured logging."""
+        """Log the deprecation notes and unknown setting names; a command calls this once it has configured logging."""
         for note in self._deprecations:
             log.warning("%s", note)
+        for name in unknown_names():
+            log.warning("%s is not a fleetlake setting (a typo?); it has no effect. `fleetlake run` refuses to "
+                        "start with it", name)
+
+
+# FLEETLAKE_* variables that are no setting of the daemon but are read by its tooling, on purpose.
+TOOL_VARIABLES = frozenset({CONFIG_FILE_ENV, "FLEETLAKE_VENV", "FLEETLAKE_TEST_WORKERS", "FLEETLAKE_CRASH_TRIALS",
+                            "FLEETLAKE_CONTAINER_CHECK", "FLEETLAKE_DEBUG"})
+
+
+def unknown_names(environ: dict[str, str] | None = None) -> list[str]:
+    """FLEETLAKE_* environment variables that name no setting: a misspelt one would be ignored silently."""
+    env = os.environ if environ is None else environ
+    known = {f"FLEETLAKE_{name.upper()}" for name in Settings.model_fields} | set(TOOL_VARIABLES)
+    for tsp in Tsp:
+        for key in TspSettings.model_fields:
+            known |= {f"FLEETLAKE_{tsp.value.upper()}__{key.upper()}", f"FLEETLAKE_{tsp.value}_{key}".upper()}
+    return sorted(n for n in env if n.startswith("FLEETLAKE_") and n not in known)
 
 
 def load_settings(**overrides: object) -> Settings:
