@@ -80,13 +80,14 @@ def cmd_manifest_rebuild(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- the daemon and its work
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = logs.for_command(load_settings(), logging.INFO)
     from ingest.runtime.app import open_app, with_token_key
     from ingest.runtime.daemon import Daemon
     from ingest.surfaces import preflight
     from ingest.surfaces.serve import serve
 
+    settings = load_settings()
     preflight.check(settings)  # before the manifest is opened or a thread started
+    settings = logs.for_command(settings, logging.INFO)
 
     with open_app(with_token_key(settings)) as app:
         return serve(Daemon(app))
