@@ -40,6 +40,7 @@ from connectors.providers import TSPS
 from ingest.fleets.offboarding import API_ACTOR
 from ingest.fleets.offboarding import offboard as offboard_fleet
 from ingest.runtime.app import App
+from ingest.runtime.backoff import RetrySchedule
 from ingest.runtime.pipeline import Pipeline
 from ingest.runtime.probes import daemon_probes
 from ingest.runtime.workqueue import Busy
@@ -78,9 +79,10 @@ def _scrubbed(value: Any) -> Any:
 
 
 def create_app(app: App, pipeline: Pipeline | None = None,
-               readiness: Callable[[], list[str]] | None = None) -> Starlette:
+               readiness: Callable[[], list[str]] | None = None, retries: RetrySchedule | None = None) -> Starlette:
     """`pipeline` queues work (without it, work requests answer 503: nothing here would run it);
-    `readiness` names what keeps the daemon from working (for /readyz)."""
+    `readiness` names what keeps the daemon from working (for /readyz); `retries` is the daemon's
+    backoff, read-only (the console says when failed work is tried again)."""
     settings = app.settings
     metrics = app.metrics
     queue = app.queue
@@ -248,7 +250,7 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         Route("/refresh", authed("refresh_all", refresh_all), methods=["POST"]),
         Route("/connect/{tsp}", authed("connect", connect), methods=["POST"]),
         Route("/work", authed("work", work_state), methods=["GET"]),
-        *console_routes(app, pipeline),  # the web console at / (its own login; ingest/console)
+        *console_routes(app, pipeline, retries=retries),  # the web console at / (its own login; ingest/console)
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:
