@@ -39,6 +39,7 @@ from common.states import WorkKind
 from ingest.fleets.offboarding import API_ACTOR
 from ingest.fleets.offboarding import offboard as offboard_fleet
 from ingest.runtime.app import App
+from ingest.runtime.backoff import RetrySchedule
 from ingest.runtime.pipeline import Pipeline
 from ingest.runtime.probes import daemon_probes
 from ingest.runtime.workqueue import Busy
@@ -80,9 +81,10 @@ def _scrubbed(value: Any) -> Any:
 
 
 def create_app(app: App, pipeline: Pipeline | None = None,
-               readiness: Callable[[], list[str]] | None = None) -> Starlette:
+               readiness: Callable[[], list[str]] | None = None, retries: RetrySchedule | None = None) -> Starlette:
     """`pipeline` queues work (without it, work requests answer 503: nothing here would run it);
-    `readiness` names what keeps the daemon from working (for /readyz)."""
+    `readiness` names what keeps the daemon from working (for /readyz); `retries` is the daemon's
+    backoff, read-only (the console says when failed work is tried again)."""
     settings = app.settings
     metrics = app.metrics
     queue = app.queue
@@ -256,7 +258,7 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         Route("/refresh", authed("refresh_all", refresh_all), methods=["POST"]),
         Route("/connect/{tsp}", authed("connect", connect), methods=["POST"]),
         Route("/work", authed("work", work_state), methods=["GET"]),
-        *console_routes(app, pipeline),  # the web console at / (its own login; ingest/console)
+        *console_routes(app, pipeline, retries=retries),  # the web console at / (its own login; ingest/console)
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:

@@ -19,7 +19,7 @@ log = logging.getLogger("fleetlake.daemon")
 def serve(daemon: Daemon) -> int:
     """Run the daemon and its HTTP server in this (main) thread until SIGTERM or SIGINT."""
     s = daemon.settings
-    app = create_app(daemon.app, daemon.pipeline, daemon.problems)
+    app = create_app(daemon.app, daemon.pipeline, daemon.problems, daemon.backoffs)
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (or from
     # $FORWARDED_ALLOW_IPS); which peers are believed is FLEETLAKE_TRUSTED_PROXIES (ingest.wiring.proxies).
     server = uvicorn.Server(uvicorn.Config(app, host=s.http_host, port=s.http_port, proxy_headers=False,
