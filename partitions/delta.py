@@ -38,6 +38,7 @@ from deltalake.transaction import AddAction, CommitProperties, RemoveAction
 from common.errors import StoreError
 from partitions import layout
 from partitions.store import TMP_PREFIX, LocalStore, ObjectStore, S3Store
+from partitions.tables import tables_in
 
 # The log is our record of every window; never let delta-rs expire it (default is 30 days).
 TABLE_CONFIG = {"delta.logRetentionDuration": "interval 36500 days"}
@@ -153,13 +154,7 @@ class Lake:
 
     def tables(self) -> list[str]:
         """Every table in the store, found by the first entry of its log."""
-        found = set()
-        for prefix in ("raw/", "features/"):
-            for obj in self.store.list(prefix):
-                t = layout.is_table_log_start(obj.key)
-                if t:
-                    found.add(t)
-        return sorted(found)
+        return tables_in(self.store)
 
     def live_files(self, table: str) -> dict[tuple[str, str], list[DataFile]]:
         """The files the current snapshot names, by (fleet, month)."""

@@ -10,8 +10,10 @@ import argparse
 import json
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from sandbox.world import SandboxConfig, default_config
+if TYPE_CHECKING:  # the simulator loads when a sandbox command runs, not with every `fleetlake` command
+    from sandbox.world import SandboxConfig
 
 
 def _utc(value: str) -> datetime:
@@ -30,6 +32,8 @@ def _world_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> SandboxConfig:
+    from sandbox.world import default_config
+
     base = default_config(seed=args.seed, vehicles=args.vehicles, ping_interval_s=args.ping_interval,
                           history_months=args.history_months, now=args.now)
     return replace(base, samsara_rate_per_s=args.samsara_rate, motive_rate_per_s=args.motive_rate)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,9 +22,10 @@ from pydantic import SecretStr
 
 from connectors.redact import install_log_scrubber
 from ingest.engine.runs import FeatureReport
-from ingest.pull.backfill import PullReport
+from ingest.pull.backfill import PullProgress, PullReport
 from ingest.runtime.app import App, open_app
 from ingest.runtime.pipeline import Pipeline, Runner, feature_report, pull_outcomes
+from ingest.surfaces.progress import ProgressBar
 from ingest.wiring.keys import local_token_key
 from ingest.wiring.settings import TspSettings, load_settings
 from sandbox.server import SandboxServer
@@ -70,7 +72,12 @@ def run_demo(config: SandboxConfig, history_months: int, revoke: tuple[str, ...]
 
 def _demo(app: App, server: SandboxServer, config: SandboxConfig, revoke: tuple[str, ...]) -> None:
     settings = app.settings
-    pipeline = Pipeline(app)
+    bars: dict[str, ProgressBar] = {}
+
+    def progress(work: object, p: PullProgress) -> None:  # a line per month pulled (redrawn on a terminal)
+        bars.setdefault(p.fleet_id, ProgressBar(f"  pulling   {p.fleet_id:20s}", sys.stdout))(p)
+
+    pipeline = Pipeline(app, on_progress=progress)
     print(f"fleetlake demo: store {app.store.url}, manifest {settings.resolved_manifest_path}")
     print(f"  active flows: {', '.join(f'{f.name}@{f.version}' for f in app.flows)}")
     for fleet in config.fleets:

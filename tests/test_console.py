@@ -59,7 +59,7 @@ def _console(tmp_path: Path, **overrides: Any) -> Iterator[tuple[str, Daemon]]:
     app = build_app(settings, manifest, LocalStore(tmp_path / "store"), {}, active_flows())
     daemon = Daemon(app)
     port = free_port()
-    server, t = _serve(create_app(app, daemon.pipeline, daemon.problems), port)
+    server, t = _serve(create_app(app, daemon.pipeline, daemon.problems, daemon.backoffs), port)
     try:
         yield f"http://127.0.0.1:{port}", daemon
     finally:

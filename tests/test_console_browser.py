@@ -2,16 +2,22 @@
 `fleetlake run` daemon pulling from the sandbox over HTTP.
 
 One operator's day: refused before login; log in; connect a fleet through the sandbox's consent
-page; watch it backfill to active; its grid all done; its features plotted with one point per
-month (checked against the JSON API's numbers, per vehicle and in the CSV); the sandbox clock
-moves a month, a refresh from the console lands the new month; log out, and the old cookie is
-refused. Each page's screenshot is saved under docs/screenshots/ (README shows one).
+page; watch it backfill to active, ready to quote; its grid all done, the open month marked; a
+grid cell opens its runs, and a re-run from it runs the window once more; its features plotted
+with one point per month (checked against the JSON API's numbers, per vehicle and in the CSV),
+the open month drawn apart; the sandbox clock moves a month, a refresh from the console lands the
+new month; log out, and the old cookie is refused.
+
+Every page is seen at a desktop's 1440x900 and a phone's 390x844 (a second browser context with
+the same session): at both, no page is wider than the screen. Each page's screenshot is saved
+under docs/screenshots/ at both widths (`<page>.png`, `<page>-390.png`; README shows one).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -37,6 +43,8 @@ CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "browser-" + uuid.uuid4().hex
 TOKEN = "browser-api-" + uuid.uuid4().hex
 FLEET = "acme-freight"
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +70,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[SandboxServer, str]]:
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_CONSOLE_PASSWORD": PASSWORD, "FLEETLAKE_HTTP_PORT": str(port),
                "FLEETLAKE_SANDBOX_URL": sandbox.base_url, "FLEETLAKE_HISTORY_MONTHS": "2",
-               "FLEETLAKE_SHUTDOWN_GRACE_S": "30"}
+               "FLEETLAKE_SHUTDOWN_GRACE_S": "30", "FLEETLAKE_READINESS_MONTHS": "1,2"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         proc = DaemonProcess(env, tmp_path / "daemon.log")
         try:
@@ -82,6 +90,23 @@ def _shot(page: Page, name: str) -> None:
     page.screenshot(path=tmp, full_page=True)
     os.chmod(tmp, 0o644)  # mkstemp's 0600 would follow the image into the repository
     os.replace(tmp, SHOTS / f"{name}.png")
+
+
+def _fits(page: Page) -> None:
+    """No page is wider than the screen: wide tables scroll inside their own box, never the page."""
+    wide, screen = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert wide <= screen, f"{page.url} is {wide} px wide in a {screen} px viewport"
+
+
+def _seen(page: Page, name: str, phone: Page | None = None) -> None:
+    """The page as it is now fits the desktop screen (and its screenshot is taken); `phone` then
+    opens the same URL at 390 px, which must fit too (screenshot `<name>-390`)."""
+    _fits(page)
+    _shot(page, name)
+    if phone is not None:
+        phone.goto(page.url)
+        _fits(phone)
+        _shot(phone, f"{name}-390")
 
 
 def _until(what: str, page: Page, url: str, check: Callable[[], Any], timeout: float = 400.0) -> Any:
@@ -116,10 +141,14 @@ def _points(page: Page, plot: str) -> dict[str, list[tuple[str, float | None]]]:
 @pytest.mark.slow
 def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(browser: Browser, daemon) -> None:
     sandbox, base = daemon
-    context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(300_000)  # a shared, loaded machine: pages wait on the daemon's work thread
-    context.add_init_script("sessionStorage.setItem('fleetlake-autorefresh', 'off')")
+    context = browser.new_context(base_url=base, viewport=DESKTOP, accept_downloads=True)
+    phones = browser.new_context(base_url=base, viewport=PHONE, device_scale_factor=2, is_mobile=True,
+                                 has_touch=True)
+    for ctx in (context, phones):
+        ctx.set_default_timeout(300_000)  # a shared, loaded machine: pages wait on the daemon's work thread
+        ctx.add_init_script("sessionStorage.setItem('fleetlake-autorefresh', 'off')")
     page = context.new_page()
+    phone = phones.new_page()
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
 
     # Refused before login: every page lands on the login form, which names no fleet.
@@ -128,11 +157,17 @@ def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(brows
     page.fill("#password", "not-the-password")
     page.click("#login")
     assert page.locator("#login-failed").is_visible()
+    _fits(page)
     _shot(page, "login")
+    phone.goto("/ui/login")
+    _fits(phone)
+    _shot(phone, "login-390")
     page.fill("#password", PASSWORD)
     page.click("#login")
     page.wait_for_url(f"{base}/ui/fleets/{FLEET}")  # back where the user was going
     assert "no such fleet" in page.inner_text("main")
+    phones.add_cookies(context.cookies())  # the phone shares the session
+    _seen(page, "error", phone)
 
     # Connect a fleet: the console makes the consent link; the fleet's admin follows it on the
     # sandbox's consent page, which sends the browser back to the daemon's callback.
@@ -142,7 +177,15 @@ def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(brows
     page.click("#connect")
     link = page.locator("#consent-link")
     assert link.get_attribute("href", timeout=10_000).startswith(sandbox.base_url)  # type: ignore[union-attr]
+    _fits(page)
     _shot(page, "connect")
+    phone.goto("/")  # the phone makes a consent link of its own (a POST): the page's long link must wrap
+    phone.fill("#connect-fleet", FLEET)
+    phone.select_option("#connect-tsp", "samsara")
+    phone.click("#connect")
+    assert phone.locator("#consent-link").get_attribute("href").startswith(sandbox.base_url)  # type: ignore[union-attr]
+    _fits(phone)
+    _shot(phone, "connect-390")
     link.click()
     page.wait_for_url(f"{base}/oauth/samsara/callback*")
     # (whether the page adds "backfill has started" depends on who queued it first: the callback or
@@ -153,15 +196,43 @@ def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(brows
     status = f'tr[data-fleet="{FLEET}"] .badge'
     _until("the fleet active", page, "/", lambda: page.inner_text(status) == "active")
     row = page.locator(f'tr[data-fleet="{FLEET}"]')
-    assert int(row.locator("td.num").nth(0).inner_text()) == 3  # two history months and the current one
-    _shot(page, "fleets")
+    assert int(row.locator("td.months").inner_text()) == 3  # two history months and the current one
+    # Ready to quote once both complete months have every flow's features (thresholds 1 and 2
+    # months), and landed moments ago.
+    _until("both complete months with features", page, "/",
+           lambda: row.locator("td.features").inner_text() == "2/2")
+    assert row.locator("td.quote").inner_text() == "ready to quote · 2 mo"
+    assert re.fullmatch(r"just now|\d+ min ago", row.locator("td.landed").inner_text())
+    _seen(page, "fleets", phone)
 
-    # Its grid: every month, every flow done.
+    # Its grid: every month, every flow done; the current month marked open.
     months = _until("every window done", page, f"/ui/fleets/{FLEET}", lambda: _grid_done(page))
     assert months == ["2026-01", "2026-02", "2026-03"]
     flows = page.locator("#grid thead th").count() - 3
     assert flows >= 7 and page.locator("#grid td.cell").count() == flows * len(months)
-    _shot(page, "fleet")
+    assert page.locator("#grid tr[data-open]").evaluate_all("rows => rows.map(r => r.dataset.month)") == ["2026-03"]
+    assert page.locator('#grid tr[data-month="2026-03"] .badge.open').is_visible()
+    _seen(page, "fleet", phone)
+
+    # A grid cell opens its runs: status, attempt, duration; a re-run from it runs the window once more,
+    # though nothing changed, and says the content is the same.
+    page.click('#grid tr[data-month="2026-01"] td.cell[data-flow="distance@2"] a')
+    page.wait_for_url(f"**/ui/fleets/{FLEET}?flow=distance%402&month=2026-01#window")
+    window = page.locator("#window")
+    assert window.is_visible() and window.get_attribute("data-month") == "2026-01"
+    first = page.locator("#window-runs tr[data-run]")
+    assert first.count() >= 1 and first.first.get_attribute("data-status") == "succeeded"
+    assert first.first.locator("td").nth(3).inner_text().endswith("s")  # a duration
+    runs_before = first.count()
+    page.click("#rerun-window")
+    assert "1 succeeded run set aside" in page.inner_text("#rerun-queued")
+    cell_url = f"/ui/fleets/{FLEET}?flow=distance%402&month=2026-01"
+    _until("the re-run", page, cell_url, lambda: page.locator("#window-runs tr[data-run]").count() == runs_before + 1
+           and page.inner_text("#window-state") == "done")
+    newest = page.locator("#window-runs tr[data-run]").first
+    assert newest.get_attribute("data-status") == "succeeded" and "same content as before" in newest.inner_text()
+    assert "set aside for a re-run" in page.locator("#window-runs tr[data-run]").nth(1).inner_text()
+    _seen(page, "fleet-window", phone)
 
     # Features: each plot has one mark per month and series; the numbers are the API's.
     page.click("#features-link")
@@ -182,7 +253,14 @@ def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(brows
         drawn = dict(harsh["braking"])[month]
         assert (drawn is None) == (not fleet_row["harsh_brake_measurable"]), month
     assert page.locator('svg[data-plot="miles_by_state"] g.bar').count() == len(months)
-    _shot(page, "features")
+    states = page.inner_text("#plot-miles_by_state .legend")  # every segment named, with its share
+    assert re.search(r"[A-Z]{2} \d+%", states) and "--" not in states
+    # The open month is drawn apart: shaded and marked, its points hollow and off the line.
+    assert page.locator('svg[data-plot="miles"] g.open-month').evaluate_all(
+        "gs => gs.map(g => g.dataset.month)") == ["2026-03"]
+    assert page.locator('svg[data-plot="miles"] circle.pt.open').get_attribute("data-month") == "2026-03"
+    assert page.inner_text("#open-months") == "2026-03"
+    _seen(page, "features", phone)
 
     # The CSV holds exactly what is plotted.
     with page.expect_download() as dl:
@@ -227,3 +305,4 @@ def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(brows
     assert page.url.startswith(f"{base}/ui/login")
     api.close()
     context.close()
+    phones.close()

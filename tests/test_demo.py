@@ -20,6 +20,10 @@ def test_demo_backfills_then_refreshes_one_new_month_per_fleet(tmp_path: Path) -
     r = run_demo(tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.splitlines()
+    # Piped, the backfill is never silent: a line as each month of each fleet lands.
+    backfill_lines = lines[:[i for i, ln in enumerate(lines) if "sandbox clock moved" in ln][0]]
+    pulling = [ln for ln in backfill_lines if ln.strip().startswith("pulling   acme-freight")]
+    assert [ln.split("] ")[1][:3] for ln in pulling] == ["0/3", "1/3", "2/3"] and "\r" not in r.stdout, r.stdout
     refresh = [ln for ln in lines if ln.strip().startswith("refresh")]
     assert len(refresh) == 2 and all("months committed:  2" in ln for ln in refresh), r.stdout
     features = [ln for ln in lines if ln.strip().startswith("features") and "windows" in ln]

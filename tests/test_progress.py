@@ -1,4 +1,4 @@
-"""The terminal progress bar: months done of the history, pings, rate and ETA; silent off a terminal."""
+"""The progress bar: months done of the history, pings, rate and ETA; a line per month off a terminal."""
 
 from __future__ import annotations
 
@@ -30,7 +30,13 @@ def test_unknown_rate_and_eta_before_anything_landed() -> None:
     assert duration(7500) == "2h05m"
 
 
-def test_is_silent_when_not_a_terminal() -> None:
+def test_off_a_terminal_it_writes_one_plain_line_per_month_completed() -> None:
     out = io.StringIO()
-    ProgressBar("pull f", out)(PullProgress("f", None, 4, 4, 10, 10, 5, 1.0))
-    assert out.getvalue() == ""
+    bar = ProgressBar("pull f", out, width=4)
+    bar(PullProgress("f", "2024-05", 0, 4, 1, 10, 5, 1.0))
+    bar(PullProgress("f", "2024-05", 0, 4, 2, 10, 9, 2.0))  # the same month: no new line
+    bar(PullProgress("f", "2024-04", 1, 4, 5, 10, 20, 5.0))
+    bar(PullProgress("f", None, 4, 4, 10, 10, 40, 9.0))
+    lines = out.getvalue().splitlines()
+    assert [ln.split("] ")[1].split(" months")[0] for ln in lines] == ["0/4", "1/4", "4/4"]
+    assert "\r" not in out.getvalue() and "\033" not in out.getvalue()

@@ -62,3 +62,17 @@ def test_a_bad_query_is_a_clear_error(tmp_path: Path, request: pytest.FixtureReq
     env = _env((tmp_path / "store").as_uri(), tmp_path, request)
     r = _sql(env, "-c", "SELECT * FROM no_such_table")
     assert r.returncode == 1 and "no_such_table" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_query_naming_a_view_the_lake_lacks_lists_the_views_it_has(tmp_path: Path,
+                                                                      request: pytest.FixtureRequest) -> None:
+    from partitions.store import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    with Manifest(tmp_path / "m.duckdb") as m:
+        write(store, m, [sim_table(simulator(), ["2025-02"])], tmp_path)
+    env = _env(store.url, tmp_path, request)
+    # A table that has not landed (no quarantined row yet) has no view: the answer says what there is.
+    r = _sql(env, "-c", "SELECT count(*) FROM quarantine")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "quarantine" in r.stderr and "this lake's views: pings" in r.stderr, r.stderr

@@ -135,7 +135,9 @@ def test_a_hung_tsp_alerts_once_and_recovers_once(tmp_path: Path) -> None:
 # shorter than the hang, so the pull is stuck, then fails on the deadline, is retried and fails
 # again, all while the TSP hangs. "default ratio", 120 s to 900 s: no unit ever idles for
 # stuck_after, so only the deadline can tell.
-RATIOS = {"short deadline": ("8", "4"), "default ratio": ("4", "30")}
+# The default ratio at a test's scale (120 s : 900 s is about 10 s : 75 s); a deadline of a few seconds
+# failed healthy pages on a loaded 2-core machine, which is the rule working, not the incident.
+RATIOS = {"short deadline": ("8", "4"), "default ratio": ("10", "75")}
 
 
 @pytest.mark.slow

@@ -222,10 +222,11 @@ def _write_output(store: ObjectStore, job: FlowJob, flow: Flow, out: pa.Table) -
     return DataFile(key, size, out.num_rows)
 
 
-def commit_run(store: ObjectStore, flow: Flow, file: DataFile, run: FlowRun, complete: bool) -> None:
-    """Make a worker's file the window's content in the flow version's Delta table (parent only)."""
+def commit_run(store: ObjectStore, flow: Flow, file: DataFile, run: FlowRun, complete: bool) -> bool:
+    """Make a worker's file the window's content in the flow version's Delta table (parent only);
+    False when it already is (the same content under the same name: nothing to commit)."""
     record = run.commit_record(complete, datetime.now(timezone.utc))
-    lake_for(store).commit_window(
+    return lake_for(store).commit_window(
         layout.feature_table(flow.name, flow.version), flow.schema, record["fleet_id"], record["month"], [file],
         {RUN_KEY: json.dumps(record, sort_keys=True), "fleetlake.run_id": record["run_id"],
          "fleetlake.input_fp": record["input_fp"], "fleetlake.code_fp": record["code_fp"]})
@@ -271,10 +272,13 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
 
 def _record(manifest: Manifest, store: ObjectStore, flow: Flow, run: FlowRun, file: DataFile | None,
             complete: bool) -> FlowRun:
-    """Commit one window's file (parent only), then record its run, succeeded or failed."""
+    """Commit one window's file (parent only), then record its run, succeeded or failed. A run whose
+    output is the window's live content already (a re-run on request of unchanged inputs and code)
+    commits nothing and says so in its stats (`same_content`)."""
     if run.status is RunStatus.SUCCEEDED and file is not None:
         try:
-            commit_run(store, flow, file, run, complete)
+            if not commit_run(store, flow, file, run, complete):
+                run = replace(run, stats={**(run.stats or {}), "same_content": True})
         except Exception as e:  # noqa: BLE001 - a failed window is recorded, the others go on
             run = replace(run, status=RunStatus.FAILED, outputs=(), stats={"rows": 0}, error=_error(e))
     run = replace(run, finished_at=datetime.now(timezone.utc))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from common.errors import FlowError
 from ingest.engine.fingerprint import LEGACY, code_fingerprint
 from ingest.flows.base import Flow
-from partitions.manifest import Manifest, ManifestReader, WindowTask
+from partitions.manifest import ActiveInput, Manifest, ManifestReader, WindowTask
 
 
 def check_flows(manifest: Manifest, flows: list[Flow]) -> None:
@@ -47,5 +47,10 @@ def plan(manifest: ManifestReader, flows: list[Flow], fleet_id: str | None = Non
         if not isinstance(manifest, Manifest):
             raise TypeError("checking the flows' schemas records them: it needs the writer, not a read view")
         check_flows(manifest, flows)
-    active = [(f.name, f.version, code_fingerprint(f.module), d) for f in flows for d in f.inputs]
-    return manifest.pending_windows(active, fleet_id)
+    return manifest.pending_windows(active_inputs(flows), fleet_id)
+
+
+def active_inputs(flows: list[Flow]) -> list[ActiveInput]:
+    """(flow, version, code fingerprint, input dataset) of each input of each active flow version: what
+    the manifest's set-based queries (the plan, the book's ready months) take as the active flows."""
+    return [(f.name, f.version, code_fingerprint(f.module), d) for f in flows for d in f.inputs]

@@ -19,16 +19,18 @@ of a pull running in this process, when there is one), so the API and the CLI re
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from common.months import month_bounds_ms, months_between
+from common.months import month_bounds_ms, month_of_ms, months_between
 from common.states import FleetStatus, RunStatus
 from ingest.engine.planner import WindowTask
 from ingest.flows.base import Flow
 from ingest.pull.backfill import PullProgress
-from partitions.manifest import ManifestReader
+from partitions.manifest import FleetLanding, ManifestReader
 
 RATE_WINDOW = timedelta(hours=1)
 
@@ -86,6 +88,58 @@ class Readiness:
                    dict(d.get("notes", {})))
 
 
+def complete_months(history_start: datetime | None, now_ms: int) -> list[str]:
+    """The fleet's history months that have ended by `now_ms`, oldest first (none without a history start)."""
+    if history_start is None:
+        return []
+    return [m for m in months_between(int(history_start.timestamp() * 1000), now_ms) if month_bounds_ms(m)[1] <= now_ms]
+
+
+def quote_span(complete: list[str], ready: Collection[str]) -> list[str]:
+    """The ready months back from the newest complete month, newest first, up to the first gap: a
+    quote reads the latest N months, so a ready month behind a gap does not count."""
+    span: list[str] = []
+    for m in reversed(complete):
+        if m not in ready:
+            break
+        span.append(m)
+    return span
+
+
+@dataclass(frozen=True)
+class BookReadiness:
+    """One fleet's readiness as the book lists it, from the book's ready months (one query for every
+    fleet, `ManifestReader.ready_months`) rather than a plan of each fleet: the same months
+    `readiness` counts ready, without the rate, the ETA or the webhook's record."""
+    months_complete: int            # history months that have ended
+    months_ready: int               # of those: pulled, with every active flow's features current
+    span: int                       # ready months back from the newest complete month
+    ready_for: int | None           # the largest threshold N the span reaches (a quote on the latest N)
+    next_threshold: int | None      # the smallest threshold it does not reach yet
+    waiting_on: str | None          # the newest complete month when it is not ready (what holds the span)
+
+
+def book_readiness(landings: list[FleetLanding], ready: dict[str, tuple[str, ...]], now_ms: int,
+                   thresholds: list[int]) -> dict[str, BookReadiness]:
+    """Each fleet's readiness from the book's ready months (`ready`: fleet -> its ready months)."""
+    starts = [f.history_start for f in landings if f.history_start is not None]
+    # Every complete month since the oldest history start, once: a fleet's are a tail of it.
+    months = complete_months(min(starts), now_ms) if starts else []
+    levels = sorted(set(thresholds))
+    out = {}
+    for f in landings:
+        first = month_of_ms(int(f.history_start.timestamp() * 1000)) if f.history_start is not None else None
+        complete = months[bisect_left(months, first):] if first is not None else []
+        mine = ready.get(f.fleet_id, ())
+        span = len(quote_span(complete, frozenset(mine)))
+        reached = [n for n in levels if span >= n]
+        missing = [n for n in levels if span < n]
+        out[f.fleet_id] = BookReadiness(len(complete), len(set(mine).intersection(complete)), span,
+                                        reached[-1] if reached else None, missing[0] if missing else None,
+                                        complete[-1] if complete and complete[-1] not in mine else None)
+    return out
+
+
 def readiness(manifest: ManifestReader, flows: list[Flow], pending: list[WindowTask], fleet_id: str, now_ms: int,
               thresholds: list[int], live: PullProgress | None = None) -> Readiness:
     """`pending`: the planner's windows (all fleets); `live`: this fleet's pull running here, if any."""
@@ -107,11 +161,7 @@ def readiness(manifest: ManifestReader, flows: list[Flow], pending: list[WindowT
     waiting = {t.month for t in pending if t.fleet_id == fleet_id}
     ready = [m for m in complete if m in pulled and m not in waiting
              and (m not in raw_rows or active <= current.get(m, set()))]
-    span_months: list[str] = []
-    for m in reversed(complete):  # back from the newest complete month, stopping at the first gap
-        if m not in ready:
-            break
-        span_months.append(m)
+    span_months = quote_span(complete, ready)
     backfilling = fleet.status in (FleetStatus.CONSENTED, FleetStatus.BACKFILLING)
     to_pull = [m for m in complete if m not in pulled] + [m for m in months if m not in complete and backfilling]
     notes: dict[str, str] = {}

@@ -14,15 +14,16 @@ import pyarrow.parquet as pq
 
 from common import names
 from common.errors import UnknownFleet
+from common.months import month_of_ms
 from common.states import RunStatus, WindowState
-from ingest.engine.planner import plan
+from ingest.engine.planner import active_inputs, plan
 from ingest.flows.base import Flow
 from ingest.pull.backfill import PullProgress
-from ingest.reads.readiness import Readiness, readiness
-from ingest.reads.views import FleetFeatures, FleetGrid, FleetView, MonthRow
+from ingest.reads.readiness import Readiness, book_readiness, readiness
+from ingest.reads.views import BookLine, FleetFeatures, FleetGrid, FleetView, MonthRow
 from ingest.wiring.clock import Clock
 from ingest.wiring.settings import Settings
-from partitions.manifest import FleetLanding, Manifest, ManifestReader, RunLine
+from partitions.manifest import Manifest, ManifestReader, RunAttempt, RunLine
 from partitions.reader import local_files
 from partitions.store import ObjectStore
 
@@ -72,10 +73,23 @@ class Reads:
             raise UnknownFleet(fleet_id)
         return FleetView.of(fleet, self.live.stuck(fleet.fleet_id))
 
-    def book(self) -> list[FleetLanding]:
-        """Every fleet and what of it has landed: one query for the whole book."""
+    def book(self) -> list[BookLine]:
+        """Every fleet, what of it has landed and how close it is to a quote: two set-based queries for
+        the whole book on one read view (no plan per fleet: a book of 1,000 fleets is one page view)."""
+        now_ms = self.clock.now_ms()
+        active = active_inputs(self.flows)
         with self.manifest.reading() as m:
-            return m.fleet_landings()
+            landings = m.fleet_landings()
+            ready = m.ready_months(active, month_of_ms(now_ms))
+        marks = book_readiness(landings, ready, now_ms, self.settings.readiness_months)
+        return [BookLine(f, marks[f.fleet_id]) for f in landings]
+
+    def window_runs(self, fleet_id: str, flow: str, version: int, month: str) -> list[RunAttempt]:
+        """Every run of one of a fleet's feature windows, first attempt first (UnknownFleet likewise)."""
+        names.month(month)
+        with self.manifest.reading() as m:
+            self._fleet(m, fleet_id)
+            return m.window_runs(fleet_id, flow, version, month)
 
     def work_log(self, fleet_id: str) -> tuple[set[tuple[str, int, str]], list[RunLine]]:
         """A fleet's windows recomputed on new inputs, and its newest runs."""

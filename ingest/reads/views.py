@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from common.states import FleetStatus, WindowState
-from partitions.manifest import Fleet
+from ingest.reads.readiness import BookReadiness
+from partitions.manifest import Fleet, FleetLanding
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -87,3 +88,10 @@ class FleetFeatures:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FleetFeatures:
         return cls(d["fleet_id"], d.get("months", {}))
+
+
+@dataclass(frozen=True)
+class BookLine:
+    """A fleet of the book: what of it has landed, and how close it is to a quote."""
+    landing: FleetLanding
+    readiness: BookReadiness

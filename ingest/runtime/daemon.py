@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
@@ -45,6 +44,7 @@ from ingest.engine.runs import FeatureReport
 from ingest.pull.pulls import PullOutcome
 from ingest.runtime.alerts import Webhook
 from ingest.runtime.app import App
+from ingest.runtime.backoff import Backoffs
 from ingest.runtime.pipeline import Liveness, Pipeline, Unwatched
 from ingest.runtime.stuck import Unit, WorkWatch, stuck_alerts
 from ingest.runtime.workqueue import Work, WorkRecord
@@ -52,14 +52,7 @@ from partitions.gc import collect_garbage
 from partitions.migrate import migrate_markers
 
 log = logging.getLogger("fleetlake.daemon")
-MAX_BACKOFF_S = 24 * 3600
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
-
-
-@dataclass
-class _Backoff:
-    failures: int = 0
-    not_before: float = 0.0
 
 
 class _Watching:
@@ -83,7 +76,7 @@ class Daemon:
         self.queue = app.queue
         self.pipeline = pipeline or Pipeline(app)
         self.stop = threading.Event()  # set on shutdown: in-flight pulls finish and commit
-        self._backoff: dict[str, _Backoff] = {}
+        self.backoffs = Backoffs(self.settings.retry_failed_s)  # read-only to the console (RetrySchedule)
         n = self.settings.max_concurrent_fleets
         reserved = max(1, n // 4) if n > 1 else 0  # with one worker, it serves both lanes in turn
         self._workers = [threading.Thread(target=self._work_loop, name=f"fleetlake-pull-{i}", daemon=True,
@@ -167,15 +160,10 @@ class Daemon:
             self._record(Work(WorkKind.BACKFILL, work.fleet_id).key, record.outcome)
 
     def _record(self, key: str, outcome: WorkOutcome) -> None:
-        b = self._backoff.setdefault(key, _Backoff())
-        if outcome.counts_as_failure:
-            b.failures += 1
-            b.not_before = time.time() + min(MAX_BACKOFF_S, self.settings.retry_failed_s * 2 ** (b.failures - 1))
-        elif outcome is WorkOutcome.OK:
-            b.failures, b.not_before = 0, 0.0
+        self.backoffs.record(key, outcome)
 
     def _waited_out(self, key: str) -> bool:
-        return self._backoff.get(key, _Backoff()).not_before <= time.time()
+        return self.backoffs.waited_out(key)
 
     # ------------------------------------------------------------------ scheduled jobs
     def _monthly_refresh(self) -> None:

@@ -6,6 +6,7 @@ One fleet, one way down:
     BACKFILL(F) / REFRESH(F)  -> Pulls.pull(F)    -> for each pulled month M: FEATURES(F, M)
                                                   -> when the pull ends: FEATURES(F) (anything else pending)
     FEATURES(F, M)...         -> FeatureRuns.run  -> readiness thresholds reached -> webhook
+    re-run asked (console)    -> rerun()          -> runs set aside in the manifest -> FEATURES(F, M)
 
 The pull never runs features: it tells its sink a month is pulled, and the sink queues the
 feature work item. Feature work items are the only way features run: in the daemon, in a CLI
@@ -93,6 +94,17 @@ class Pipeline:
     def features(self, fleet_id: str | None = None, month: str | None = None) -> bool:
         """Feature work: one fleet-month's windows, a fleet's pending windows, or every fleet's."""
         return self.app.queue.submit(Work(WorkKind.FEATURES, fleet_id, month))
+
+    def rerun(self, fleet_id: str, flows: list[tuple[str, int]], month: str | None, requested_by: str
+              ) -> tuple[int, bool]:
+        """Run one fleet's windows of `flows` (name, version) in `month` (None: every month) again, though
+        their inputs and code are unchanged. Their succeeded runs are set aside in the manifest first
+        (`superseded_runs`: when, and who asked), so the planner plans them like any changed window, and
+        the feature work is queued after: whatever item runs next plans them. A window without a
+        succeeded run is pending already. Returns (runs set aside, whether a new work item was queued:
+        False when one for the same fleet-month waits already, which will run them)."""
+        set_aside = self.app.manifest.supersede_runs(fleet_id, flows, month, requested_by)
+        return set_aside, self.features(fleet_id, month)
 
     def recover(self, features_for: Callable[[str], bool] = lambda _fleet: True) -> None:
         """Queue what is unfinished, whatever stopped it: a consent whose backfill never ran, a

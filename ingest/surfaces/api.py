@@ -36,14 +36,17 @@ from common.errors import (
     UnknownTsp,
 )
 from common.states import WorkKind
-from connectors.providers import TSPS
 from ingest.fleets.offboarding import API_ACTOR
 from ingest.fleets.offboarding import offboard as offboard_fleet
 from ingest.runtime.app import App
+from ingest.runtime.backoff import RetrySchedule
 from ingest.runtime.pipeline import Pipeline
 from ingest.runtime.probes import daemon_probes
 from ingest.runtime.workqueue import Busy
+from ingest.surfaces import api_models as m
+from ingest.surfaces.api_models import answer
 from ingest.surfaces.console.pages import console_routes
+from ingest.surfaces.openapi import document as openapi_document
 
 log = logging.getLogger("fleetlake.api")
 UNKNOWN_FLEET = "unknown_fleet"  # the `code` of a 404 for a fleet id no fleet has (DaemonClient reads it)
@@ -58,7 +61,7 @@ _INTERNAL = re.compile(r"\b(?:file|s3)://\S*|(?<![\w:])(?<!GET )/(?:[\w.@+-]+/)+
 def _error(status: int, message: str, code: str | None = None, **headers: str) -> JSONResponse:
     """An error answer: a line for a person and, where a client must tell cases apart, a stable `code`."""
     body = {"error": _INTERNAL.sub("<internal>", message), **({"code": code} if code else {})}
-    return JSONResponse(body, status, headers=headers or None)
+    return JSONResponse(m.Error(**body).model_dump(exclude_unset=True), status, headers=headers or None)
 
 
 def _unknown_fleet(fleet_id: str) -> JSONResponse:
@@ -78,9 +81,10 @@ def _scrubbed(value: Any) -> Any:
 
 
 def create_app(app: App, pipeline: Pipeline | None = None,
-               readiness: Callable[[], list[str]] | None = None) -> Starlette:
+               readiness: Callable[[], list[str]] | None = None, retries: RetrySchedule | None = None) -> Starlette:
     """`pipeline` queues work (without it, work requests answer 503: nothing here would run it);
-    `readiness` names what keeps the daemon from working (for /readyz)."""
+    `readiness` names what keeps the daemon from working (for /readyz); `retries` is the daemon's
+    backoff, read-only (the console says when failed work is tried again)."""
     settings = app.settings
     metrics = app.metrics
     queue = app.queue
@@ -111,7 +115,7 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         return names.fleet_id(request.path_params["fleet_id"])
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse(answer(m.Health, {"status": "ok"}))
 
     probes = daemon_probes(app)
 
@@ -119,7 +123,8 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         problems = await probes.problems()  # within about FLEETLAKE_READYZ_TIMEOUT_S, whatever hangs
         if readiness is not None:
             problems.extend(readiness())
-        return JSONResponse({"ready": not problems, "problems": _scrubbed(problems)}, 503 if problems else 200)
+        return JSONResponse(answer(m.Ready, {"ready": not problems, "problems": _scrubbed(problems)}),
+                            503 if problems else 200)
 
     async def metrics_view(request: Request) -> Response:
         # Metrics name customer fleets: with a metrics token set, only a scraper holding it reads them.
@@ -131,7 +136,7 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(OPENAPI)
+        return JSONResponse(OPENAPI)  # built once, at import: the operations and models do not change
 
     async def callback(request: Request) -> Response:
         tsp = request.path_params["tsp"]
@@ -153,19 +158,22 @@ def create_app(app: App, pipeline: Pipeline | None = None,
                             f"{' Its backfill has started.' if queued else ''}</p>")
 
     async def list_fleets(request: Request) -> Response:
-        return JSONResponse(_scrubbed([f.to_json() for f in await run_in_threadpool(app.reads.fleets)]))
+        fleets = await run_in_threadpool(app.reads.fleets)
+        return JSONResponse([answer(m.Fleet, _scrubbed(f.to_json())) for f in fleets])
 
     async def fleet_status(request: Request) -> Response:
         fid = fleet_param(request)
         try:
-            return JSONResponse(_scrubbed((await run_in_threadpool(app.reads.status, fid)).to_json()))
+            grid = await run_in_threadpool(app.reads.status, fid)
+            return JSONResponse(answer(m.FleetStatusOut, _scrubbed(grid.to_json())))
         except KeyError:
             return _unknown_fleet(fid)
 
     async def fleet_readiness(request: Request) -> Response:
         fid = fleet_param(request)
         try:
-            return JSONResponse((await run_in_threadpool(app.reads.readiness, fid)).to_json())
+            ready = await run_in_threadpool(app.reads.readiness, fid)
+            return JSONResponse(answer(m.ReadinessOut, ready.to_json()))
         except KeyError:
             return _unknown_fleet(fid)
 
@@ -175,7 +183,8 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         if month is not None:
             names.month(month)
         try:
-            return JSONResponse((await run_in_threadpool(app.reads.features, fid, month)).to_json())
+            feats = await run_in_threadpool(app.reads.features, fid, month)
+            return JSONResponse(answer(m.FleetFeaturesOut, feats.to_json()))
         except KeyError:
             return _unknown_fleet(fid)
 
@@ -187,14 +196,14 @@ def create_app(app: App, pipeline: Pipeline | None = None,
             if pipeline is None or not queue.accepting:
                 return _error(503, "not taking work (shutting down)")
             queued = pipeline.backfill(fid) if kind is WorkKind.BACKFILL else pipeline.refresh(fid)
-            return JSONResponse({"fleet_id": fid, "work": kind.value, "queued": queued,
-                                 "note": None if queued else "already queued"}, 202)
+            return JSONResponse(answer(m.Queued, {"fleet_id": fid, "work": kind.value, "queued": queued,
+                                                  "note": None if queued else "already queued"}), 202)
         return handler
 
     async def refresh_all(request: Request) -> Response:
         if pipeline is None or not queue.accepting:
             return _error(503, "not taking work (shutting down)")
-        return JSONResponse({"work": WorkKind.REFRESH.value, "queued": pipeline.refresh()}, 202)
+        return JSONResponse(answer(m.Queued, {"work": WorkKind.REFRESH.value, "queued": pipeline.refresh()}), 202)
 
     async def connect(request: Request) -> Response:
         tsp = request.path_params["tsp"]
@@ -208,7 +217,8 @@ def create_app(app: App, pipeline: Pipeline | None = None,
             return _error(409, str(e))
         except UnknownTsp as e:
             return _error(404, str(e), code="unknown_tsp")
-        return JSONResponse({"tsp": tsp, "fleet_id": fid, "relink": relink == "true", "consent_url": url})
+        return JSONResponse(answer(m.ConsentLink, {"tsp": tsp, "fleet_id": fid, "relink": relink == "true",
+                                                   "consent_url": url}))
 
     async def offboard(request: Request) -> Response:
         # Refused, not queued behind running work: an operator asked for it and waits for the answer.
@@ -227,10 +237,10 @@ def create_app(app: App, pipeline: Pipeline | None = None,
             return _unknown_fleet(fid)
         except AuthError as e:
             return _error(502, f"the TSP did not confirm the revocation, so nothing was removed: {e}")
-        return JSONResponse(outcome.to_json())
+        return JSONResponse(answer(m.Offboarded, outcome.to_json()))
 
     async def work_state(request: Request) -> Response:
-        return JSONResponse(_scrubbed(queue.snapshot().to_json()))
+        return JSONResponse(answer(m.WorkState, _scrubbed(queue.snapshot().to_json())))
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -248,7 +258,7 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         Route("/refresh", authed("refresh_all", refresh_all), methods=["POST"]),
         Route("/connect/{tsp}", authed("connect", connect), methods=["POST"]),
         Route("/work", authed("work", work_state), methods=["GET"]),
-        *console_routes(app, pipeline),  # the web console at / (its own login; ingest/console)
+        *console_routes(app, pipeline, retries=retries),  # the web console at / (its own login; ingest/console)
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:
@@ -269,65 +279,4 @@ def create_app(app: App, pipeline: Pipeline | None = None,
     return Starlette(routes=routes, exception_handlers={Exception: on_error})
 
 
-_FLEET = {"name": "fleet_id", "in": "path", "required": True,
-          "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"}}
-_ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_AUTH_ERRORS = {"401": _ERR, "400": _ERR}
-_OBJ = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {"title": "fleetlake", "version": "1",
-             "description": "Trigger and watch fleetlake's ingestion and feature work."},
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {"Error": {"type": "object", "required": ["error"],
-                               "properties": {"error": {"type": "string"}, "code": {"type": "string"}}}},
-    },
-    "security": [{"bearer": []}],
-    "paths": {
-        "/healthz": {"get": {"security": [], "summary": "liveness", "responses": {"200": _OBJ}}},
-        "/readyz": {"get": {"security": [], "summary": "readiness: manifest, store, local disk and scheduler, "
-                                                          "each probe within FLEETLAKE_READYZ_TIMEOUT_S",
-                            "responses": {"200": _OBJ, "503": _OBJ}}},
-        "/fleets": {"get": {"summary": "all fleets and their state",
-                            "responses": {"200": {"description": "ok", "content": {"application/json": {
-                                "schema": {"type": "array", "items": {"type": "object"}}}}}, **_AUTH_ERRORS}}},
-        "/fleets/{fleet_id}": {"delete": {
-            "summary": "off-board a fleet: revoke its TSP grant, destroy its credentials (its data key), delete "
-                       "every object and record of it, keep an audit record (409 while work on it is queued or "
-                       "running)",
-            "parameters": [_FLEET, {"name": "operator", "in": "query", "required": False,
-                                    "schema": {"type": "string", "maxLength": 80}}],
-            "responses": {"200": _OBJ, "404": _ERR, "409": _ERR, "502": _ERR, **_AUTH_ERRORS}}},
-        "/fleets/{fleet_id}/status": {"get": {
-            "summary": "month x (raw, feature flow) grid of one fleet", "parameters": [_FLEET],
-            "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
-        "/fleets/{fleet_id}/readiness": {"get": {
-            "summary": "how close a fleet is to a quote: months with features and their span, months to pull, "
-                       "pings per minute, ETA of the full history, readiness thresholds reached",
-            "parameters": [_FLEET], "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
-        "/fleets/{fleet_id}/features": {"get": {
-            "summary": "fleet roll-up feature rows per month and flow",
-            "parameters": [_FLEET, {"name": "month", "in": "query", "required": False,
-                                    "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"}}],
-            "responses": {"200": _OBJ, "404": _ERR, **_AUTH_ERRORS}}},
-        "/fleets/{fleet_id}/backfill": {"post": {
-            "summary": "queue a backfill (pulls every window not yet complete, then features)",
-            "parameters": [_FLEET], "responses": {"202": _OBJ, "404": _ERR, "503": _ERR, **_AUTH_ERRORS}}},
-        "/fleets/{fleet_id}/refresh": {"post": {
-            "summary": "queue a refresh of one fleet", "parameters": [_FLEET],
-            "responses": {"202": _OBJ, "404": _ERR, "503": _ERR, **_AUTH_ERRORS}}},
-        "/refresh": {"post": {"summary": "queue a refresh of every fleet",
-                              "responses": {"202": _OBJ, "503": _ERR, **_AUTH_ERRORS}}},
-        "/connect/{tsp}": {"post": {
-            "summary": "a consent URL for a new fleet (relink=true: replace a connected fleet's tokens)",
-            "parameters": [{"name": "tsp", "in": "path", "required": True,
-                            "schema": {"type": "string", "enum": list(TSPS)}},
-                           {**_FLEET, "in": "query"},
-                           {"name": "relink", "in": "query", "required": False,
-                            "schema": {"type": "string", "enum": ["true", "false"]}}],
-            "responses": {"200": _OBJ, "404": _ERR, "409": _ERR, **_AUTH_ERRORS}}},
-        "/work": {"get": {"summary": "queued and running work", "responses": {"200": _OBJ, **_AUTH_ERRORS}}},
-    },
-}
+OPENAPI: dict[str, Any] = openapi_document()

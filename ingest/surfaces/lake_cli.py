@@ -12,7 +12,6 @@ from typing import Any
 
 from ingest.wiring import logs
 from ingest.wiring.settings import Settings, load_settings
-from partitions import Manifest
 from partitions.store import ObjectStore
 
 
@@ -29,7 +28,7 @@ def _writer_lock(settings: Settings) -> AbstractContextManager[object]:
     would make the next `fleetlake run` take it for the whole manifest of the lake it vacuums.
     """
     from common.errors import FleetlakeError, ManifestLocked
-    from partitions.manifest import writer_lock
+    from partitions.manifest import Manifest, writer_lock
 
     try:
         path = settings.resolved_manifest_path
@@ -41,16 +40,22 @@ def _writer_lock(settings: Settings) -> AbstractContextManager[object]:
 
 # ---------------------------------------------------------------------- fleetlake sql
 def cmd_sql(args: argparse.Namespace) -> int:
-    from ingest.flows.registry import active_flows
-    from partitions import layout
     from partitions.query import lake_connection, views
 
     settings = logs.for_command(load_settings())
-    tables = [layout.raw_table(d) for d in layout.RAW_DATASETS]
-    tables += [layout.feature_table(f.name, f.version) for f in active_flows(settings.flows_file)]
-    con = lake_connection(_store(settings), tables)
+    # Every table the store holds: raw datasets that have landed, every flow version's features
+    # (retired versions too: their tables stay readable).
     if args.command_text is not None:
-        return _run(con, args.command_text)
+        store = _store(settings)
+        status = _run(lake_connection(store, named_in=args.command_text), args.command_text)
+        if status == _UNKNOWN_NAME:
+            from partitions.layout import view_name
+            from partitions.tables import tables_in
+
+            print(f"fleetlake sql: this lake's views: {', '.join(view_name(t) for t in tables_in(store)) or 'none yet'}",
+                  file=sys.stderr)
+        return 1 if status else 0
+    con = lake_connection(_store(settings))
     print(f"fleetlake sql: DuckDB over the lake's current snapshot; views: {', '.join(views(con))}")
     print("End statements with ';'. Ctrl-D quits.")
     buf: list[str] = []
@@ -66,11 +71,17 @@ def cmd_sql(args: argparse.Namespace) -> int:
             buf = []
 
 
+_UNKNOWN_NAME = 2  # _run's answer for a query naming a table or view the lake does not have
+
+
 def _run(con: Any, sql: str) -> int:
     import duckdb
 
     try:
         rel = con.sql(sql)
+    except duckdb.CatalogException as e:
+        print(f"fleetlake sql: {str(e).splitlines()[0]}", file=sys.stderr)
+        return _UNKNOWN_NAME
     except duckdb.Error as e:
         print(f"fleetlake sql: {e}", file=sys.stderr)
         return 1
@@ -109,13 +120,27 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def _hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hours") from None
+    if not hours >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{value} hours: a retention is 0 hours or more")
+    return hours
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # argparse's type for add_subparsers()
-    p = sub.add_parser("sql", help="DuckDB over the lake: views pings, events, features_<flow>_v<n>")
+    p = sub.add_parser("sql", help="DuckDB over the lake's current snapshot: a view per table (pings, events, "
+                                   "features_<flow>_v<n>, ...)",
+                       description="Open DuckDB with one view per Delta table of the store, reading only the "
+                                   "snapshot's live files. With -c, run one query and exit; without, a shell "
+                                   "(statements end with ';', Ctrl-D quits).")
     p.add_argument("-c", dest="command_text", metavar="QUERY", help="run QUERY and exit (else an interactive shell)")
     p.set_defaults(func=cmd_sql)
     p = sub.add_parser("gc", help="vacuum files no Delta snapshot names (superseded, crash orphans)")
     p.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
-    p.add_argument("--retention-hours", type=float, default=None,
+    p.add_argument("--retention-hours", type=_hours, default=None,
                    help="keep unreferenced files this long (default FLEETLAKE_GC_RETENTION_HOURS, 24)")
     p.set_defaults(func=cmd_gc)
     p = sub.add_parser("migrate", help="convert a store with _commits/ markers to Delta tables, in place")

@@ -1,4 +1,4 @@
-"""A one-line progress bar for long work on a terminal; nothing when output is not a terminal.
+"""A one-line progress bar for long work on a terminal; one line per month when output is not one.
 
 It shows what an underwriter waits on: months done of the history, pings landed, the rate and
 an ETA from the measured pace (ingest.pull.backfill.PullProgress), not a spinner.
@@ -34,15 +34,25 @@ def progress_line(p: PullProgress, width: int = 30) -> str:
 
 
 class ProgressBar:
+    """On a terminal, one line redrawn in place; otherwise (a pipe, a log) one line per month pulled,
+    so a long backfill is never silent and a log never fills with carriage returns."""
+
     def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30) -> None:
         self.label, self.stream, self.width = label, stream, width
-        self.enabled = stream.isatty()
+        self.terminal = stream.isatty()
         self._last = 0.0
+        self._months_done = -1
 
     def __call__(self, p: PullProgress) -> None:
+        if not self.terminal:
+            if p.months_done != self._months_done:  # a month completed (or the first report)
+                self._months_done = p.months_done
+                self.stream.write(f"{self.label} {progress_line(p, self.width)}\n")
+                self.stream.flush()
+            return
         now = time.monotonic()
         finished = p.slices_done >= p.slices_total and p.month is None
-        if not self.enabled or (now - self._last < 0.1 and not finished):
+        if now - self._last < 0.1 and not finished:
             return
         self._last = now
         self.stream.write(f"\r{self.label} {progress_line(p, self.width)}\033[K")

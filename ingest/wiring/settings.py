@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -40,7 +39,7 @@ from pydantic_settings import (
 )
 
 from common.errors import ConfigError
-from connectors.providers import TSPS, tsp_spec
+from common.states import Tsp
 from partitions.store import S3Options
 
 CONFIG_FILE_ENV = "FLEETLAKE_CONFIG_FILE"
@@ -122,7 +121,7 @@ class _DeprecatedTspEnv(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        for tsp in TSPS:
+        for tsp in Tsp:
             for key in TspSettings.model_fields:
                 old = f"FLEETLAKE_{tsp}_{key}".upper()
                 if old in os.environ:
@@ -327,6 +326,8 @@ class Settings(BaseSettings):
     @classmethod
     def _cron(cls, v: str) -> str:
         try:
+            from apscheduler.triggers.cron import CronTrigger  # here: the CLI's quick commands need no scheduler
+
             CronTrigger.from_crontab(v, timezone="UTC")
         except ValueError as e:
             raise ValueError(f"not a crontab expression: {e}") from None
@@ -393,6 +394,8 @@ class Settings(BaseSettings):
 
     def tsp(self, name: str) -> TspConfig:
         """The settings of one TSP of the registry, defaults filled in."""
+        from connectors.providers import tsp_spec  # here: loading the connectors is not a setting's business
+
         spec = tsp_spec(name)
         own: TspSettings = getattr(self, name)
         return TspConfig(name, own.api_url or spec.api_url, own.auth_url or spec.auth_url, own.client_id,
@@ -413,9 +416,27 @@ class Settings(BaseSettings):
         return self._deprecations
 
     def log_deprecations(self) -> None:
-        """Log the deprecation notes; a command calls this once it has configured logging."""
+        """Log the deprecation notes and unknown setting names; a command calls this once it has configured logging."""
         for note in self._deprecations:
             log.warning("%s", note)
+        for name in unknown_names():
+            log.warning("%s is not a fleetlake setting (a typo?); it has no effect. `fleetlake run` refuses to "
+                        "start with it", name)
+
+
+# FLEETLAKE_* variables that are no setting of the daemon but are read by its tooling, on purpose.
+TOOL_VARIABLES = frozenset({CONFIG_FILE_ENV, "FLEETLAKE_VENV", "FLEETLAKE_TEST_WORKERS", "FLEETLAKE_CRASH_TRIALS",
+                            "FLEETLAKE_CONTAINER_CHECK", "FLEETLAKE_DEBUG"})
+
+
+def unknown_names(environ: dict[str, str] | None = None) -> list[str]:
+    """FLEETLAKE_* environment variables that name no setting: a misspelt one would be ignored silently."""
+    env = os.environ if environ is None else environ
+    known = {f"FLEETLAKE_{name.upper()}" for name in Settings.model_fields} | set(TOOL_VARIABLES)
+    for tsp in Tsp:
+        for key in TspSettings.model_fields:
+            known |= {f"FLEETLAKE_{tsp.value.upper()}__{key.upper()}", f"FLEETLAKE_{tsp.value}_{key}".upper()}
+    return sorted(n for n in env if n.startswith("FLEETLAKE_") and n not in known)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -445,7 +466,7 @@ class _DeprecatedTspKeys(TomlConfigSettingsSource):
 
     def _read_files(self, files: Any, deep_merge: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = super()._read_files(files, deep_merge=deep_merge)
-        for tsp in TSPS:
+        for tsp in Tsp:
             for key in TspSettings.model_fields:
                 old = f"{tsp}_{key}"
                 if old in data:

@@ -13,9 +13,18 @@ pytz, which fleetlake does not need otherwise) and come back timezone-aware.
 from partitions.manifest.file import manifest_damage
 from partitions.manifest.migrations import MIGRATIONS, SCHEMA_VERSION
 from partitions.manifest.reader import ActiveInput, ManifestReader
-from partitions.manifest.records import Fleet, FleetLanding, FlowRun, Offboarding, RawPartition, RunLine, WindowTask
+from partitions.manifest.records import (
+    Fleet,
+    FleetLanding,
+    FlowRun,
+    Offboarding,
+    RawPartition,
+    RunAttempt,
+    RunLine,
+    WindowTask,
+)
 from partitions.manifest.writer import Manifest, replace_manifest, writer_lock
 
 __all__ = ["ActiveInput", "Fleet", "FleetLanding", "FlowRun", "MIGRATIONS", "Manifest", "ManifestReader",
-           "Offboarding", "RawPartition", "RunLine", "SCHEMA_VERSION", "WindowTask", "manifest_damage",
-           "replace_manifest", "writer_lock"]
+           "Offboarding", "RawPartition", "RunAttempt", "RunLine", "SCHEMA_VERSION", "WindowTask",
+           "manifest_damage", "replace_manifest", "writer_lock"]

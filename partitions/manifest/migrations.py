@@ -130,5 +130,16 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     DROP TABLE pull_checkpoints;
     ALTER TABLE pull_checkpoints_v7 RENAME TO pull_checkpoints;
     """),
+    (8, """
+    -- A succeeded run set aside on request (a re-run asked for in the console): the planner no
+    -- longer counts it as current, so its window runs again though its inputs and code are the
+    -- same. The run itself stays as it was recorded; this row says when, and who asked.
+    CREATE TABLE superseded_runs (
+        run_id        VARCHAR PRIMARY KEY,
+        fleet_id      VARCHAR NOT NULL,
+        superseded_at TIMESTAMP NOT NULL,
+        requested_by  VARCHAR NOT NULL
+    );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

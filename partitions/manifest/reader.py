@@ -3,8 +3,8 @@
 `ManifestReader` is what a read view (`Manifest.reading()`) hands out: it has no method that
 writes, so mypy refuses a write through it (tests/test_manifest_reader.py checks that), and its
 connection is its own. The writer (`partitions.manifest.writer.Manifest`) extends it. Queries
-that serve the surfaces (the console's book, a fleet's work log) and the planner's set-based
-query live here too, so no raw SQL leaves this package.
+that serve the surfaces (the console's book and its ready months, a fleet's work log, a window's
+runs) and the planner's set-based query live here too, so no raw SQL leaves this package.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from partitions.manifest.records import (
     FlowRun,
     Offboarding,
     RawPartition,
+    RunAttempt,
     RunLine,
     WindowTask,
     _db_time,
@@ -37,24 +38,77 @@ from partitions.manifest.records import (
     _utc,
 )
 
-_PLAN_SQL = """
-WITH inputs AS (
+# The windows of the active flow versions (`active_flows`, registered per query) that have inputs,
+# with their input fingerprint: of one fleet ($1) or all (NULL), of months before $2 or all (NULL).
+_INPUTS_CTE = """
+inputs AS (
     SELECT a.flow, a.version, a.code_fp, r.fleet_id, r.month,
            string_agg(r.dataset || ':' || r.fingerprint, ',' ORDER BY r.dataset) AS input_fp,
            list(r.dataset ORDER BY r.dataset) AS datasets,
            list(r.files ORDER BY r.dataset) AS files
     FROM raw_partitions r
     JOIN active_flows a ON r.dataset = a.dataset
-    WHERE $1::VARCHAR IS NULL OR r.fleet_id = $1::VARCHAR  -- $1: one fleet, or NULL for all
+    WHERE ($1::VARCHAR IS NULL OR r.fleet_id = $1::VARCHAR) AND ($2::VARCHAR IS NULL OR r.month < $2::VARCHAR)
     GROUP BY a.flow, a.version, a.code_fp, r.fleet_id, r.month
-)
-SELECT i.flow, i.version, i.code_fp, i.fleet_id, i.month, i.input_fp, i.datasets, i.files
-FROM inputs i
-WHERE NOT EXISTS (
+)"""
+
+# Whether window `i` has a current run: succeeded on the same code and inputs, and not set aside by
+# a re-run request (superseded_runs).
+_CURRENT = """EXISTS (
     SELECT 1 FROM flow_runs f
     WHERE f.status = 'succeeded' AND f.flow = i.flow AND f.version = i.version AND f.code_fp = i.code_fp
-      AND f.fleet_id = i.fleet_id AND f.month = i.month AND f.input_fp = i.input_fp)
+      AND f.fleet_id = i.fleet_id AND f.month = i.month AND f.input_fp = i.input_fp
+      AND NOT EXISTS (SELECT 1 FROM superseded_runs s WHERE s.run_id = f.run_id))"""
+
+_PLAN_SQL = f"""
+WITH {_INPUTS_CTE}
+SELECT i.flow, i.version, i.code_fp, i.fleet_id, i.month, i.input_fp, i.datasets, i.files
+FROM inputs i
+WHERE NOT {_CURRENT}
 ORDER BY i.fleet_id, i.month, i.flow, i.version
+"""
+
+# The book's ready months (ingest.reads.readiness says what ready means): pulled months before the
+# open month ($2) with no window waiting for a run and, when they hold pings, a succeeded run of
+# every active flow version ($3 of them). Set-based over every fleet: a fleets page over the book
+# costs one query, never a plan per fleet. Its windows are the plan's (`inputs`, the same input
+# fingerprint), but the fingerprint is built once per fleet-month and set of input datasets, not
+# once per flow version: most flows read the same datasets, and the ordered string_agg is the
+# query's cost.
+_BOOK_READY_SQL = f"""
+WITH input_sets AS (
+    SELECT flow, version, code_fp, string_agg(dataset, ',' ORDER BY dataset) AS datasets
+    FROM active_flows GROUP BY flow, version, code_fp
+),
+set_members AS (SELECT DISTINCT a.dataset, s.datasets FROM active_flows a JOIN input_sets s USING (flow, version, code_fp)),
+fingerprints AS (
+    SELECT m.datasets, r.fleet_id, r.month,
+           string_agg(r.dataset || ':' || r.fingerprint, ',' ORDER BY r.dataset) AS input_fp
+    FROM raw_partitions r JOIN set_members m ON m.dataset = r.dataset
+    WHERE ($1::VARCHAR IS NULL OR r.fleet_id = $1::VARCHAR) AND r.month < $2::VARCHAR
+    GROUP BY m.datasets, r.fleet_id, r.month
+),
+inputs AS (
+    SELECT s.flow, s.version, s.code_fp, f.fleet_id, f.month, f.input_fp
+    FROM input_sets s JOIN fingerprints f USING (datasets)
+),
+waiting AS (SELECT DISTINCT i.fleet_id, i.month FROM inputs i WHERE NOT {_CURRENT}),
+computed AS (
+    SELECT r.fleet_id, r.month
+    FROM (SELECT DISTINCT fleet_id, month, flow, version FROM flow_runs
+          WHERE status = 'succeeded' AND month < $2::VARCHAR) r
+    JOIN (SELECT DISTINCT flow, version FROM active_flows) a USING (flow, version)
+    GROUP BY r.fleet_id, r.month HAVING count(*) = $3
+)
+SELECT m.fleet_id, list(m.month ORDER BY m.month)
+FROM fleet_months m
+WHERE m.month < $2::VARCHAR
+  AND NOT EXISTS (SELECT 1 FROM waiting w WHERE w.fleet_id = m.fleet_id AND w.month = m.month)
+  AND ($3 = 0
+       OR NOT EXISTS (SELECT 1 FROM raw_partitions p
+                      WHERE p.fleet_id = m.fleet_id AND p.month = m.month AND p.dataset = 'pings')
+       OR EXISTS (SELECT 1 FROM computed c WHERE c.fleet_id = m.fleet_id AND c.month = m.month))
+GROUP BY m.fleet_id
 """
 
 _BOOK_SQL = """
@@ -184,23 +238,44 @@ class ManifestReader:
             WHERE fleet_id = ? ORDER BY started_at DESC, run_id DESC LIMIT ?""", [fleet_id, limit])
         return [RunLine(r[0], int(r[1]), r[2], str(r[3]), _utc(r[4]), _utc(r[5]), r[6]) for r in rows]
 
-    def pending_windows(self, active: list[ActiveInput], fleet_id: str | None = None) -> list[WindowTask]:
-        """Every window of the `active` flow versions that needs a run, or one fleet's only.
+    def window_runs(self, fleet_id: str, flow: str, version: int, month: str) -> list[RunAttempt]:
+        """Every run of one feature window, first attempt first, each with the re-run request that set it
+        aside (if one did): what a grid cell opens."""
+        rows = self._all(f"""
+            SELECT {", ".join("f." + c for c in _RUN_COLS.split(", "))}, s.superseded_at, s.requested_by
+            FROM flow_runs f LEFT JOIN superseded_runs s USING (run_id)
+            WHERE f.fleet_id = ? AND f.flow = ? AND f.version = ? AND f.month = ?
+            ORDER BY f.started_at, f.run_id""", [fleet_id, flow, version, month])
+        return [RunAttempt(_flow_run(r[:13]), i + 1, _utc(r[13]), r[14]) for i, r in enumerate(rows)]
 
-        One set-based query: a window needs a run when no succeeded run has its (flow, version, code,
-        fleet, month, input fingerprint). It reads the manifest alone, never a data file; one fleet's
-        filter applies before the grouping, so it costs that fleet's rows, not the book's.
-        """
+    def _with_active(self, active: list[ActiveInput], sql: str, params: list[Any]) -> list[tuple]:
         table = pa.table({"flow": [a[0] for a in active], "version": pa.array([a[1] for a in active], pa.int32()),
                           "code_fp": [a[2] for a in active], "dataset": [a[3] for a in active]})
         with self._lock:
             self._conn.register("active_flows", table)
             try:
-                rows = self._conn.execute(_PLAN_SQL, [fleet_id]).fetchall()
+                return self._conn.execute(sql, params).fetchall()
             finally:
                 self._conn.unregister("active_flows")
+
+    def pending_windows(self, active: list[ActiveInput], fleet_id: str | None = None) -> list[WindowTask]:
+        """Every window of the `active` flow versions that needs a run, or one fleet's only.
+
+        One set-based query: a window needs a run when no succeeded run has its (flow, version, code,
+        fleet, month, input fingerprint), or when a re-run request set that run aside. It reads the
+        manifest alone, never a data file; one fleet's filter applies before the grouping, so it costs
+        that fleet's rows, not the book's.
+        """
+        rows = self._with_active(active, _PLAN_SQL, [fleet_id, None])
         return [WindowTask(r[0], int(r[1]), r[2], r[3], r[4], r[5],
                            tuple((d, tuple(files)) for d, files in zip(r[6], r[7]))) for r in rows]
+
+    def ready_months(self, active: list[ActiveInput], open_month: str) -> dict[str, tuple[str, ...]]:
+        """fleet -> its ready months before `open_month` (ingest.reads.readiness), for every fleet at once:
+        one set-based query with the planner's notion of a current run, never a plan per fleet."""
+        versions = len({(a[0], a[1]) for a in active})
+        rows = self._with_active(active, _BOOK_READY_SQL, [None, open_month, versions])
+        return {r[0]: tuple(r[1]) for r in rows}
 
     # ------------------------------------------------------------------ pull checkpoints, months, readiness
     def completed_slices(self, fleet_id: str, stream: str) -> set[str]:

@@ -157,6 +157,16 @@ class RunLine:
     error: str | None
 
 
+@dataclass(frozen=True)
+class RunAttempt:
+    """One run of a feature window, numbered among the window's runs (1: its first), and the re-run
+    request that set it aside, if one did: what a console grid cell opens."""
+    run: FlowRun
+    attempt: int
+    superseded_at: datetime | None = None
+    superseded_by: str | None = None
+
+
 _RUN_COLS = ("run_id, flow, version, code_fp, fleet_id, month, input_fp, status, outputs, stats, error, started_at, "
              "finished_at")
 _RAW_COLS = "fleet_id, dataset, month, seq, files, rows, bytes, fingerprint, committed_at, pull_id"

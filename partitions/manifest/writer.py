@@ -273,6 +273,24 @@ class Manifest(ManifestReader):
     def record_run(self, run: FlowRun) -> None:
         self._run(f"INSERT INTO flow_runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _run_row(run))
 
+    def supersede_runs(self, fleet_id: str, flows: list[tuple[str, int]], month: str | None,
+                       requested_by: str) -> int:
+        """Set aside the succeeded runs of one fleet's windows of `flows` (in `month`, or every month), so
+        the planner plans those windows again though nothing changed (a re-run on request); returns how
+        many runs were set aside. The runs stay as recorded: the marker says when and who asked."""
+        names.fleet_id(fleet_id)
+        if month is not None:
+            names.month(month)
+        keys = [f"{flow}@{version}" for flow, version in flows]
+        with self._lock:
+            return int(_one(self._conn.execute("""
+                INSERT INTO superseded_runs (run_id, fleet_id, superseded_at, requested_by)
+                SELECT f.run_id, f.fleet_id, ?, ? FROM flow_runs f
+                WHERE f.fleet_id = ? AND f.status = 'succeeded' AND (?::VARCHAR IS NULL OR f.month = ?::VARCHAR)
+                  AND list_contains(?::VARCHAR[], f.flow || '@' || f.version)
+                  AND NOT EXISTS (SELECT 1 FROM superseded_runs s WHERE s.run_id = f.run_id)""",
+                [_now(), requested_by, fleet_id, month, month, keys])) or 0)
+
     def rekey_code_fingerprints(self, changes: list[tuple[str, int, str, str]]) -> int:
         """Re-key runs of (flow, version) whose code fingerprint is `old` to `new`; returns how many."""
         n = 0

@@ -16,11 +16,14 @@ from typing import Any, Callable
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ingest.flows import fatigue as fatigue_flow
 from ingest.runtime.app import App
 from partitions.reader import local_files
 
 HARSH_KINDS = (("harsh_brake", "braking"), ("harsh_accel", "acceleration"), ("sharp_turn", "sharp turns"))
-TOP_STATES = 6  # states drawn one by one in the stacked plot; the rest are summed as "other"
+TOP_STATES = 6  # states drawn one by one in the stacked plot; the rest are summed as "other (N states)"
+OUTSIDE = "--"  # the distance flow's state code for miles outside every US state
+OUTSIDE_NAME = "outside US states"
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,10 @@ class Series:
 class Plot:
     key: str
     title: str
-    unit: str
+    unit: str                    # after a value in a tooltip and in the CSV
     series: tuple[Series, ...]
     stacked: bool = False
+    axis: str = ""               # the y axis title (the unit when empty)
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,11 @@ def _col(col: str, scale: float = 1.0, missing: str = "not measurable") -> Calla
     return get
 
 
+def other_name(states: set[str]) -> str:
+    """The stacked plot's remainder, saying what it holds: "other (12 states)", "other (NM)"."""
+    return f"other ({next(iter(states))})" if len(states) == 1 else f"other ({len(states)} states)"
+
+
 def build(app: App, fleet_id: str, vehicle: str | None) -> FeaturePage:
     rows, vehicles = read_rows(app, fleet_id, vehicle)
     months = tuple(sorted({m for by_month in rows.values() for m in by_month}))
@@ -127,15 +136,19 @@ def build(app: App, fleet_id: str, vehicle: str | None) -> FeaturePage:
     for rs in dist.values():
         for r in rs:
             state_total[r["state"]] = state_total.get(r["state"], 0.0) + (r["miles"] or 0.0)
-    top = [s for s, _ in sorted(state_total.items(), key=lambda kv: -kv[1])[:TOP_STATES]]
-    rest = set(state_total) - set(top)
+    top = [s for s, _ in sorted(state_total.items(), key=lambda kv: (-kv[1], kv[0])) if s != OUTSIDE][:TOP_STATES]
+    rest = set(state_total) - set(top) - {OUTSIDE}
 
     def state_miles(states: set[str]) -> Callable[[list[dict[str, Any]]], tuple[float | None, str | None]]:
         return lambda rs: (float(sum(r["miles"] or 0.0 for r in rs if r["state"] in states)), None)
 
+    # The top states by name, then the rest as one segment that says how many states it holds, then
+    # the miles outside every state (Canada, Mexico, at sea): named, never an unexplained "--".
     by_state = [_series(s, months, dist, state_miles({s})) for s in top]
     if rest:
-        by_state.append(_series("other", months, dist, state_miles(rest)))
+        by_state.append(_series(other_name(rest), months, dist, state_miles(rest)))
+    if state_total.get(OUTSIDE):
+        by_state.append(_series(OUTSIDE_NAME, months, dist, state_miles({OUTSIDE})))
 
     def p90(rs: list[dict[str, Any]]) -> tuple[float | None, str | None]:
         r = rs[0]
@@ -152,15 +165,20 @@ def build(app: App, fleet_id: str, vehicle: str | None) -> FeaturePage:
         return get
 
     plots = (
-        Plot("miles", "Miles", "mi", (_series("miles", months, dist, total_miles),)),
-        Plot("miles_by_state", "Miles by state", "mi", tuple(by_state), stacked=True),
-        Plot("radius", "p90 daily radius (label: radius class)", "mi", (_series("p90 radius", months, radius, p90),)),
+        Plot("miles", "Miles", "mi", (_series("miles", months, dist, total_miles),), axis="miles"),
+        Plot("miles_by_state", "Miles by state", "mi", tuple(by_state), stacked=True, axis="miles"),
+        Plot("radius", "p90 daily radius (label: radius class)", "mi", (_series("p90 radius", months, radius, p90),),
+             axis="miles from garaging"),
         Plot("speeding", "Speeding hours", "h", (_series("speeding", months, speed,
-                                                         _col("speeding_minutes", 1 / 60)),)),
-        Plot("harsh", "Harsh events per 1,000 mi", "per 1000 mi",
-             tuple(_series(label, months, harsh, harsh_rate(k)) for k, label in HARSH_KINDS)),
-        Plot("night_share", "Night share of driving", "share", (_series("night share", months, fatigue,
-                                                                        _col("night_share")),)),
-        Plot("driving_hours", "Driving hours", "h", (_series("driving", months, fatigue, _col("driving_hours")),)),
+                                                         _col("speeding_minutes", 1 / 60)),),
+             axis="hours over the limit"),
+        Plot("harsh", "Harsh events per 1,000 mi", "per 1,000 mi",
+             tuple(_series(label, months, harsh, harsh_rate(k)) for k, label in HARSH_KINDS),
+             axis="events per 1,000 mi"),
+        Plot("night_share", f"Night share of driving ({fatigue_flow.NIGHT_START_H:02.0f}:00-"
+             f"{fatigue_flow.NIGHT_END_H:02.0f}:00 local)", "%",
+             (_series("night share", months, fatigue, _col("night_share", 100.0)),), axis="% of driving hours"),
+        Plot("driving_hours", "Driving hours", "h", (_series("driving", months, fatigue, _col("driving_hours")),),
+             axis="hours"),
     )
     return FeaturePage(fleet_id, vehicle, vehicles, months, open_months, plots)

@@ -1,7 +1,8 @@
 """The console's pages and form posts, on the daemon's own Starlette app.
 
-GET /: the fleets; /ui/fleets/{id}: the month x flow grid and work log; /ui/fleets/{id}/features
-(and .csv): the plots. POST /ui/login, /ui/logout, /ui/connect, /ui/fleets/{id}/backfill|refresh.
+GET /: the fleets; /ui/fleets/{id}: the month x flow grid and work log (?flow=&month=: one cell's
+runs); /ui/fleets/{id}/features (and .csv): the plots. POST /ui/login, /ui/logout, /ui/connect,
+/ui/fleets/{id}/backfill|refresh|rerun.
 Every page but the login needs a session; every POST needs our Origin and a CSRF token. Failed
 logins are slowed and locked (ingest.surfaces.console.throttle), counted in fleetlake_console_logins and
 logged with the client's address, never the password. Pages
@@ -28,14 +29,17 @@ from starlette.staticfiles import StaticFiles
 
 from common import names
 from common.errors import ConfigError, ConsentRefused, InvalidName, UnknownTsp
+from common.months import month_of_ms
 from common.states import WorkKind
 from ingest.reads.views import FleetGrid
 from ingest.runtime.app import App
+from ingest.runtime.backoff import RetrySchedule
 from ingest.runtime.pipeline import Pipeline
+from ingest.runtime.workqueue import Work
 from ingest.surfaces.console import book, featuredata, plots
 from ingest.surfaces.console.session import COOKIE, Session, Sessions
 from ingest.surfaces.console.throttle import Outcome, Refused, Throttle
-from partitions.manifest import RunLine
+from partitions.manifest import RunAttempt, RunLine
 
 log = logging.getLogger("fleetlake.console")
 Page = Callable[[Request, Session], Awaitable[Response]]
@@ -48,16 +52,55 @@ HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:;
            "Cache-Control": "no-store"}
 
 
+def ago(dt: datetime | None, now: datetime | None = None) -> str:
+    """How long ago `dt` was, for a person: "just now", "5 min ago", "3 h ago", "12 days ago"."""
+    if not isinstance(dt, datetime):
+        return "never"
+    s = ((now or datetime.now(timezone.utc)) - dt).total_seconds()
+    if s < 60:
+        return "just now"
+    for size, unit in ((86400, "days"), (3600, "h"), (60, "min")):
+        if s >= size or unit == "min":
+            n = int(s // size)
+            return f"{n} {'day' if unit == 'days' and n == 1 else unit} ago"
+    raise AssertionError  # unreachable: the loop returns at "min"
+
+
+def until(dt: datetime | None, now: datetime | None = None) -> str:
+    """How long until `dt`: "in 12 min", "in 3 h", or "due" once it has passed."""
+    if not isinstance(dt, datetime):
+        return ""
+    s = (dt - (now or datetime.now(timezone.utc))).total_seconds()
+    if s <= 0:
+        return "due"
+    return f"in {math.ceil(s / 60)} min" if s < 5400 else f"in {s / 3600:.0f} h"
+
+
+def duration(seconds: float | None) -> str:
+    """A run's length: "0.4 s", "12 s", "3 min 4 s"."""
+    if seconds is None:
+        return "\u2014"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("ingest.surfaces.console", "templates"), autoescape=select_autoescape(["html"]))
     env.filters["when"] = lambda dt: dt.strftime("%Y-%m-%d %H:%M UTC") if isinstance(dt, datetime) else "\u2014"
     env.filters["count"] = lambda n: f"{n:,}"
+    env.filters["ago"] = ago
+    env.filters["until"] = until
+    env.filters["duration"] = duration
     env.globals["svg"] = plots.render
     env.globals["legend"] = plots.legend
     return env
 
 
 MAX_FORM_BYTES = 16 * 1024
+RERUN_SCOPES = ("window", "month", "flow")  # a grid cell's window; every flow of its month; its flow in every month
 
 
 def attachment(filename: str) -> str:
@@ -82,8 +125,10 @@ async def form_fields(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
-def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | None = None) -> list[BaseRoute]:
-    """`throttle` slows and locks failed logins (ingest.surfaces.console.throttle; its default rule unless given)."""
+def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | None = None,
+                   retries: RetrySchedule | None = None) -> list[BaseRoute]:
+    """`throttle` slows and locks failed logins (ingest.surfaces.console.throttle; its default rule unless given);
+    `retries` says when the daemon retries failed work (its backoff, read-only; None: no daemon retries here)."""
     sessions = Sessions(app.settings)
     throttle = throttle or Throttle()
     logins = app.metrics.console_logins
@@ -187,9 +232,10 @@ def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | Non
 
     # ------------------------------------------------------------------ pages
     async def fleets(request: Request, session: Session) -> Response:
-        rows = book.fleet_book(await run_in_threadpool(app.reads.book), now())
+        rows = book.fleet_book(await run_in_threadpool(app.reads.book), now(), retries)
         return html("fleets.html", request, session, fleets=rows, tsps=sorted(app.endpoints),
-                    statuses=sorted({r.status for r in rows}))
+                    statuses=sorted({r.status for r in rows}), thresholds=sorted(set(app.settings.readiness_months)),
+                    daemon=retries is not None)
 
     async def connect(request: Request, session: Session) -> Response:
         form: dict[str, str] = request.state.form
@@ -201,21 +247,61 @@ def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | Non
             return html("connect.html", request, session, 409, fleet_id=fid, tsp=tsp, url=None, error=str(e))
         return html("connect.html", request, session, fleet_id=fid, tsp=tsp, url=url, error=None)
 
+    def active_flows() -> dict[str, tuple[str, int]]:
+        return {f"{f.name}@{f.version}": (f.name, f.version) for f in app.flows}
+
     async def fleet(request: Request, session: Session) -> Response:
         fid = names.fleet_id(request.path_params["fleet_id"])
+        flow_key, month = request.query_params.get("flow"), request.query_params.get("month")
+        cell = None
+        if flow_key or month:  # one grid cell opened: its runs
+            if not (flow_key and month) or flow_key not in active_flows():
+                return html("error.html", request, session, 404,
+                            message=f"no active flow {str(flow_key)[:80]!r} in month {str(month)[:10]!r}")
+            cell = (*active_flows()[flow_key], names.month(month))
 
-        def load() -> tuple[FleetGrid, tuple[set[tuple[str, int, str]], list[RunLine]]]:
-            return app.reads.status(fid), app.reads.work_log(fid)
-        grid, (recomputed, runs) = await run_in_threadpool(load)
+        def load() -> tuple[FleetGrid, set[tuple[str, int, str]], list[RunLine], list[RunAttempt] | None]:
+            recomputed, runs = app.reads.work_log(fid)
+            return (app.reads.status(fid), recomputed, runs,
+                    app.reads.window_runs(fid, *cell) if cell is not None else None)
+        grid, recomputed, runs, attempts = await run_in_threadpool(load)
         snap = app.queue.snapshot()
-        mine = (lambda key: key.endswith(f":{fid}") or key.endswith(":*"))
+        mine = (lambda key: key.endswith(f":{fid}") or key.endswith(":*") or f":{fid}:" in key)
         work_lines = [] if snap is None else (
-            [(k, "running") for k in ([snap.running] if snap.running and mine(snap.running) else [])]
+            [(k, "running") for k in snap.running_all if mine(k)]
             + [(k, "queued") for k in snap.queued if mine(k)]
             + [(k, str(v)) for k, v in sorted(snap.last.items()) if mine(k)])
-        flows = [f"{f.name}@{f.version}" for f in app.flows]
-        return html("fleet.html", request, session, grid=grid, flows=flows, recomputed=recomputed, runs=runs,
-                    work_lines=work_lines, queued=request.query_params.get("queued"))
+        retry = (lambda kind: retries.next_retry(Work(kind, fid).key) if retries is not None else None)
+        rerun = request.query_params.get("rerun", "")
+        return html("fleet.html", request, session, grid=grid, flows=list(active_flows()), recomputed=recomputed,
+                    runs=runs, work_lines=work_lines, queued=request.query_params.get("queued"),
+                    open_month=month_of_ms(app.clock.now_ms()), cell=cell, cell_flow=flow_key, attempts=attempts,
+                    pull_retry=retry(WorkKind.BACKFILL), features_retry=retry(WorkKind.FEATURES),
+                    rerun=int(rerun) if rerun.isdigit() else None,
+                    rerun_scope=request.query_params.get("scope") if request.query_params.get("scope") in RERUN_SCOPES
+                    else None, daemon=retries is not None)
+
+    async def rerun(request: Request, session: Session) -> Response:
+        """Re-run one window, every flow of a month, or one flow in every month (`Pipeline.rerun`)."""
+        fid = names.fleet_id(request.path_params["fleet_id"])
+        form: dict[str, str] = request.state.form
+        await run_in_threadpool(app.reads.fleet, fid)  # KeyError: 404
+        scope = form.get("scope", "")
+        flow_key, month = form.get("flow", ""), form.get("month", "")
+        if scope not in RERUN_SCOPES or flow_key not in active_flows():
+            return html("error.html", request, session, 400, message="a re-run names an active flow, a month and "
+                        "what to re-run: this window, every flow of the month, or the flow in every month")
+        names.month(month)
+        if pipeline is None or not app.queue.accepting:
+            return html("error.html", request, session, 503, message="the daemon is not taking work")
+        flows = list(active_flows().values()) if scope == "month" else [active_flows()[flow_key]]
+        by = f"console ({session.proxy_user})" if session.proxy_user else "console"
+        set_aside, queued = await run_in_threadpool(pipeline.rerun, fid, flows, None if scope == "flow" else month,
+                                                    by)
+        log.info("console: re-run of fleet %s (%s %s, %s) asked: %d runs set aside, work %s", fid, flow_key, month,
+                 scope, set_aside, "queued" if queued else "already queued")
+        back = f"/ui/fleets/{fid}?flow={quote(flow_key, safe='@')}&month={month}&rerun={set_aside}&scope={scope}"
+        return RedirectResponse(back + "#window", 303, headers=HEADERS)
 
     def queue(kind: WorkKind) -> Page:
         async def handler(request: Request, session: Session) -> Response:
@@ -264,6 +350,7 @@ def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | Non
         Route("/ui/fleets/{fleet_id}/features.csv", page(features_csv), methods=["GET"]),
         Route("/ui/fleets/{fleet_id}/backfill", post(queue(WorkKind.BACKFILL)), methods=["POST"]),
         Route("/ui/fleets/{fleet_id}/refresh", post(queue(WorkKind.REFRESH)), methods=["POST"]),
+        Route("/ui/fleets/{fleet_id}/rerun", post(rerun), methods=["POST"]),
         Mount("/ui/static", StaticFiles(packages=[("ingest.surfaces.console", "static")]), name="console-static"),
     ]
 
