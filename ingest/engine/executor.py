@@ -86,11 +86,14 @@ def run_month(spec: MonthSpec) -> list[Done]:
             flows[job.run_id] = _flow_of(job)
         except Exception as e:  # noqa: BLE001 - a flow that does not load fails its own window
             outcomes[job.run_id] = _failed(job, began, e)
-    walking = [j for j in spec.jobs if j.run_id in flows]
+    walking = [j for j in spec.jobs if j.run_id in flows and not flows[j.run_id].upstream]
+    on_flows = [j for j in spec.jobs if j.run_id in flows and flows[j.run_id].upstream]
     with ExitStack() as scratch:  # no cache dir on a remote backend: a temp dir on the worker
         cache = Path(spec.cache_dir or scratch.enter_context(tempfile.TemporaryDirectory(prefix="fleetlake-in-")))
         if walking:
             outcomes.update(_walk_month(store, spec, walking, flows, cache, began))
+        for job in on_flows:
+            outcomes[job.run_id] = _on_flows(store, spec, job, flows[job.run_id], cache, began)
     return [outcomes[j.run_id] for j in spec.jobs]
 
 
@@ -99,7 +102,7 @@ def _run_of(job: FlowJob, began: datetime, status: RunStatus, file: DataFile | N
     t = job.task
     return FlowRun(job.run_id, t.flow, t.version, t.code_fp, t.fleet_id, t.month, t.input_fp, status,
                    (file.key,) if file else (), {"rows": file.rows if file else 0}, error, began,
-                   datetime.now(timezone.utc))
+                   datetime.now(timezone.utc), t.window_key)
 
 
 def _failed(job: FlowJob, began: datetime, e: BaseException) -> Done:
@@ -144,6 +147,23 @@ def _walk_month(store: ObjectStore, spec: MonthSpec, jobs: list[FlowJob], flows:
     return out
 
 
+def _on_flows(store: ObjectStore, spec: MonthSpec, job: FlowJob, flow: Flow, cache: Path, began: datetime) -> Done:
+    """A flow on flows: its window's upstream outputs read whole (small feature tables), then the
+    walk with no vehicles (the rows come from the flow's `fleet`)."""
+    try:
+        tables = {}
+        for name, keys in job.task.inputs:
+            paths = local_files(store, list(keys), cache)
+            tables[name] = pa.concat_tables(pq.read_table(p) for p in paths) if paths else None
+        result = walk.run([flow], spec.fleet_id, job.task.window_key, spec.complete, lambda _c: iter(()),
+                          {k: t for k, t in tables.items() if t is not None})[(flow.name, flow.version)]
+        if isinstance(result, Exception):
+            raise result
+        return _succeeded(job, began, _write_output(store, job, flow, result))
+    except Exception as e:  # noqa: BLE001 - one window's failure is its own
+        return _failed(job, began, e)
+
+
 def _error(e: BaseException) -> str:
     if is_disk_full(e) and not isinstance(e, DiskFull):
         # Named, not pathed: the input cache is under the data dir, a task's output file in TMPDIR.
@@ -165,7 +185,7 @@ def _flow_of(job: FlowJob) -> Flow:
 
 def _write_output(store: ObjectStore, job: FlowJob, flow: Flow, out: pa.Table) -> DataFile:
     t = job.task
-    out = out.select(flow.schema.names).cast(flow.schema)
+    out = _fitted(flow, out)
     with tempfile.TemporaryDirectory(prefix="fleetlake-task-") as d:
         path = Path(d) / "out.parquet"
         pq.write_table(out, path, compression="zstd")
@@ -174,6 +194,23 @@ def _write_output(store: ObjectStore, job: FlowJob, flow: Flow, out: pa.Table) -
         store.put_file(key, path)
         size = path.stat().st_size
     return DataFile(key, size, out.num_rows)
+
+
+class OutputSchemaError(ValueError):
+    """A flow returned a table that does not fit its declared output schema."""
+
+
+def _fitted(flow: Flow, out: object) -> pa.Table:
+    """The flow's output in its schema's columns and types, or an error that says what does not fit."""
+    if not isinstance(out, pa.Table):
+        raise OutputSchemaError(f"flow {flow.key} returned {type(out).__name__}, not rows of its schema")
+    missing = [n for n in flow.schema.names if n not in out.column_names]
+    if missing:
+        raise OutputSchemaError(f"flow {flow.key} returned rows without its schema's columns {', '.join(missing)}")
+    try:
+        return out.select(flow.schema.names).cast(flow.schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        raise OutputSchemaError(f"flow {flow.key} returned rows that do not fit its schema: {e}") from None
 
 
 def commit_run(store: ObjectStore, flow: Flow, file: DataFile, run: FlowRun, complete: bool) -> bool:
@@ -200,9 +237,9 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
     if not tasks:
         return results
     store = open_store(store_url, s3)
-    months: dict[tuple[str, str], list[FlowJob]] = {}
-    for t in tasks:  # one task per (fleet, month): the month is read and its groundwork computed once
-        months.setdefault((t.fleet_id, t.month), []).append(
+    months: dict[tuple[str, str, str], list[FlowJob]] = {}
+    for t in tasks:  # one task per (fleet, window): the month is read and its groundwork computed once
+        months.setdefault((t.fleet_id, t.window_key, t.month), []).append(
             FlowJob(t, by_key[(t.flow, t.version)].module, uuid.uuid4().hex))
     with ExitStack() as closing:
         if backend is None:
@@ -210,7 +247,7 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
             closing.callback(backend.close)
         task_s3, task_cache = (worker_s3(s3), None) if backend.remote else (s3, str(cache_dir))
         futures = []
-        for (fleet_id, month), jobs in months.items():
+        for (fleet_id, _key, month), jobs in months.items():
             spec = MonthSpec(fleet_id, month, tuple(jobs), store_url, task_s3, task_cache,
                              month_bounds_ms(month)[1] <= now_ms)
             futures.append((spec, datetime.now(timezone.utc), backend.submit(run_month, spec)))

@@ -7,6 +7,9 @@ the flow's input datasets for that month, so new data, late data, a code change 
 version each rerun exactly the windows they touch. Planning reads only the manifest: a run
 where nothing changed opens no Parquet file.
 
+Flows on flows (quote windows, the book) are planned from their upstream runs once these are
+current: ingest/engine/derived.py.
+
 The open (current) month is planned like any other: every refresh changes its input
 fingerprint, so it is recomputed, with `complete_month = false` in its output until it closes.
 """
@@ -51,6 +54,7 @@ def plan(manifest: ManifestReader, flows: list[Flow], fleet_id: str | None = Non
 
 
 def active_inputs(flows: list[Flow]) -> list[ActiveInput]:
-    """(flow, version, code fingerprint, input dataset) of each input of each active flow version: what
-    the manifest's set-based queries (the plan, the book's ready months) take as the active flows."""
-    return [(f.name, f.version, code_fingerprint(f.module), d) for f in flows for d in f.inputs]
+    """(flow, version, code fingerprint, input dataset) of each input of each active flow version on raw
+    data: what the manifest's set-based queries (the plan, the book's ready months) take as the active
+    flows. Flows on flows are planned after them (ingest/engine/derived.py)."""
+    return [(f.name, f.version, code_fingerprint(f.module), d) for f in flows if not f.upstream for d in f.inputs]

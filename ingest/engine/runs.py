@@ -16,10 +16,13 @@ from pathlib import Path
 from common.disk import free_bytes
 from common.errors import DiskFull
 from common.states import RunStatus
-from ingest.engine.backend import open_backend
+from ingest.engine.backend import TaskBackend, open_backend
+from ingest.engine.derived import plan_derived
 from ingest.engine.executor import execute
 from ingest.engine.planner import WindowTask, plan
 from ingest.flows.base import Flow
+
+QUOTE_MONTHS = 12  # the quote window's months when no settings say (FLEETLAKE_QUOTE_MONTHS)
 from ingest.wiring.clock import Clock
 from ingest.wiring.disk import DiskHealth
 from ingest.wiring.metrics import Metrics
@@ -53,18 +56,47 @@ class FeatureReport:
 
 def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Options | None, cache_dir: Path,
                  now_ms: int, workers: int = 2, *, tasks: list[WindowTask] | None = None, executor: str = "local",
-                 ray_address: str | None = None) -> FeatureReport:
-    """Run `tasks` (default: every pending window) on the named executor: `workers` local processes or Ray."""
+                 ray_address: str | None = None, quote_months: int = QUOTE_MONTHS,
+                 fleets: Iterable[str] | None = None, backend: TaskBackend | None = None) -> FeatureReport:
+    """Run `tasks` (default: every pending window) on the named executor: `workers` local processes or Ray;
+    then the flows on flows, level by level, whose inputs those runs made current (of `fleets` only
+    when given, and the book's)."""
     tasks = plan(manifest, flows) if tasks is None else tasks
-    if not tasks:
+    derived = [f for f in flows if f.upstream]
+    scope = sorted(set(fleets)) if fleets is not None else None
+    if not tasks and not derived:
         return FeatureReport(())
-    backend = open_backend(executor, workers, ["ingest.engine.executor", *sorted({f.module for f in flows})],
-                           ray_address)
+    own = backend is None
+    if backend is None:
+        backend = open_backend(executor, workers, ["ingest.engine.executor", *sorted({f.module for f in flows})],
+                               ray_address)
+    results: list[FlowRun] = []
     try:
-        return FeatureReport(tuple(execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers,
-                                           backend)))
+        if tasks:
+            results += execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers, backend)
+        # Each level's windows wait for the level they read; a level is planned once the one before
+        # it is recorded, so the graph's depth bounds the passes.
+        for _level in range(len(derived)):
+            waiting = plan(manifest, flows, check=False)  # raw windows not current yet (failed, or not run)
+            more = _derived(manifest, flows, now_ms, quote_months, waiting, scope)
+            if not more:
+                break
+            results += execute(manifest, more, flows, store_url, s3, cache_dir, now_ms, workers, backend)
+        return FeatureReport(tuple(results))
     finally:
-        backend.close()
+        if own:
+            backend.close()
+
+
+def _derived(manifest: Manifest, flows: list[Flow], now_ms: int, quote_months: int, waiting: list[WindowTask],
+             fleets: list[str] | None) -> list[WindowTask]:
+    if fleets is None:
+        return plan_derived(manifest, flows, now_ms, quote_months, waiting)
+    tasks: dict[tuple[str, int, str, str], WindowTask] = {}
+    for fleet_id in fleets:  # one fleet's windows each, and the book's (planned with every fleet's)
+        for t in plan_derived(manifest, flows, now_ms, quote_months, waiting, fleet_id):
+            tasks[(t.flow, t.version, t.fleet_id, t.window_key)] = t
+    return list(tasks.values())
 
 
 # A fleet-month whose windows a feature work item runs; month None: every pending window of the fleet.
@@ -97,12 +129,13 @@ class FeatureRuns:
             return FeatureReport(())  # nothing to plan: not even the clock is asked
         t0 = time.monotonic()
         tasks = self._tasks(targets)
-        if not tasks:
+        if not tasks and not any(f.upstream for f in self.flows):
             return FeatureReport(())
         s = self.settings
+        fleets = None if targets is None else {fleet_id for fleet_id, _ in targets}
         report = run_features(self.manifest, self.flows, self.store.url, s.s3_options(), s.work_dir / "cache",
                               self.clock.now_ms(), s.flow_workers, tasks=tasks, executor=s.executor,
-                              ray_address=s.ray_address)
+                              ray_address=s.ray_address, quote_months=s.quote_months, fleets=fleets)
         self.metrics.seconds.labels("features").observe(time.monotonic() - t0)
         if any((r.error or "").startswith(DiskFull.__name__) for r in report.failed):
             self.disk.full(DiskFull("FLEETLAKE_DATA_DIR", "work/cache", free_bytes(s.work_dir)))

@@ -21,6 +21,7 @@ from types import ModuleType
 import ingest.flows as flows_pkg
 from common.errors import ConfigError
 from ingest.flows.base import Flow
+from ingest.flows.graph import FlowGraphError, ordered
 
 SETTING = "FLEETLAKE_FLOWS_FILE"
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "config" / "flows.toml"
@@ -94,7 +95,10 @@ def resolve(entries: list[str]) -> list[Flow]:
         if f in out:
             raise ConfigError(SETTING, f"flow {e!r} is listed twice")
         out.append(f)
-    return out
+    try:
+        return ordered(out)  # a flow after the flows it reads; a cycle is refused here, at start
+    except FlowGraphError as e:
+        raise ConfigError(SETTING, str(e)) from None
 
 
 def active_flows(path: Path | None = None) -> list[Flow]:

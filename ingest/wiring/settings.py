@@ -256,6 +256,10 @@ class Settings(BaseSettings):
         default_factory=lambda: [3, 6, 12], description="readiness thresholds: when a fleet's latest N complete "
         "months have features, the webhook gets `fleet.ready_for_quote` once per N (default [3, 6, 12]; env as "
         "1,3 or JSON '[1, 3]')")
+    quote_months: int = Field(12, ge=1, le=60, description="the quote window: the last N complete months a "
+                              "fleet's quote summary covers (quote_summary flow, GET /fleets/<id>/quote)")
+    window_deadline_s: float = Field(900.0, gt=0, description="seconds a plug-in flow's window may run before "
+                                     "it fails with a timeout (its worker is stopped; other windows go on)")
     log_format: str = Field("auto", pattern="^(auto|json|text)$",
                             description="auto: text on a terminal, JSON lines otherwise")
 

@@ -141,5 +141,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         requested_by  VARCHAR NOT NULL
     );
     """),
+    (9, """
+    -- Windows beyond the month (issue 24): a run names its window by key, the month itself for a
+    -- month window, "q12:2025-11" for the quote window of the 12 complete months to 2025-11 (whose
+    -- partition, `month`, is its last month), "book:q12:2025-11" for the book's. Older runs are
+    -- month windows.
+    ALTER TABLE flow_runs ADD COLUMN window_key VARCHAR;
+    UPDATE flow_runs SET window_key = month;
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -214,6 +214,22 @@ class ManifestReader:
             ORDER BY fleet_id, month, flow, version""", [fleet_id, fleet_id, succeeded_only])
         return [_flow_run(r) for r in rows]
 
+    def current_windows(self, flows: list[tuple[str, int, str]]) -> list[FlowRun]:
+        """The newest succeeded run of each window (by key) of `flows` (flow, version, code fingerprint),
+        on that code and not set aside by a re-run request: what a flow on flows reads, and whether
+        its own windows are current (ingest/engine/derived.py)."""
+        if not flows:
+            return []
+        keys = [f"{f}@{v}@{c}" for f, v, c in flows]
+        rows = self._all(f"""
+            SELECT {_RUN_COLS} FROM flow_runs f
+            WHERE f.status = 'succeeded' AND list_contains(?::VARCHAR[], f.flow || '@' || f.version || '@' || f.code_fp)
+              AND NOT EXISTS (SELECT 1 FROM superseded_runs s WHERE s.run_id = f.run_id)
+            QUALIFY row_number() OVER (PARTITION BY flow, version, fleet_id, window_key
+                                       ORDER BY started_at DESC, run_id DESC) = 1
+            ORDER BY fleet_id, window_key, flow, version""", [keys])
+        return [_flow_run(r) for r in rows]
+
     def runs_finished(self) -> int:
         """How many runs have finished (succeeded or failed): a feature pass's progress."""
         return int(self._all("SELECT count(finished_at) FROM flow_runs")[0][0])
@@ -246,7 +262,7 @@ class ManifestReader:
             FROM flow_runs f LEFT JOIN superseded_runs s USING (run_id)
             WHERE f.fleet_id = ? AND f.flow = ? AND f.version = ? AND f.month = ?
             ORDER BY f.started_at, f.run_id""", [fleet_id, flow, version, month])
-        return [RunAttempt(_flow_run(r[:13]), i + 1, _utc(r[13]), r[14]) for i, r in enumerate(rows)]
+        return [RunAttempt(_flow_run(r[:14]), i + 1, _utc(r[14]), r[15]) for i, r in enumerate(rows)]
 
     def _with_active(self, active: list[ActiveInput], sql: str, params: list[Any]) -> list[tuple]:
         table = pa.table({"flow": [a[0] for a in active], "version": pa.array([a[1] for a in active], pa.int32()),

@@ -67,6 +67,13 @@ class FlowRun:
     error: str | None
     started_at: datetime
     finished_at: datetime | None
+    # The window's key (ingest/engine/windows.py): the month itself for a month window; e.g.
+    # "q12:2025-11" for a quote window (`month` is then the window's last month, its partition).
+    window_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.window_key:
+            object.__setattr__(self, "window_key", self.month)
 
     @property
     def window(self) -> tuple[str, int, str]:
@@ -86,7 +93,7 @@ class FlowRun:
         return {"run_id": self.run_id, "flow": self.flow, "version": self.version, "code_fp": self.code_fp,
                 "fleet_id": self.fleet_id, "month": self.month, "input_fp": self.input_fp,
                 "outputs": list(self.outputs), "rows": self.rows, "complete_month": complete,
-                "committed_at": committed_at.isoformat()}
+                "committed_at": committed_at.isoformat(), "window_key": self.window_key}
 
     @classmethod
     def from_commit_record(cls, d: dict[str, Any]) -> FlowRun:
@@ -95,7 +102,7 @@ class FlowRun:
         at = datetime.fromisoformat(stamp) if stamp else datetime.now(timezone.utc)
         return cls(str(d["run_id"]), str(d["flow"]), int(d["version"]), str(d["code_fp"]), str(d["fleet_id"]),
                    str(d["month"]), str(d["input_fp"]), RunStatus.SUCCEEDED, tuple(str(o) for o in d["outputs"]),
-                   {"rows": d.get("rows"), "rebuilt": True}, None, at, at)
+                   {"rows": d.get("rows"), "rebuilt": True}, None, at, at, str(d.get("window_key") or d["month"]))
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,12 @@ class WindowTask:
     fleet_id: str
     month: str
     input_fp: str
-    inputs: tuple[tuple[str, tuple[str, ...]], ...]  # (dataset, committed files)
+    inputs: tuple[tuple[str, tuple[str, ...]], ...]  # (dataset or "<flow>@<version>", committed files)
+    window_key: str = ""  # as FlowRun.window_key: the month itself for a month window
+
+    def __post_init__(self) -> None:
+        if not self.window_key:
+            object.__setattr__(self, "window_key", self.month)
 
 
 @dataclass(frozen=True)
@@ -168,7 +180,7 @@ class RunAttempt:
 
 
 _RUN_COLS = ("run_id, flow, version, code_fp, fleet_id, month, input_fp, status, outputs, stats, error, started_at, "
-             "finished_at")
+             "finished_at, window_key")
 _RAW_COLS = "fleet_id, dataset, month, seq, files, rows, bytes, fingerprint, committed_at, pull_id"
 _FLEET_COLS = "fleet_id, tsp, status, consent_at, history_start, error"
 
@@ -200,13 +212,13 @@ def _fleet(row: tuple) -> Fleet:
 def _run_row(run: FlowRun) -> list[Any]:
     return [run.run_id, run.flow, run.version, run.code_fp, run.fleet_id, run.month, run.input_fp,
             RunStatus(run.status).value, list(run.outputs), json.dumps(run.stats) if run.stats is not None else None,
-            run.error, _db_time(run.started_at), _db_time(run.finished_at)]
+            run.error, _db_time(run.started_at), _db_time(run.finished_at), run.window_key]
 
 
 def _flow_run(r: tuple) -> FlowRun:
     stats = json.loads(r[9]) if isinstance(r[9], str) else r[9]
     return FlowRun(r[0], r[1], int(r[2]), r[3], r[4], r[5], r[6], RunStatus(r[7]), tuple(r[8] or ()), stats, r[10],
-                   _utc(r[11]), _utc(r[12]))  # type: ignore[arg-type]  # started_at is NOT NULL
+                   _utc(r[11]), _utc(r[12]), r[13] or r[5])  # type: ignore[arg-type]  # started_at is NOT NULL
 
 
 def _raw(row: tuple) -> RawPartition:

@@ -218,7 +218,7 @@ class Manifest(ManifestReader):
             for r in runs:
                 if c.execute("SELECT 1 FROM flow_runs WHERE run_id = ?", [r.run_id]).fetchall():
                     continue
-                c.execute(f"INSERT INTO flow_runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                c.execute(f"INSERT INTO flow_runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           _run_row(r))
                 added += 1
         return added
@@ -271,7 +271,7 @@ class Manifest(ManifestReader):
                   [flow, version, schema_fp, _now()])
 
     def record_run(self, run: FlowRun) -> None:
-        self._run(f"INSERT INTO flow_runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _run_row(run))
+        self._run(f"INSERT INTO flow_runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _run_row(run))
 
     def supersede_runs(self, fleet_id: str, flows: list[tuple[str, int]], month: str | None,
                        requested_by: str) -> int:
