@@ -37,7 +37,7 @@ from common.states import RunStatus
 from ingest.engine.backend import LocalPool, TaskBackend
 from ingest.engine.planner import WindowTask
 from ingest.flows import walk
-from ingest.flows.base import Flow
+from ingest.flows.base import Flow, FlowInput
 from partitions import layout
 from partitions.delta import RUN_KEY, DataFile, lake_for
 from partitions.manifest import FlowRun, Manifest
@@ -155,13 +155,18 @@ def _on_flows(store: ObjectStore, spec: MonthSpec, job: FlowJob, flow: Flow, cac
         for name, keys in job.task.inputs:
             paths = local_files(store, list(keys), cache)
             tables[name] = pa.concat_tables(pq.read_table(p) for p in paths) if paths else None
-        result = walk.run([flow], spec.fleet_id, job.task.window_key, spec.complete, lambda _c: iter(()),
-                          {k: t for k, t in tables.items() if t is not None})[(flow.name, flow.version)]
-        if isinstance(result, Exception):
-            raise result
+        result = on_flows(flow, FlowInput(spec.fleet_id, job.task.window_key,
+                                          {k: t for k, t in tables.items() if t is not None}, spec.complete))
         return _succeeded(job, began, _write_output(store, job, flow, result))
     except Exception as e:  # noqa: BLE001 - one window's failure is its own
         return _failed(job, began, e)
+
+
+def on_flows(flow: Flow, inp: FlowInput) -> pa.Table:
+    """The walk of a flow on flows: no pings, so no vehicles; its rows come from `context` and `fleet`
+    over the window's input tables (which have no vehicle order to split them by)."""
+    ctx = flow.walk.context(inp) if flow.walk.context else None
+    return pa.Table.from_pylist(flow.walk.fleet(inp, ctx, []), flow.schema)
 
 
 def _error(e: BaseException) -> str:
