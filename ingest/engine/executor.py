@@ -165,7 +165,7 @@ def _on_flows(store: ObjectStore, spec: MonthSpec, job: FlowJob, flow: Flow, cac
 def on_flows(flow: Flow, inp: FlowInput) -> pa.Table:
     """The walk of a flow on flows: no pings, so no vehicles; its rows come from `context` and `fleet`
     over the window's input tables (which have no vehicle order to split them by)."""
-    ctx = flow.walk.context(inp) if flow.walk.context else None
+    ctx = flow.walk.context(inp) if flow.walk.context is not None else None
     return pa.Table.from_pylist(flow.walk.fleet(inp, ctx, []), flow.schema)
 
 
