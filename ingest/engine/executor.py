@@ -35,6 +35,7 @@ from common.errors import DiskFull
 from common.months import month_bounds_ms
 from common.states import RunStatus
 from ingest.engine.backend import LocalPool, TaskBackend
+from ingest.engine.isolation import IsolatedRunner
 from ingest.engine.planner import WindowTask
 from ingest.flows import walk
 from ingest.flows.base import Flow, FlowInput
@@ -64,6 +65,8 @@ class MonthSpec:
     cache_dir: str | None  # None on a remote backend: a temp dir on the worker, never the daemon's disk
     complete: bool
 
+
+DEADLINE_S = 900.0  # a plug-in's window task, when no settings say (FLEETLAKE_WINDOW_DEADLINE_S)
 
 Done = tuple[FlowRun, DataFile | None]  # a window's run record and, when it succeeded, the file to commit
 
@@ -235,27 +238,35 @@ def worker_s3(s3: S3Options | None) -> S3Options | None:
 
 def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], store_url: str,
             s3: S3Options | None, cache_dir: Path, now_ms: int, workers: int = 2,
-            backend: TaskBackend | None = None) -> list[FlowRun]:
-    """Run the tasks on `backend` (default: a local pool of `workers` processes); commit and record each."""
+            backend: TaskBackend | None = None, deadline_s: float = DEADLINE_S) -> list[FlowRun]:
+    """Run the tasks on `backend` (default: a local pool of `workers` processes); commit and record each.
+
+    On a local backend, plug-in flows (any not in ingest.flows) run apart from the built-ins, each
+    window task in a process of its own stopped after `deadline_s` (ingest/engine/isolation.py)."""
     by_key = {(f.name, f.version): f for f in flows}
     results: list[FlowRun] = []
     if not tasks:
         return results
     store = open_store(store_url, s3)
-    months: dict[tuple[str, str, str], list[FlowJob]] = {}
+    months: dict[tuple[str, str, str, str], list[FlowJob]] = {}
     for t in tasks:  # one task per (fleet, window): the month is read and its groundwork computed once
-        months.setdefault((t.fleet_id, t.window_key, t.month), []).append(
-            FlowJob(t, by_key[(t.flow, t.version)].module, uuid.uuid4().hex))
+        flow = by_key[(t.flow, t.version)]  # ... and a task of its own for each plug-in window
+        months.setdefault((t.fleet_id, t.window_key, t.month, flow.key if is_plugin(flow) else ""), []).append(
+            FlowJob(t, flow.module, uuid.uuid4().hex))
     with ExitStack() as closing:
         if backend is None:
-            backend = LocalPool(workers, [__name__, *sorted({f.module for f in flows})])
+            backend = LocalPool(workers, [__name__, *sorted({f.module for f in flows if not is_plugin(f)})])
             closing.callback(backend.close)
+        apart: TaskBackend = backend
+        if not backend.remote and any(plugin for *_, plugin in months):
+            apart = IsolatedRunner(workers, deadline_s)
+            closing.callback(apart.close)
         task_s3, task_cache = (worker_s3(s3), None) if backend.remote else (s3, str(cache_dir))
         futures = []
-        for (fleet_id, _key, month), jobs in months.items():
+        for (fleet_id, _key, month, plugin), jobs in months.items():
             spec = MonthSpec(fleet_id, month, tuple(jobs), store_url, task_s3, task_cache,
                              month_bounds_ms(month)[1] <= now_ms)
-            futures.append((spec, datetime.now(timezone.utc), backend.submit(run_month, spec)))
+            futures.append((spec, datetime.now(timezone.utc), (apart if plugin else backend).submit(run_month, spec)))
         for spec, began, fut in futures:
             try:
                 done = fut.result()
@@ -264,6 +275,11 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
             for run, file in done:
                 results.append(_record(manifest, store, by_key[(run.flow, run.version)], run, file, spec.complete))
     return results
+
+
+def is_plugin(flow: Flow) -> bool:
+    """A flow from an installed plug-in (or a test's), not one of fleetlake's own packages."""
+    return not flow.module.startswith("ingest.flows.")
 
 
 def _record(manifest: Manifest, store: ObjectStore, flow: Flow, run: FlowRun, file: DataFile | None,

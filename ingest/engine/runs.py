@@ -18,7 +18,7 @@ from common.errors import DiskFull
 from common.states import RunStatus
 from ingest.engine.backend import TaskBackend, open_backend
 from ingest.engine.derived import plan_derived
-from ingest.engine.executor import execute
+from ingest.engine.executor import DEADLINE_S, execute
 from ingest.engine.planner import WindowTask, plan
 from ingest.flows.base import Flow
 
@@ -57,7 +57,8 @@ class FeatureReport:
 def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Options | None, cache_dir: Path,
                  now_ms: int, workers: int = 2, *, tasks: list[WindowTask] | None = None, executor: str = "local",
                  ray_address: str | None = None, quote_months: int = QUOTE_MONTHS,
-                 fleets: Iterable[str] | None = None, backend: TaskBackend | None = None) -> FeatureReport:
+                 fleets: Iterable[str] | None = None, backend: TaskBackend | None = None,
+                 deadline_s: float = DEADLINE_S) -> FeatureReport:
     """Run `tasks` (default: every pending window) on the named executor: `workers` local processes or Ray;
     then the flows on flows, level by level, whose inputs those runs made current (of `fleets` only
     when given, and the book's)."""
@@ -73,7 +74,7 @@ def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Op
     results: list[FlowRun] = []
     try:
         if tasks:
-            results += execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers, backend)
+            results += execute(manifest, tasks, flows, store_url, s3, cache_dir, now_ms, workers, backend, deadline_s)
         # Each level's windows wait for the level they read; a level is planned once the one before
         # it is recorded, so the graph's depth bounds the passes.
         for _level in range(len(derived)):
@@ -81,7 +82,7 @@ def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Op
             more = _derived(manifest, flows, now_ms, quote_months, waiting, scope)
             if not more:
                 break
-            results += execute(manifest, more, flows, store_url, s3, cache_dir, now_ms, workers, backend)
+            results += execute(manifest, more, flows, store_url, s3, cache_dir, now_ms, workers, backend, deadline_s)
         return FeatureReport(tuple(results))
     finally:
         if own:
@@ -135,7 +136,8 @@ class FeatureRuns:
         fleets = None if targets is None else {fleet_id for fleet_id, _ in targets}
         report = run_features(self.manifest, self.flows, self.store.url, s.s3_options(), s.work_dir / "cache",
                               self.clock.now_ms(), s.flow_workers, tasks=tasks, executor=s.executor,
-                              ray_address=s.ray_address, quote_months=s.quote_months, fleets=fleets)
+                              ray_address=s.ray_address, quote_months=s.quote_months, fleets=fleets,
+                              deadline_s=s.window_deadline_s)
         self.metrics.seconds.labels("features").observe(time.monotonic() - t0)
         if any((r.error or "").startswith(DiskFull.__name__) for r in report.failed):
             self.disk.full(DiskFull("FLEETLAKE_DATA_DIR", "work/cache", free_bytes(s.work_dir)))
