@@ -39,7 +39,8 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
 
     r = run_cli(env, "backfill", "acme-freight")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "acme-freight: active" in r.stdout and "features: 21 windows, 0 failed" in r.stdout  # 7 flows x 3 months
+    # 7 month flows x 3 months, the quote window and the book
+    assert "acme-freight: active" in r.stdout and "features: 23 windows, 0 failed" in r.stdout
 
     grid = json.loads(run_cli(env, "status", "--json").stdout)
     [fleet] = grid

@@ -235,6 +235,17 @@ def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(brows
     _seen(page, "fleet-window", phone)
 
     # Features: each plot has one mark per month and series; the numbers are the API's.
+    # the quote, a page an underwriter prints: every figure with its months, or null with the reason
+    quote_rows = _until("the quote summary", page, f"/ui/fleets/{FLEET}/quote",
+                        lambda: page.locator("#figures tbody tr").count())
+    assert quote_rows == 6 and "2026-02" in page.locator("#window").inner_text()  # the last complete month
+    assert page.locator("#figure-miles td.num").first.inner_text().strip() not in ("", "not measured")
+    _seen(page, "quote", phone)
+    page.emulate_media(media="print")
+    assert page.locator("header").is_hidden()  # printed: the figures alone
+    _shot(page, "quote-print")
+    page.emulate_media(media="screen")
+    page.goto(f"/ui/fleets/{FLEET}")
     page.click("#features-link")
     page.wait_for_url(f"{base}/ui/fleets/{FLEET}/features")
     feats = api.get(f"/fleets/{FLEET}/features").json()["months"]

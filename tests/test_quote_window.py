@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ingest.engine.runs import run_features
-from ingest.flows.registry import active_flows, builtin
+from ingest.flows.registry import active_flows
 from partitions import Manifest
 from partitions.store import LocalStore
 from tests.support.pings import sim_table, simulator
@@ -31,7 +31,7 @@ def _runs(m: Manifest, flow: str) -> list[tuple[str, str]]:
 
 
 def test_after_a_monthly_refresh_the_quote_window_reruns_once_per_fleet_and_the_book_once(tmp_path: Path) -> None:
-    flows = [*active_flows(None), builtin()[("quote_summary", 1)], builtin()[("quote_book", 1)]]
+    flows = active_flows(None)  # the month flows, the quote and the book (config/flows.toml)
     store = LocalStore(tmp_path / "store")
     with Manifest(tmp_path / "m.duckdb") as m:
         for i, fleet in enumerate(FLEETS):
@@ -69,3 +69,15 @@ def test_after_a_monthly_refresh_the_quote_window_reruns_once_per_fleet_and_the_
         miles = {r["fleet_id"]: r for r in ranks if r["figure"] == "miles"}
         assert set(miles) == set(FLEETS) and all(r["fleets_compared"] == 1 for r in miles.values())
         assert sorted(r["percentile"] for r in miles.values()) == [0.0, 100.0]  # the one with more miles is above
+
+        # what GET /fleets/<id>/quote, `fleetlake status --fleet` and the console's quote page show
+        from ingest.reads.quote import quote_of
+
+        q = quote_of(m, store, "fleet-a", tmp_path / "cache")
+        assert q is not None and q.window == "q3:2025-05" and q.complete_window
+        by = {f.name: f for f in q.figures}
+        assert by["miles"].value == row["miles"] and by["miles"].months == 3
+        assert by["miles"].percentile in (0.0, 100.0) and by["miles"].fleets_compared == 1
+        assert by["radius_class"].percentile is None and by["radius_class"].percentile_reason
+        assert all((f.value is None) == (f.reason is not None) for f in q.figures)
+        assert quote_of(m, store, "fleet-c", tmp_path / "cache") is None

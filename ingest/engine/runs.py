@@ -18,6 +18,7 @@ from common.errors import DiskFull
 from common.states import RunStatus
 from ingest.engine.backend import TaskBackend, open_backend
 from ingest.engine.derived import plan_derived
+from ingest.engine.windows import BOOK
 from ingest.engine.executor import DEADLINE_S, execute
 from ingest.engine.planner import WindowTask, plan
 from ingest.flows.base import Flow
@@ -48,7 +49,8 @@ class FeatureReport:
         return sorted({r.month for r in self.results if r.fleet_id == fleet_id})
 
     def fleets(self) -> list[str]:
-        return sorted({r.fleet_id for r in self.results})
+        """The fleets whose windows ran (not the book's pseudo-fleet: it is every fleet's window)."""
+        return sorted({r.fleet_id for r in self.results if r.fleet_id != BOOK})
 
     def __add__(self, other: FeatureReport) -> FeatureReport:
         return FeatureReport((*self.results, *other.results))

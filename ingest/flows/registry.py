@@ -94,6 +94,10 @@ def resolve(entries: list[str]) -> list[Flow]:
             raise ConfigError(SETTING, f"no flow {e!r}; available: {known}")
         if f in out:
             raise ConfigError(SETTING, f"flow {e!r} is listed twice")
+        if f.window == "week":  # in the contract, not planned yet: refused rather than run as months
+            raise ConfigError(SETTING, f"flow {e!r} has an ISO week window, which fleetlake does not plan yet")
+        if f.window in ("quote", "book") and not f.upstream:
+            raise ConfigError(SETTING, f"flow {e!r}: a {f.window} window reads other flows' outputs, not raw data")
         out.append(f)
     try:
         return ordered(out)  # a flow after the flows it reads; a cycle is refused here, at start

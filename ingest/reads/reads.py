@@ -19,6 +19,7 @@ from common.states import RunStatus, WindowState
 from ingest.engine.planner import active_inputs, plan
 from ingest.flows.base import Flow
 from ingest.pull.backfill import PullProgress
+from ingest.reads.quote import Quote, quote_of
 from ingest.reads.readiness import Readiness, book_readiness, readiness
 from ingest.reads.views import BookLine, FleetFeatures, FleetGrid, FleetView, MonthRow
 from ingest.wiring.clock import Clock
@@ -135,6 +136,13 @@ class Reads:
             rows = [r for p in paths for r in pq.read_table(p).to_pylist() if r.get("vehicle_id") is None]
             out.setdefault(run.month, {})[f"{run.flow}@{run.version}"] = [_plain(r) for r in rows]
         return FleetFeatures(fleet_id, dict(sorted(out.items())))
+
+    def quote(self, fleet_id: str) -> Quote | None:
+        """The fleet's newest quote summary and its percentiles in the book (None before the first);
+        UnknownFleet likewise."""
+        with self.manifest.reading() as m:
+            self._fleet(m, fleet_id)
+            return quote_of(m, self.store, fleet_id, self.settings.work_dir / "cache")
 
     def readiness(self, fleet_id: str) -> Readiness:
         """How close a fleet is to a preliminary quote (ingest.reads.readiness); UnknownFleet likewise.

@@ -100,7 +100,7 @@ def build_app(settings: Settings, manifest: Manifest, store: ObjectStore, tsp_en
                Onboarding(settings, control, vaults, tsp_endpoints, clock),
                Pulls(settings, manifest, store, control, vaults, tsp_endpoints, metrics, clock, disk),
                FeatureRuns(settings, manifest, store, flows, metrics, clock, disk),
-               Reads(settings, manifest, store, flows, clock, live=queue))
+               Reads(settings, manifest, store, [f for f in flows if not f.upstream], clock, live=queue))  # month flows: the grid
 
 
 def open_manifest(settings: Settings, store: ObjectStore | None = None) -> Manifest:

@@ -188,6 +188,16 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         except KeyError:
             return _unknown_fleet(fid)
 
+    async def fleet_quote(request: Request) -> Response:
+        fid = fleet_param(request)
+        try:
+            quote = await run_in_threadpool(app.reads.quote, fid)
+        except KeyError:
+            return _unknown_fleet(fid)
+        if quote is None:
+            return _error(404, f"no quote yet for fleet {fid}: its quote window has not been computed", "no_quote")
+        return JSONResponse(answer(m.QuoteOut, quote.to_json()))
+
     def queue_for(kind: WorkKind) -> Handler:
         async def handler(request: Request) -> Response:
             fid = fleet_param(request)
@@ -253,6 +263,7 @@ def create_app(app: App, pipeline: Pipeline | None = None,
         Route("/fleets/{fleet_id}/status", authed("status", fleet_status), methods=["GET"]),
         Route("/fleets/{fleet_id}/features", authed("features", fleet_features), methods=["GET"]),
         Route("/fleets/{fleet_id}/readiness", authed("readiness", fleet_readiness), methods=["GET"]),
+        Route("/fleets/{fleet_id}/quote", authed("quote", fleet_quote), methods=["GET"]),
         Route("/fleets/{fleet_id}/backfill", authed("backfill", queue_for(WorkKind.BACKFILL)), methods=["POST"]),
         Route("/fleets/{fleet_id}/refresh", authed("refresh", queue_for(WorkKind.REFRESH)), methods=["POST"]),
         Route("/refresh", authed("refresh_all", refresh_all), methods=["POST"]),

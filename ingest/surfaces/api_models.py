@@ -128,6 +128,36 @@ class WorkState(_Model):
     last: dict[str, str] = Field(description="work key -> how it last ended")
 
 
+class QuoteFigure(_Model):
+    name: str
+    label: str
+    unit: str
+    value: float | str | None = Field(description="null with `reason` when the window cannot measure it")
+    months: int = Field(description="months of the quote window the figure covers")
+    reason: str | None
+    percentile: float | None = Field(description="0-100: the share of the book's other fleets with a complete "
+                                                 "quote window whose figure is lower")
+    percentile_reason: str | None
+    fleets_compared: int | None
+
+
+class StateShare(_Model):
+    state: str
+    share: float
+
+
+class QuoteOut(_Model):
+    fleet_id: str
+    window: str = Field(description="q<N>:<last month>: the last N complete months (FLEETLAKE_QUOTE_MONTHS)")
+    first_month: str
+    last_month: str
+    window_months: int
+    complete_window: bool = Field(description="every month of the window has miles")
+    state_shares: list[StateShare] = Field(description="share of the window's miles by US state, largest first")
+    figures: list[QuoteFigure]
+    computed_at: str
+
+
 def answer(model: type[_Model], data: Any) -> dict[str, Any]:
     """`data` (a read model's to_json) checked against `model`, as JSON: the body every handler sends."""
     return model.model_validate(data).model_dump(mode="json", exclude_unset=True)

@@ -14,7 +14,7 @@ import os
 import sys
 from contextlib import AbstractContextManager
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from common.errors import FleetlakeError
 from common.states import Tsp, WindowState, WorkKind
@@ -155,10 +155,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.fleet:  # an unknown fleet is an error (UnknownFleet), not an empty list
             grids = [ctl.status(args.fleet)]
             ready = ctl.readiness(args.fleet)
+            quote = ctl.quote(args.fleet)
         else:
-            grids, ready = [ctl.status(f.fleet_id) for f in ctl.fleets()], None
+            grids, ready, quote = [ctl.status(f.fleet_id) for f in ctl.fleets()], None, None
     if args.json:
-        out = [g.to_json() | ({"readiness": ready.to_json()} if ready else {}) for g in grids]
+        out = [g.to_json() | ({"readiness": ready.to_json()} if ready else {}) | ({"quote": quote} if quote else {})
+               for g in grids]
         print(json.dumps(out, indent=2))
         return 0
     if not grids:
@@ -177,7 +179,26 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("  # computed  . pending  ! failed (retried with backoff)")
     if ready is not None:
         _print_readiness(ready)
+    if args.fleet:
+        _print_quote(quote)
     return 0
+
+
+def _print_quote(q: dict[str, Any] | None) -> None:
+    """The quote figures, one line each: value, months covered, percentile in the book, or why not."""
+    if q is None:
+        print("  quote: none yet (computed once the quote window's months have features)")
+        return
+    done = "" if q["complete_window"] else " (incomplete window)"
+    print(f"  quote {q['window']}: {q['first_month']}..{q['last_month']}{done}")
+    for f in q["figures"]:
+        v = f["value"]
+        shown = f"{v:,.3g}" if isinstance(v, float) and abs(v) < 10 else f"{v:,.0f}" if isinstance(v, float) \
+            else str(v) if v is not None else f"- ({f['reason']})"
+        rank = f", percentile {f['percentile']:.0f}" if f["percentile"] is not None else ""
+        print(f"    {f['label']:18s} {shown} {f['unit']}  [{f['months']}/{q['window_months']} months{rank}]")
+    if q["state_shares"]:
+        print("    states             " + ", ".join(f"{s['state']} {s['share']:.0%}" for s in q["state_shares"][:5]))
 
 
 def _print_readiness(r: Readiness) -> None:

@@ -41,6 +41,7 @@ class Control(Protocol):
     def status(self, fleet_id: str) -> FleetGrid: ...  # UnknownFleet (a KeyError) for an unknown fleet
     def features(self, fleet_id: str, month: str | None) -> FleetFeatures: ...  # KeyError likewise
     def readiness(self, fleet_id: str) -> Readiness: ...  # KeyError likewise
+    def quote(self, fleet_id: str) -> dict[str, Any] | None: ...  # the quote's JSON, None before the first
     def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str: ...
     def complete_consent(self, tsp: str, code: str, state: str) -> str: ...
     def pull(self, kind: WorkKind, fleet_id: str | None) -> WorkDone: ...
@@ -65,6 +66,10 @@ class LocalControl:
 
     def readiness(self, fleet_id: str) -> Readiness:
         return self.app.reads.readiness(fleet_id)
+
+    def quote(self, fleet_id: str) -> dict[str, Any] | None:
+        q = self.app.reads.quote(fleet_id)
+        return q.to_json() if q is not None else None
 
     def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str:
         return self.app.onboarding.consent_url(tsp, fleet_id, relink)
@@ -152,6 +157,14 @@ class DaemonClient:
 
     def readiness(self, fleet_id: str) -> Readiness:
         return Readiness.from_json(self._call("GET", f"/fleets/{fleet_id}/readiness"))
+
+    def quote(self, fleet_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._call("GET", f"/fleets/{fleet_id}/quote"))
+        except FleetlakeError as e:
+            if "no quote yet" in str(e):
+                return None
+            raise
 
     def consent_url(self, tsp: str, fleet_id: str, relink: bool = False) -> str:
         return str(self._call("POST", f"/connect/{tsp}", fleet_id=fleet_id,

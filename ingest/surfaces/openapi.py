@@ -60,6 +60,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/fleets/{fleet_id}/features", "getFleetFeatures",
               "the fleet roll-up feature rows per month and flow version", {200: m.FleetFeaturesOut, 404: m.Error},
               (FLEET_ID, MONTH)),
+    Operation("get", "/fleets/{fleet_id}/quote", "getFleetQuote",
+              "the fleet's quote summary over the last N complete months (miles, states, radius class, harsh events "
+              "and speeding per 1,000 mi, night share, active vehicles), each figure with the months it covers and "
+              "its percentile in the book; 404 before the first quote window is computed",
+              {200: m.QuoteOut, 404: m.Error}, (FLEET_ID,)),
     Operation("post", "/fleets/{fleet_id}/backfill", "queueBackfill",
               "queue a backfill: pulls every month not yet landed, then its features",
               {202: m.Queued, 404: m.Error}, (FLEET_ID,)),

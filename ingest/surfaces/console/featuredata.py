@@ -78,7 +78,7 @@ Rows = dict[str, dict[str, list[dict[str, Any]]]]  # flow -> month -> rows of th
 def read_rows(app: App, fleet_id: str, vehicle: str | None) -> tuple[Rows, tuple[str, ...]]:
     """The chosen vehicle's (or fleet's) rows of each active flow's newest version, and all vehicle ids."""
     newest: dict[str, int] = {}
-    for f in app.flows:
+    for f in (f for f in app.flows if not f.upstream):  # month flows (the quote has a page of its own)
         newest[f.name] = max(newest.get(f.name, 0), f.version)
     rows: Rows = {}
     vehicles: set[str] = set()

@@ -248,7 +248,7 @@ def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | Non
         return html("connect.html", request, session, fleet_id=fid, tsp=tsp, url=url, error=None)
 
     def active_flows() -> dict[str, tuple[str, int]]:
-        return {f"{f.name}@{f.version}": (f.name, f.version) for f in app.flows}
+        return {f"{f.name}@{f.version}": (f.name, f.version) for f in app.flows if not f.upstream}  # month flows
 
     async def fleet(request: Request, session: Session) -> Response:
         fid = names.fleet_id(request.path_params["fleet_id"])
@@ -331,6 +331,12 @@ def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | Non
             return data
         return html("features.html", request, session, data=data)
 
+    async def quote_page(request: Request, session: Session) -> Response:
+        """The fleet's quote summary as a page an underwriter prints and attaches to a file."""
+        fid = names.fleet_id(request.path_params["fleet_id"])
+        q = await run_in_threadpool(app.reads.quote, fid)  # KeyError: 404
+        return html("quote.html", request, session, fleet_id=fid, quote=q)
+
     async def features_csv(request: Request, session: Session) -> Response:
         data = await feature_data(request, session)
         if isinstance(data, Response):
@@ -348,6 +354,7 @@ def console_routes(app: App, pipeline: Pipeline | None, throttle: Throttle | Non
         Route("/ui/fleets/{fleet_id}", page(fleet), methods=["GET"]),
         Route("/ui/fleets/{fleet_id}/features", page(features), methods=["GET"]),
         Route("/ui/fleets/{fleet_id}/features.csv", page(features_csv), methods=["GET"]),
+        Route("/ui/fleets/{fleet_id}/quote", page(quote_page), methods=["GET"]),
         Route("/ui/fleets/{fleet_id}/backfill", post(queue(WorkKind.BACKFILL)), methods=["POST"]),
         Route("/ui/fleets/{fleet_id}/refresh", post(queue(WorkKind.REFRESH)), methods=["POST"]),
         Route("/ui/fleets/{fleet_id}/rerun", post(rerun), methods=["POST"]),
