@@ -18,9 +18,9 @@ from common.errors import DiskFull
 from common.states import RunStatus
 from ingest.engine.backend import TaskBackend, open_backend
 from ingest.engine.derived import plan_derived
-from ingest.engine.windows import BOOK
 from ingest.engine.executor import DEADLINE_S, execute
 from ingest.engine.planner import WindowTask, plan
+from ingest.engine.windows import BOOK
 from ingest.flows.base import Flow
 
 QUOTE_MONTHS = 12  # the quote window's months when no settings say (FLEETLAKE_QUOTE_MONTHS)
