@@ -48,6 +48,10 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
     assert all(state == "done" for m in fleet["months"].values() for state in m["features"].values())
     text = run_cli(env, "status").stdout
     assert "acme-freight (samsara): active" in text and "#" in text
+    # one fleet's status ends with its quote: the window, then each figure with its months covered
+    one = run_cli(env, "status", "--fleet", "acme-freight").stdout
+    assert "  quote q12:" in one and "(incomplete window)" in one, one  # 2 complete months of 12
+    assert "Miles" in one and "Night driving" in one and "/12 months" in one, one
 
     feats = json.loads(run_cli(env, "features", "acme-freight", "--json").stdout)
     months = feats["months"]
