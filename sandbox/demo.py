@@ -109,7 +109,8 @@ def _demo(app: App, server: SandboxServer, config: SandboxConfig, revoke: tuple[
                 _print_report(step, fid, o.pings, o.events.rows_accepted if o.events else 0)
         for fleet in config.fleets:
             fid = fleet.spec.fleet_id
-            per_flow = feats.windows(fid)
+            month_flows = {(f.name, f.version) for f in app.flows if not f.upstream}  # the quote's line is its own
+            per_flow = {k: n for k, n in feats.windows(fid).items() if k in month_flows}
             months = feats.months(fid)
             before = computed.setdefault(fid, set())
             new = [m for m in months if m not in before]
@@ -119,6 +120,10 @@ def _demo(app: App, server: SandboxServer, config: SandboxConfig, revoke: tuple[
             detail = f"new: {_span(new)}" + (f"; recomputed (new data): {_span(again)}" if again else "")
             print(f"  features  {fid:20s} {sum(per_flow.values()):4d} windows: {len(per_flow)} flows x "
                   f"{'/'.join(map(str, counts)) or 0} months ({detail})", flush=True)
+        for r in feats.results:
+            if r.flow == "quote_summary" and r.status.value == "succeeded":
+                print(f"  quote     {r.fleet_id:20s} {r.window_key} computed (fleetlake status --fleet {r.fleet_id})",
+                      flush=True)
         for r in feats.failed:
             print(f"  features  {r.fleet_id:20s} {r.flow}@{r.version} {r.month} failed: {r.error}", flush=True)
         print(f"  features  computed in {t_features:.1f}s of month tasks", flush=True)
@@ -133,5 +138,5 @@ def _demo(app: App, server: SandboxServer, config: SandboxConfig, revoke: tuple[
     pull_all("refresh")
     print(f"done in {time.monotonic() - t0:.0f}s; query the lake (Delta tables) with `fleetlake sql`, e.g.\n"
           '  fleetlake sql -c "SELECT fleet, month, count(*) FROM pings GROUP BY ALL ORDER BY ALL"')
-    for f in app.flows[-1:]:  # an active flow's view, named as `fleetlake sql` names it
+    for f in [f for f in app.flows if not f.upstream][-1:]:  # an active month flow's view, as `fleetlake sql` names it
         print(f'  fleetlake sql -c "SELECT * FROM features_{f.name}_v{f.version} WHERE vehicle_id IS NULL ORDER BY ALL"')
