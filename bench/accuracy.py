@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +39,14 @@ from ingest.signals import episodes as sig_episodes  # noqa: E402
 from ingest.signals import harsh as sig_harsh  # noqa: E402
 from ingest.signals.series import vehicle_series  # noqa: E402
 from sandbox.groundtruth import ground_truth, match, month_table, true_events  # noqa: E402
-from sandbox.simulator import FleetSimulator, FleetSpec  # noqa: E402
+from sandbox.messy import messy_spec  # noqa: E402
+from sandbox.simulator import FleetSimulator  # noqa: E402
 
 MONTH = "2025-03"
 
 
 def messy_fleet(case: str, vehicles: int, seed: int) -> FleetSimulator:
-    event = case == "event"
-    return FleetSimulator(FleetSpec(
-        "f", seed, vehicles, datetime(2025, 1, 1, tzinfo=timezone.utc), ping_interval_s=1 if event else int(case),
-        logging_mode="event" if event else "time", event_rate=3.0, no_heading_share=0.25, road_curvature_deg=20.0,
-        odometer_realism=True, no_odometer_share=0.25, speed_spike_rate=0.002))
+    return FleetSimulator(messy_spec(case, vehicles, seed))
 
 
 def _fmt(m: dict) -> str:

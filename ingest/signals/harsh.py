@@ -11,9 +11,9 @@ The rule, per vehicle-month:
    estimated from its cruising): Z is 1, not 2, because with outliers gone the noise left is
    the receiver's Gaussian-like error, and a firm ordinary stop peaks at 6 mph/s, a whole
    mph/s under the 7 mph/s braking threshold, i.e. 2-3 sigma for every device simulated.
-4. Duration: the change must last. Over the flagged pair and the pair before it, and over the
-   flagged pair and the pair after it, the speed has changed by at least 3/4 of the threshold:
-   a brake leaves the truck slower, while a single high or low reading comes back level.
+4. Duration: the change must last. Neither the pair before the flagged one nor the pair after
+   it undoes more than a quarter of it: a brake leaves the truck slower, while a single low
+   reading is rebounded from, and a single high one falls back, at once.
 5. Flagged pairs of one vehicle within MERGE_S are one event.
 """
 
@@ -35,7 +35,8 @@ MAX_INTERVAL_S = 1.5
 Z = 1.0
 DEFAULT_NOISE_MPH = 1.0  # too little cruising to measure the device: assume the noisiest receiver
 MERGE_S = 4.0
-HOLD_SHARE = 0.75  # of the threshold: the change over two seconds around the flagged pair
+REVERSAL = 0.25  # share of the change the neighbouring pairs may undo
+NEIGHBOUR_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,15 @@ def _events(s: VehicleSeries, sp: np.ndarray, sign: float, threshold: float, sig
         rate = np.where(ok, dv / dt, 0.0)
     flagged = ok & (rate >= threshold + Z * sigma / np.where(dt > 0, dt, 1.0))
     idx = np.flatnonzero(flagged)
-    # The change lasts: over the pair and the one before it (not a rebound from a low reading),
-    # and over the pair and the one after it (not a high reading that falls back), the speed
-    # has changed by at least HOLD_SHARE of the threshold.
+    # The change lasts: the pairs before and after it (pings within NEIGHBOUR_S) undo at most
+    # REVERSAL of it. A low reading that the next one rebounds from, or a high one that falls
+    # back, is undone at once; a brake leaves the truck slower.
     before, after = np.maximum(idx - 1, 0), np.minimum(idx + 2, s.n - 1)
-    near_b = (s.ts_ms[idx] - s.ts_ms[before]) <= 1000 * PAIR_MAX_S
-    near_a = (s.ts_ms[after] - s.ts_ms[idx + 1]) <= 1000 * PAIR_MAX_S
-    need = HOLD_SHARE * threshold
-    held = (~near_b | ((sp[idx + 1] - sp[before]) * sign >= need)) & \
-        (~near_a | ((sp[after] - sp[idx]) * sign >= need))
+    change = dv[idx]
+    near_b = (idx > 0) & ((s.ts_ms[idx] - s.ts_ms[before]) <= 1000 * NEIGHBOUR_S)
+    near_a = (idx + 2 < s.n) & ((s.ts_ms[after] - s.ts_ms[idx + 1]) <= 1000 * NEIGHBOUR_S)
+    held = (~near_b | ((sp[idx] - sp[before]) * sign >= -REVERSAL * change)) & \
+        (~near_a | ((sp[after] - sp[idx + 1]) * sign >= -REVERSAL * change))
     idx = idx[held]
     if idx.size == 0:
         return np.empty(0, np.int64)

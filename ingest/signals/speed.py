@@ -26,6 +26,7 @@ TOL_MPH = 6.0  # 1 s: position-change speed noise up to 1.3 mph (0.8 m white jit
 TOL_PER_S = 0.05  # mph of tolerance per second of half-window: true speed changes within it
 TOL_SHARE = 0.05  # chords cut bends: at 60 s (this share in full) the position estimate runs a few percent low
 DENSE_HALF_S = 5.0
+LAG_S = 1.0  # half a second each way between the instants of a fix and of its Doppler speed
 WINDOW_MAX_S = 150.0  # neighbours further apart than this say nothing about the ping between them
 NOISE_CRUISE_MPH = 30.0
 NOISE_PAIR_S = 1.5
@@ -61,9 +62,25 @@ def fused_speed(s: VehicleSeries) -> FusedSpeed:
     dt = s.dt_s
     half = (dt[:-1] + dt[1:]) / 2
     mid = sp[1:-1]
-    tol = TOL_MPH + TOL_PER_S * half + TOL_SHARE * np.nan_to_num(vpos[1:-1]) * np.minimum(1.0, half / 60.0)
+    # The position estimate is the mean speed over [t(i-1), t(i+1)], i.e. the speed at that
+    # window's centre, which is not t(i) after a lost ping: compare the Doppler speed there.
+    da, db = dt[:-1], dt[1:]
+    shift = (db - da) / 2  # centre - t(i), seconds
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at_centre = np.where(shift < 0, mid + (sp[:-2] - mid) * (-shift / np.where(da > 0, da, 1.0)),
+                             mid + (sp[2:] - mid) * (shift / np.where(db > 0, db, 1.0)))
+    # Fix and Doppler instants can differ by up to LAG_S: while the speed changes, the two
+    # estimates differ by that much of the change. The slope comes from the position estimates
+    # around i, which a Doppler outlier (or two in a row) does not move.
+    slope = np.zeros(s.n - 2)
+    if s.n > 4:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            span = (s.ts_ms[3:-1] - s.ts_ms[1:-3]) / 1000.0
+            slope[1:-1] = np.nan_to_num(np.abs(vpos[3:-1] - vpos[1:-3]) / np.where(span > 0, span, 1.0))
+    tol = TOL_MPH + TOL_PER_S * half + TOL_SHARE * np.nan_to_num(vpos[1:-1]) * np.minimum(1.0, half / 60.0) + \
+        LAG_S * slope
     near = (dt[:-1] <= WINDOW_MAX_S) & (dt[1:] <= WINDOW_MAX_S) & np.isfinite(vpos[1:-1]) & np.isfinite(s.speed_mph[1:-1])
-    off = mid - vpos[1:-1]
+    off = at_centre - vpos[1:-1]
     # Over a few seconds one neighbouring reading agreeing with the position suffices (so two
     # outliers in a row are both caught); over longer windows the truck may really have changed
     # speed, so both neighbours must agree.
