@@ -30,9 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.flows import distance2, harsh2, speed2  # noqa: E402
+from ingest.flows import walk  # noqa: E402
 from ingest.flows.base import FlowInput  # noqa: E402
+from ingest.flows.harsh import detect as harsh_detect  # noqa: E402
 from ingest.flows.motion import still  # noqa: E402
+from ingest.flows.registry import builtin  # noqa: E402
+from ingest.flows.speed.episodes import episodes as speed_episodes  # noqa: E402
 from ingest.flows.track import load  # noqa: E402
 from ingest.signals import distance as sig_distance  # noqa: E402
 from ingest.signals import episodes as sig_episodes  # noqa: E402
@@ -77,7 +80,7 @@ def main() -> None:
         series = [vehicle_series(table.slice(int(a), int(b - a))) for a, b in zip(tr.starts, tr.ends)]
 
         # --- harsh
-        old = harsh2.detect(tr)
+        old = harsh_detect.detect(tr)
         new = [sig_harsh.detect(s) for s in series]
         for k, kind in enumerate(("harsh_brake", "harsh_accel")):
             truth = true_events(sim, MONTH, kind)
@@ -97,7 +100,7 @@ def main() -> None:
         # --- speeding: counts against every true episode
         truth_sp = true_events(sim, MONTH, "speeding")
         n_true = len(truth_sp)
-        n_old = len(speed2.episodes(still(tr))[0])
+        n_old = len(speed_episodes(still(tr))[0])
         n_new = sum(len(sig_episodes.speeding(s).first_ms) for s in series)
         print(f"  speeding     true {n_true}, before {n_old} ({n_old / n_true - 1:+.1%}), "
               f"after {n_new} ({n_new / n_true - 1:+.1%})")
@@ -109,7 +112,7 @@ def main() -> None:
         has_odo = {vid for vid, v in by_vehicle.items() if v.odometer is not None and v.odometer.present}
         old_v: dict[str, float] = defaultdict(float)
         old_s: dict[tuple[str, str], float] = {}
-        for r in distance2.FLOW.compute(inp).to_pylist():
+        for r in walk.compute(builtin()[("distance", 2)], inp).to_pylist():
             if r["vehicle_id"]:
                 old_v[r["vehicle_id"]] += r["miles"]
                 old_s[(r["vehicle_id"], r["state"])] = r["miles"]

@@ -6,8 +6,9 @@ import numpy as np
 
 from geo.distance import METERS_PER_MILE, consecutive_m
 from geo.states import state_lookup
-from ingest.flows import distance2
+from ingest.flows import walk
 from ingest.flows.base import FlowInput
+from ingest.flows.registry import builtin
 from ingest.signals import distance
 from ingest.signals.series import VehicleSeries, from_arrays
 from sandbox.groundtruth import month_table
@@ -106,7 +107,7 @@ def test_messy_60s_month_miles_within_half_a_percent_with_an_odometer_and_1_perc
     lo, hi = month_bounds_ms(month)
     table = month_table(sim, month)
     old: dict[str, float] = {}
-    for r in distance2.FLOW.compute(FlowInput("f", month, {"pings": table}, True)).to_pylist():
+    for r in walk.compute(builtin()[("distance", 2)], FlowInput("f", month, {"pings": table}, True)).to_pylist():
         if r["vehicle_id"]:
             old[r["vehicle_id"]] = old.get(r["vehicle_id"], 0.0) + r["miles"]
     worst_old = 0.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ingest.flows import speed2
 from ingest.flows.motion import still
+from ingest.flows.speed.episodes import episodes as speed_episodes
 from ingest.flows.track import load
 from ingest.signals import episodes
 from ingest.signals.series import VehicleSeries, from_arrays
@@ -35,7 +35,7 @@ def _drive(speeds: list[float], every_s: int, drop: tuple[int, ...] = (), seed: 
 def _old_count(s: VehicleSeries) -> int:
     tr = load(pa.table({"vehicle_id": ["v"] * s.n, "ts": pa.array(s.ts_ms, pa.timestamp("ms")), "lat": s.lat,
                         "lon": s.lon, "speed_mph": s.speed_mph, "heading_deg": s.heading_deg}))
-    return len(speed2.episodes(still(tr))[0])
+    return len(speed_episodes(still(tr))[0])
 
 
 def _episode_at_60s() -> list[float]:

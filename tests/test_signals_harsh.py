@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pyarrow as pa
 
-from ingest.flows import harsh2
+from ingest.flows.harsh import detect as harsh_detect
 from ingest.flows.track import load
 from ingest.signals import harsh
 from ingest.signals.series import VehicleSeries, from_arrays
@@ -98,7 +98,7 @@ def test_messy_1s_fleet_finds_the_clear_events_where_the_pair_rule_drowns_in_out
         found["harsh_accel"] += [(v.vehicle_id, int(t)) for t in det.accel_ms]
         tr = load(pa.table({"vehicle_id": [v.vehicle_id] * len(c), "ts": pa.array(c.ts_ms, pa.timestamp("ms")),
                             "lat": c.lat, "lon": c.lon, "speed_mph": c.speed_mph, "heading_deg": c.heading_deg}))
-        d2 = harsh2.detect(tr)
+        d2 = harsh_detect.detect(tr)
         for k, kind in enumerate(("harsh_brake", "harsh_accel")):
             old[kind] += [(v.vehicle_id, int(t)) for kk, t in zip(d2.kind, d2.ts_ms) if kk == k]
         for e in sim.events(v, lo, hi):
