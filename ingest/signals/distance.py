@@ -35,7 +35,7 @@ from geo.distance import METERS_PER_MILE, consecutive_m
 from geo.states import state_lookup
 from ingest.signals.sampling import MOVING_MPH, allowed_gap_s, driving_interval_s
 from ingest.signals.series import VehicleSeries
-from ingest.signals.speed import fused_speed
+from ingest.signals.speed import FusedSpeed, fused_speed
 
 IMPLAUSIBLE_MPH = 150.0  # a pair implying more than this is a GPS jump, not driving
 CHORD_FLOOR = 0.97  # a path is never shorter than its chord (3% and FIX_SLACK_M for fix error)
@@ -162,10 +162,11 @@ def state_split(s: VehicleSeries, pair_miles: np.ndarray) -> dict[str, float]:
     return {codes[i]: float(sums[i]) for i in np.flatnonzero(sums > 0)}
 
 
-def vehicle_miles(s: VehicleSeries) -> VehicleMiles:
+def vehicle_miles(s: VehicleSeries, fused: FusedSpeed | None = None) -> VehicleMiles:
+    """`fused`: the series' fused speed when the caller has it already."""
     if s.n < 2:
         return VehicleMiles(0.0)
-    gps = gps_pair_miles(s)
+    gps = gps_pair_miles(s, None if fused is None else fused.mph)
     miles, trusted = odometer_pair_miles(s, gps)
     odo = float(miles[trusted].sum())
     rest = float(miles[~trusted].sum())

@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest.signals.sampling import allowed_gap_s, driving_interval_s
 from ingest.signals.series import VehicleSeries
-from ingest.signals.speed import fused_speed
+from ingest.signals.speed import FusedSpeed, fused_speed
 
 SPEEDING_MPH = 75.0
 EXIT_MPH = 74.0
@@ -37,9 +37,10 @@ class Episodes:
     interval_s: float | None  # the sampling interval the gap rules used
 
 
-def speeding(s: VehicleSeries) -> Episodes:
+def speeding(s: VehicleSeries, fused: FusedSpeed | None = None) -> Episodes:
+    """`fused`: the series' fused speed when the caller has it already."""
     interval = driving_interval_s(s)
-    sp = fused_speed(s).mph
+    sp = (fused or fused_speed(s)).mph
     idx = np.flatnonzero((sp >= EXIT_MPH) & (sp <= IMPLAUSIBLE_MPH))
     if idx.size == 0:
         return Episodes(np.empty(0, np.int64), np.empty(0), interval)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ingest.signals.sampling import MOVING_MPH, median_driving_interval_s
 from ingest.signals.series import VehicleSeries
-from ingest.signals.speed import fused_speed, noise_mph
+from ingest.signals.speed import FusedSpeed, fused_speed, noise_mph
 
 BRAKE_MPHPS = 7.0  # 0.32 g: no routine or firm-but-ordinary truck stop (<= 6 mph/s) gets there
 ACCEL_MPHPS = 4.0  # 0.18 g: twice a loaded truck's pull-away
@@ -72,7 +72,8 @@ def _events(s: VehicleSeries, sp: np.ndarray, sign: float, threshold: float, sig
     return s.ts_ms[idx[new]]
 
 
-def detect(s: VehicleSeries) -> HarshEvents:
+def detect(s: VehicleSeries, fused: FusedSpeed | None = None) -> HarshEvents:
+    """`fused`: the series' fused speed when the caller has it already."""
     e = np.empty(0, np.int64)
     interval = median_driving_interval_s(s)
     if interval is None:
@@ -80,8 +81,8 @@ def detect(s: VehicleSeries) -> HarshEvents:
     if interval > MAX_INTERVAL_S:
         return HarshEvents(e, e, f"pings {interval:g} s apart while driving; braking and acceleration need "
                                  f"{MAX_INTERVAL_S:g} s or less", None, interval)
-    fused = fused_speed(s).mph
-    sp = np.where(fused < MOVING_MPH, 0.0, fused)
+    mph = (fused or fused_speed(s)).mph
+    sp = np.where(mph < MOVING_MPH, 0.0, mph)
     measured = noise_mph(sp, s.dt_s)
     sigma = measured if measured is not None else DEFAULT_NOISE_MPH
     return HarshEvents(_events(s, sp, -1.0, BRAKE_MPHPS, sigma), _events(s, sp, 1.0, ACCEL_MPHPS, sigma), None,

@@ -10,6 +10,7 @@ features/distance/v1/.
 
 from __future__ import annotations
 
+from ingest.flows import signals
 from ingest.flows.base import Flow, Walk
 from ingest.flows.distance import best_source, rules
 from ingest.flows.distance.schema import SCHEMA, SCHEMA_V3
@@ -17,4 +18,4 @@ from ingest.flows.track import COLUMNS
 
 VERSIONS = (Flow("distance", 2, ("pings",), SCHEMA, Walk(rules.vehicle, rules.fleet), columns=COLUMNS),
             Flow("distance", 3, ("pings",), SCHEMA_V3, Walk(best_source.vehicle, best_source.fleet),
-                 columns=(*COLUMNS, "odometer_mi")))
+                 columns=signals.COLUMNS))

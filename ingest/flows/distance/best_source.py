@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ingest.flows.base import FlowInput
-from ingest.signals.distance import VehicleMiles, vehicle_miles
-from ingest.signals.series import vehicle_series
+from ingest.flows.signals import miles_of, series_of
+from ingest.signals.distance import VehicleMiles
 
 
 def _row(inp: FlowInput, vehicle_id: str | None, state: str, miles: float, source: str | None,
@@ -27,10 +27,10 @@ def _share(odometer: float, total: float) -> float | None:
 
 
 def vehicle(inp: FlowInput, _ctx: object) -> tuple[list[dict[str, Any]], VehicleMiles | None]:
-    s = vehicle_series(inp.tables["pings"])
+    s = series_of(inp)
     if s.n < 2:
         return [], None
-    est = vehicle_miles(s)
+    est = miles_of(inp)
     share = _share(est.odometer_miles, est.miles)
     return [_row(inp, s.vehicle_id, code, m, est.source, share) for code, m in est.by_state.items()], est
 

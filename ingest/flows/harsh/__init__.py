@@ -10,6 +10,7 @@ under features/harsh/v1/ and v2/.
 
 from __future__ import annotations
 
+from ingest.flows import signals
 from ingest.flows.base import Flow, Walk
 from ingest.flows.harsh import fused, rules
 from ingest.flows.harsh.schema import SCHEMA
@@ -18,4 +19,4 @@ from ingest.flows.track import COLUMNS
 VERSIONS = (Flow("harsh", 3, ("pings", "events"), SCHEMA, Walk(rules.vehicle, rules.fleet, rules.context),
                  columns=COLUMNS),
             Flow("harsh", 4, ("pings", "events"), SCHEMA, Walk(fused.vehicle, fused.fleet, fused.context),
-                 columns=(*COLUMNS, "odometer_mi")))
+                 columns=signals.COLUMNS))

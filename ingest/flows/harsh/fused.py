@@ -19,24 +19,23 @@ from ingest.flows.base import FlowInput
 from ingest.flows.harsh.detect import detect
 from ingest.flows.harsh.rules import Part, _table, _tsp_counts, context, fleet
 from ingest.flows.harsh.schema import KINDS
+from ingest.flows.signals import fused_of, miles_of, series_of
 from ingest.flows.track import track_of
 from ingest.signals import harsh
-from ingest.signals.distance import vehicle_miles
-from ingest.signals.series import vehicle_series
 
 __all__ = ["context", "fleet", "vehicle"]
 
 
 def vehicle(inp: FlowInput, source: str | None) -> tuple[list[dict[str, Any]], Part]:
-    s = vehicle_series(inp.tables["pings"])
-    miles = vehicle_miles(s).miles if s.n > 1 else 0.0
+    s = series_of(inp)
+    miles = miles_of(inp).miles if s.n > 1 else 0.0
     if source is not None:
         part = Part(s.vehicle_id, miles, _tsp_counts(s.vehicle_id, inp.tables.get("events")), np.ones(len(KINDS), bool),
                     [None] * len(KINDS))
     else:
         tr = track_of(inp)
         turns = detect(tr)
-        found = harsh.detect(s)
+        found = harsh.detect(s, fused_of(inp))
         ok = found.reason is None
         counts = np.array([found.brake_ms.size, found.accel_ms.size, int((turns.kind == 2).sum())], np.int64)
         part = Part(s.vehicle_id, miles, counts, np.array([ok, ok, bool(turns.measurable[0, 2])]),

@@ -9,11 +9,12 @@ golden files in tests/golden/); their tables stay readable under features/speed/
 
 from __future__ import annotations
 
-from ingest.flows import walk
+from ingest.flows import signals, walk
 from ingest.flows.base import Flow
 from ingest.flows.speed import rules, sampled
 from ingest.flows.speed.schema import SCHEMA
 from ingest.flows.track import COLUMNS
 
 VERSIONS = (Flow("speed", 3, ("pings",), SCHEMA, walk.parts_walk(rules.part, rules.merge, rules.row), columns=COLUMNS),
-            Flow("speed", 4, ("pings",), SCHEMA, walk.parts_walk(sampled.part, rules.merge, rules.row), columns=COLUMNS))
+            Flow("speed", 4, ("pings",), SCHEMA, walk.parts_walk(sampled.part, rules.merge, rules.row),
+                 columns=signals.COLUMNS))

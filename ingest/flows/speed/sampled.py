@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 
 from ingest.flows.base import FlowInput
+from ingest.flows.signals import fused_of, series_of
 from ingest.flows.speed.rules import Part
 from ingest.flows.speed.rules import part as part_v3
 from ingest.signals.episodes import speeding
-from ingest.signals.series import vehicle_series
 
 
 def part(inp: FlowInput, ctx: object) -> Part:
-    return dataclasses.replace(part_v3(inp, ctx), episode_s=speeding(vehicle_series(inp.tables["pings"])).seconds)
+    return dataclasses.replace(part_v3(inp, ctx), episode_s=speeding(series_of(inp), fused_of(inp)).seconds)
