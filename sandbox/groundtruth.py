@@ -69,7 +69,7 @@ def ground_truth(sim: FleetSimulator, months: list[str]) -> tuple[pa.Table, pa.T
 
 def month_table(sim: FleetSimulator, month: str) -> pa.Table:
     """One month of a fleet's pings as candidate rows, the way a connector hands them over:
-    a device that reports no heading sends none (null, not NaN)."""
+    a device that reports no heading or odometer sends none (null, not NaN)."""
     from partitions.schema import candidates
 
     lo, hi = month_bounds_ms(month)
@@ -81,7 +81,7 @@ def month_table(sim: FleetSimulator, month: str) -> pa.Table:
         parts.append(candidates({
             "fleet_id": [sim.spec.fleet_id] * n, "vehicle_id": [c.vehicle_id] * n,
             "ts": c.ts_ms.astype("datetime64[ms]"), "lat": c.lat, "lon": c.lon, "speed_mph": c.speed_mph,
-            "heading_deg": heading, "odometer_mi": c.odometer_mi, "source": ["samsara"] * n}))
+            "heading_deg": heading, "odometer_mi": pa.array(c.odometer_mi, pa.float64(), mask=np.isnan(c.odometer_mi)), "source": ["samsara"] * n}))
     return pa.concat_tables(parts)
 
 

@@ -202,7 +202,8 @@ class MotiveApp:
         times = render_times(whole, quirks, v.vehicle_id, zone, whole_seconds_only=True)
         lat, lon, hdg = c.lat.tolist(), c.lon.tolist(), c.heading_deg.tolist()
         kmh = np.round(c.speed_mph * KM_PER_MILE, 2).tolist()
-        km = np.round(c.odometer_mi * KM_PER_MILE, 2).tolist()
+        # None: the device sent no reading (sandbox/odometer.py), served as null
+        km = [None if np.isnan(x) else x for x in np.round(c.odometer_mi * KM_PER_MILE, 2).tolist()]
         null_speed = quirks.picked("null_speed", v.vehicle_id, c.ts_ms)
         north = quirks.picked("north_as_360", v.vehicle_id, c.ts_ms)
         ints = quirks.ints_for_floats
@@ -224,13 +225,16 @@ class MotiveApp:
             speed = "null" if null_speed[i] else num(kmh[i], ints)
             kind = "vehicle_moving" if moving else "vehicle_stopped"
             pid = int(base) * 10 + i
+            k = km[i]
+            odo_s = "null" if k is None else f'"{k}"'
+            odo_n = "null" if k is None else num(k, ints)
             if strings and chance(plan.seed, "str", fleet, v.vehicle_id, times[i]) < strings:
                 out.append(f'{{"vehicle_location":{{"id":{pid},"located_at":"{times[i]}","lat":"{lat[i]}",'
-                           f'"lon":"{lon[i]}","bearing":{bearing},"speed":"{kmh[i]}","odometer":"{km[i]}",'
+                           f'"lon":"{lon[i]}","bearing":{bearing},"speed":"{kmh[i]}","odometer":{odo_s},'
                            f'"type":"{kind}","description":""}}}}'.encode())
             else:
                 out.append(f'{{"vehicle_location":{{"id":{pid},"located_at":"{times[i]}","lat":{lat[i]},'
-                           f'"lon":{lon[i]},"bearing":{bearing},"speed":{speed},"odometer":{num(km[i], ints)},'
+                           f'"lon":{lon[i]},"bearing":{bearing},"speed":{speed},"odometer":{odo_n},'
                            f'"type":"{kind}","description":""{extra}}}}}'.encode())
         if plan.malformed and chance(plan.seed, "junk", fleet, v.vehicle_id, times[0]) < plan.malformed:
             out.extend(x.encode() for x in _junk_motive(times[0], lat[0], lon[0]))

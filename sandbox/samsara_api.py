@@ -318,7 +318,8 @@ class SamsaraApp:
         ints = quirks.ints_for_floats
         absent = quirks.picked("absent_optional", v.vehicle_id, c.ts_ms)
         north = quirks.picked("north_as_360", v.vehicle_id, c.ts_ms)
-        odo = (c.odometer_mi * METERS_PER_MILE).round().astype(np.int64).tolist()
+        # a device without a reading sends no odometer (sandbox/odometer.py): None, left out below
+        odo = [None if np.isnan(x) else int(round(x * METERS_PER_MILE)) for x in c.odometer_mi.tolist()]
         order = list(range(len(times)))
         if plan.out_of_order and len(order) > 1 and \
                 chance(plan.seed, "ooo", fleet, v.vehicle_id, times[0]) < plan.out_of_order:
@@ -328,7 +329,8 @@ class SamsaraApp:
         strings = plan.numbers_as_strings
         extra = ',"isEcuSpeed":false,"gpsFixQuality":"3d"' if quirks.extra_fields else ""
         for i in order:
-            dec = f',"decorations":{{"gpsOdometerMeters":{{"value":{odo[i]}}}}}' if decorate else ""
+            dec = f',"decorations":{{"gpsOdometerMeters":{{"value":{odo[i]}}}}}' if decorate and odo[i] is not None \
+                else ""
             if strings and chance(plan.seed, "str", fleet, v.vehicle_id, times[i]) < strings:
                 heading = f',"headingDegrees":"{hdg[i]}"' if spd[i] > 0 else ""
                 gps.append(f'{{"time":"{times[i]}","latitude":"{lat[i]}","longitude":"{lon[i]}"{heading},'
@@ -357,7 +359,7 @@ class SamsaraApp:
             else:
                 otimes = times
             out += ',"gpsOdometerMeters":[' + ",".join(
-                f'{{"time":"{otimes[i]}","value":{odo[i]}}}' for i in order) + "]"
+                f'{{"time":"{otimes[i]}","value":{odo[i]}}}' for i in order if odo[i] is not None) + "]"
         return (out + "}").encode()
 
 

@@ -30,6 +30,8 @@ from common.months import month_bounds_ms  # noqa: F401 - re-exported for the sa
 from geo.distance import EARTH_RADIUS_M, METERS_PER_MILE, haversine_m
 from sandbox.cities import CITIES, City
 from sandbox.gnss import Receiver, delivered, draw_receiver, position_error_m, reported_heading, reported_speed
+from sandbox.odometer import OdometerModel, calibration_on, draw_odometer, readings, reset_value
+from sandbox.sampling import event_based, time_based
 
 MPH_TO_MPS = METERS_PER_MILE / 3600.0
 DAY_S = 86_400
@@ -71,6 +73,13 @@ class FleetSpec:
     bursts_per_hour: float = 0.3  # lost stretches of 5-60 s per driving hour
     no_heading_share: float = 0.0  # devices that report no heading
     idle_drift_share: float = 0.3  # devices whose speed drifts above 0 while idling
+    # Signals of issue 26, all off by default so existing fleets keep their exact pings
+    # (docs/sandbox.md, "Sampling, roads and odometers"):
+    logging_mode: str = "time"  # "event": event-based logging (sandbox/sampling.py); ping_interval_s then paces parking only
+    road_curvature_deg: float = 0.0  # amplitude of the roads' meander around the course (0: rhumb lines)
+    odometer_realism: bool = False  # the ECU odometer of sandbox/odometer.py instead of an exact one
+    no_odometer_share: float = 0.0  # with odometer_realism: devices that report no odometer
+    speed_spike_rate: float = 0.0  # share of driving pings whose Doppler speed is an outlier of 5-20 mph
 
     def __post_init__(self) -> None:
         if self.history_start.tzinfo is None:
@@ -86,6 +95,8 @@ class FleetSpec:
             raise ValueError("jitter_s must be >= 0 and less than half of every ping interval")
         if self.n_vehicles < 1:
             raise ValueError("n_vehicles must be at least 1")
+        if self.logging_mode not in ("time", "event"):
+            raise ValueError("logging_mode must be 'time' or 'event'")
 
     @property
     def history_start_s(self) -> int:
@@ -103,6 +114,7 @@ class Vehicle:
     cruise_mph: float
     odometer_start_mi: float
     receiver: Receiver
+    odometer: OdometerModel | None = None  # None: the exact odometer (each day adds its planned miles)
 
     @property
     def interval_s(self) -> int:
@@ -116,6 +128,14 @@ class Leg:
     lat1: float
     lon1: float
     dwell_s: int  # stop after arriving (delivery); the last leg of a day has 0
+    meander: tuple[tuple[float, float, float], ...] = ()  # (amplitude deg, wavelength m, phase) of the road's bends
+    stretch: float = 1.0  # road length / course length that the meander makes
+
+    def bend_deg(self, travelled_m: np.ndarray) -> np.ndarray:
+        out = np.zeros(travelled_m.size)
+        for amp, wave, ph in self.meander:
+            out += amp * np.sin(2 * np.pi * travelled_m / wave + ph)
+        return out
 
 
 @dataclass(frozen=True)
@@ -222,6 +242,7 @@ class FleetSimulator:
         self._cache: OrderedDict[tuple[int, int], DayTrack] = OrderedDict()
         self._cache_days = cache_days
         self._odo: dict[int, tuple[int, list[float]]] = {}
+        self._reading: dict[int, tuple[int, list[float]]] = {}
         self._tours: dict[tuple[int, int], tuple[City, ...]] = {}
         self._lock = threading.RLock()
 
@@ -239,7 +260,8 @@ class FleetSimulator:
         interval = int(s.interval_mix[int(rr.integers(len(s.interval_mix)))]) if s.interval_mix else s.ping_interval_s
         rx = draw_receiver(rr, interval, s.jitter_s, s.no_heading_share, s.idle_drift_share, s.dropout,
                            s.bursts_per_hour)
-        return Vehicle(i, vid, f"Truck {i + 1:03d}", vin, home, kind, float(cruise), odo, rx)
+        odm = draw_odometer(_rng(s.seed, i, 7), s.no_odometer_share) if s.odometer_realism else None
+        return Vehicle(i, vid, f"Truck {i + 1:03d}", vin, home, kind, float(cruise), odo, rx, odm)
 
     def block_start_s(self, vehicle: Vehicle, day: int) -> int:
         return day * DAY_S + (4 - vehicle.home.utc_offset_h) * 3600
@@ -302,8 +324,33 @@ class FleetSimulator:
                 dwells = [int(r.integers(900, 2700)) for _ in range(n)] + [0]
             legs = tuple(Leg(p[0], p[1], q[0], q[1], dw) for p, q, dw in zip(points, points[1:], dwells))
             plan = DayPlan(day, block, depart, home, home, legs, 0.0)
-        planned = sum(rhumb_distance_m(lg.lat0, lg.lon0, lg.lat1, lg.lon1) for lg in plan.legs)
-        return DayPlan(plan.day, plan.block_start_s, plan.depart_s, plan.start, plan.end, plan.legs, planned)
+        legs = self._bend(v, day, plan.legs)
+        planned = sum(rhumb_distance_m(lg.lat0, lg.lon0, lg.lat1, lg.lon1) * lg.stretch for lg in legs)
+        return DayPlan(plan.day, plan.block_start_s, plan.depart_s, plan.start, plan.end, legs, planned)
+
+    def _bend(self, v: Vehicle, day: int, legs: tuple[Leg, ...]) -> tuple[Leg, ...]:
+        """Legs with road bends: three sinusoids of the heading along the distance travelled.
+
+        Bends of 0.5-20 km wavelength are what a 30-60 s logger's chords cut; the stretch they
+        give a leg (1 / mean cos of the bend) is known from the plan, so the odometer of a day
+        stays its planned miles without simulating it.
+        """
+        amp = self.spec.road_curvature_deg
+        if amp <= 0 or not legs:
+            return legs
+        r = _rng(self.spec.seed, v.index, day, 6)
+        out = []
+        for lg in legs:
+            waves = ((amp * float(r.uniform(0.6, 1.0)), float(r.uniform(2_000, 8_000))),
+                     (amp * float(r.uniform(0.3, 0.6)), float(r.uniform(500, 2_000))),
+                     (amp * float(r.uniform(0.5, 1.0)), float(r.uniform(8_000, 20_000))))
+            meander = tuple((a, w, float(r.uniform(0, 2 * np.pi))) for a, w in waves)
+            length = rhumb_distance_m(lg.lat0, lg.lon0, lg.lat1, lg.lon1)
+            probe = Leg(lg.lat0, lg.lon0, lg.lat1, lg.lon1, lg.dwell_s, meander)
+            grid = np.arange(0.0, max(length, 20.0), 20.0)
+            stretch = 1.0 / float(np.mean(np.cos(np.radians(probe.bend_deg(grid)))))
+            out.append(Leg(lg.lat0, lg.lon0, lg.lat1, lg.lon1, lg.dwell_s, meander, stretch))
+        return tuple(out)
 
     def _odometer_at_day(self, v: Vehicle, day: int) -> float:
         """Odometer (miles) at the start of `day`: the sum of planned miles of earlier days."""
@@ -314,6 +361,25 @@ class FleetSimulator:
                 d = start + len(sums) - 1
                 sums.append(sums[-1] + self.plan(v, d).planned_m / METERS_PER_MILE)
             self._odo[v.index] = (start, sums)
+            return sums[max(0, day - start)]
+
+    def _reading_at_day(self, v: Vehicle, day: int) -> float:
+        """What an ECU odometer (v.odometer) reads at the start of `day`: earlier days' planned
+        miles times their calibration, restarted at the last reset."""
+        m = v.odometer
+        assert m is not None
+        first = self.day_of(v, self.spec.history_start_s)
+        with self._lock:
+            start, sums = self._reading.get(v.index, (first, []))
+            if not sums:
+                reset = reset_value(m, _rng(self.spec.seed, v.index, first, 10))
+                sums.append(reset if reset is not None else v.odometer_start_mi + m.offset_mi)
+            while start + len(sums) - 1 < day:
+                d = start + len(sums) - 1
+                reset = reset_value(m, _rng(self.spec.seed, v.index, d + 1, 10))
+                grown = sums[-1] + self.plan(v, d).planned_m / METERS_PER_MILE * (1 + calibration_on(m, d - first))
+                sums.append(reset if reset is not None else grown)
+            self._reading[v.index] = (start, sums)
             return sums[max(0, day - start)]
 
     # ----------------------------------------------------------------- day generation
@@ -350,8 +416,8 @@ class FleetSimulator:
         t = plan.depart_s
         heading = 0.0
         for leg in plan.legs:
-            speeds, hoff, leg_events = _leg_profile(r, rhumb_distance_m(leg.lat0, leg.lon0, leg.lat1, leg.lon1),
-                                                    v.cruise_mph, v.kind, spec.event_rate)
+            speeds, hoff, leg_events = _leg_profile(r, rhumb_distance_m(leg.lat0, leg.lon0, leg.lat1, leg.lon1)
+                                                    * leg.stretch, v.cruise_mph, v.kind, spec.event_rate)
             lat, lon, hdg = _integrate(leg, speeds, hoff, r)
             n = speeds.size
             ts = t + np.arange(n, dtype=np.int64)
@@ -410,7 +476,8 @@ class FleetSimulator:
         offline = None
         idx = np.empty(0, np.int64)
         if ts1.size:
-            on_idx = np.flatnonzero(on1 & ((ts1 - phase) % iv == 0))
+            on_idx = event_based(ts1, on1, v1, h1, step_m, phase) if spec.logging_mode == "event" else \
+                time_based(ts1, on1, iv, phase)
             off_idx = np.flatnonzero(~on1 & ((ts1 - phase) % pk == 0))
             idx = np.sort(np.concatenate([delivered(r, rx, on_idx, ts1, ts1.size), off_idx]))
             if r.random() < spec.offline_gap_rate:
@@ -424,6 +491,10 @@ class FleetSimulator:
         end_odo = odo0 + plan.planned_m / METERS_PER_MILE
         # device signals on the 1 s track (only the sampled seconds are kept)
         sp1 = reported_speed(r, rx, v1, on1) if ts1.size else np.empty(0)
+        if spec.speed_spike_rate > 0 and idx.size:
+            rs = _rng(spec.seed, v.index, day, 9)
+            hit = idx[(v1[idx] > 5) & (rs.random(idx.size) < spec.speed_spike_rate)]
+            sp1[hit] = np.maximum(0.0, np.round(sp1[hit] + rs.choice([-1.0, 1.0], hit.size) * rs.uniform(5, 20, hit.size), 1))
         hd = reported_heading(r, rx, h1[idx], v1[idx])
         rest_h = np.nan if not rx.has_heading else heading
         p_ts = np.concatenate([before, ts1[idx], after])
@@ -433,6 +504,10 @@ class FleetSimulator:
         p_h = np.concatenate([np.full(before.size, 0.0 if rx.has_heading else np.nan), hd,
                               np.full(after.size, rest_h)])
         p_odo = np.concatenate([np.full(before.size, odo0), odo1[idx], np.full(after.size, end_odo)])
+        if v.odometer is not None:
+            first = self.day_of(v, hist0)
+            p_odo = readings(v.odometer, _rng(spec.seed, v.index, day, 8), self._reading_at_day(v, day), p_odo - odo0,
+                             calibration_on(v.odometer, day - first), p_ts)
 
         # --- position error: correlated (Gauss-Markov) wander plus white jitter, metres
         north, east = position_error_m(r, rx, block0, block1, p_ts)
@@ -656,6 +731,9 @@ def _leg_profile(r: np.random.Generator, length_m: float, cruise: float, kind: s
             k0 = pos - 1
             got = _harsh(r, cur, +1.0, HARSH_ACCEL_MPHPS, 0.0, (6.0, 12.0))
             if got is None:
+                # No event after all, but the truck slowed for it: it pulls away as usual (it
+                # used to jump from 5-20 mph back to cruise within one second here).
+                add(_pull_away(r, cur, cruise))
                 continue
             sp, mag, over, near = got
             add(sp)
@@ -724,8 +802,10 @@ def _integrate(leg: Leg, speeds: np.ndarray, hoff_deg: np.ndarray, r: np.random.
     brg = rhumb_bearing(leg.lat0, leg.lon0, leg.lat1, leg.lon1)
     n = speeds.size
     wobble = 2.0 * np.sin(2 * np.pi * np.arange(n) / r.uniform(300, 900) + r.uniform(0, 2 * np.pi))
-    h = brg + np.radians(hoff_deg + wobble)
     step = speeds * MPH_TO_MPS
+    if leg.meander:
+        wobble = wobble + leg.bend_deg(np.concatenate([[0.0], np.cumsum(step)[:-1]]))
+    h = brg + np.radians(hoff_deg + wobble)
     dn = step * np.cos(h)
     de = step * np.sin(h)
     lat = leg.lat0 + np.degrees(np.concatenate([[0.0], np.cumsum(dn)[:-1]]) / EARTH_RADIUS_M)

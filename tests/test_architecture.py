@@ -19,6 +19,7 @@ FORBIDDEN = {
 
 # The layers inside ingest/, bottom up: each sub-package may import only those below it.
 INGEST_LAYERS = (
+    ("signals",),           # pure detectors and estimators on one vehicle's signals (numpy, geo)
     ("wiring",),            # settings and what they name: TSP endpoints, clock, keys, logs, metrics
     ("flows",),             # the flow contract and the built-in flows
     ("engine", "pull", "fleets"),  # the feature engine; a fleet's pull; on- and off-boarding: none

@@ -130,7 +130,8 @@ def _synthetic_month(path: Path, vehicles: int, pings: int) -> int:
     t = pa.table({"vehicle_id": pa.array(np.repeat([f"v{i:03d}" for i in range(vehicles)], pings)).dictionary_encode(),
                   "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")),
                   "lat": 35.0 + np.cumsum(rng.normal(0, 1e-4, n)), "lon": -97.0 + np.cumsum(rng.normal(0, 1e-4, n)),
-                  "speed_mph": speed, "heading_deg": rng.uniform(0, 360, n)})
+                  "speed_mph": speed, "heading_deg": rng.uniform(0, 360, n),
+                  "odometer_mi": 100_000 + np.cumsum(speed * 5 / 3600)})
     pq.write_table(t, path, row_group_size=2 * pings, compression="zstd")
     return t.slice(0, pings).nbytes
 
