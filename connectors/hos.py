@@ -8,7 +8,7 @@ Motive's public reference (tests/contracts/motive_shapes.py); sources in docs/sa
   logins overlap; attribution decides), duty statuses from `/fleet/hos/logs` (an entry without
   `logEndTime` still runs), violations from `/fleet/hos/violations` (types mapped to the FMCSA rule
   they enforce; any other kept verbatim as `other`). Cursor pages, as everywhere in Samsara.
-- Motive: a driving period (`/v1/driving_periods`, at most 31 days a request) with a driver is an
+- Motive: a driving period (`/v1/driving_periods`, at most 30 days a request) with a driver is an
   assignment for its span: Motive ties driving to a driver there, and `driver: null` is its
   unidentified driving; duty statuses are the events of `/v1/logs`; violations `/v1/hos_violations`.
   Numbered pages (100 a page), inclusive dates: results are cut back to the half-open window.
@@ -38,7 +38,7 @@ SAMSARA_VIOLATION = {"shiftDrivingHours": "driving_11", "shiftHours": "duty_14",
 MOTIVE_STATUS = {"off_duty": "off_duty", "sleeper": "sleeper", "driving": "driving", "on_duty": "on_duty",
                  "yard_move": "yard_move", "personal_conveyance": "personal_conveyance"}
 MOTIVE_VIOLATIONS = ("driving_11", "duty_14", "break_30", "cycle_60", "cycle_70")
-MOTIVE_PERIOD_DAYS = 31
+MOTIVE_PERIOD_DAYS = 30  # inclusive dates: a window of 29 days spans at most 30 of them
 
 
 class _Ref(msgspec.Struct, frozen=True):
@@ -298,7 +298,7 @@ class MotiveHos:
         periods: list[_MPeriod] = []
         t = start_ms
         while t < end_ms:  # at most 31 days a request
-            hi = min(end_ms, t + MOTIVE_PERIOD_DAYS * DAY_MS)
+            hi = min(end_ms, t + (MOTIVE_PERIOD_DAYS - 1) * DAY_MS)
             periods += self._pages("/v1/driving_periods", self._dated(t, hi), msgspec.json.Decoder(_MPeriodPage),
                                    "driving periods", lambda p: [i.driving_period for i in p.driving_periods])
             t = hi

@@ -12,7 +12,7 @@ Samsara (shapes of the official `samsara-api` SDK's models; tests/test_sdk_contr
 Motive (tests/contracts/motive_shapes.py): `GET /v1/users` (drivers and one fleet admin),
 `GET /v1/logs?start_date&end_date` (one log per driver and home-terminal day, its duty-status
 events), `GET /v1/hos_violations?start_date&end_date`, `GET /v1/driving_periods?start_date&end_date`
-(at most 31 days; each stretch of driving with its driver, or `driver: null` when unidentified).
+(at most 30 days; each stretch of driving with its driver, or `driver: null` when unidentified).
 
 Everything is as the TSP knows it at the sandbox's now: a late log edit shows only once its time
 has come, and a violation is computed from the logs as they stand then.
@@ -41,7 +41,7 @@ SAMSARA_VIOLATION = {"driving_11": "shiftDrivingHours", "duty_14": "shiftHours",
 SAMSARA_DESCRIPTION = {"driving_11": "Shift Driving Limit (USA Property-11 hours)",
                        "duty_14": "Shift Duty Limit (USA Property-14 hours)",
                        "break_30": "Missed Rest Break (8 hours)", "cycle_70": "Cycle Limit (USA Property-70 hours)"}
-MOTIVE_DRIVING_PERIOD_MAX_DAYS = 31
+MOTIVE_DRIVING_PERIOD_MAX_DAYS = 30
 
 
 def samsara_driver_id(d: int) -> str:
