@@ -70,6 +70,7 @@ def _child(mode: str, work: Path, workers: int) -> dict:
     from geo.distance import haversine_m
     from ingest.engine.executor import run_month
     from ingest.engine.runs import run_features
+    from ingest.flows import walk
     from ingest.flows.base import FlowInput
     from ingest.flows.registry import active_flows
     from ingest.flows.track import COLUMNS
@@ -91,7 +92,7 @@ def _child(mode: str, work: Path, workers: int) -> dict:
             for f in flows:
                 c1 = _cpu_s()
                 t = pa.concat_tables(pq.read_table(p, columns=list(f.columns) or None) for p in files)
-                f.compute(FlowInput("bench-fleet", MONTH, {"pings": t}, True))
+                walk.compute(f, FlowInput("bench-fleet", MONTH, {"pings": t}, True))
                 del t
                 per_flow[f.name] = _cpu_s() - c1
                 per_flow[f.name + "_peak_mb"] = _peak_rss_mb()
@@ -100,7 +101,8 @@ def _child(mode: str, work: Path, workers: int) -> dict:
             spec = _month_spec(m, flows, work)  # planning is the daemon's, not the task's: not timed
             t0, c0 = time.perf_counter(), _cpu_s()
             outcomes = run_month(spec)
-            assert all(o.error is None for o in outcomes), [o.error for o in outcomes]
+            # each outcome is (the window's run, its file): the run says whether it failed
+            assert all(run.error is None for run, _ in outcomes), [run.error for run, _ in outcomes]
             out = {"windows": len(outcomes)}
         else:
             rep = run_features(m, flows, (work / "store").as_uri(), None, work / "cache", NOW_MS, workers)

@@ -16,7 +16,6 @@ from pydantic import SecretStr
 
 from common.states import PullResult
 from connectors.oauth import FleetCredentials
-from ingest.flows.data_quality import FLOW as DQ
 from ingest.pull.backfill import PullProgress
 from ingest.pull.pulls import NullSink
 from ingest.runtime.app import App, build_app
@@ -29,6 +28,9 @@ from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
 from tests.support.consent import consent
+from tests.support.flows import flow
+
+DQ = flow("data_quality@1")
 
 FLEET = "acme-freight"
 STREAM = "samsara/gps/"

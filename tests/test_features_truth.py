@@ -24,8 +24,11 @@ from common.months import month_bounds_ms
 from connectors.oauth import Vault
 from ingest.engine.executor import execute
 from ingest.engine.planner import plan
-from ingest.flows import distance2, fatigue2, harsh2, radius, speed2, trips2
+from ingest.flows import walk
 from ingest.flows.base import FlowInput
+from ingest.flows.harsh import detect as harsh2
+from ingest.flows.radius import garaging as radius
+from ingest.flows.speed import episodes as speed2
 from ingest.flows.track import load
 from ingest.pull.backfill import PullOptions, pull_events, pull_fleet
 from partitions import Manifest
@@ -34,11 +37,12 @@ from sandbox.groundtruth import ground_truth, match, month_table, true_events
 from sandbox.server import SandboxServer
 from sandbox.simulator import FleetSimulator, FleetSpec
 from tests.conftest import sandbox_config
+from tests.support.flows import flow as builtin_flow
 from tests.test_pull_sandbox import connect
 from tests.test_writer import write
 
 MONTH = "2025-03"
-FLOWS = [distance2.FLOW, trips2.FLOW, speed2.FLOW, radius.FLOW, fatigue2.FLOW, harsh2.FLOW]
+FLOWS = [builtin_flow(k) for k in ("distance@2", "trips@3", "speed@3", "radius@2", "fatigue@3", "harsh@3")]
 CASES = ["1", "2", "5", "10", "30", "5j"]
 
 
@@ -53,7 +57,7 @@ def _sim(case: str, vehicles: int = 12, seed: int = 31) -> FleetSimulator:
 
 @pytest.fixture(scope="module", params=["1", "5"], ids=["1s", "5s"])
 def landed(request, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """One month of a 12-truck fleet committed and run through the v2 flows: (sim, outputs by flow, pings)."""
+    """One month of a 12-truck fleet committed and run through the active flows: (sim, outputs by flow, pings)."""
     tmp = tmp_path_factory.mktemp(f"truth{request.param}")
     sim = _sim(request.param)
     store = LocalStore(tmp / "store")
@@ -99,7 +103,7 @@ def month(request) -> Month:  # type: ignore[no-untyped-def]
 
 
 def test_miles_per_vehicle_and_per_state_match_the_ground_truth_at_every_interval(month: Month) -> None:
-    rows = distance2.FLOW.compute(FlowInput("fleet-a", MONTH, {"pings": month.table}, True)).to_pylist()
+    rows = walk.compute(builtin_flow("distance@2"), FlowInput("fleet-a", MONTH, {"pings": month.table}, True)).to_pylist()
     miles: dict[str, float] = defaultdict(float)
     states: dict[tuple[str, str], float] = {}
     for r in rows:
@@ -193,7 +197,7 @@ def test_tsp_reported_events_are_counted_exactly_and_say_so(tmp_path: Path) -> N
         pull_events(connector, store, manifest, fleet, start, now, opts)
         months = sorted({p.month for p in manifest.raw_partitions(fleet, "events")})
         assert months
-        results = execute(manifest, plan(manifest, [harsh2.FLOW]), [harsh2.FLOW], store.url, None, tmp_path / "c",
+        results = execute(manifest, plan(manifest, [builtin_flow("harsh@3")]), [builtin_flow("harsh@3")], store.url, None, tmp_path / "c",
                           now)
         assert all(r.status == "succeeded" for r in results), [r.error for r in results]
         by_month = {r.month: pq.read_table(store.path(r.outputs[0])).to_pylist() for r in results}

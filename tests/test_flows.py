@@ -16,11 +16,13 @@ from ingest.engine.executor import execute
 from ingest.engine.fingerprint import closure_digests, code_fingerprint
 from ingest.engine.planner import plan
 from ingest.flows.base import Flow
-from ingest.flows.data_quality import FLOW as DQ
 from partitions import Manifest
 from partitions.store import LocalStore
+from tests.support.flows import flow
 from tests.support.pings import sim_table, simulator
 from tests.test_writer import write
+
+DQ = flow("data_quality@1")
 
 NOW_MS = 1_900_000_000_000
 

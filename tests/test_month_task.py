@@ -17,7 +17,7 @@ import pytest
 
 from ingest.engine.executor import execute
 from ingest.engine.planner import plan
-from ingest.flows import distance2
+from ingest.flows import walk
 from ingest.flows.base import Flow, FlowInput
 from ingest.flows.motion import load_moving
 from ingest.flows.registry import active_flows, available
@@ -27,6 +27,7 @@ from partitions.store import LocalStore
 from sandbox.groundtruth import month_table
 from sandbox.simulator import FleetSimulator, FleetSpec
 from tests.support import flaky_flow
+from tests.support.flows import flow as builtin_flow
 from tests.test_writer import write
 
 MONTHS = ["2025-02", "2025-03"]
@@ -63,7 +64,7 @@ def _alone(store: LocalStore, m: Manifest, flow: Flow, month: str, tmp: Path) ->
             tables[dataset] = pa.concat_tables(pq.read_table(store.path(k), columns=list(flow.columns) or None)
                                                for k in part.files)
     own: dict[str, object] = {"track": load(tables["pings"]), "moving_track": load_moving(tables["pings"])}
-    out = flow.compute(FlowInput("fleet-a", month, tables, True, own)).select(flow.schema.names).cast(flow.schema)
+    out = walk.compute(flow, FlowInput("fleet-a", month, tables, True, own)).select(flow.schema.names).cast(flow.schema)
     path = tmp / f"alone-{flow.name}-{flow.version}-{month}.parquet"
     pq.write_table(out, path, compression="zstd")
     return path.read_bytes()
@@ -91,7 +92,7 @@ def test_one_pass_outputs_are_byte_identical_to_each_flow_run_alone(messy, tmp_p
 
 
 def test_a_failing_flow_fails_only_its_window_and_the_month_s_other_flows_commit(messy, tmp_path: Path) -> None:
-    flows = [distance2.FLOW, flaky_flow.FLOW]  # flaky raises on fleet-a 2025-02 only
+    flows = [builtin_flow("distance@2"), flaky_flow.FLOW]  # flaky raises on fleet-a 2025-02 only
     store, m = _land(messy, tmp_path)
     with m:
         results = execute(m, plan(m, flows), flows, store.url, None, tmp_path / "c", NOW_MS)
@@ -104,7 +105,7 @@ def test_a_failing_flow_fails_only_its_window_and_the_month_s_other_flows_commit
 
 
 def test_a_month_that_cannot_be_read_fails_each_of_its_windows_and_no_other(messy, tmp_path: Path) -> None:
-    flows = [distance2.FLOW, flaky_flow.FLOW]
+    flows = [builtin_flow("distance@2"), flaky_flow.FLOW]
     store, m = _land(messy, tmp_path)
     with m:
         part = m.raw_partition("fleet-a", "pings", "2025-03")

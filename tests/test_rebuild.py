@@ -12,12 +12,14 @@ import pytest
 
 from ingest.engine.planner import plan
 from ingest.engine.runs import run_features
-from ingest.flows.data_quality import FLOW as DQ
-from ingest.flows.distance import FLOW as DISTANCE
 from partitions import Manifest, rebuild_raw
 from partitions.store import LocalStore, ObjectStore
+from tests.support.flows import flow
 from tests.support.pings import sim_table, simulator
 from tests.test_writer import write
+
+DQ = flow("data_quality@1")
+DISTANCE = flow("distance@2")
 
 
 def test_rebuild_restores_exactly_what_was_committed(store: ObjectStore, tmp_path: Path) -> None:

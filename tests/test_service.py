@@ -10,7 +10,6 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from common.errors import AuthError
-from ingest.flows.data_quality import FLOW as DQ
 from ingest.runtime.app import App, build_app
 from ingest.runtime.pipeline import Pipeline, Runner, feature_report, pull_outcomes
 from ingest.wiring.settings import load_settings
@@ -18,7 +17,10 @@ from ingest.wiring.tsps import endpoints
 from partitions import Manifest, open_store
 from sandbox.server import SandboxServer
 from tests.support.consent import consent, redirect_of
+from tests.support.flows import flow
 from tests.support.seaweed import s3_options
+
+DQ = flow("data_quality@1")
 
 FLEETS = {"acme-freight": "samsara", "bluebird-logistics": "motive"}
 

@@ -1,9 +1,13 @@
-"""Features walked vehicle by vehicle (issue 15, ingest/flows/walk.py).
+"""Features walked vehicle by vehicle (issue 15, ingest/flows/walk.py), held to the retired versions' outputs.
 
-- data_quality@1 and distance@2 walk and keep their bytes: the walk writes exactly what the
-  whole-month code (compute_whole) writes, on months as messy as real ones;
-- trips@3, speed@3, radius@2, fatigue@3 and harsh@3 are their predecessors' rules walked: every
-  count, id, class and reason is equal, and floats differ by rounding only;
+tests/golden/ holds the last outputs of the versions that left the tree (issue 24), computed on
+this module's months (`months`), as `<case>.<flow>@<version>.parquet`:
+
+- data_quality@1 and distance@2 keep their bytes: the walk writes exactly what the whole-month
+  code (retired) wrote, on months as messy as real ones;
+- trips@3, speed@3, radius@2, fatigue@3 and harsh@3 are their predecessors' rules walked (trips@2,
+  speed@2, radius@1, fatigue@2, harsh@2): every count, id, class and reason is equal, and floats
+  differ by rounding only;
 - memory is a few vehicle-months, not the month: Arrow memory live while the stream is walked
   stays under a few vehicles' worth on a month of forty;
 - a month file whose vehicles are not contiguous fails its windows with an error that says so.
@@ -21,29 +25,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.flows import (
-    data_quality,
-    distance2,
-    fatigue2,
-    fatigue3,
-    harsh2,
-    harsh3,
-    radius,
-    radius2,
-    speed2,
-    speed3,
-    trips2,
-    trips3,
-    walk,
-)
+from ingest.flows import walk
 from ingest.flows.base import Flow, FlowInput
-from ingest.flows.registry import active_flows
+from ingest.flows.registry import active_flows, builtin
 from sandbox.groundtruth import month_table
 from sandbox.simulator import FleetSimulator, FleetSpec
 
 MONTH = "2025-03"
-SUCCESSORS = [(trips3.FLOW, trips2.FLOW), (speed3.FLOW, speed2.FLOW), (radius2.FLOW, radius.FLOW),
-              (fatigue3.FLOW, fatigue2.FLOW), (harsh3.FLOW, harsh2.FLOW)]
+GOLDEN = Path(__file__).parent / "golden"
+FLOWS = builtin()
+SAME_BYTES = ["data_quality@1", "distance@2"]
+# (active version, the retired version whose contract and rules it keeps)
+SUCCESSORS = [("trips@3", "trips@2"), ("speed@3", "speed@2"), ("radius@2", "radius@1"), ("fatigue@3", "fatigue@2"),
+              ("harsh@3", "harsh@2")]
+
+
+def _flow(key: str) -> Flow:
+    name, _, version = key.partition("@")
+    return FLOWS[(name, int(version))]
+
+
+def _golden(case: str, key: str) -> pa.Table:
+    return pq.read_table(GOLDEN / f"{case}.{key}.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -74,31 +77,29 @@ def _inp(tables: dict[str, pa.Table], flow: Flow) -> FlowInput:
 
 
 @pytest.mark.parametrize("case", ["five", "one"])
-@pytest.mark.parametrize("module", [data_quality, distance2], ids=["data_quality@1", "distance@2"])
-def test_walking_keeps_the_bytes_of_the_whole_month_code(months, case, module) -> None:  # type: ignore[no-untyped-def]
-    flow = module.FLOW
-    assert flow.walk is not None
-    walked = flow.compute(_inp(months[case], flow))
-    whole = module.compute_whole(_inp(months[case], flow))
+@pytest.mark.parametrize("key", SAME_BYTES)
+def test_walking_keeps_the_bytes_of_the_retired_whole_month_code(months, case, key) -> None:  # type: ignore[no-untyped-def]
+    flow = _flow(key)
+    walked = walk.compute(flow, _inp(months[case], flow))
     assert walked.num_rows > len(set(months[case]["pings"]["vehicle_id"].to_pylist()))  # vehicles and the fleet
-    assert _bytes(walked, flow) == _bytes(whole, flow)
+    assert _bytes(walked, flow) == _bytes(_golden(case, key), flow)
 
 
 @pytest.mark.parametrize("new,old,case", [(n, o, c) for n, o in SUCCESSORS
-                                           for c in ("five", "one", *(("events",) if "events" in n.inputs else ()))],
-                         ids=lambda x: f"{x.name}@{x.version}" if isinstance(x, Flow) else x)
-def test_a_walked_version_has_its_predecessor_s_numbers(months, new, old, case) -> None:  # type: ignore[no-untyped-def]
-    a = new.compute(_inp(months[case], new)).to_pylist()
-    b = old.compute(_inp(months[case], old)).to_pylist()
+                                           for c in ("five", "one", *(("events",) if n.startswith("harsh") else ()))])
+def test_a_walked_version_has_its_retired_predecessor_s_numbers(months, new, old, case) -> None:  # type: ignore[no-untyped-def]
+    flow = _flow(new)
+    a = walk.compute(flow, _inp(months[case], flow)).to_pylist()
+    b = _golden(case, old).to_pylist()
     assert [r["vehicle_id"] for r in a] == [r["vehicle_id"] for r in b] and a[-1]["vehicle_id"] is None
     for x, y in zip(a, b):
         for col, want in y.items():
             got = x[col]
             if isinstance(want, float) and got is not None:
                 tol = 0.005 if col == "p95_mph" else 1e-9 * max(1.0, abs(want))  # speed@3's p95: a 0.01 mph grid
-                assert abs(got - want) <= tol, (new.name, col, x["vehicle_id"], got, want)
+                assert abs(got - want) <= tol, (new, col, x["vehicle_id"], got, want)
             else:
-                assert got == want, (new.name, col, x["vehicle_id"], got, want)
+                assert got == want, (new, col, x["vehicle_id"], got, want)
 
 
 def test_the_active_flows_all_walk() -> None:
@@ -170,4 +171,4 @@ def test_a_month_whose_vehicles_are_not_contiguous_fails_with_a_clear_error(tmp_
                   "lat": [35.0] * 4, "lon": [-97.0] * 4, "speed_mph": [10.0] * 4, "heading_deg": [0.0] * 4})
     pq.write_table(t, path)
     with pytest.raises(ValueError, match="vehicle 'a' are not contiguous: the month file is not sorted by vehicle"):
-        walk.run([distance2.FLOW], "f", MONTH, True, lambda c: walk.stream_by_vehicle([str(path)], c), {})
+        walk.run([_flow("distance@2")], "f", MONTH, True, lambda c: walk.stream_by_vehicle([str(path)], c), {})

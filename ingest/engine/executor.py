@@ -2,8 +2,8 @@
 default, or a Ray cluster), recorded after their output commits.
 
 A task covers one (fleet, month) and the windows the planner chose for it: a pure function of
-(fleet, month, flow@versions, committed input files). It reads the month once, runs each planned
-flow over shared groundwork (ingest/flows/track.py), writes one immutable file per window named
+(fleet, month, flow@versions, committed input files). It walks the month once, vehicle by
+vehicle, running every planned flow over shared groundwork (ingest/flows/walk.py), writes one immutable file per window named
 by its content under `features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/`
 (partitions.layout), and hands the files back. It shares no in-process state, so the same task runs on a Ray cluster too: there it gets no path
 on the daemon's disk and no S3 keys (`worker_s3`), only the object store.
@@ -37,7 +37,7 @@ from common.states import RunStatus
 from ingest.engine.backend import LocalPool, TaskBackend
 from ingest.engine.planner import WindowTask
 from ingest.flows import walk
-from ingest.flows.base import Flow, FlowInput
+from ingest.flows.base import Flow
 from partitions import layout
 from partitions.delta import RUN_KEY, DataFile, lake_for
 from partitions.manifest import FlowRun, Manifest
@@ -71,12 +71,11 @@ Done = tuple[FlowRun, DataFile | None]  # a window's run record and, when it suc
 def run_month(spec: MonthSpec) -> list[Done]:
     """The pure month task (runs in a worker process): every planned flow of one fleet-month.
 
-    Flows that walk (Flow.walk, ingest/flows/walk.py) run together in one stream over the
-    month's vehicles: the task holds one vehicle-month at a time, and each vehicle's groundwork
-    (track, pair distances, time zones) is computed once for all of them. Other flows (older
-    versions) get the month read once, whole, with the union of the columns they need, over
-    shared groundwork (FlowInput.shared). Each flow sees exactly the columns it declares. A flow
-    that raises fails its own window only; the others' files are written and handed back.
+    One engine runs them all: the walk (ingest/flows/walk.py), in one stream over the month's
+    vehicles, so the task holds one vehicle-month at a time and each vehicle's groundwork (track,
+    pair distances, time zones) is computed once for every flow. Each flow sees exactly the
+    columns it declares. A flow that raises fails its own window only; the others' files are
+    written and handed back.
     """
     store = open_store(spec.store_url, spec.s3)
     began = datetime.now(timezone.utc)
@@ -87,14 +86,11 @@ def run_month(spec: MonthSpec) -> list[Done]:
             flows[job.run_id] = _flow_of(job)
         except Exception as e:  # noqa: BLE001 - a flow that does not load fails its own window
             outcomes[job.run_id] = _failed(job, began, e)
-    walking = [j for j in spec.jobs if j.run_id in flows and flows[j.run_id].walk is not None]
-    whole = [j for j in spec.jobs if j.run_id in flows and flows[j.run_id].walk is None]
+    walking = [j for j in spec.jobs if j.run_id in flows]
     with ExitStack() as scratch:  # no cache dir on a remote backend: a temp dir on the worker
         cache = Path(spec.cache_dir or scratch.enter_context(tempfile.TemporaryDirectory(prefix="fleetlake-in-")))
         if walking:
             outcomes.update(_walk_month(store, spec, walking, flows, cache, began))
-        if whole:
-            _whole_month(store, spec, whole, flows, cache, outcomes, began)
     return [outcomes[j.run_id] for j in spec.jobs]
 
 
@@ -148,25 +144,6 @@ def _walk_month(store: ObjectStore, spec: MonthSpec, jobs: list[FlowJob], flows:
     return out
 
 
-def _whole_month(store: ObjectStore, spec: MonthSpec, jobs: list[FlowJob], flows: dict[str, Flow], cache: Path,
-                 outcomes: dict[str, Done], began: datetime) -> None:
-    """Flows that do not walk: the month read once, whole, and their groundwork shared."""
-    try:
-        tables = _read_inputs(store, jobs, [flows[j.run_id] for j in jobs], cache)
-    except Exception as e:  # noqa: BLE001 - the month could not be read: each of these windows fails
-        outcomes.update({j.run_id: _failed(j, began, e) for j in jobs})
-        return
-    shared: dict[str, object] = {}
-    for job in jobs:
-        flow = flows[job.run_id]
-        try:
-            inp = FlowInput(spec.fleet_id, spec.month,
-                            {d: _columns(tables[d], flow.columns) for d, _ in job.task.inputs}, spec.complete, shared)
-            outcomes[job.run_id] = _succeeded(job, began, _write_output(store, job, flow, flow.compute(inp)))
-        except Exception as e:  # noqa: BLE001 - one flow's failure is its window's, not the month's
-            outcomes[job.run_id] = _failed(job, began, e)
-
-
 def _error(e: BaseException) -> str:
     if is_disk_full(e) and not isinstance(e, DiskFull):
         # Named, not pathed: the input cache is under the data dir, a task's output file in TMPDIR.
@@ -175,38 +152,15 @@ def _error(e: BaseException) -> str:
 
 
 def _flow_of(job: FlowJob) -> Flow:
-    """The flow version a job names (a module may keep an older version in FLOWS), else the module's FLOW."""
+    """The flow version a job names, from the package that declares it (its VERSIONS)."""
     mod = importlib.import_module(job.flow_module)
-    for f in (*getattr(mod, "FLOWS", ()), *([mod.FLOW] if hasattr(mod, "FLOW") else [])):
-        if isinstance(f, Flow) and (f.name, f.version) == (job.task.flow, job.task.version):
+    same_name = [f for f in getattr(mod, "VERSIONS", ()) if isinstance(f, Flow) and f.name == job.task.flow]
+    for f in same_name:
+        if f.version == job.task.version:
             return f
-    flow: Flow = mod.FLOW  # a version made from it (dataclasses.replace) runs the module's code
-    return flow
-
-
-def _read_inputs(store: ObjectStore, jobs: list[FlowJob], flows: list[Flow], cache: Path) -> dict[str, pa.Table]:
-    """Each input dataset of the month, read once with the union of the columns its flows need."""
-    files: dict[str, tuple[str, ...]] = {}
-    for job in jobs:
-        files.update(dict(job.task.inputs))
-    tables = {}
-    for dataset, keys in files.items():
-        readers = [f for f in flows if dataset in f.inputs]
-        wanted: list[str] | None = []
-        for f in readers:
-            if not f.columns:
-                wanted = None  # a flow that declares no columns reads them all
-                break
-            assert wanted is not None
-            wanted += [c for c in f.columns if c not in wanted]
-        paths = local_files(store, list(keys), cache)
-        tables[dataset] = pa.concat_tables(pq.read_table(p, columns=wanted) for p in paths)
-    return tables
-
-
-def _columns(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
-    """The flow's own columns, in its own order (zero-copy), as a read of just those would give."""
-    return table.select(list(columns)) if columns else table
+    if same_name:  # a version made from a declared one (dataclasses.replace) runs the package's code
+        return replace(same_name[0], version=job.task.version)
+    raise LookupError(f"{job.flow_module} declares no flow {job.task.flow}@{job.task.version}")
 
 
 def _write_output(store: ObjectStore, job: FlowJob, flow: Flow, out: pa.Table) -> DataFile:

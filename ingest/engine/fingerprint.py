@@ -36,40 +36,49 @@ from importlib.machinery import ModuleSpec
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
-# Fingerprints of the first scheme (raw source bytes keyed by module name), as the release
-# before this one (a3e9cc2) produced them, mapped to this scheme's fingerprint of the same code
-# as this release's restructure left it (1cc05d5). Between the two, the code the v1 flows reach
-# did not change in behaviour (it was moved, reformatted and re-documented; recomputing every
-# window of a demo store gave byte-identical outputs), so runs carrying an old fingerprint are
-# current. The map is frozen: a later change of the code gives a new fingerprint and recomputes.
+# Fingerprints of earlier schemes and layouts of the same code, mapped to the fingerprint this tree
+# gives it; runs carrying an old one are current (the planner re-keys them, never recomputes). Each
+# map is frozen: a later change of the code gives a new fingerprint and recomputes.
 #
-# The active versions' entries below (abf1179, the last release, and the main of issue 22 that
-# followed it) map to their fingerprints once the error tree's root moved to common.base_errors:
-# the flows reached common.errors through common.names, so each new error class (DiskFull,
-# UnknownFleet, ...) changed every flow's fingerprint with none of their code. Every other
-# module they reach has the same digest in all three.
+# - The first scheme (raw source bytes keyed by module name, a3e9cc2) and the release after it
+#   (abf1179, issue 22's main), whose flows reached common.errors through common.names (53f397b):
+#   the code the flows reach did not change in behaviour across them.
+# - Issue 24 (flows as packages): each active version's rules moved into its package
+#   (`ingest/flows/<name>/`), out of the modules of the retired versions they imported (speed@3
+#   imported speed@1 and speed@2's modules), and the contract (base.py) gained windows and
+#   flow inputs. The rules are the same statements: the active flows' outputs on a demo store and
+#   on tests/test_walk.py's months are byte-identical before and after (scripts/compare_lakes.py).
+#   Retired versions have no entry: they are never planned.
 LEGACY: dict[tuple[str, int], dict[str, str]] = {
-    ("distance", 1): {"4bf1948fd9bb286b59e20222c819ed0b": "15da79223349621348e0b80c3323faf1"},
-    ("fatigue", 1): {"a33692a33afe5646b8a67be38631947d": "0aee7fb9ebde258b937b2e34e15af92e"},
-    ("harsh", 1): {"ecb01a61168cbd3a7e520b4fc73799f1": "d3f18a088d610fb439e9c934f07eb729"},
-    ("radius", 1): {"0c7bcf346820591818717b25dcf462b1": "f76f1ea2b3bae30947df1842d7ffcfa7"},
-    ("speed", 1): {"bfc3df514fa05ad45dfefcee348f9936": "2f5624a0fc31304f4d671967806291b5"},
-    ("trips", 1): {"f1a58d82aa7f9364fca72ebeac47cfe2": "99a67f4ad1fb7ddc2600c4d814e6bbcc"},
-    ("data_quality", 1): {"6281b60b154f5fc083ec0dcef89559a7": "aaecb6e4b2fce77a605d1c4314504b81",
-                    "3544b998e2c7520107c4ea8a159e6aa1": "ddb09b25030bc2df8bb91b87925746d9",
-                      "7175f4498109ddba25d0ccb24aa36bd2": "ddb09b25030bc2df8bb91b87925746d9"},
-    ("distance", 2): {"bb97f31e4a64f70eaf4895519b3402a7": "14cda54ee6278d0a1779ee4da1e2f350",
-                  "4294104dcdefcf6745827e0dbc52be13": "14cda54ee6278d0a1779ee4da1e2f350"},
-    ("trips", 3): {"988822e1a380c2e86efabc43533ffb7f": "ccd967f78970fc4000342bf5d13d14db",
-               "f9ea1d1ef4d68b4ff895050b1949ba0e": "ccd967f78970fc4000342bf5d13d14db"},
-    ("speed", 3): {"bde15eed8b9a091203070381d6ada5cc": "529fe0da433da1ff1e98b87d86087430",
-               "792ed3f47884090cf954226aa808b612": "529fe0da433da1ff1e98b87d86087430"},
-    ("radius", 2): {"0b9e7bc71a1c07359b5696c851f4e46c": "a9cc3f3984de7060a8bc698848f8aa63",
-                "ac428adbc5dc03f0e39c0dabffc65e9a": "a9cc3f3984de7060a8bc698848f8aa63"},
-    ("fatigue", 3): {"123218a8eb6220e7471f640f97771c6e": "e44c0d55c6764140000db376dc07209b",
-                 "b14de8ffefba5d0768ad7bb599b71d2f": "e44c0d55c6764140000db376dc07209b"},
-    ("harsh", 3): {"ca6c95819960e613242e4d211db4ad2c": "3e132e2d1b59f75d2c60a50f23f2a064",
-               "6306260b7d05db730fe5ac57e4dbb640": "3e132e2d1b59f75d2c60a50f23f2a064"},
+    ('data_quality', 1): {
+        "3544b998e2c7520107c4ea8a159e6aa1": "8176f39e2528b4cd7d04239bd18bac54",
+        "6281b60b154f5fc083ec0dcef89559a7": "8176f39e2528b4cd7d04239bd18bac54",
+        "7175f4498109ddba25d0ccb24aa36bd2": "8176f39e2528b4cd7d04239bd18bac54",
+        "ddb09b25030bc2df8bb91b87925746d9": "8176f39e2528b4cd7d04239bd18bac54"},
+    ('distance', 2): {
+        "14cda54ee6278d0a1779ee4da1e2f350": "22ffa0736aa4e8402257c9fbe9bf52cd",
+        "4294104dcdefcf6745827e0dbc52be13": "22ffa0736aa4e8402257c9fbe9bf52cd",
+        "bb97f31e4a64f70eaf4895519b3402a7": "22ffa0736aa4e8402257c9fbe9bf52cd"},
+    ('trips', 3): {
+        "988822e1a380c2e86efabc43533ffb7f": "b8c50d85264581a2d1e04d74d85134cd",
+        "ccd967f78970fc4000342bf5d13d14db": "b8c50d85264581a2d1e04d74d85134cd",
+        "f9ea1d1ef4d68b4ff895050b1949ba0e": "b8c50d85264581a2d1e04d74d85134cd"},
+    ('speed', 3): {
+        "529fe0da433da1ff1e98b87d86087430": "8104c9547892f178db74e87a30d86bb2",
+        "792ed3f47884090cf954226aa808b612": "8104c9547892f178db74e87a30d86bb2",
+        "bde15eed8b9a091203070381d6ada5cc": "8104c9547892f178db74e87a30d86bb2"},
+    ('radius', 2): {
+        "0b9e7bc71a1c07359b5696c851f4e46c": "7b7994fe500ec189d4fbc87e33166f1e",
+        "a9cc3f3984de7060a8bc698848f8aa63": "7b7994fe500ec189d4fbc87e33166f1e",
+        "ac428adbc5dc03f0e39c0dabffc65e9a": "7b7994fe500ec189d4fbc87e33166f1e"},
+    ('fatigue', 3): {
+        "123218a8eb6220e7471f640f97771c6e": "5acbe5fd8c4886b50c8a1c0c45ad96eb",
+        "b14de8ffefba5d0768ad7bb599b71d2f": "5acbe5fd8c4886b50c8a1c0c45ad96eb",
+        "e44c0d55c6764140000db376dc07209b": "5acbe5fd8c4886b50c8a1c0c45ad96eb"},
+    ('harsh', 3): {
+        "3e132e2d1b59f75d2c60a50f23f2a064": "d55e47e09ac92ef7f2b1d6cd3998c761",
+        "6306260b7d05db730fe5ac57e4dbb640": "d55e47e09ac92ef7f2b1d6cd3998c761",
+        "ca6c95819960e613242e4d211db4ad2c": "d55e47e09ac92ef7f2b1d6cd3998c761"},
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.flows import fatigue as fatigue_flow
+from ingest.flows.fatigue import rules as fatigue_flow
 from ingest.runtime.app import App
 from partitions.reader import local_files
 

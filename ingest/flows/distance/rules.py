@@ -1,10 +1,4 @@
-"""distance v2: miles per (vehicle, month, US state), robust to GPS fix jitter (docs/features.md).
-
-v1 sums the straight line between consecutive fixes while either end reports motion. At 1 s
-pings that line is a few metres long at walking pace, and a fix's sub-metre jitter is a large
-share of it: jitter adds length (a noisy path is never shorter than the true one), so slow,
-stop-and-go city driving came out long; idling devices whose speed drifts above 0 added jitter
-miles while standing still. v2 changes two rules and keeps the rest of v1:
+"""distance's rules (v2, docs/features.md): miles robust to GPS fix jitter, split across state lines.
 
 - moving means a reported speed of at least MOVING_MPH (2 mph) at either end (below it a
   receiver's idle drift, not the truck, is moving; ingest/flows/motion.py);
@@ -14,7 +8,7 @@ miles while standing still. v2 changes two rules and keeps the rest of v1:
   stays accurate (speeds at the ends say little about what happened in between).
 - a pair longer than SPLIT_MI (a device-offline gap, or sparse pings) splits its miles over
   the states of points every SPLIT_MI along its chord, instead of giving all of them to the
-  state of its midpoint: a 20-minute gap near a state line no longer moves miles across it.
+  state of its midpoint: a 20-minute gap near a state line does not move miles across it.
 """
 
 from __future__ import annotations
@@ -25,11 +19,10 @@ import numpy as np
 import pyarrow as pa
 
 from geo.states import state_lookup
-from ingest.flows import walk
-from ingest.flows.base import Flow, FlowInput
-from ingest.flows.distance import SCHEMA
+from ingest.flows.base import FlowInput
+from ingest.flows.distance.schema import SCHEMA
 from ingest.flows.motion import moving_track_of
-from ingest.flows.track import COLUMNS, IMPLAUSIBLE_MPH, Track
+from ingest.flows.track import IMPLAUSIBLE_MPH, Track
 
 SHORT_PAIR_S = 2.5
 SLOW_MPH = 20.0
@@ -83,15 +76,6 @@ def _table(inp: FlowInput, vehicles: tuple[str, ...], sums: np.ndarray, codes: n
         "complete_month": [inp.complete] * n}, schema=SCHEMA)
 
 
-def compute_whole(inp: FlowInput) -> pa.Table:
-    """The month held whole; the walk (vehicle, fleet) writes the same bytes (tests/test_walk.py)."""
-    tr = moving_track_of(inp)
-    if tr.n < 2:
-        return SCHEMA.empty_table()
-    sums, codes = state_miles(tr)
-    return _table(inp, tr.vehicles, sums, codes, sums.sum(axis=0))
-
-
 def vehicle(inp: FlowInput, _ctx: object) -> tuple[list[dict[str, Any]], np.ndarray | None]:
     tr = moving_track_of(inp)
     if tr.n < 2:
@@ -108,10 +92,3 @@ def fleet(inp: FlowInput, _ctx: object, parts: list[np.ndarray | None]) -> list[
     codes = np.array([*state_lookup().codes, "--"], dtype=object)
     fleet_sums = np.stack(rows).sum(axis=0)
     return _table(inp, (), np.zeros((0, codes.size)), codes, fleet_sums).to_pylist()
-
-
-def compute(inp: FlowInput) -> pa.Table:
-    return walk.compute(FLOW, inp)
-
-
-FLOW = Flow("distance", 2, ("pings",), SCHEMA, compute, columns=COLUMNS, walk=walk.Walk(vehicle, fleet))

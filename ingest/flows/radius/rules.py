@@ -1,9 +1,8 @@
-"""radius v2: radius v1 computed vehicle by vehicle (issue 15; ingest/flows/walk.py).
+"""radius's rules, vehicle by vehicle (docs/features.md): garaging (garaging.py), the farthest
+moving ping of each local day from it, and the share of miles beyond 50 and 200 miles.
 
-The rules are v1's. The fleet row comes from each vehicle's part (its garaging, nights, the
-farthest distance of each active day, miles near and far) instead of the whole fleet-month's
-arrays: mile shares are ratios of sums of per-vehicle sums, which can differ from v1's in the
-last bits; radii, percentiles, nights and classes are the same numbers.
+The fleet row comes from each vehicle's part (its garaging, nights, the farthest distance of each
+active day, miles near and far): mile shares are ratios of sums of per-vehicle sums.
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ import numpy as np
 
 from geo.distance import METERS_PER_MILE, haversine_m
 from ingest.flows import walk
-from ingest.flows.base import Flow, FlowInput
-from ingest.flows.radius import INTERMEDIATE_MI, LOCAL_MI, SCHEMA, garaging, radius_class, rests
-from ingest.flows.track import COLUMNS, quantile, track_of
+from ingest.flows.base import FlowInput
+from ingest.flows.radius.garaging import INTERMEDIATE_MI, LOCAL_MI, garaging, radius_class, rests
+from ingest.flows.track import quantile, track_of
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,3 @@ def row(p: Part) -> dict[str, Any]:
             "share_miles_beyond_50": p.miles_beyond[0] / p.miles if p.miles > 0 else None,
             "share_miles_beyond_200": p.miles_beyond[1] / p.miles if p.miles > 0 else None,
             "radius_class": radius_class(p90) if p.known else None}
-
-
-def compute(inp: FlowInput) -> Any:
-    return walk.compute(FLOW, inp)
-
-
-FLOW = Flow("radius", 2, ("pings",), SCHEMA, compute, columns=COLUMNS, walk=walk.parts_walk(part, merge, row))

@@ -1,9 +1,9 @@
-"""trips v3: trips v2 computed vehicle by vehicle (issue 15; ingest/flows/walk.py).
+"""trips' rules, vehicle by vehicle (docs/features.md): trips end at a stop of STOP_S or a gap over
+10 minutes (track.GAP_S), on speeds where idle drift is not motion (ingest/flows/motion.py).
 
-The rules are v2's. What changes is where the fleet row comes from: each vehicle's part (its
-driving seconds, active days, and the minutes and miles of each trip) instead of the whole
-fleet-month's arrays. Driving hours are then a sum of per-vehicle sums, which can differ from
-v2's in the last bits; trip counts, means and percentiles are the same numbers.
+The fleet row comes from each vehicle's part (its driving seconds, active days, and the minutes
+and miles of each trip): driving hours are a sum of per-vehicle sums; trip counts, means and
+percentiles are those of every trip of the fleet.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 
 from ingest.flows import walk
-from ingest.flows.base import Flow, FlowInput
+from ingest.flows.base import FlowInput
 from ingest.flows.motion import moving_track_of
-from ingest.flows.track import COLUMNS, quantile
-from ingest.flows.trips import MIN_TRIP_MILES, SCHEMA, STOP_S
+from ingest.flows.track import quantile
+
+STOP_S = 300  # a stop of 5 min or more ends a trip (a gap over 10 min does too: track.GAP_S)
+MIN_TRIP_MILES = 0.1  # a speed blip in a yard is not a trip
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,3 @@ def row(p: Part) -> dict[str, Any]:
     return {"driving_hours": p.driving_s / 3600.0, "active_days": p.active_days, "trips": n,
             "trip_minutes_mean": float(p.minutes.mean()) if n else None, "trip_minutes_p90": quantile(p.minutes, 0.9),
             "trip_miles_mean": float(p.miles.mean()) if n else None, "trip_miles_p90": quantile(p.miles, 0.9)}
-
-
-def compute(inp: FlowInput) -> Any:
-    return walk.compute(FLOW, inp)
-
-
-FLOW = Flow("trips", 3, ("pings",), SCHEMA, compute, columns=COLUMNS, walk=walk.parts_walk(part, merge, row))

@@ -1,8 +1,9 @@
-"""fatigue v3: fatigue v2 computed vehicle by vehicle (issue 15; ingest/flows/walk.py).
+"""fatigue's rules, vehicle by vehicle (docs/features.md), on speeds where idle drift is not motion.
 
-The rules are v2's. The fleet row comes from each vehicle's part (driving and night seconds,
-the driving hours of each duty period and each stretch) instead of the whole fleet-month's
-arrays: hours are sums of per-vehicle sums, which can differ from v2's in the last bits.
+The limits are the FMCSA property-carrying rules (49 CFR 395.3): at most 11 hours of driving
+after 10 consecutive hours off duty, and a 30-minute break after 8 cumulative hours of driving.
+Off-duty time is taken to be time without driving: pings do not say whether a driver was on duty.
+The fleet row comes from each vehicle's part: hours are sums of per-vehicle sums.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from ingest.flows import fatigue, walk
-from ingest.flows.base import Flow, FlowInput
-from ingest.flows.fatigue import SCHEMA
+from ingest.flows import walk
+from ingest.flows.base import FlowInput
 from ingest.flows.motion import moving_track_of
-from ingest.flows.track import COLUMNS
+
+NIGHT_START_H, NIGHT_END_H = 0.0, 6.0  # local time, the circadian low
+DUTY_REST_S = 10 * 3600  # 10 hours without driving start a new duty period
+DUTY_DRIVING_LIMIT_H = 11.0
+BREAK_S = 30 * 60  # a 30 minute interruption of driving is a break
+STRETCH_LIMIT_H = 8.0
 
 
 @dataclass(frozen=True)
@@ -32,9 +37,9 @@ def part(inp: FlowInput, _ctx: object) -> Part:
     driving = tr.pairs.driving_s
     # A pair's driving is night driving when the local time at its first ping is in the window.
     hour = tr.local_hour[:-1]
-    night = (hour >= fatigue.NIGHT_START_H) & (hour < fatigue.NIGHT_END_H)
+    night = (hour >= NIGHT_START_H) & (hour < NIGHT_END_H)
     return Part(float(driving.sum()), float(driving[night].sum()),
-                tr.segments(fatigue.DUTY_REST_S).driving_s / 3600.0, tr.segments(fatigue.BREAK_S).driving_s / 3600.0)
+                tr.segments(DUTY_REST_S).driving_s / 3600.0, tr.segments(BREAK_S).driving_s / 3600.0)
 
 
 def merge(parts: list[Part]) -> Part:
@@ -47,14 +52,7 @@ def row(p: Part) -> dict[str, Any]:
     dh, sh = p.duty_h, p.stretch_h
     return {"driving_hours": driving, "night_driving_hours": night,
             "night_share": night / driving if driving > 0 else None,
-            "duty_periods": int(dh.size), "duty_periods_over_11h": int((dh > fatigue.DUTY_DRIVING_LIMIT_H).sum()),
+            "duty_periods": int(dh.size), "duty_periods_over_11h": int((dh > DUTY_DRIVING_LIMIT_H).sum()),
             "max_duty_driving_hours": float(dh.max()) if dh.size else None,
-            "stretches_over_8h": int((sh > fatigue.STRETCH_LIMIT_H).sum()),
+            "stretches_over_8h": int((sh > STRETCH_LIMIT_H).sum()),
             "max_stretch_hours": float(sh.max()) if sh.size else None}
-
-
-def compute(inp: FlowInput) -> Any:
-    return walk.compute(FLOW, inp)
-
-
-FLOW = Flow("fatigue", 3, ("pings",), SCHEMA, compute, columns=COLUMNS, walk=walk.parts_walk(part, merge, row))

@@ -1,10 +1,8 @@
-"""harsh v3: harsh v2 computed vehicle by vehicle (issue 15; ingest/flows/walk.py).
+"""harsh's walk: each vehicle's detection is its own (noise, cadence and events per vehicle).
 
-The rules are v2's, and every vehicle's detection was already its own (noise, cadence and
-events per vehicle). One number differs in its last bits: a heading missing from the device is
-taken from the chord to the first fix CHORD_M along the track, and v2 measured "along the track"
-from the start of the whole fleet-month, v3 from the start of the vehicle-month. Which TSP the
-fleet-month's events come from is decided once for the month, before the walk.
+A heading missing from the device is taken from the chord to the first fix CHORD_M along the
+vehicle-month's track. Which TSP the fleet-month's events come from is decided once for the
+month, before the walk (`context`).
 """
 
 from __future__ import annotations
@@ -17,17 +15,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.flows import walk
-from ingest.flows.base import Flow, FlowInput
-from ingest.flows.distance2 import pair_miles
-from ingest.flows.harsh2 import KINDS, SCHEMA, detect, table, tsp_counts
+from ingest.flows.base import FlowInput
+from ingest.flows.distance.rules import pair_miles
+from ingest.flows.harsh.detect import detect, table, tsp_counts
+from ingest.flows.harsh.schema import KINDS
 from ingest.flows.motion import moving_track_of
-from ingest.flows.track import COLUMNS, track_of
+from ingest.flows.track import track_of
 
 
 @dataclass(frozen=True)
 class Part:
     vehicle_id: str
-    miles: float  # the miles distance v2 counts (the rates are per 1000 of those)
+    miles: float  # the miles distance@2 counts (the rates are per 1000 of those)
     counts: np.ndarray  # per kind
     ok: np.ndarray  # per kind: measurable
     reasons: list[str | None]  # per kind: why not
@@ -61,7 +60,7 @@ def vehicle(inp: FlowInput, source: str | None) -> tuple[list[dict[str, Any]], P
 
 
 def fleet(inp: FlowInput, source: str | None, parts: list[Part]) -> list[dict[str, Any]]:
-    """Vehicles with TSP events but no pings (after the others, as in v2), then the fleet row."""
+    """Vehicles with TSP events but no pings (after the others), then the fleet row."""
     events = inp.tables.get("events")
     have = {p.vehicle_id for p in parts}
     extra = sorted(set(pc.cast(events["vehicle_id"], pa.string()).to_pylist()) - have) \
@@ -78,10 +77,3 @@ def _table(inp: FlowInput, parts: list[Part], source: str | None) -> pa.Table:
     return table(inp, tuple(p.vehicle_id for p in parts), np.array([p.miles for p in parts]),
                  np.stack([p.counts for p in parts]), np.stack([p.ok for p in parts]), [p.reasons for p in parts],
                  source or "gps")
-
-
-def compute(inp: FlowInput) -> Any:
-    return walk.compute(FLOW, inp)
-
-
-FLOW = Flow("harsh", 3, ("pings", "events"), SCHEMA, compute, columns=COLUMNS, walk=walk.Walk(vehicle, fleet, context))

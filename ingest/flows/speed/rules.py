@@ -1,12 +1,11 @@
-"""speed v3: speed v2 computed vehicle by vehicle (issue 15; ingest/flows/walk.py).
+"""speed's rules, vehicle by vehicle (docs/features.md), on speeds where idle drift is not motion
+(ingest/flows/motion.py):
 
-The rules are v2's. The fleet row comes from each vehicle's part instead of the whole
-fleet-month's arrays, so it never holds every ping's speed:
-- hours and the mean are sums of per-vehicle sums (they can differ from v2's in the last bits);
+- time at speed comes from pairs moving at both ends, at most GAP_S apart; hours and the mean
+  are sums of per-vehicle sums;
 - p95_mph, for vehicles and the fleet alike, is the 95th percentile of the moving pings' speeds
-  on a 0.01 mph grid (at most 0.005 mph from v2's, well under the 0.1 mph TSPs report), kept as
-  counts of each grid value;
-- episodes and their minutes are v2's.
+  on a 0.01 mph grid (well under the 0.1 mph TSPs report), kept as counts of each grid value;
+- speeding episodes are episodes.py's.
 """
 
 from __future__ import annotations
@@ -17,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from ingest.flows import walk
-from ingest.flows.base import Flow, FlowInput
+from ingest.flows.base import FlowInput
 from ingest.flows.motion import moving_track_of
-from ingest.flows.speed import LIMITS_MPH, SCHEMA
-from ingest.flows.speed2 import episodes
-from ingest.flows.track import COLUMNS, GAP_S, IMPLAUSIBLE_MPH
+from ingest.flows.speed.episodes import episodes
+from ingest.flows.speed.schema import LIMITS_MPH
+from ingest.flows.track import GAP_S, IMPLAUSIBLE_MPH
 
 GRID_PER_MPH = 100  # speeds kept as counts on a 0.01 mph grid
 
@@ -73,10 +72,3 @@ def row(p: Part) -> dict[str, Any]:
     for x, s in zip(LIMITS_MPH, p.over_s):
         out[f"hours_over_{x}"] = s / 3600.0
     return out
-
-
-def compute(inp: FlowInput) -> Any:
-    return walk.compute(FLOW, inp)
-
-
-FLOW = Flow("speed", 3, ("pings",), SCHEMA, compute, columns=COLUMNS, walk=walk.parts_walk(part, merge, row))

@@ -1,6 +1,7 @@
-"""harsh v2: harsh braking, acceleration and sharp turns that say where their numbers come from.
+"""harsh's detection and counts: harsh braking, acceleration and sharp turns that say where their
+numbers come from.
 
-Per kind and vehicle-month, in this order (docs/features.md, "harsh v2"):
+Per kind and vehicle-month, in this order (docs/features.md, "harsh"):
 
 1. TSP-reported events. Where the fleet-month has TSP safety events (raw/events), they are the
    count: the TSP's accelerometer sees what 1 s GPS speeds can only estimate. `source` says
@@ -28,13 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from geo.distance import haversine_m
-from ingest.flows.base import Flow, FlowInput
-from ingest.flows.distance2 import pair_miles
-from ingest.flows.motion import moving_track_of, still
+from ingest.flows.base import FlowInput
+from ingest.flows.harsh.schema import KINDS, SCHEMA
 from ingest.flows.rollup import select
-from ingest.flows.track import Track, load, track_of
+from ingest.flows.track import Track
 
-KINDS = ("harsh_brake", "harsh_accel", "sharp_turn")
 TSP_KIND = {"harsh_brake": "harsh_brake", "harsh_accel": "harsh_accel", "harsh_turn": "sharp_turn"}
 BRAKE_MPHPS = 7.0  # 0.32 g for a second: no routine or firm-but-ordinary truck stop (<= 6 mph/s) gets there
 ACCEL_MPHPS = 4.0  # 0.18 g: twice a loaded truck's pull-away
@@ -50,19 +49,6 @@ TURN_MIN_MPH = 15.0
 TURN_LIMIT_S = 10.0  # median driving interval up to which turns are measurable
 CHORD_M = 25.0  # shortest chord whose bearing stands in for a missing heading
 CHORD_MAX_S = 10.0
-
-SCHEMA = pa.schema([
-    ("fleet_id", pa.string()), ("month", pa.string()),
-    ("vehicle_id", pa.string()),  # null: the fleet roll-up
-    ("miles", pa.float64()),
-    *[f for k in KINDS for f in (
-        pa.field(f"{k}s", pa.int64()), pa.field(f"{k}s_per_1000_mi", pa.float64()),
-        pa.field(f"{k}_source", pa.string()),  # "tsp:<tsp>" | "gps"; null when not measurable
-        pa.field(f"{k}_measurable", pa.bool_()),
-        pa.field(f"{k}_reason", pa.string()))],  # why not measurable (or, fleet row, who is left out)
-    ("complete_month", pa.bool_()),
-])
-
 
 @dataclass(frozen=True)
 class Detected:
@@ -227,36 +213,6 @@ def tsp_counts(events: pa.Table | None, vehicles: tuple[str, ...]) -> tuple[np.n
     return counts, "tsp:" + "+".join(sources)
 
 
-def compute(inp: FlowInput) -> pa.Table:
-    pings = inp.tables.get("pings")
-    events = inp.tables.get("events")
-    tr = track_of(inp) if pings is not None else load(_empty_pings())
-    extra = sorted(set(pc.cast(events["vehicle_id"], pa.string()).to_pylist()) - set(tr.vehicles)) \
-        if events is not None and events.num_rows else []
-    vehicles = (*tr.vehicles, *extra)
-    nv = len(vehicles)
-    if nv == 0:
-        return SCHEMA.empty_table()
-    miles = np.zeros(nv)
-    # The month task's shared moving track (its distances are computed once for every flow).
-    moving = moving_track_of(inp) if pings is not None else still(tr)
-    if tr.n > 1:  # the miles distance v2 counts (the rates are per 1000 of those)
-        miles[:len(tr.vehicles)] = np.bincount(tr.pair_vehicle, weights=pair_miles(moving)[1],
-                                               minlength=len(tr.vehicles))
-    tsp = tsp_counts(events, vehicles)
-    reasons: list[list[str | None]]
-    if tsp is not None:
-        counts, ok, reasons, source = tsp[0], np.ones((nv, len(KINDS)), bool), [[None] * len(KINDS)] * nv, tsp[1]
-    else:
-        det = detect(tr)
-        counts = np.stack([np.bincount(tr.vehicle_index[det.row[det.kind == k]], minlength=nv)
-                           for k in range(len(KINDS))], axis=1)
-        ok = np.concatenate([det.measurable, np.zeros((nv - len(tr.vehicles), len(KINDS)), bool)])
-        reasons = [det.reason[v] if v < len(tr.vehicles) else ["no pings"] * len(KINDS) for v in range(nv)]
-        source = "gps"
-    return table(inp, vehicles, miles, counts, ok, reasons, source)
-
-
 def table(inp: FlowInput, vehicles: tuple[str, ...], miles: np.ndarray, counts: np.ndarray, ok: np.ndarray,
           reasons: list[list[str | None]], source: str) -> pa.Table:
     """Vehicle rows and the fleet row from per-vehicle miles and, per [vehicle, kind], counts,
@@ -281,13 +237,3 @@ def table(inp: FlowInput, vehicles: tuple[str, ...], miles: np.ndarray, counts: 
         cols[f"{name}_reason"] = [None if o else r for o, r in zip(ok[:, k], kind_reasons)] + [fleet_reason]
     cols["complete_month"] = [inp.complete] * (nv + 1)
     return pa.table(cols, schema=SCHEMA)
-
-
-def _empty_pings() -> pa.Table:
-    return pa.table({"vehicle_id": pa.array([], pa.string()), "ts": pa.array([], pa.timestamp("ms", tz="UTC")),
-                     "lat": pa.array([], pa.float64()), "lon": pa.array([], pa.float64()),
-                     "speed_mph": pa.array([], pa.float64()), "heading_deg": pa.array([], pa.float64())})
-
-
-# No column list: the executor reads each input with the flow's columns, and events have no heading.
-FLOW = Flow("harsh", 2, ("pings", "events"), SCHEMA, compute)
