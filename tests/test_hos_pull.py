@@ -98,3 +98,39 @@ def test_a_late_log_edit_lands_in_a_refresh_and_changes_only_its_month(tmp_path:
         for m in months:
             if month_bounds_ms(m)[1] <= before - hos.lookback_ms:
                 assert manifest.raw_partition(fleet, "assignments", m).seq == seq[m], f"{m} was not pulled again"  # type: ignore[union-attr]
+
+
+def test_a_late_edit_of_an_old_month_reruns_that_months_driver_features_and_nothing_else(tmp_path: Path) -> None:
+    """Shown from the manifest's runs: after the refresh that lands the edit, the edited (complete)
+    month gets a second drivers@1 run and no other flow runs again for any complete month."""
+    from ingest.engine.executor import execute
+    from ingest.engine.planner import plan
+    from tests.support.flows import flow as builtin_flow
+
+    fleet = "acme-freight"
+    flows = [builtin_flow("distance@2"), builtin_flow("trips@3"), builtin_flow("drivers@1")]
+    cfg = default_config(seed=11, vehicles=6, ping_interval_s=60, history_months=3, now=NOW)
+    with SandboxServer(replace(cfg, samsara_rate_per_s=1000.0)) as server, \
+            Manifest(tmp_path / "m.duckdb") as manifest:
+        store = LocalStore(tmp_path / "lake")
+        crew = server.world.crew(fleet)
+        vi, day, edit = late_edit(crew)
+        month = month_of_ms(crew.day(crew.sim.vehicles[vi], day).stretches[0].start_s * 1000)
+        set_clock(server, edit.visible_s - 3600)
+        connector = connect(server, "samsara", fleet, manifest, Vault(Fernet.generate_key().decode()))
+        start = crew.sim.spec.history_start_s * 1000
+        opts = PullOptions(hos=HosPull(lookback_ms=3 * DAY_S * 1000), with_events=True)
+        now = server.world.clock.now_ms()
+        pull_fleet(connector, store, manifest, fleet, start, now, opts)
+        first = execute(manifest, plan(manifest, flows), flows, store.url, None, tmp_path / "c", now)
+        assert first and all(r.status == "succeeded" for r in first), [r.error for r in first]
+
+        set_clock(server, edit.visible_s + 3600)
+        now = server.world.clock.now_ms()
+        pull_fleet(connector, store, manifest, fleet, start, now, opts)
+        second = execute(manifest, plan(manifest, flows), flows, store.url, None, tmp_path / "c", now)
+        open_month = month_of_ms(now)
+        reran = {(r.flow, r.month) for r in second if r.month != open_month}
+        assert reran == {("drivers", month)}, reran
+        runs = [r for r in manifest.runs() if r.month == month and r.status == "succeeded"]
+        assert sorted(r.flow for r in runs) == ["distance", "drivers", "drivers", "trips"]
