@@ -39,7 +39,7 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
 
     r = run_cli(env, "backfill", "acme-freight")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "acme-freight: active" in r.stdout and "features: 21 windows, 0 failed" in r.stdout  # 7 flows x 3 months
+    assert "acme-freight: active" in r.stdout and "features: 24 windows, 0 failed" in r.stdout  # 8 flows x 3 months
 
     grid = json.loads(run_cli(env, "status", "--json").stdout)
     [fleet] = grid

@@ -28,9 +28,9 @@ def test_demo_backfills_then_refreshes_one_new_month_per_fleet(tmp_path: Path) -
     assert len(refresh) == 2 and all("months committed:  2" in ln for ln in refresh), r.stdout
     features = [ln for ln in lines if ln.strip().startswith("features") and "windows" in ln]
     backfill_f, refresh_f = features[:2], features[2:]
-    assert all("21 windows: 7 flows x 3 months (new: " in ln for ln in backfill_f), r.stdout
+    assert all("24 windows: 8 flows x 3 months (new: " in ln for ln in backfill_f), r.stdout
     # The refresh: one new month per fleet and flow, plus the month that was open, recomputed.
-    assert len(refresh_f) == 2 and all("14 windows: 7 flows x 2 months (new: " in ln and "recomputed (new data): "
+    assert len(refresh_f) == 2 and all("16 windows: 8 flows x 2 months (new: " in ln and "recomputed (new data): "
                                        in ln for ln in refresh_f), r.stdout
     with Manifest(tmp_path / "fleetlake-data" / "manifest.duckdb") as m:
         assert {f.status for f in m.fleets()} == {"active"}
@@ -39,7 +39,7 @@ def test_demo_backfills_then_refreshes_one_new_month_per_fleet(tmp_path: Path) -
         newest = max(r.month for r in runs)
         assert sorted((r.fleet_id, r.flow) for r in runs if r.month == newest) == sorted(
             (f, flow) for f in ("acme-freight", "bluebird-logistics") for flow in
-            ("data_quality", "distance", "fatigue", "harsh", "radius", "speed", "trips"))
+            ("data_quality", "distance", "drivers", "fatigue", "harsh", "radius", "speed", "trips"))
     again = run_demo(tmp_path)
     assert again.returncode == 0 and "0 windows" in again.stdout  # nothing recomputed: the manifest remembers
     assert "features  acme-freight            0 windows" in again.stdout  # and nothing recomputed

@@ -61,7 +61,7 @@ def test_active_flows_come_from_the_flows_file(tmp_path: Path) -> None:
         active_flows(f)
     with pytest.raises(ConfigError, match="does not exist"):
         active_flows(tmp_path / "nope.toml")
-    assert len(active_flows()) == 7  # the repo's config/flows.toml
+    assert len(active_flows()) == 8  # the repo's config/flows.toml
 
 
 def test_per_tsp_settings_are_nested_and_default_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
