@@ -65,6 +65,17 @@ def _window(request: Request) -> tuple[int, int]:
     return start, end
 
 
+def _samsara_limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    try:
+        n = int(raw) if raw is not None else 512
+    except ValueError:
+        raise BadRequest("limit must be an integer") from None
+    if not 1 <= n <= 512:
+        raise BadRequest("limit must be between 1 and 512")
+    return n
+
+
 def _ids(request: Request, name: str) -> set[str]:
     return {x.strip() for x in (request.query_params.get(name) or "").split(",") if x.strip()}
 
@@ -139,9 +150,8 @@ class SamsaraHos:
                 v = crew.sim.vehicles[d.home_vehicle]
                 item["staticAssignedVehicle"] = {"id": v.vehicle_id, "name": v.name}
             items.append(item)
-        from sandbox.samsara_api import _list_page
-
-        return _list_page(items, request, query_hash(request, "after"))
+        page, pagination = _page(request, items, _samsara_limit(request))
+        return raw_json(json_bytes({"data": page, "pagination": pagination}))
 
     async def assignments(self, request: Request, fleet: str) -> Response:
         if request.query_params.get("filterBy") not in ("vehicles", "drivers"):
@@ -168,8 +178,7 @@ class SamsaraHos:
                     item["endTime"] = t[1]
                 items.append(item)
         items.sort(key=lambda i: (i["vehicle"]["id"], i["startTime"]))
-        limit = int(request.query_params.get("limit") or 512)
-        page, pagination = _page(request, items, min(max(limit, 1), 512))
+        page, pagination = _page(request, items, _samsara_limit(request))
         return raw_json(json_bytes({"data": page, "pagination": pagination}))
 
     async def logs(self, request: Request, fleet: str) -> Response:
@@ -218,9 +227,16 @@ class SamsaraHos:
 
 
 # --------------------------------------------------------------------------- Motive
-def _dates(request: Request, max_days: int | None = None) -> tuple[date, date]:
-    from sandbox.motive_api import _date
+def _date(value: str | None, name: str) -> date:
+    if not value:
+        raise BadRequest(f"{name} is required")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date YYYY-MM-DD") from None
 
+
+def _dates(request: Request, max_days: int | None = None) -> tuple[date, date]:
     a = _date(request.query_params.get("start_date"), "start_date")
     b = _date(request.query_params.get("end_date"), "end_date")
     if b < a:
@@ -243,9 +259,18 @@ class MotiveHos:
         return {"id": motive_driver_id(d), "first_name": first, "last_name": last}
 
     def _paged(self, key: str, items: list[dict], request: Request) -> Response:
-        from sandbox.motive_api import _paged
-
-        return _paged(key, items, request)
+        """Motive's numbered pages: per_page 25 by default, at most 100."""
+        try:
+            per_page = int(request.query_params.get("per_page", "25"))
+            page_no = int(request.query_params.get("page_no", "1"))
+        except ValueError:
+            raise BadRequest("per_page and page_no must be integers") from None
+        if per_page < 1 or page_no < 1:
+            raise BadRequest("per_page and page_no must be positive")
+        per_page = min(per_page, 100)
+        page = items[(page_no - 1) * per_page: page_no * per_page]
+        return raw_json(json_bytes({key: page, "pagination": {"per_page": per_page, "page_no": page_no,
+                                                              "total": len(items)}}))
 
     async def users(self, request: Request, fleet: str) -> Response:
         crew = self.world.crew(fleet)
