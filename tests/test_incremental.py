@@ -87,4 +87,5 @@ def test_each_change_reruns_exactly_its_windows(lake) -> None:
     finally:
         shutil.move(tmp / "raw-aside", store.root / "raw")
     succeeded = [r for r in m.runs() if r.status == "succeeded"]
-    assert len(succeeded) == 24 * 7 + 7 + 25 + 7
+    n = len(flows)
+    assert len(succeeded) == 24 * n + n + 25 + n
