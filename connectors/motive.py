@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.errors import MalformedResponse
+from connectors.hos import MotiveHos
 from connectors.http import TspHttp
 from connectors.normalize import (
     Loose,
@@ -142,6 +143,7 @@ class MotiveConnector:
         self._lock = threading.Lock()
         self.unknown_labels: Counter[str] = Counter()  # event types kept as kind "other"
         self.salvaged_pages = 0  # pages that failed the typed decode and were read record by record
+        self.hos = MotiveHos(http, fleet_id)  # logins, duty statuses, violations (connectors/hos.py)
 
     def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str) -> Any:
         return decode_page(self.tsp, decoder, content, what)

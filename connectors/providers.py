@@ -43,6 +43,10 @@ class TspSpec:
     # Motive's help centre: customers "install, configure, and remove apps" in one place, the Motive
     # App Marketplace (helpcenter.gomotive.com, "Installing & Managing", article 31078889455901).
     disconnect: str | None = None
+    # OAuth scopes the consent asks for, where the TSP takes them in the authorize request (Motive;
+    # a Samsara app's scopes are set on the app itself). Drivers and hours of service need Motive's
+    # `users.read` and `hos_logs.hos_violation` (docs/sandbox.md).
+    scopes: str | None = None
 
 
 TSPS: dict[Tsp, TspSpec] = {
@@ -51,7 +55,9 @@ TSPS: dict[Tsp, TspSpec] = {
     Tsp.MOTIVE: TspSpec(Tsp.MOTIVE, MotiveConnector, "/oauth/authorize", "/oauth/token", "body",
                       "https://api.gomotive.com", "https://gomotive.com", 10.0,
                       disconnect="a fleet admin removes (disconnects) fleetlake's app in their Motive account: "
-                                 "Motive's App Marketplace is where customers install, configure and remove apps"),
+                                 "Motive's App Marketplace is where customers install, configure and remove apps",
+                      scopes="vehicles.read locations.read driver_performance_events.read users.read "
+                             "hos_logs.hos_violation"),
 }
 
 
@@ -76,7 +82,7 @@ def oauth_provider(tsp: str, auth_base_url: str, client_id: str, client_secret: 
     spec = tsp_spec(tsp)
     base = auth_base_url.rstrip("/")
     return OAuthProvider(tsp, base + spec.authorize_path, base + spec.token_path, client_id, client_secret,
-                         redirect_uri, spec.client_auth, scope,
+                         redirect_uri, spec.client_auth, scope or spec.scopes,
                          base + spec.revoke_path if spec.revoke_path else None)
 
 

@@ -26,6 +26,7 @@ import msgspec
 import pyarrow as pa
 
 from common.errors import MalformedResponse
+from connectors.hos import SamsaraHos
 from connectors.http import TspHttp
 from connectors.normalize import (
     Loose,
@@ -168,6 +169,7 @@ class SamsaraConnector:
         self._lock = threading.Lock()
         self.unknown_labels: Counter[str] = Counter()  # safety-event labels kept as kind "other"
         self.salvaged_pages = 0  # pages that failed the typed decode and were read record by record
+        self.hos = SamsaraHos(http, fleet_id)  # logins, duty statuses, violations (connectors/hos.py)
 
     def _decode(self, decoder: msgspec.json.Decoder, content: bytes, what: str) -> Any:
         return decode_page(self.tsp, decoder, content, what)

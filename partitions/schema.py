@@ -205,5 +205,159 @@ def split_valid_events(table: pa.Table, now_ms: int) -> Split:
     return Split(valid, quarantine)
 
 
+
+
+# --------------------------------------------------------------------------- drivers and hours of service
+# Driver data is personal data: only what features need is kept (id and display name); licence
+# numbers, phones and e-mails the TSPs send are never landed (docs/storage.md).
+DUTY_STATUSES = ("off_duty", "sleeper", "driving", "on_duty", "yard_move", "personal_conveyance", "other")
+VIOLATION_KINDS = ("driving_11", "duty_14", "break_30", "cycle_60", "cycle_70", "other")
+
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_SRC = pa.dictionary(pa.int8(), pa.string())
+_TS = pa.timestamp("ms", tz="UTC")
+
+DRIVER_SCHEMA = pa.schema([
+    pa.field("fleet_id", _DICT, nullable=False),
+    pa.field("driver_id", pa.string(), nullable=False),
+    pa.field("name", pa.string()),
+    pa.field("source", _SRC, nullable=False),
+])
+# Who was logged in to which vehicle, [start_ts, end_ts); end_ts null: still logged in. Records
+# that cross a month's end are cut there, each piece in its own month, so a month's partition
+# alone says who drove in it (and a late change touches only the months it is in).
+ASSIGNMENT_SCHEMA = pa.schema([
+    pa.field("fleet_id", _DICT, nullable=False),
+    pa.field("vehicle_id", _DICT, nullable=False),
+    pa.field("driver_id", pa.string(), nullable=False),
+    pa.field("start_ts", _TS, nullable=False),
+    pa.field("end_ts", _TS),
+    pa.field("tsp_kind", pa.string(), nullable=False),  # Samsara's assignmentType, Motive: driving_period
+    pa.field("source", _SRC, nullable=False),
+])
+HOS_LOG_SCHEMA = pa.schema([
+    pa.field("fleet_id", _DICT, nullable=False),
+    pa.field("driver_id", pa.string(), nullable=False),
+    pa.field("vehicle_id", pa.string()),
+    pa.field("start_ts", _TS, nullable=False),
+    pa.field("end_ts", _TS),  # null: the status still runs
+    pa.field("status", _SRC, nullable=False),  # one of DUTY_STATUSES
+    pa.field("tsp_status", pa.string(), nullable=False),
+    pa.field("source", _SRC, nullable=False),
+])
+HOS_VIOLATION_SCHEMA = pa.schema([
+    pa.field("fleet_id", _DICT, nullable=False),
+    pa.field("driver_id", pa.string(), nullable=False),
+    pa.field("ts", _TS, nullable=False),
+    pa.field("kind", _SRC, nullable=False),  # one of VIOLATION_KINDS
+    pa.field("tsp_kind", pa.string(), nullable=False),
+    pa.field("duration_s", pa.float64()),
+    pa.field("source", _SRC, nullable=False),
+])
+
+# What connectors hand over: plain nullable columns, `raw` set when a value could not be parsed.
+DRIVER_CANDIDATE_SCHEMA = pa.schema([("fleet_id", pa.string()), ("driver_id", pa.string()), ("name", pa.string()),
+                                     ("source", pa.string())])
+ASSIGNMENT_CANDIDATE_SCHEMA = pa.schema([
+    ("fleet_id", pa.string()), ("vehicle_id", pa.string()), ("driver_id", pa.string()), ("start_ts", _TS),
+    ("end_ts", _TS), ("tsp_kind", pa.string()), ("source", pa.string()), ("raw", pa.string())])
+HOS_LOG_CANDIDATE_SCHEMA = pa.schema([
+    ("fleet_id", pa.string()), ("driver_id", pa.string()), ("vehicle_id", pa.string()), ("start_ts", _TS),
+    ("end_ts", _TS), ("status", pa.string()), ("tsp_status", pa.string()), ("source", pa.string()),
+    ("raw", pa.string())])
+HOS_VIOLATION_CANDIDATE_SCHEMA = pa.schema([
+    ("fleet_id", pa.string()), ("driver_id", pa.string()), ("ts", _TS), ("kind", pa.string()),
+    ("tsp_kind", pa.string()), ("duration_s", pa.float64()), ("source", pa.string()), ("raw", pa.string())])
+
+HOS_DATASETS = {"assignments": (ASSIGNMENT_SCHEMA, ASSIGNMENT_CANDIDATE_SCHEMA),
+                "hos_logs": (HOS_LOG_SCHEMA, HOS_LOG_CANDIDATE_SCHEMA),
+                "hos_violations": (HOS_VIOLATION_SCHEMA, HOS_VIOLATION_CANDIDATE_SCHEMA)}
+
+
+def _blank(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.or_kleene(pc.is_null(col), pc.equal(pc.utf8_length(col), 0))
+
+
+def _time_checks(ts: pa.ChunkedArray, name: str, now_ms: int) -> list[tuple[object, str]]:
+    ms = pc.cast(ts, pa.int64())
+    return [(pc.is_null(ms), f"missing or unparseable {name}"),
+            (pc.or_(pc.less(ms, MIN_TS_MS), pc.greater(ms, now_ms + FUTURE_SLACK_MS)), f"{name} out of range")]
+
+
+def split_valid_hos(dataset: str, table: pa.Table, now_ms: int) -> Split:
+    """Canonical rows of one of HOS_DATASETS and quarantined ones (reason prefixed with the dataset).
+
+    Quarantined: no fleet, driver (or vehicle, for an assignment) or source, an unusable time, an
+    interval that ends before it starts. A status or violation type fleetlake does not know lands as
+    `other` with the TSP's label kept; a duration that is negative or unparseable becomes null
+    (counted in `nulled`).
+    """
+    schema, cand = HOS_DATASETS[dataset]
+    t = table.select(cand.names).cast(cand)
+    checks: list[tuple[object, str]] = [(_blank(t["fleet_id"]), "missing fleet_id"),
+                                        (_blank(t["driver_id"]), "missing driver id"),
+                                        (pc.invert(pc.is_in(t["source"], pa.array(SOURCES))), "unknown source")]
+    if dataset == "assignments":
+        checks.append((_blank(t["vehicle_id"]), "missing vehicle_id"))
+    if dataset == "hos_violations":
+        checks += _time_checks(t["ts"], "timestamp", now_ms)
+    else:
+        checks += _time_checks(t["start_ts"], "start time", now_ms)
+        end = pc.cast(t["end_ts"], pa.int64())
+        checks.append((pc.and_(pc.is_valid(end), pc.less(end, pc.cast(t["start_ts"], pa.int64()))),
+                       "ends before it starts"))
+        checks.append((pc.and_(pc.is_null(t["end_ts"]), pc.is_valid(t["raw"])), "unparseable end time"))
+    if dataset == "hos_violations":
+        checks.append((pc.and_(pc.is_valid(t["raw"]), pc.is_valid(t["duration_s"])), "unparseable value"))
+    reason = first_reason(checks, len(t), prefix=dataset.replace("_", " ") + ": ")
+    is_bad = pc.is_valid(reason)
+    good = t.filter(pc.invert(is_bad))
+    nulled: dict[str, int] = {}
+    cols: dict[str, object] = {}
+    for f in schema:
+        col = good[f.name]
+        if f.name == "status":
+            col = pc.if_else(pc.is_in(col, pa.array(DUTY_STATUSES)), col, pa.scalar("other"))
+        elif f.name == "kind":
+            col = pc.if_else(pc.is_in(col, pa.array(VIOLATION_KINDS)), col, pa.scalar("other"))
+        elif f.name == "duration_s":
+            col, n = _null_where(col, pc.invert(pc.greater_equal(col, 0.0)))
+            nulled["duration out of range"] = n + (pc.sum(pc.and_(pc.is_valid(good["raw"]),
+                                                                  pc.is_null(good["duration_s"]))).as_py() or 0)
+        elif f.name == "tsp_status" or f.name == "tsp_kind":
+            col = pc.fill_null(col, "")
+        cols[f.name] = pc.dictionary_encode(col).cast(f.type) if pa.types.is_dictionary(f.type) else col.cast(f.type)
+    valid = pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
+    bad = t.filter(is_bad)
+    n = bad.num_rows
+    when = bad["ts"] if dataset == "hos_violations" else bad["start_ts"]
+    who = pc.binary_join_element_wise(pa.array([f"{dataset} driver "] * n, pa.string()),
+                                      pc.fill_null(bad["driver_id"], "?"), "")
+    quarantine = pa.Table.from_arrays([
+        bad["fleet_id"], bad["vehicle_id"] if "vehicle_id" in bad.column_names else pa.nulls(n, pa.string()),
+        when, pa.nulls(n, pa.float64()), pa.nulls(n, pa.float64()), pa.nulls(n, pa.float64()),
+        pa.nulls(n, pa.float64()), pa.nulls(n, pa.float64()), bad["source"],
+        pc.if_else(pc.is_valid(bad["raw"]), bad["raw"], who), reason.filter(is_bad),
+    ], schema=QUARANTINE_SCHEMA)
+    return Split(valid, quarantine, {k: v for k, v in nulled.items() if v})
+
+
+def drivers_table(table: pa.Table) -> pa.Table:
+    """The drivers snapshot: one row per (source, driver id); rows without an id are dropped (a
+    driver nobody can be attributed to is no driver)."""
+    t = table.select(DRIVER_CANDIDATE_SCHEMA.names).cast(DRIVER_CANDIDATE_SCHEMA)
+    t = t.filter(pc.invert(pc.fill_null(_blank(t["driver_id"]), True)))
+    seen: set[tuple[str, str]] = set()
+    keep = []
+    for s, d in zip(t["source"].to_pylist(), t["driver_id"].to_pylist()):
+        keep.append((s, d) not in seen)
+        seen.add((s, d))
+    t = t.filter(pa.array(keep, pa.bool_()))
+    return pa.Table.from_arrays([pc.dictionary_encode(t["fleet_id"]).cast(_DICT), t["driver_id"], t["name"],
+                                 pc.dictionary_encode(t["source"]).cast(_SRC)], schema=DRIVER_SCHEMA)
+
+
 # The committed schema of each raw dataset.
-DATASET_SCHEMAS = {"pings": PING_SCHEMA, "quarantine": QUARANTINE_SCHEMA, "events": EVENT_SCHEMA}
+DATASET_SCHEMAS = {"pings": PING_SCHEMA, "quarantine": QUARANTINE_SCHEMA, "events": EVENT_SCHEMA,
+                   "drivers": DRIVER_SCHEMA, "assignments": ASSIGNMENT_SCHEMA, "hos_logs": HOS_LOG_SCHEMA,
+                   "hos_violations": HOS_VIOLATION_SCHEMA}

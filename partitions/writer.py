@@ -57,8 +57,10 @@ from partitions.schema import (
     FUTURE_SLACK_MS,
     MIN_TS_MS,
     Split,
+    drivers_table,
     split_valid,
     split_valid_events,
+    split_valid_hos,
 )
 from partitions.store import LocalStore, ObjectStore
 
@@ -77,7 +79,13 @@ _ORDER = {
     "events": ("SELECT * FROM src QUALIFY row_number() OVER (PARTITION BY source, event_id ORDER BY ts, kind, "
                "tsp_kind, lat NULLS LAST, lon NULLS LAST, speed_mph NULLS LAST) = 1 "
                "ORDER BY vehicle_id, ts, event_id"),
+    # Drivers and hours of service: a month of them is pulled whole and replaces the committed
+    # month (REPLACED), so the rows are only put in a stable order here.
+    **dict.fromkeys(("drivers", "assignments", "hos_logs", "hos_violations"), "SELECT DISTINCT * FROM src ORDER BY ALL"),
 }
+# Datasets whose month is pulled whole every time: a commit replaces the committed month instead
+# of merging into it, so a record the TSP edited or withdrew does not linger.
+REPLACED = frozenset({"drivers", "assignments", "hos_logs", "hos_violations"})
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,7 @@ class MonthWriter:
         self.accepted_events = 0
         self.quarantined: Counter[str] = Counter()
         self.nulled: Counter[str] = Counter()  # optional values made null on accepted pings, by reason
+        self.accepted_hos: Counter[str] = Counter()  # accepted rows of the HOS datasets, by dataset
 
     def __enter__(self) -> MonthWriter:
         return self
@@ -134,6 +143,17 @@ class MonthWriter:
         now_ms = self._now()
         self._accept("events", split_valid_events(batch, now_ms), now_ms)
 
+    def add_hos(self, dataset: str, batch: pa.Table) -> None:
+        """Validate and spool a batch of candidate assignments, HOS logs or HOS violations
+        (partitions.schema.HOS_DATASETS), already cut to the month they belong to."""
+        now_ms = self._now()
+        self._accept(dataset, split_valid_hos(dataset, batch, now_ms), now_ms)
+
+    def add_drivers(self, month: str, batch: pa.Table) -> None:
+        """Spool the fleet's drivers (DRIVER_CANDIDATE_SCHEMA) as the snapshot of `month`."""
+        table = drivers_table(batch)
+        self._spool("drivers", table, np.full(table.num_rows, np.datetime64(names.month(month), "M")))
+
     def _now(self) -> int:
         return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
 
@@ -145,12 +165,14 @@ class MonthWriter:
                 raise ValueError(f"writer for fleet {self.fleet_id} was given rows of {sorted(set(fleets))}")
         if dataset == "pings":
             self.accepted += valid.num_rows
-        else:
+        elif dataset == "events":
             self.accepted_events += valid.num_rows
+        else:
+            self.accepted_hos[dataset] += valid.num_rows
         for reason, n in Counter(bad["reason"].to_pylist()).items():
             self.quarantined[reason] += n
         self.nulled.update(split.nulled)
-        self._spool(dataset, valid, _months(valid["ts"]))
+        self._spool(dataset, valid, _months(valid["ts" if "ts" in valid.column_names else "start_ts"]))
         if bad.num_rows:
             # Quarantine rows file under the month of their timestamp when it is plausible,
             # else under the month they were received in.
@@ -187,7 +209,8 @@ class MonthWriter:
         current = self.manifest.raw_partition(self.fleet_id, dataset, month)
         out = self._dir / f"merged-{dataset}-{month}.parquet"
         with self._disk():
-            rows, fingerprint = _merge(self._local_copies(current), spooled, out, dataset, self._dir,
+            committed = [] if dataset in REPLACED else self._local_copies(current)
+            rows, fingerprint = _merge(committed, spooled, out, dataset, self._dir,
                                        self.memory_limit)
         if current is not None and current.fingerprint == fingerprint:
             out.unlink(missing_ok=True)

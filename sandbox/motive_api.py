@@ -3,7 +3,8 @@
 - OAuth2: `GET /oauth/authorize` auto-approves and redirects with `code` and `state`;
   `POST /oauth/token` with the client credentials in the form body; access tokens live 7200 s
   by default; refresh tokens rotate. Resource routes also accept an `X-Api-Key` header.
-- `GET /v1/vehicles`, `GET /v1/users`: `page_no`/`per_page` (at most 100; larger values are
+- `GET /v1/vehicles` (and `/v1/users`, `/v1/logs`, `/v1/hos_violations`, `/v1/driving_periods`:
+  sandbox/hos_routes.py): `page_no`/`per_page` (at most 100; larger values are
   clamped), `pagination {per_page, page_no, total}`, items wrapped as `{"vehicle": {...}}`.
 - `GET /v3/vehicle_locations/{id}?start_date&end_date[&per_page][&page_no]`: inclusive UTC
   dates, an end date more than 3 calendar months after the start date is a 400. Not paginated,
@@ -31,6 +32,7 @@ from starlette.routing import Route
 
 from sandbox.admin import admin_routes
 from sandbox.faults import chance
+from sandbox.hos_routes import MotiveHos
 from sandbox.http import BadRequest, Gate, form_fields, json_bytes, parse_time, raw_json, rfc3339_ms
 from sandbox.quirks import Quirks, home_zone, num, render_times
 from sandbox.simulator import PingColumns, Vehicle
@@ -75,11 +77,15 @@ class MotiveApp:
         gate = Gate(world, "motive", allow_api_key=True, omit_retry_after=0.5)
         self._cache: OrderedDict[tuple, list[bytes]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        hos = MotiveHos(world)  # users and hours of service: sandbox/hos_routes.py
         self.app = Starlette(routes=[
             Route("/oauth/authorize", self.authorize, methods=["GET"]),
             Route("/oauth/token", self.token, methods=["POST"]),
             Route("/v1/vehicles", gate.wrap(self.vehicles), methods=["GET"]),
-            Route("/v1/users", gate.wrap(self.users), methods=["GET"]),
+            Route("/v1/users", gate.wrap(hos.users), methods=["GET"]),
+            Route("/v1/logs", gate.wrap(hos.logs), methods=["GET"]),
+            Route("/v1/hos_violations", gate.wrap(hos.violations), methods=["GET"]),
+            Route("/v1/driving_periods", gate.wrap(hos.driving_periods), methods=["GET"]),
             Route("/v3/vehicle_locations/{vehicle_id}", gate.wrap(self.locations), methods=["GET"]),
             Route("/v2/driver_performance_events", gate.wrap(self.performance_events), methods=["GET"]),
             *admin_routes(world),
@@ -120,7 +126,8 @@ class MotiveApp:
             return JSONResponse({"error": e.error, "error_description": e.description}, status_code=e.status)
         return JSONResponse({"access_token": grant.access_token, "token_type": "Bearer",
                              "expires_in": grant.expires_in, "refresh_token": grant.refresh_token,
-                             "scope": "vehicles.read users.read locations.read", "created_at": int(
+                             "scope": "vehicles.read locations.read driver_performance_events.read users.read "
+                                      "hos_logs.hos_violation", "created_at": int(
                                  datetime.now(timezone.utc).timestamp())})
 
     # ------------------------------------------------------------------ lists
@@ -128,11 +135,6 @@ class MotiveApp:
         items = [{"vehicle": {"id": int(v.vehicle_id), "number": v.name, "vin": v.vin, "status": "active",
                               "make": "Freightliner", "model": "Cascadia"}} for v in self.world.sims[fleet].vehicles]
         return _paged("vehicles", items, request)
-
-    async def users(self, request: Request, fleet: str) -> Response:
-        items = [{"user": {"id": 700_000 + v.index, "first_name": "Driver", "last_name": f"{v.index + 1:03d}",
-                           "role": "driver", "status": "active"}} for v in self.world.sims[fleet].vehicles]
-        return _paged("users", items, request)
 
     async def performance_events(self, request: Request, fleet: str) -> Response:
         q = request.query_params

@@ -6,7 +6,8 @@
   `refresh_token`; refresh tokens rotate, a reused one gets 400 `invalid_grant`.
   `POST /oauth2/revoke` (form `token`, Basic client auth), as Samsara's OAuth examples call it:
   RFC 7009, the token's grant ends, 200 with an empty body, also for an unknown token.
-- `GET /fleet/vehicles`, `GET /fleet/drivers`: `{"data": [...], "pagination": {...}}`.
+- `GET /fleet/vehicles`: `{"data": [...], "pagination": {...}}`; drivers, assignments, HOS logs and
+  violations: sandbox/hos_routes.py.
 - `GET /fleet/vehicles/stats/history?types=gps[,gpsOdometerMeters]&startTime&endTime
   [&vehicleIds][&after][&limit][&decorations=gpsOdometerMeters]`: points with
   startTime <= time < endTime, at most `limit` (<= 512) GPS points per page, vehicles without
@@ -40,6 +41,7 @@ from starlette.routing import Route
 from sandbox import hostile
 from sandbox.admin import admin_routes
 from sandbox.faults import chance
+from sandbox.hos_routes import SamsaraHos
 from sandbox.http import (
     BadRequest,
     Gate,
@@ -109,12 +111,16 @@ class SamsaraApp:
         gate = Gate(world, "samsara", allow_api_key=False)
         self._cache: OrderedDict[tuple, bytes] = OrderedDict()
         self._cache_lock = threading.Lock()
+        hos = SamsaraHos(world)  # drivers and hours of service: sandbox/hos_routes.py
         self.app = Starlette(routes=[
             Route("/oauth2/authorize", self.authorize, methods=["GET"]),
             Route("/oauth2/token", self.token, methods=["POST"]),
             Route("/oauth2/revoke", self.revoke, methods=["POST"]),
             Route("/fleet/vehicles", gate.wrap(self.vehicles), methods=["GET"]),
-            Route("/fleet/drivers", gate.wrap(self.drivers), methods=["GET"]),
+            Route("/fleet/drivers", gate.wrap(hos.drivers), methods=["GET"]),
+            Route("/fleet/driver-vehicle-assignments", gate.wrap(hos.assignments), methods=["GET"]),
+            Route("/fleet/hos/logs", gate.wrap(hos.logs), methods=["GET"]),
+            Route("/fleet/hos/violations", gate.wrap(hos.violations), methods=["GET"]),
             Route("/fleet/vehicles/stats/history", gate.wrap(self.stats_history), methods=["GET"]),
             Route("/fleet/safety-events", gate.wrap(self.safety_events), methods=["GET"]),
             *admin_routes(world),
@@ -169,7 +175,7 @@ class SamsaraApp:
             return JSONResponse({"error": e.error, "error_description": e.description}, status_code=e.status)
         return JSONResponse({"access_token": grant.access_token, "refresh_token": grant.refresh_token,
                              "expires_in": grant.expires_in, "token_type": "bearer",
-                             "scope": "read_vehicles read_drivers read_vehicle_statistics read_safety_events"})
+                             "scope": "read_vehicles read_drivers read_vehicle_statistics read_safety_events read_assignments read_hos"})
 
     # ------------------------------------------------------------------ lists
     async def vehicles(self, request: Request, fleet: str) -> Response:
@@ -178,12 +184,6 @@ class SamsaraApp:
         items = [{"id": v.vehicle_id, "name": v.name, "vin": v.vin, "createdAtTime": created,
                   "updatedAtTime": created, "externalIds": {"samsara.vin": v.vin}}
                  for v in _selected(self.world, fleet, request)]
-        return _list_page(items, request, query_hash(request, "after"))
-
-    async def drivers(self, request: Request, fleet: str) -> Response:
-        items = [{"id": str(900_000 + v.index), "name": f"Driver {v.index + 1:03d}", "username": f"driver{v.index + 1}",
-                  "staticAssignedVehicle": {"id": v.vehicle_id, "name": v.name}}
-                 for v in self.world.sims[fleet].vehicles]
         return _list_page(items, request, query_hash(request, "after"))
 
     async def safety_events(self, request: Request, fleet: str) -> Response:

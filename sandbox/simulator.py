@@ -201,11 +201,30 @@ class DayTruth:
 
 
 @dataclass(frozen=True)
+class Stretch:
+    """One stretch of driving: moving, with no stop of STRETCH_STOP_S or more inside it.
+
+    Crews (sandbox/crew.py) hand each stretch to one driver; its truth is split by UTC month.
+    """
+
+    start_s: int  # the first moving second
+    end_s: int  # one past the last moving second
+    miles: dict[str, float]
+    driving_s: dict[str, int]
+
+
+# A stop this long ends a stretch: an ELD leaves the driving status after 5 min stationary
+# (docs/sandbox.md), and drivers change over, log in or out only at such stops.
+STRETCH_STOP_S = 300
+
+
+@dataclass(frozen=True)
 class DayTrack:
     plan: DayPlan
     pings: PingColumns
     truth: DayTruth
     offline: tuple[int, int] | None = field(default=None)  # device-offline gap [start, end) seconds
+    stretches: tuple[Stretch, ...] = ()
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -517,7 +536,7 @@ class FleetSimulator:
         keep = p_ts >= hist0
         pings = PingColumns(v.vehicle_id, p_ts[keep] * 1000, np.round(p_lat[keep], 6), np.round(p_lon[keep], 6),
                             p_v[keep], np.mod(np.round(p_h[keep], 1), 360.0), np.round(p_odo[keep], 3))
-        return DayTrack(plan, pings, truth, offline)
+        return DayTrack(plan, pings, truth, offline, _stretches(ts1, v1, step_m, keep_step))
 
     # ----------------------------------------------------------------- windowed access
     def _days(self, v: Vehicle, start_ms: int, end_ms: int) -> range:
@@ -853,3 +872,26 @@ def _day_truth(ts: np.ndarray, lat: np.ndarray, lon: np.ndarray, speed: np.ndarr
             far[key] = float(haversine_m(home.lat, home.lon, lat[1:][lo:hi][sel], lon[1:][lo:hi][sel]).max()) / METERS_PER_MILE
     return DayTruth(miles, by_state, driving, far, tuple(events))
 
+
+
+def _stretches(ts: np.ndarray, speed: np.ndarray, step_m: np.ndarray, keep_step: np.ndarray) -> tuple[Stretch, ...]:
+    """The day's stretches of driving, with the same truth as _day_truth (steps i -> i+1)."""
+    if ts.size < 2:
+        return ()
+    moving = np.flatnonzero(speed[:-1] > 0)
+    if not moving.size:
+        return ()
+    cuts = np.flatnonzero(np.diff(ts[moving]) >= STRETCH_STOP_S) + 1
+    out = []
+    month_of = _month_key(ts[:-1])
+    for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [moving.size]])):
+        a, b = int(moving[lo]), int(moving[hi - 1]) + 1  # steps [a, b)
+        miles: dict[str, float] = {}
+        driving: dict[str, int] = {}
+        for m in np.unique(month_of[a:b]):
+            sel = (month_of[a:b] == m) & keep_step[a:b]
+            if sel.any():
+                miles[str(m)] = float(step_m[a:b][sel].sum()) / METERS_PER_MILE
+                driving[str(m)] = int((sel & (speed[a:b] > 0)).sum())
+        out.append(Stretch(int(ts[a]), int(ts[b - 1]) + 1, miles, driving))
+    return tuple(out)

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from sandbox.clock import SandboxClock
+from sandbox.crew import Crew
 from sandbox.faults import FaultPlan, chance
 from sandbox.quirks import Quirks
 from sandbox.ratelimit import RateLimiter
@@ -82,6 +83,14 @@ class SandboxWorld:
         self._attempts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self.stats = {tsp: {"requests": 0, "throttled": 0, "faults": 0} for tsp in TSPS}
+        self._crews: dict[str, Crew] = {}
+
+    def crew(self, fleet_id: str) -> Crew:
+        """The fleet's drivers and what they did (sandbox/crew.py), made when first asked for."""
+        with self._lock:
+            if fleet_id not in self._crews:
+                self._crews[fleet_id] = Crew(self.sims[fleet_id])
+            return self._crews[fleet_id]
 
     def fleets_of(self, tsp: str) -> list[SandboxFleet]:
         return [f for f in self.fleets.values() if f.tsp == tsp]

@@ -60,6 +60,11 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
     assert len(months) == 3
     some = next(iter(months.values()))
     assert some["radius@2"][0]["vehicle_id"] is None and "radius_class" in some["radius@2"][0]
+    # driver figures: one row per driver and the unassigned row (driver_id null), ids only, no names
+    drivers = [r for m in months.values() for r in m.get("drivers@1", [])]
+    assert any(r["driver_id"] for r in drivers) and all("name" not in r for r in drivers)
+    text = run_cli(env, "features", "acme-freight").stdout
+    assert "drivers@1" in text and "driver_id=900000" in text
     assert run_cli(env, "features", "nobody").returncode != 0
     # A second backfill finds nothing new to compute.
     again = run_cli(env, "backfill", "acme-freight")

@@ -247,3 +247,37 @@ def test_the_daemons_backoff_doubles_per_failure_and_a_success_clears_it() -> No
     assert b.next_retry("backfill:f") is not None
     b.record("backfill:f", WorkOutcome.OK)
     assert b.next_retry("backfill:f") is None and b.waited_out("backfill:f")
+
+
+def test_the_features_page_has_a_sortable_drivers_table_with_the_unassigned_share(tmp_path: Path) -> None:
+    from ingest.flows.drivers.schema import SCHEMA as DRIVERS
+
+    complete, open_month = _months_back(2)
+    month = complete[-1]
+    rows = [{"driver_id": "900001", "miles": 2400.0, "driving_hours": 50.0, "share_of_fleet_driving": 0.5,
+             "night_share": 0.1, "harsh_per_1000mi": 1.25, "speeding_per_1000mi": 0.5, "violations_break_30": 2,
+             "violations_driving_11": 1},
+            {"driver_id": "900002", "miles": 1900.0, "driving_hours": 37.5, "share_of_fleet_driving": 0.375,
+             "night_share": 0.0, "harsh_per_1000mi": None, "harsh_reason": "fewer than 100 miles",
+             "speeding_per_1000mi": 0.0, "violations_break_30": 0},
+            {"driver_id": None, "miles": 600.0, "driving_hours": 12.5, "share_of_fleet_driving": 0.125}]
+    table = pa.Table.from_pylist([{"fleet_id": FLEET, "month": month, "complete_month": True, **r} for r in rows],
+                                 schema=DRIVERS)
+    with _console(tmp_path) as (base, daemon):
+        app = daemon.app
+        _land(app, complete, open_month)
+        key = f"features/drivers/v1/fleet={FLEET}/month={month}/part-d.parquet"
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        app.store.put(key, buf.getvalue())
+        now = datetime.now(timezone.utc)
+        app.manifest.record_run(FlowRun(f"drivers-{month}", "drivers", 1, "c", FLEET, month, "i",
+                                        RunStatus.SUCCEEDED, (key,), None, None, now, now))
+        with _login(base) as c:
+            html = c.get(f"/ui/fleets/{FLEET}/features").text
+    drivers = html.split('id="drivers"', 1)[1].split("</table>", 1)[0]
+    assert 'class="sortable"' in html.split('id="drivers"', 1)[0].rsplit("<table", 1)[1]
+    assert re.findall(r'data-driver="([^"]*)"', drivers) == ["900001", "900002", ""]
+    assert "12.5% of the fleet's driving hours" in html
+    assert "<em>unassigned</em>" in drivers and 'title="fewer than 100 miles"' in drivers
+    assert "3 <small>(1/0/2/0/0/0)</small>" in drivers

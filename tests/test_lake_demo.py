@@ -60,7 +60,9 @@ def test_after_demo_and_refresh_every_reader_sees_each_ping_once_and_gc_leaves_o
         runs = {(r.flow, r.version, r.fleet_id, r.month): tuple(r.outputs)
                 for r in m.latest_runs(succeeded_only=True)}
     assert {k[0] for k in expected} >= {"pings", "events"}
-    key = {"pings": "(vehicle_id, ts)", "events": "(source, event_id)", "quarantine": "(vehicle_id, ts, reason)"}
+    key = {"pings": "(vehicle_id, ts)", "events": "(source, event_id)", "quarantine": "(vehicle_id, ts, reason)",
+           "drivers": "(source, driver_id)", "assignments": "(vehicle_id, driver_id, start_ts)",
+           "hos_logs": "(driver_id, start_ts, status, vehicle_id)", "hos_violations": "(driver_id, ts, kind)"}
 
     con = lake_connection(store)
     for dataset in {k[0] for k in expected}:

@@ -9,6 +9,7 @@ nothing or for too much.
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -61,10 +62,12 @@ def test_every_motive_response_of_a_pull_fits_the_public_reference(tmp_path: Pat
         vehicles = connector.vehicles()
         connector.drivers()
         connector.events_slice(now - 28 * DAY_MS, now)
+        hos = (connector.hos.assignments(now - 40 * DAY_MS, now), connector.hos.hos_logs(now - 7 * DAY_MS, now),
+               connector.hos.hos_violations(now - 50 * DAY_MS, now))
         for v in vehicles:
             connector.gps_slice(v.vehicle_id, now - 7 * DAY_MS, now)
 
-    routes, types = set(), set()
+    routes, types, statuses, violations = set(), set(), set(), set()
     for path, params, body in seen:
         model = shapes.model_for(path)
         parsed = model.model_validate(json.loads(body))  # raises on any mismatch
@@ -74,8 +77,18 @@ def test_every_motive_response_of_a_pull_fits_the_public_reference(tmp_path: Pat
         routes.add(model)
         if model is shapes.PerformanceEventsResponse:
             types |= {i.driver_performance_event.type for i in parsed.driver_performance_events}
+        if model is shapes.LogsResponse:
+            statuses |= {e.event.type for i in parsed.logs for e in i.log.events}
+        if model is shapes.HosViolationsResponse:
+            violations |= {i.hos_violation.type for i in parsed.hos_violations}
+        if model is shapes.DrivingPeriodsResponse:
+            start, end = params["start_date"], params["end_date"]
+            assert (date.fromisoformat(end) - date.fromisoformat(start)).days < 30, "a driving-period range of 30 days"
     assert routes == set(shapes.ROUTES.values()), "every route the connector calls was checked"
     assert types and types <= shapes.PERFORMANCE_EVENT_TYPES
+    assert all(t.num_rows for t in hos), "assignments, HOS logs and violations were served"
+    assert {"driving", "on_duty", "off_duty"} <= statuses <= shapes.DUTY_STATUSES
+    assert violations and violations <= shapes.VIOLATION_TYPES
     paged = [p for p, _, b in seen if p.startswith("/v3/") and b'"pagination"' in b]
     assert bool(paged) == quirks.paged_history
 

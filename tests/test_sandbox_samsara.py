@@ -94,7 +94,9 @@ def test_vehicles_and_drivers_paginate(sandbox: SandboxServer, client: httpx.Cli
     fleet = sandbox.world.sims["acme-freight"]
     assert sorted(seen) == sorted(v.vehicle_id for v in fleet.vehicles)
     drivers = client.get(f"{ep.base_url}/fleet/drivers", headers=h).json()["data"]
-    assert len(drivers) == len(fleet.vehicles)
+    # one driver per truck, plus partners of team trucks and a relief driver per four trucks
+    assert [d["id"] for d in drivers] == [str(900_000 + d.index) for d in sandbox.world.crew("acme-freight").drivers]
+    assert len(drivers) > len(fleet.vehicles)
 
 
 def test_gps_history_pages_cover_the_window_exactly(sandbox: SandboxServer, client: httpx.Client) -> None:

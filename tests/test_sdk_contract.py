@@ -24,11 +24,16 @@ import pytest
 from cryptography.fernet import Fernet
 from samsara.core.pydantic_utilities import parse_obj_as
 from samsara.types import (
+    DriverVehicleAssignmentsV2GetDriverVehicleAssignmentsResponseBody,
+    HosLogsResponse,
+    HosViolationsGetHosViolationsResponseBody,
     ListDriversResponse,
     SafetyEventsListResponse,
     VehiclesListVehiclesResponseBody,
     VehicleStatsListResponse,
 )
+from samsara.types.hos_log_entry_hos_status_type import HosLogEntryHosStatusType
+from samsara.types.hos_violation_object_response_body_type import HosViolationObjectResponseBodyType
 from samsara.types.safety_event_behavior_label import SafetyEventBehaviorLabel
 
 from connectors.oauth import Vault
@@ -47,6 +52,9 @@ MODELS: dict[str, type[pydantic.BaseModel]] = {
     "/fleet/drivers": ListDriversResponse,
     "/fleet/vehicles/stats/history": VehicleStatsListResponse,
     "/fleet/safety-events": SafetyEventsListResponse,
+    "/fleet/driver-vehicle-assignments": DriverVehicleAssignmentsV2GetDriverVehicleAssignmentsResponseBody,
+    "/fleet/hos/logs": HosLogsResponse,
+    "/fleet/hos/violations": HosViolationsGetHosViolationsResponseBody,
 }
 
 
@@ -92,6 +100,9 @@ def test_every_samsara_response_of_a_pull_parses_with_the_official_sdk(tmp_path:
         vehicles = connector.vehicles()
         connector.drivers()
         connector.events_slice(server.world.fleets["acme-freight"].spec.history_start_s * 1000, now)
+        month_ago = now - 31 * DAY_MS
+        hos = (connector.hos.assignments(month_ago, now), connector.hos.hos_logs(month_ago, now),
+               connector.hos.hos_violations(start - 60 * DAY_MS, now))
         for v in vehicles:
             for w in range(start, now, connector.slice_ms):
                 connector.gps_slice(v.vehicle_id, w, min(w + connector.slice_ms, now))
@@ -102,12 +113,29 @@ def test_every_samsara_response_of_a_pull_parses_with_the_official_sdk(tmp_path:
 
     by_route: dict[str, int] = {}
     labels: set[str] = set()
+    statuses: set[str] = set()
+    violation_types: set[str] = set()
     for path, body in seen:
         parsed = parse_obj_as(MODELS[path], json.loads(body))  # raises on any validation error
         by_route[path] = by_route.get(path, 0) + 1
         if path == "/fleet/safety-events":
             labels |= {lb.label for e in parsed.data or [] for lb in e.behavior_labels or []}
+        if path == "/fleet/hos/logs":
+            statuses |= {x.hos_status_type for d in parsed.data for x in d.hos_logs or []}
+        if path == "/fleet/hos/violations":
+            violation_types |= {v.type for g in parsed.data for v in g.violations}
     assert set(by_route) == set(MODELS), "every route the connector calls was checked"
     assert by_route["/fleet/vehicles/stats/history"] > 3 * len(vehicles), "many history pages"
     assert labels and labels <= official_labels(), labels - official_labels()
     assert b'"decorations"' in decorated.content
+    assert all(t.num_rows for t in hos), "assignments, HOS logs and violations were served"
+    assert by_route["/fleet/hos/logs"] > 1, "HOS logs page by drivers"
+    assert statuses and statuses <= closed_values(HosLogEntryHosStatusType), statuses
+    assert {"driving", "onDuty", "offDuty"} <= statuses
+    assert violation_types and violation_types <= closed_values(HosViolationObjectResponseBodyType), violation_types
+
+
+def closed_values(open_enum: object) -> set[str]:
+    """The Literal values of one of the SDK's open enums (`Union[Literal[...], Any]`)."""
+    return {v for arg in typing.get_args(open_enum) if typing.get_origin(arg) is typing.Literal
+            for v in typing.get_args(arg)}

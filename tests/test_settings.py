@@ -61,7 +61,7 @@ def test_active_flows_come_from_the_flows_file(tmp_path: Path) -> None:
         active_flows(f)
     with pytest.raises(ConfigError, match="does not exist"):
         active_flows(tmp_path / "nope.toml")
-    assert len(active_flows()) == 12  # config/flows.toml: ten month flows (issue 26: distance@3, speed@4, harsh@4), the quote, the book
+    assert len(active_flows()) == 13  # config/flows.toml: eleven month flows (issue 26: distance@3, speed@4, harsh@4; issue 25: drivers@1), the quote, the book
 
 
 def test_per_tsp_settings_are_nested_and_default_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -270,7 +270,9 @@ def run(flows: list[Any], fleet_id: str, month: str, complete: bool, vehicles: V
             rows[key], parts[key] = [], []
         except Exception as e:  # noqa: BLE001 - one flow's failure is its window's
             out[key] = e
-    split = {d: by_vehicle_rows(t) for d, t in others.items()}
+    # per-vehicle inputs handed to each vehicle; one without vehicles (HOS violations, per driver)
+    # only reaches the flow's context
+    split = {d: by_vehicle_rows(t) for d, t in others.items() if "vehicle_id" in t.column_names}
     columns: list[str] | None = []
     for f in flows:
         if not f.columns:
@@ -288,7 +290,7 @@ def run(flows: list[Any], fleet_id: str, month: str, complete: bool, vehicles: V
                 continue
             tables = {"pings": vt.select(list(f.columns)) if f.columns else vt}
             for d in f.inputs:
-                if d != "pings" and d in others:
+                if d != "pings" and d in split:
                     tables[d] = split[d].get(vid, others[d].slice(0, 0))
             try:
                 done[key] = f.walk.vehicle(FlowInput(fleet_id, month, tables, complete, shared), ctx[key])

@@ -38,6 +38,7 @@ from common.errors import PullInterrupted
 from common.months import month_bounds_ms, months_between
 from common.states import CommitStatus
 from connectors.samsara import VehicleInfo
+from ingest.pull.hos_datasets import HosPull
 from partitions.manifest import Manifest
 from partitions.store import ObjectStore
 from partitions.writer import CommitResult, MonthWriter
@@ -138,6 +139,9 @@ class PullOptions:
     # told (fleet, month) after the manifest recorded a complete month as pulled (`fleet_months`):
     # the store's mirror of pulled months, so a rebuilt manifest knows them too
     on_month_pulled: Callable[[str, str], None] | None = None
+    # Drivers and hours of service (ingest/pull/hos_datasets.py): the drivers snapshot once per
+    # pull, and each month's HOS data pulled whole with the month, before it is committed.
+    hos: HosPull | None = None
 
 
 def stream_name(connector: GpsConnector) -> str:
@@ -201,11 +205,13 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
     groups = by_month(slices, order)
     event_groups = dict(by_month(event_slices, order))
     known = manifest.pulled_months(fleet_id)
+    hos_months = opts.hos.pending(connector, manifest, fleet_id, order) if opts.hos else set()
+    hos_fetched: list[tuple[str, int]] = []  # HOS months in the writer, not yet committed
     complete_before = now_ms - opts.lookback_ms
     total = len(slices) + len(event_slices)
     commits: list[CommitResult] = []
     pulled = completed = rows_seen = events_pulled = events_completed = 0
-    months_done = sum(1 for m, g in groups if m in known or (not g and not event_groups[m]
+    months_done = sum(1 for m, g in groups if m in known or (not g and not event_groups[m] and m not in hos_months
                                                              and month_bounds_ms(m)[1] <= now_ms))
     fetched: list[tuple[str, PullSlice, int]] = []  # (stream, slice) pulled in full, not yet committed
     error: BaseException | None = None
@@ -233,17 +239,24 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                     else:
                         events_completed += 1
             fetched.clear()
+            for month, rows in hos_fetched:
+                if opts.hos is not None and opts.hos.checkpoint(connector, manifest, fleet_id, month, rows, now_ms):
+                    done.setdefault(opts.hos.stream(connector), []).append((month, rows))
+            hos_fetched.clear()
             if opts.on_checkpoints:
                 for name, keys in done.items():
-                    opts.on_checkpoints(fleet_id, name, "pings" if name == stream else "events", keys)
+                    opts.on_checkpoints(fleet_id, name, "pings" if name == stream else
+                                        "events" if name == events_stream else "hos", keys)
 
         with ThreadPoolExecutor(max(1, opts.workers), thread_name_prefix=f"pull-{fleet_id}") as pool:
             try:
+                if opts.hos is not None:
+                    opts.hos.pull_drivers(connector, writer, now_ms)
                 for month, group in groups:
                     if opts.stop.is_set():
                         break
                     events = event_groups[month]
-                    fresh = bool(group or events)
+                    fresh = bool(group or events or month in hos_months)
                     if fresh:
                         progress(month)
                     queue: list[tuple[PullSlice, Future[pa.Table]]] = []
@@ -278,6 +291,8 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                         writer.add_events(table)
                         fetched.append((events_stream, w, table.num_rows))
                         events_pulled += 1
+                    if opts.hos is not None and month in hos_months and not opts.stop.is_set():
+                        hos_fetched.append((month, opts.hos.pull_month(connector, writer, month, now_ms)))
                     if opts.stop.is_set():
                         break  # this month may be partial: committed below, completed by the next run
                     if fresh:

@@ -26,6 +26,7 @@ from connectors.http import Limits
 from connectors.oauth import BearerAuth, FleetCredentials
 from connectors.providers import open_connector
 from ingest.pull.backfill import PullOptions, PullProgress, PullReport, pull_fleet
+from ingest.pull.hos_datasets import HosPull
 from ingest.wiring.clock import Clock
 from ingest.wiring.disk import DiskHealth
 from ingest.wiring.metrics import Metrics
@@ -108,7 +109,8 @@ class Pulls:
         opts = PullOptions(work_dir=self.settings.work_dir, memory_limit=self.settings.writer_memory_limit,
                            stop=stop or threading.Event(), progress=sink.progress, with_events=True,
                            on_month=sink.month_pulled, on_checkpoints=self.control.mirror_checkpoints,
-                           on_month_pulled=self.control.mirror_months)
+                           on_month_pulled=self.control.mirror_months,
+                           hos=HosPull(self.settings.hos_lookback_days * 86_400_000))
         start_ms = int((fleet.history_start or datetime(1970, 1, 1, tzinfo=timezone.utc)).timestamp() * 1000)
         if fleet.status is FleetStatus.CONSENTED:
             self.control.set_fleet(fleet_id, fleet.tsp, FleetStatus.BACKFILLING)

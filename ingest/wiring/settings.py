@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(None, description="S3 access key (default: boto3's credential chain)")
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key (default: boto3's chain)")
     writer_memory_limit: str = Field("1GB", description="DuckDB memory limit for month merges; spills beyond it")
+    hos_lookback_days: int = Field(14, ge=0, le=92, description="a month's drivers and hours-of-service data "
+                                   "(assignments, duty-status logs, violations) is pulled again, whole, by every "
+                                   "refresh until it ended this many days ago: drivers edit their logs afterwards "
+                                   "(default 14)")
     flows_file: Path | None = Field(None, description="active feature flows, TOML (default config/flows.toml; "
                                                       "every flow's newest version when that file is absent)")
     flow_workers: int = Field(2, ge=1, le=64, description="processes computing feature windows in parallel")

@@ -25,6 +25,26 @@ Sources (retrieved 2026-11):
         seat_belt_violation, tailgating, cell_phone, stop_sign_violation, distraction,
         unsafe_lane_change, drowsiness, road_facing_cam_obstruction, driver_facing_cam_obstruction,
         forward_collision_warning.
+  [USR2] https://developer.gomotive.com/reference/users-overview
+        "User can have one the following three roles: driver, fleet_admin, or fleet_user"; a driver's
+        HOS cycle 70_8 lists the violations duty_16 duty_14 driving_11 break_30 cycle_70, 60_7 the
+        same with cycle_60. (It names fleet_admin where [USR] says admin: both are accepted.)
+  [LOGS] https://developer-docs.gomotive.com/reference/list-the-hours-of-service-hos-logs-of-the-drivers
+        GET /v1/logs: items wrapped as {"log": {...}} with id (integer), date, total_miles,
+        time_zone, cycle, driver_first_name/last_name, ...; each log carries its duty-status
+        events. The page does not spell out the event fields: we expect {"event": {id, type,
+        start_time, end_time|null, duration|null}} with type one of the duty statuses Motive's
+        create-an-event page names (on_duty, off_duty; driving, sleeper from the log graph).
+  [VIO] https://developer-docs.gomotive.com/reference/fetch-a-list-of-all-the-drivers-with-hours-of-service-hos-violations
+        GET /v1/hos_violations (filter `violation_types`): break_30, driving_10, driving_11, duty_12,
+        duty_14, duty_15, duty_16, cycle_60, cycle_70, cycle_60_p, cycle_70_p, canada_*. The item
+        fields are not listed there: we expect {"hos_violation": {id, type, start_time, end_time,
+        user: {id, ...}}}.
+  [DRP] https://developer.gomotive.com/reference/driving-periods-overview and the changelog
+        "New parameter added to GET Driving Periods endpoint" (2025-04-23): GET /v1/driving_periods,
+        types driving, personal conveyance, yard move; a period may carry no driver (unidentified;
+        `assigned_to_driver=false` filters them); the date range is at most 30 days (developer
+        forum, "Has there been a change in the date range allowed in driving periods?").
   [UNIT] Motive reports metric values by default (speed km/h, odometer km) unless the company
         uses imperial units (`metric_units` on the vehicle, [VEH]).
 """
@@ -105,7 +125,7 @@ class User(_Shape):  # [USR]
     id: int
     first_name: str | None = None
     last_name: str | None = None
-    role: Literal["driver", "fleet_user", "admin"] | None = None
+    role: Literal["driver", "fleet_user", "admin", "fleet_admin"] | None = None  # [USR], [USR2]
 
 
 class UserItem(_Shape):
@@ -137,7 +157,108 @@ class PerformanceEventsResponse(_Shape):  # [DPE] + [PAG]
     pagination: Pagination
 
 
+DUTY_STATUSES = frozenset({"off_duty", "on_duty", "driving", "sleeper", "yard_move", "personal_conveyance"})
+VIOLATION_TYPES = frozenset({"break_30", "driving_10", "driving_11", "duty_12", "duty_14", "duty_15", "duty_16",
+                             "cycle_60", "cycle_70", "cycle_60_p", "cycle_70_p"})  # [VIO], US ones
+
+
+def _time_or_none(v: str | None) -> str | None:
+    return v if v is None else _rfc3339(v)
+
+
+class Ref(_Shape):
+    id: int
+    first_name: str | None = None
+    last_name: str | None = None
+    number: str | None = None
+
+
+class LogEvent(_Shape):  # [LOGS] (event fields: our reading, see above)
+    id: int
+    type: str
+    start_time: str
+    end_time: str | None = None
+    duration: int | None = Field(default=None, ge=0)
+    vehicle: Ref | None = None
+
+    _times = field_validator("start_time", "end_time")(_time_or_none)
+    @field_validator("type")
+    @classmethod
+    def _known_status(cls, v: str) -> str:
+        if v not in DUTY_STATUSES:
+            raise ValueError(f"not a duty status: {v!r}")
+        return v
+
+
+class LogEventItem(_Shape):
+    event: LogEvent
+
+
+class Log(_Shape):  # [LOGS]
+    id: int
+    date: str
+    driver: Ref
+    events: list[LogEventItem]
+
+    @field_validator("date")
+    @classmethod
+    def _a_date(cls, v: str) -> str:
+        datetime.strptime(v, "%Y-%m-%d")
+        return v
+
+
+class LogItem(_Shape):
+    log: Log
+
+
+class LogsResponse(_Shape):  # [LOGS] + [PAG]
+    logs: list[LogItem]
+    pagination: Pagination
+
+
+class HosViolation(_Shape):  # [VIO]
+    id: int
+    type: str
+    start_time: str
+    end_time: str | None = None
+    user: Ref
+
+    _times = field_validator("start_time", "end_time")(_time_or_none)
+
+
+class HosViolationItem(_Shape):
+    hos_violation: HosViolation
+
+
+class HosViolationsResponse(_Shape):  # [VIO] + [PAG]
+    hos_violations: list[HosViolationItem]
+    pagination: Pagination
+
+
+class DrivingPeriod(_Shape):  # [DRP]
+    id: int
+    type: str
+    start_time: str
+    end_time: str | None = None
+    driver: Ref | None = None  # null: unidentified driving
+    vehicle: Ref
+
+    _times = field_validator("start_time", "end_time")(_time_or_none)
+
+
+class DrivingPeriodItem(_Shape):
+    driving_period: DrivingPeriod
+
+
+class DrivingPeriodsResponse(_Shape):  # [DRP] + [PAG]
+    driving_periods: list[DrivingPeriodItem]
+    pagination: Pagination
+
+
 ROUTES: dict[str, type[_Shape]] = {
+    "/v1/logs": LogsResponse,
+    "/v1/hos_violations": HosViolationsResponse,
+    "/v1/driving_periods": DrivingPeriodsResponse,
     "/v1/vehicles": VehiclesResponse,
     "/v1/users": UsersResponse,
     "/v2/driver_performance_events": PerformanceEventsResponse,

@@ -57,6 +57,10 @@ class FeaturePage:
     months: tuple[str, ...]
     open_months: frozenset[str]  # months not complete when computed
     plots: tuple[Plot, ...]
+    # The newest month's drivers@1 rows (whole-fleet view only), a driver's display name joined from
+    # the drivers snapshot; the unassigned row (driver_id None) among them.
+    drivers_month: str | None = None
+    drivers: tuple[dict[str, Any], ...] = ()
 
     def csv(self) -> str:
         """Exactly what is plotted, long form: one line per (plot, series, month)."""
@@ -90,6 +94,10 @@ def read_rows(app: App, fleet_id: str, vehicle: str | None) -> tuple[Rows, tuple
             continue
         for path in local_files(app.store, list(run.outputs), cache):
             t = pq.read_table(path)
+            if "vehicle_id" not in t.column_names:  # per-driver tables (drivers@1): whole, for the drivers table
+                if vehicle is None:
+                    rows.setdefault(run.flow, {}).setdefault(run.month, []).extend(t.to_pylist())
+                continue
             ids = t["vehicle_id"]
             vehicles.update(v for v in pc.unique(ids).to_pylist() if v is not None)
             # Only the chosen rows become Python values: a month holds every vehicle's rows.
@@ -123,7 +131,7 @@ def other_name(states: set[str]) -> str:
 
 def build(app: App, fleet_id: str, vehicle: str | None) -> FeaturePage:
     rows, vehicles = read_rows(app, fleet_id, vehicle)
-    months = tuple(sorted({m for by_month in rows.values() for m in by_month}))
+    months = tuple(sorted({m for f, by_month in rows.items() if f != "drivers" for m in by_month}))
     open_months = frozenset(m for by_month in rows.values() for m, rs in by_month.items()
                             if any(r.get("complete_month") is False for r in rs))
     dist, radius = rows.get("distance", {}), rows.get("radius", {})
@@ -181,4 +189,21 @@ def build(app: App, fleet_id: str, vehicle: str | None) -> FeaturePage:
         Plot("driving_hours", "Driving hours", "h", (_series("driving", months, fatigue, _col("driving_hours")),),
              axis="hours"),
     )
-    return FeaturePage(fleet_id, vehicle, vehicles, months, open_months, plots)
+    by_driver = rows.get("drivers", {})
+    newest = max(by_driver) if by_driver else None
+    return FeaturePage(fleet_id, vehicle, vehicles, months, open_months, plots, newest,
+                       _named(app, fleet_id, by_driver.get(newest, []) if newest else []))
+
+
+def _named(app: App, fleet_id: str, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """Driver rows with the name the newest drivers snapshot gives each id (None when it has none)."""
+    from partitions import read_month
+
+    names: dict[str, str | None] = {}
+    with app.manifest.reading() as m:
+        parts = m.raw_partitions(fleet_id, "drivers")
+    if parts:
+        t = read_month(app.store, app.manifest, fleet_id, max(p.month for p in parts), app.settings.work_dir / "cache",
+                       "drivers")
+        names = dict(zip(t["driver_id"].to_pylist(), t["name"].to_pylist()))
+    return tuple({**r, "name": names.get(r["driver_id"]) if r["driver_id"] else None} for r in rows)

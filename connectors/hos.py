@@ -1,0 +1,360 @@
+"""Drivers' logins and hours of service from Samsara and Motive, as candidate rows.
+
+The shapes follow the official `samsara-api` SDK's models (HosLogsResponse,
+HosViolationsGetHosViolationsResponseBody, DriverVehicleAssignmentsV2...ResponseBody) and
+Motive's public reference (tests/contracts/motive_shapes.py); sources in docs/sandbox.md.
+
+- Samsara: assignments from `/fleet/driver-vehicle-assignments?filterBy=vehicles` (a team's two
+  logins overlap; attribution decides), duty statuses from `/fleet/hos/logs` (an entry without
+  `logEndTime` still runs), violations from `/fleet/hos/violations` (types mapped to the FMCSA rule
+  they enforce; any other kept verbatim as `other`). Cursor pages, as everywhere in Samsara.
+- Motive: a driving period (`/v1/driving_periods`, at most 30 days a request) with a driver is an
+  assignment for its span: Motive ties driving to a driver there, and `driver: null` is its
+  unidentified driving; duty statuses are the events of `/v1/logs`; violations `/v1/hos_violations`.
+  Numbered pages (100 a page), inclusive dates: results are cut back to the half-open window.
+
+Only ids and the status or type travel on: no names, licences or phones (docs/storage.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.normalize import decode_page, raw_text, time_column
+from connectors.pagination import PageNumbers, cursor_pages, numbered_pages
+from partitions.schema import ASSIGNMENT_CANDIDATE_SCHEMA, HOS_LOG_CANDIDATE_SCHEMA, HOS_VIOLATION_CANDIDATE_SCHEMA
+
+DAY_MS = 86_400_000
+SAMSARA_STATUS = {"offDuty": "off_duty", "sleeperBed": "sleeper", "driving": "driving", "onDuty": "on_duty",
+                  "yardMove": "yard_move", "personalConveyance": "personal_conveyance"}
+# Samsara's violation types (the SDK's HosViolationObjectResponseBodyType) for the US property rules.
+SAMSARA_VIOLATION = {"shiftDrivingHours": "driving_11", "shiftHours": "duty_14", "restbreakMissed": "break_30",
+                     "cycleHoursOn": "cycle_70"}
+MOTIVE_STATUS = {"off_duty": "off_duty", "sleeper": "sleeper", "driving": "driving", "on_duty": "on_duty",
+                 "yard_move": "yard_move", "personal_conveyance": "personal_conveyance"}
+MOTIVE_VIOLATIONS = ("driving_11", "duty_14", "break_30", "cycle_60", "cycle_70")
+MOTIVE_PERIOD_DAYS = 30  # inclusive dates: a window of 29 days spans at most 30 of them
+
+
+class _Ref(msgspec.Struct, frozen=True):
+    id: str | int | None = None
+
+
+class _Cursor(msgspec.Struct):
+    endCursor: str = ""
+    hasNextPage: bool = False
+
+
+class _SAssignment(msgspec.Struct):
+    driver: _Ref = _Ref()
+    vehicle: _Ref = _Ref()
+    startTime: str | None = None
+    endTime: str | None = None
+    assignmentType: str | None = None
+
+
+class _SAssignmentPage(msgspec.Struct):
+    data: list[_SAssignment]
+    pagination: _Cursor
+
+
+class _SLog(msgspec.Struct):
+    hosStatusType: str | None = None
+    logStartTime: str | None = None
+    logEndTime: str | None = None
+    vehicle: _Ref | None = None
+
+
+class _SDriverLogs(msgspec.Struct):
+    driver: _Ref | None = None
+    hosLogs: list[_SLog] | None = None
+
+
+class _SLogPage(msgspec.Struct):
+    data: list[_SDriverLogs]
+    pagination: _Cursor
+
+
+class _SViolation(msgspec.Struct):
+    type: str | None = None
+    violationStartTime: str | None = None
+    durationMs: float | None = None
+    driver: _Ref = _Ref()
+
+
+class _SViolations(msgspec.Struct):
+    violations: list[_SViolation] = []
+
+
+class _SViolationPage(msgspec.Struct):
+    data: list[_SViolations]
+    pagination: _Cursor
+
+
+class _Paging(msgspec.Struct):
+    per_page: int
+    page_no: int
+    total: int
+
+
+class _MPeriod(msgspec.Struct):
+    start_time: str | None = None
+    end_time: str | None = None
+    type: str | None = None
+    driver: _Ref | None = None
+    vehicle: _Ref | None = None
+
+
+class _MPeriodItem(msgspec.Struct):
+    driving_period: _MPeriod
+
+
+class _MPeriodPage(msgspec.Struct):
+    driving_periods: list[_MPeriodItem]
+    pagination: _Paging
+
+
+class _MEvent(msgspec.Struct):
+    type: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    vehicle: _Ref | None = None
+
+
+class _MEventItem(msgspec.Struct):
+    event: _MEvent
+
+
+class _MLog(msgspec.Struct):
+    driver: _Ref = _Ref()
+    events: list[_MEventItem] = []
+
+
+class _MLogItem(msgspec.Struct):
+    log: _MLog
+
+
+class _MLogPage(msgspec.Struct):
+    logs: list[_MLogItem]
+    pagination: _Paging
+
+
+class _MViolation(msgspec.Struct):
+    type: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    user: _Ref = _Ref()
+
+
+class _MViolationItem(msgspec.Struct):
+    hos_violation: _MViolation
+
+
+class _MViolationPage(msgspec.Struct):
+    hos_violations: list[_MViolationItem]
+    pagination: _Paging
+
+
+def _id(ref: _Ref | None) -> str | None:
+    v = ref.id if ref is not None else None
+    return str(v) if isinstance(v, str | int) and not isinstance(v, bool) and str(v) else None
+
+
+def _rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _date(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).date().isoformat()
+
+
+def _times(values: list[str | None], raws: list[str | None], records: list[Any]) -> pa.Array:
+    bad = [False] * len(values)
+    col = time_column(values, bad)
+    for i, b in enumerate(bad):
+        if b and raws[i] is None:
+            raws[i] = raw_text(records[i])
+    return col
+
+
+def clip(table: pa.Table, start_ms: int, end_ms: int, now_ms: int) -> pa.Table:
+    """Intervals cut to [start_ms, end_ms): each month keeps only its own piece. An interval still
+    open (no end) stays open in the month that holds now, and ends at the month's end before it."""
+    if not table.num_rows:
+        return table
+    s = pc.cast(table["start_ts"], pa.int64())
+    e = pc.cast(table["end_ts"], pa.int64())
+    keep = pc.or_kleene(pc.is_null(s), pc.and_(pc.less(s, end_ms), pc.or_kleene(pc.is_null(e), pc.greater(e, start_ms))))
+    table = table.filter(pc.fill_null(keep, True))
+    s = pc.cast(table["start_ts"], pa.int64())
+    e = pc.cast(table["end_ts"], pa.int64())
+    s2 = pc.if_else(pc.less(s, start_ms), start_ms, s)
+    open_here = pa.scalar(end_ms > now_ms)
+    e2 = pc.if_else(pc.is_null(e), pc.if_else(open_here, pa.scalar(None, pa.int64()), pa.scalar(end_ms)),
+                    pc.if_else(pc.greater(e, end_ms), end_ms, e))
+    ts = table.schema.field("start_ts").type
+    table = table.set_column(table.schema.get_field_index("start_ts"), "start_ts", pc.cast(s2, pa.int64()).cast(ts))
+    return table.set_column(table.schema.get_field_index("end_ts"), "end_ts", pc.cast(e2, pa.int64()).cast(ts))
+
+
+def _table(schema: pa.Schema, cols: dict[str, Any]) -> pa.Table:
+    n = len(next(iter(cols.values())))
+    return pa.Table.from_arrays([cols[f.name] if isinstance(cols.get(f.name), pa.Array) else
+                                 pa.array(cols[f.name] if f.name in cols else [None] * n, f.type) for f in schema],
+                                schema=schema)
+
+
+class SamsaraHos:
+    """The HOS routes of one Samsara connector (its client and fleet)."""
+
+    def __init__(self, http: Any, fleet_id: str) -> None:
+        self.http = http
+        self.fleet_id = fleet_id
+
+    def _pages(self, path: str, params: dict[str, Any], decoder: msgspec.json.Decoder, what: str,
+               items: Callable[[Any], list[Any]]) -> list[Any]:
+        def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+            r = self.http.get(path, {**params, **({"after": cursor} if cursor else {})})
+            page = decode_page("samsara", decoder, r.content, what)
+            return items(page), page.pagination.endCursor if page.pagination.hasNextPage else None
+
+        return [x for page in cursor_pages("samsara", fetch) for x in page]
+
+    def assignments(self, start_ms: int, end_ms: int) -> pa.Table:
+        rows = self._pages("/fleet/driver-vehicle-assignments",
+                           {"filterBy": "vehicles", "startTime": _rfc3339(start_ms), "endTime": _rfc3339(end_ms),
+                            "limit": 512}, msgspec.json.Decoder(_SAssignmentPage), "driver-vehicle assignments",
+                           lambda p: p.data)
+        raws: list[str | None] = [None] * len(rows)
+        return _table(ASSIGNMENT_CANDIDATE_SCHEMA, {
+            "fleet_id": [self.fleet_id] * len(rows), "vehicle_id": [_id(a.vehicle) for a in rows],
+            "driver_id": [_id(a.driver) for a in rows],
+            "start_ts": _times([a.startTime for a in rows], raws, rows),
+            "end_ts": _times([a.endTime for a in rows], raws, rows),
+            "tsp_kind": [a.assignmentType or "" for a in rows], "source": ["samsara"] * len(rows), "raw": raws})
+
+    def hos_logs(self, start_ms: int, end_ms: int) -> pa.Table:
+        drivers = self._pages("/fleet/hos/logs", {"startTime": _rfc3339(start_ms), "endTime": _rfc3339(end_ms)},
+                              msgspec.json.Decoder(_SLogPage), "HOS logs", lambda p: p.data)
+        rows = [(_id(d.driver), x) for d in drivers for x in d.hosLogs or []]
+        logs = [x for _, x in rows]
+        raws: list[str | None] = [None] * len(rows)
+        return _table(HOS_LOG_CANDIDATE_SCHEMA, {
+            "fleet_id": [self.fleet_id] * len(rows), "driver_id": [d for d, _ in rows],
+            "vehicle_id": [_id(x.vehicle) for x in logs],
+            "start_ts": _times([x.logStartTime for x in logs], raws, logs),
+            "end_ts": _times([x.logEndTime for x in logs], raws, logs),
+            "status": [SAMSARA_STATUS.get(x.hosStatusType or "", "other") for x in logs],
+            "tsp_status": [x.hosStatusType or "" for x in logs], "source": ["samsara"] * len(rows), "raw": raws})
+
+    def hos_violations(self, start_ms: int, end_ms: int) -> pa.Table:
+        groups = self._pages("/fleet/hos/violations", {"startTime": _rfc3339(start_ms), "endTime": _rfc3339(end_ms)},
+                             msgspec.json.Decoder(_SViolationPage), "HOS violations", lambda p: p.data)
+        rows = [v for g in groups for v in g.violations]
+        raws: list[str | None] = [None] * len(rows)
+        table = _table(HOS_VIOLATION_CANDIDATE_SCHEMA, {
+            "fleet_id": [self.fleet_id] * len(rows), "driver_id": [_id(v.driver) for v in rows],
+            "ts": _times([v.violationStartTime for v in rows], raws, rows),
+            "kind": [SAMSARA_VIOLATION.get(v.type or "", "other") for v in rows],
+            "tsp_kind": [v.type or "" for v in rows],
+            "duration_s": [v.durationMs / 1000 if isinstance(v.durationMs, int | float) else None for v in rows],
+            "source": ["samsara"] * len(rows), "raw": raws})
+        return _inside(table, "ts", start_ms, end_ms)
+
+
+def _inside(table: pa.Table, col: str, start_ms: int, end_ms: int) -> pa.Table:
+    ts = pc.cast(table[col], pa.int64())
+    keep = pc.or_kleene(pc.is_null(ts), pc.and_(pc.greater_equal(ts, start_ms), pc.less(ts, end_ms)))
+    return table.filter(pc.fill_null(keep, True))
+
+
+class MotiveHos:
+    """The HOS routes of one Motive connector (its client and fleet)."""
+
+    def __init__(self, http: Any, fleet_id: str) -> None:
+        self.http = http
+        self.fleet_id = fleet_id
+
+    def _pages(self, path: str, params: dict[str, Any], decoder: msgspec.json.Decoder, what: str,
+               items: Callable[[Any], list[Any]]) -> list[Any]:
+        def fetch(page_no: int) -> tuple[list[Any], int, PageNumbers | None]:
+            r = self.http.get(path, {**params, "per_page": 100, "page_no": page_no})
+            page = decode_page("motive", decoder, r.content, what)
+            got = items(page)
+            p = page.pagination
+            return got, len(got), PageNumbers(p.per_page, p.page_no, p.total)
+
+        return [x for page in numbered_pages("motive", fetch) for x in page]
+
+    def _dated(self, start_ms: int, end_ms: int) -> dict[str, str]:
+        return {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)}
+
+    def assignments(self, start_ms: int, end_ms: int) -> pa.Table:
+        periods: list[_MPeriod] = []
+        t = start_ms
+        while t < end_ms:  # at most 31 days a request
+            hi = min(end_ms, t + (MOTIVE_PERIOD_DAYS - 1) * DAY_MS)
+            periods += self._pages("/v1/driving_periods", self._dated(t, hi), msgspec.json.Decoder(_MPeriodPage),
+                                   "driving periods", lambda p: [i.driving_period for i in p.driving_periods])
+            t = hi
+        mine = [p for p in periods if p.driver is not None]  # driver null: unidentified driving
+        raws: list[str | None] = [None] * len(mine)
+        table = _table(ASSIGNMENT_CANDIDATE_SCHEMA, {
+            "fleet_id": [self.fleet_id] * len(mine), "vehicle_id": [_id(p.vehicle) for p in mine],
+            "driver_id": [_id(p.driver) for p in mine],
+            "start_ts": _times([p.start_time for p in mine], raws, mine),
+            "end_ts": _times([p.end_time for p in mine], raws, mine),
+            "tsp_kind": ["driving_period:" + (p.type or "") for p in mine], "source": ["motive"] * len(mine),
+            "raw": raws})
+        return _dedup_periods(table)
+
+    def hos_logs(self, start_ms: int, end_ms: int) -> pa.Table:
+        logs = self._pages("/v1/logs", self._dated(start_ms, end_ms), msgspec.json.Decoder(_MLogPage), "HOS logs",
+                           lambda p: [i.log for i in p.logs])
+        rows = [(_id(lg.driver), e.event) for lg in logs for e in lg.events]
+        evs = [e for _, e in rows]
+        raws: list[str | None] = [None] * len(rows)
+        return _table(HOS_LOG_CANDIDATE_SCHEMA, {
+            "fleet_id": [self.fleet_id] * len(rows), "driver_id": [d for d, _ in rows],
+            "vehicle_id": [_id(e.vehicle) for e in evs],
+            "start_ts": _times([e.start_time for e in evs], raws, evs),
+            "end_ts": _times([e.end_time for e in evs], raws, evs),
+            "status": [MOTIVE_STATUS.get(e.type or "", "other") for e in evs],
+            "tsp_status": [e.type or "" for e in evs], "source": ["motive"] * len(rows), "raw": raws})
+
+    def hos_violations(self, start_ms: int, end_ms: int) -> pa.Table:
+        rows = self._pages("/v1/hos_violations", self._dated(start_ms, end_ms),
+                           msgspec.json.Decoder(_MViolationPage), "HOS violations",
+                           lambda p: [i.hos_violation for i in p.hos_violations])
+        raws: list[str | None] = [None] * len(rows)
+        start = _times([v.start_time for v in rows], raws, rows)
+        end = _times([v.end_time for v in rows], raws, rows)
+        dur = pc.divide(pc.cast(pc.subtract(pc.cast(end, pa.int64()), pc.cast(start, pa.int64())), pa.float64()),
+                        1000.0)
+        table = _table(HOS_VIOLATION_CANDIDATE_SCHEMA, {
+            "fleet_id": [self.fleet_id] * len(rows), "driver_id": [_id(v.user) for v in rows], "ts": start,
+            "kind": [v.type if v.type in MOTIVE_VIOLATIONS else "other" for v in rows],
+            "tsp_kind": [v.type or "" for v in rows], "duration_s": dur, "source": ["motive"] * len(rows),
+            "raw": raws})
+        return _inside(table, "ts", start_ms, end_ms)
+
+
+def _dedup_periods(table: pa.Table) -> pa.Table:
+    """Windows of 31 days overlap at their edges by whole days: a period seen twice counts once."""
+    if not table.num_rows:
+        return table
+    idx = table.group_by(["vehicle_id", "driver_id", "start_ts"], use_threads=False).aggregate([]).num_rows
+    if idx == table.num_rows:
+        return table
+    keys = set()
+    keep = []
+    for row in zip(*(table[c].to_pylist() for c in ("vehicle_id", "driver_id", "start_ts"))):
+        keep.append(row not in keys)
+        keys.add(row)
+    return table.filter(pa.array(keep))
+

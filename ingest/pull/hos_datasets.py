@@ -1,0 +1,83 @@
+"""Drivers and hours of service in a fleet's pull: the drivers snapshot, and per month the
+driver-vehicle assignments, HOS duty-status logs and HOS violations.
+
+The backfill (ingest/pull/backfill.py) hands each month, in its order (newest complete month
+first), to `HosPull.pull_month` before it commits the month, so a month counts as pulled only
+with its HOS data; the drivers snapshot is pulled once per pull. Why a month is pulled whole:
+
+- drivers edit their logs afterwards and a TSP recomputes violations from the edited logs, so a
+  month's HOS can change for days after it ends; a whole month re-pulled replaces the committed
+  one (partitions.writer.REPLACED) and an edited or withdrawn record does not linger;
+- a month is checkpointed (stream `<tsp>/hos/month`, one key per month) only once it ended more
+  than FLEETLAKE_HOS_LOOKBACK_DAYS before now. A refresh therefore pulls again every month that
+  still can change, and a resumed backfill re-pulls nothing it completed;
+- records crossing a month's end are cut there (connectors.hos.clip): each month's partition alone
+  says who was logged in and in which status during it, so a late edit changes only its month.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from common.months import month_bounds_ms
+from connectors.hos import clip
+from partitions.manifest import Manifest
+from partitions.schema import DRIVER_CANDIDATE_SCHEMA
+from partitions.writer import MonthWriter
+
+DAY_MS = 86_400_000
+DEFAULT_HOS_LOOKBACK_DAYS = 14
+DATASETS = ("assignments", "hos_logs", "hos_violations")
+
+
+@dataclass(frozen=True)
+class HosPull:
+    lookback_ms: int = DEFAULT_HOS_LOOKBACK_DAYS * DAY_MS
+
+    @staticmethod
+    def stream(connector: Any) -> str:
+        return f"{connector.tsp}/hos/month"
+
+    def pending(self, connector: Any, manifest: Manifest, fleet_id: str, months: list[str]) -> set[str]:
+        """The months whose HOS data is still to pull (not checkpointed)."""
+        done = manifest.completed_slices(fleet_id, self.stream(connector))
+        return {m for m in months if m not in done}
+
+    def pull_drivers(self, connector: Any, writer: MonthWriter, now_ms: int) -> int:
+        """The fleet's drivers as of now: only their ids and names (docs/storage.md)."""
+        from common.months import month_of_ms
+
+        drivers = connector.drivers()
+        tsp = connector.source
+        table = pa.table({"fleet_id": [writer.fleet_id] * len(drivers), "driver_id": [d.driver_id for d in drivers],
+                          "name": [d.name for d in drivers], "source": [tsp] * len(drivers)},
+                         schema=DRIVER_CANDIDATE_SCHEMA)
+        writer.add_drivers(month_of_ms(now_ms), table)
+        return table.num_rows
+
+    def pull_month(self, connector: Any, writer: MonthWriter, month: str, now_ms: int) -> int:
+        """Every HOS record of `month` (up to now) into the writer, cut to the month; rows seen."""
+        lo, hi = month_bounds_ms(month)
+        end = min(hi, now_ms)
+        if end <= lo:
+            return 0
+        hos = connector.hos
+        rows = 0
+        for dataset in DATASETS:
+            table = getattr(hos, dataset)(lo, end)
+            if dataset != "hos_violations":
+                table = clip(table, lo, hi, now_ms)
+            writer.add_hos(dataset, table)
+            rows += table.num_rows
+        return rows
+
+    def checkpoint(self, connector: Any, manifest: Manifest, fleet_id: str, month: str, rows: int,
+                   now_ms: int) -> bool:
+        """Record the month as pulled for good once it can no longer change; whether it was."""
+        if month_bounds_ms(month)[1] > now_ms - self.lookback_ms:
+            return False
+        manifest.complete_slice(fleet_id, self.stream(connector), month, "hos", rows)
+        return True

@@ -1,0 +1,351 @@
+"""The fake TSPs' driver and hours-of-service routes, served from the fleet's crew (sandbox/crew.py).
+
+Samsara (shapes of the official `samsara-api` SDK's models; tests/test_sdk_contract.py):
+- `GET /fleet/drivers`: every driver, with the licence and phone fields a real account has
+  (fleetlake must not keep them);
+- `GET /fleet/driver-vehicle-assignments?filterBy=vehicles&startTime&endTime[&vehicleIds]`:
+  logins overlapping the window (`assignmentType: HOS`; a team's two logins overlap);
+- `GET /fleet/hos/logs?startTime&endTime[&driverIds]`: per driver, the duty statuses
+  overlapping the window (`offDuty` between them), DRIVERS_A_PAGE drivers a page;
+- `GET /fleet/hos/violations?startTime&endTime[&driverIds]`: violations that began in the
+  window, grouped per driver, DRIVERS_A_PAGE drivers a page.
+Motive (tests/contracts/motive_shapes.py): `GET /v1/users` (drivers and one fleet admin),
+`GET /v1/logs?start_date&end_date` (one log per driver and home-terminal day, its duty-status
+events), `GET /v1/hos_violations?start_date&end_date`, `GET /v1/driving_periods?start_date&end_date`
+(at most 30 days; each stretch of driving with its driver, or `driver: null` when unidentified).
+
+Everything is as the TSP knows it at the sandbox's now: a late log edit shows only once its time
+has come, and a violation is computed from the logs as they stand then.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandbox.crew import Crew, CrewDay, Driver
+from sandbox.hos import Duty, Violation
+from sandbox.http import BadRequest, decode_cursor, encode_cursor, json_bytes, parse_time, query_hash, raw_json
+from sandbox.quirks import Quirks, render_times
+from sandbox.simulator import DAY_S
+from sandbox.world import SandboxWorld
+
+DRIVERS_A_PAGE = 3  # the reference names no page size for these routes; small enough to page in tests
+SAMSARA_STATUS = {"off_duty": "offDuty", "sleeper": "sleeperBed", "driving": "driving", "on_duty": "onDuty"}
+SAMSARA_VIOLATION = {"driving_11": "shiftDrivingHours", "duty_14": "shiftHours", "break_30": "restbreakMissed",
+                     "cycle_70": "cycleHoursOn"}
+SAMSARA_DESCRIPTION = {"driving_11": "Shift Driving Limit (USA Property-11 hours)",
+                       "duty_14": "Shift Duty Limit (USA Property-14 hours)",
+                       "break_30": "Missed Rest Break (8 hours)", "cycle_70": "Cycle Limit (USA Property-70 hours)"}
+MOTIVE_DRIVING_PERIOD_MAX_DAYS = 30
+
+
+def samsara_driver_id(d: int) -> str:
+    return str(900_000 + d)
+
+
+def motive_driver_id(d: int) -> int:
+    return 700_000 + d
+
+
+def _times(world: SandboxWorld, fleet: str, ts_s: list[int], key: str) -> list[str]:
+    quirks: Quirks = world.quirks[fleet]
+    return render_times(np.asarray(ts_s, np.int64) * 1000, quirks, key, None)
+
+
+def _window(request: Request) -> tuple[int, int]:
+    start = parse_time(request.query_params.get("startTime"), "startTime") // 1000
+    end = parse_time(request.query_params.get("endTime"), "endTime") // 1000
+    if end <= start:
+        raise BadRequest("endTime must be after startTime")
+    return start, end
+
+
+def _samsara_limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    try:
+        n = int(raw) if raw is not None else 512
+    except ValueError:
+        raise BadRequest("limit must be an integer") from None
+    if not 1 <= n <= 512:
+        raise BadRequest("limit must be between 1 and 512")
+    return n
+
+
+def _ids(request: Request, name: str) -> set[str]:
+    return {x.strip() for x in (request.query_params.get(name) or "").split(",") if x.strip()}
+
+
+def _page(request: Request, items: list[Any], size: int) -> tuple[list[Any], dict[str, Any]]:
+    qh = query_hash(request, "after")
+    start = 0
+    after = request.query_params.get("after")
+    if after:
+        offset, h = decode_cursor(after, 2)
+        if h != qh or not offset.isdigit():
+            raise BadRequest("pagination cursor does not belong to this query")
+        start = int(offset)
+    more = start + size < len(items)
+    return items[start:start + size], {"endCursor": encode_cursor(start + size, qh) if more else "",
+                                       "hasNextPage": more}
+
+
+def with_off_duty(duties: list[Duty], start_s: int, end_s: int) -> list[Duty]:
+    """The statuses with the time between them (inside [start_s, end_s)) as off duty."""
+    out: list[Duty] = []
+    t = start_s
+    for d in duties:
+        if d.start_s > t:
+            out.append(Duty(t, d.start_s, "off_duty"))
+        out.append(d)
+        t = max(t, d.end_s)
+    if end_s > t:
+        out.append(Duty(t, end_s, "off_duty"))
+    return out
+
+
+def crew_days(crew: Crew, start_s: int, end_s: int, now_s: int, vehicle_ids: set[str] | None = None
+              ) -> list[tuple[int, CrewDay]]:
+    out = []
+    for v in crew.sim.vehicles:
+        if vehicle_ids and v.vehicle_id not in vehicle_ids:
+            continue
+        for day in crew.days_of(v, start_s - DAY_S, min(end_s, now_s)):
+            out.append((v.index, crew.day_at(v, day, now_s)))
+    return out
+
+
+def visible_violations(crew: Crew, d: Driver, start_s: int, end_s: int, now_s: int) -> list[Violation]:
+    from common.months import months_between
+
+    out: list[Violation] = []
+    end = min(end_s, now_s)
+    for month in months_between(start_s * 1000, end * 1000):
+        out.extend(x for x in crew.violations(d.index, month, now_s) if start_s <= x.start_s < end)
+    return out
+
+
+# --------------------------------------------------------------------------- Samsara
+class SamsaraHos:
+    def __init__(self, world: SandboxWorld) -> None:
+        self.world = world
+
+    def _driver_ref(self, crew: Crew, d: int) -> dict[str, Any]:
+        return {"id": samsara_driver_id(d), "name": crew.drivers[d].name}
+
+    async def drivers(self, request: Request, fleet: str) -> Response:
+        crew = self.world.crew(fleet)
+        created = _times(self.world, fleet, [crew.sim.spec.history_start_s], "drivers")[0]
+        items = []
+        for d in crew.drivers:
+            item: dict[str, Any] = {"id": samsara_driver_id(d.index), "name": d.name, "username": f"driver{d.index + 1}",
+                    "driverActivationStatus": "active", "licenseNumber": f"D{1_000_000 + d.index * 7919}",
+                    "licenseState": "TX", "phone": f"+1512555{d.index:04d}", "timezone": "America/Chicago",
+                    "createdAtTime": created, "updatedAtTime": created}
+            if d.role == "own":
+                v = crew.sim.vehicles[d.home_vehicle]
+                item["staticAssignedVehicle"] = {"id": v.vehicle_id, "name": v.name}
+            items.append(item)
+        page, pagination = _page(request, items, _samsara_limit(request))
+        return raw_json(json_bytes({"data": page, "pagination": pagination}))
+
+    async def assignments(self, request: Request, fleet: str) -> Response:
+        if request.query_params.get("filterBy") not in ("vehicles", "drivers"):
+            raise BadRequest("filterBy must be one of drivers, vehicles")
+        start, end = _window(request)
+        crew = self.world.crew(fleet)
+        now = self.world.clock.now_ms() // 1000
+        wanted_d = _ids(request, "driverIds")
+        items = []
+        for vi, cd in crew_days(crew, start, end, now, _ids(request, "vehicleIds")):
+            v = crew.sim.vehicles[vi]
+            for a in cd.assignments:
+                if a.start_s >= min(end, now) or a.end_s <= start:
+                    continue
+                if wanted_d and samsara_driver_id(a.driver) not in wanted_d:
+                    continue
+                open_ = a.end_s > now  # still logged in
+                t = _times(self.world, fleet, [a.start_s, a.end_s, a.start_s], v.vehicle_id)
+                item: dict[str, Any] = {"driver": self._driver_ref(crew, a.driver),
+                                        "vehicle": {"id": v.vehicle_id, "name": v.name},
+                                        "startTime": t[0], "isPassenger": False, "assignmentType": "HOS",
+                                        "assignedAtTime": t[2]}
+                if not open_:
+                    item["endTime"] = t[1]
+                items.append(item)
+        items.sort(key=lambda i: (i["vehicle"]["id"], i["startTime"]))
+        page, pagination = _page(request, items, _samsara_limit(request))
+        return raw_json(json_bytes({"data": page, "pagination": pagination}))
+
+    async def logs(self, request: Request, fleet: str) -> Response:
+        start, end = _window(request)
+        crew = self.world.crew(fleet)
+        now = self.world.clock.now_ms() // 1000
+        wanted = _ids(request, "driverIds")
+        drivers = [d for d in crew.drivers if not wanted or samsara_driver_id(d.index) in wanted]
+        page, pagination = _page(request, drivers, DRIVERS_A_PAGE)
+        data = []
+        for d in page:
+            cut = min(end, now)
+            duties = with_off_duty(crew.duties(d.index, start, cut, now), start, cut) if cut > start else []
+            entries = []
+            for x in duties:
+                t = _times(self.world, fleet, [x.start_s, x.end_s], str(d.index))
+                e: dict[str, Any] = {"hosStatusType": SAMSARA_STATUS[x.status], "logStartTime": t[0]}
+                if x.end_s < now:
+                    e["logEndTime"] = t[1]
+                if x.vehicle is not None:
+                    v = crew.sim.vehicles[x.vehicle]
+                    e["vehicle"] = {"id": v.vehicle_id, "name": v.name}
+                entries.append(e)
+            data.append({"driver": self._driver_ref(crew, d.index), "hosLogs": entries})
+        return raw_json(json_bytes({"data": data, "pagination": pagination}))
+
+    async def violations(self, request: Request, fleet: str) -> Response:
+        start, end = _window(request)
+        crew = self.world.crew(fleet)
+        now = self.world.clock.now_ms() // 1000
+        wanted = _ids(request, "driverIds")
+        drivers = [d for d in crew.drivers if not wanted or samsara_driver_id(d.index) in wanted]
+        page, pagination = _page(request, drivers, DRIVERS_A_PAGE)
+        data = []
+        for d in page:
+            off = crew.sim.vehicles[d.home_vehicle].home.utc_offset_h * 3600
+            found = []
+            for x in visible_violations(crew, d, start, end, now):
+                day0 = (x.start_s + off) // DAY_S * DAY_S - off
+                t = _times(self.world, fleet, [x.start_s, day0, day0 + DAY_S], str(d.index))
+                found.append({"type": SAMSARA_VIOLATION[x.kind], "description": SAMSARA_DESCRIPTION[x.kind],
+                              "violationStartTime": t[0], "durationMs": x.duration_s * 1000,
+                              "driver": self._driver_ref(crew, d.index), "day": {"startTime": t[1], "endTime": t[2]}})
+            data.append({"violations": found})
+        return raw_json(json_bytes({"data": data, "pagination": pagination}))
+
+
+# --------------------------------------------------------------------------- Motive
+def _date(value: str | None, name: str) -> date:
+    if not value:
+        raise BadRequest(f"{name} is required")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date YYYY-MM-DD") from None
+
+
+def _dates(request: Request, max_days: int | None = None) -> tuple[date, date]:
+    a = _date(request.query_params.get("start_date"), "start_date")
+    b = _date(request.query_params.get("end_date"), "end_date")
+    if b < a:
+        raise BadRequest("end_date must not be before start_date")
+    if max_days is not None and (b - a).days + 1 > max_days:
+        raise BadRequest(f"the date range may span at most {max_days} days")
+    return a, b
+
+
+def _utc_s(d: date) -> int:
+    return (d - date(1970, 1, 1)).days * DAY_S
+
+
+class MotiveHos:
+    def __init__(self, world: SandboxWorld) -> None:
+        self.world = world
+
+    def _user(self, crew: Crew, d: int) -> dict[str, Any]:
+        first, last = crew.drivers[d].name.split(" ", 1)
+        return {"id": motive_driver_id(d), "first_name": first, "last_name": last}
+
+    def _paged(self, key: str, items: list[dict], request: Request) -> Response:
+        """Motive's numbered pages: per_page 25 by default, at most 100."""
+        try:
+            per_page = int(request.query_params.get("per_page", "25"))
+            page_no = int(request.query_params.get("page_no", "1"))
+        except ValueError:
+            raise BadRequest("per_page and page_no must be integers") from None
+        if per_page < 1 or page_no < 1:
+            raise BadRequest("per_page and page_no must be positive")
+        per_page = min(per_page, 100)
+        page = items[(page_no - 1) * per_page: page_no * per_page]
+        return raw_json(json_bytes({key: page, "pagination": {"per_page": per_page, "page_no": page_no,
+                                                              "total": len(items)}}))
+
+    async def users(self, request: Request, fleet: str) -> Response:
+        crew = self.world.crew(fleet)
+        items = [{"user": {**self._user(crew, d.index), "role": "driver", "status": "active",
+                           "email": f"driver{d.index + 1}@example.com", "phone": f"512555{d.index:04d}",
+                           "drivers_license_number": f"D{1_000_000 + d.index * 7919}",
+                           "drivers_license_state": "TX"}} for d in crew.drivers]
+        items.append({"user": {"id": 699_999, "first_name": "Fleet", "last_name": "Admin", "role": "fleet_admin",
+                               "status": "active", "email": "admin@example.com"}})
+        return self._paged("users", items, request)
+
+    async def logs(self, request: Request, fleet: str) -> Response:
+        a, b = _dates(request)
+        crew = self.world.crew(fleet)
+        now = self.world.clock.now_ms() // 1000
+        wanted = _ids(request, "driver_ids")
+        items = []
+        for d in crew.drivers:
+            if wanted and str(motive_driver_id(d.index)) not in wanted:
+                continue
+            off = crew.sim.vehicles[d.home_vehicle].home.utc_offset_h * 3600
+            day = a
+            while day <= b:
+                lo = _utc_s(day) - off
+                hi = min(lo + DAY_S, now)
+                if hi > lo:
+                    duties = crew.duties(d.index, lo, hi, now)
+                    if duties:
+                        items.append({"log": self._log(crew, fleet, d, day, with_off_duty(duties, lo, hi), now)})
+                day += timedelta(days=1)
+        return self._paged("logs", items, request)
+
+    def _log(self, crew: Crew, fleet: str, d: Driver, day: date, duties: list[Duty], now: int) -> dict[str, Any]:
+        events = []
+        for x in duties:
+            t = _times(self.world, fleet, [x.start_s, x.end_s], str(d.index))
+            ev: dict[str, Any] = {"id": x.start_s * 10 + d.index % 10, "type": x.status, "start_time": t[0],
+                                  "end_time": t[1] if x.end_s < now else None,
+                                  "duration": (x.end_s - x.start_s) if x.end_s < now else None}
+            if x.vehicle is not None:
+                v = crew.sim.vehicles[x.vehicle]
+                ev["vehicle"] = {"id": int(v.vehicle_id), "number": v.name}
+            events.append({"event": ev})
+        return {"id": motive_driver_id(d.index) * 100_000 + (day - date(2000, 1, 1)).days, "date": day.isoformat(),
+                "driver": self._user(crew, d.index), "cycle": "70_8", "events": events}
+
+    async def violations(self, request: Request, fleet: str) -> Response:
+        a, b = _dates(request)
+        crew = self.world.crew(fleet)
+        now = self.world.clock.now_ms() // 1000
+        items = []
+        for d in crew.drivers:
+            for x in visible_violations(crew, d, _utc_s(a), _utc_s(b) + DAY_S, now):
+                t = _times(self.world, fleet, [x.start_s, x.start_s + x.duration_s], str(d.index))
+                items.append({"hos_violation": {"id": x.start_s * 100 + d.index % 100, "type": x.kind,
+                                                "name": x.kind, "start_time": t[0], "end_time": t[1],
+                                                "user": self._user(crew, d.index)}})
+        return self._paged("hos_violations", items, request)
+
+    async def driving_periods(self, request: Request, fleet: str) -> Response:
+        a, b = _dates(request, MOTIVE_DRIVING_PERIOD_MAX_DAYS)
+        lo, hi = _utc_s(a), _utc_s(b) + DAY_S
+        crew = self.world.crew(fleet)
+        now = self.world.clock.now_ms() // 1000
+        items = []
+        for vi, cd in crew_days(crew, lo, hi, now):
+            v = crew.sim.vehicles[vi]
+            for s, drv in zip(cd.stretches, cd.driven_by):
+                if not (lo <= s.start_s < min(hi, now)) or s.end_s > now:
+                    continue
+                t = _times(self.world, fleet, [s.start_s, s.end_s], v.vehicle_id)
+                items.append({"driving_period": {
+                    "id": s.start_s * 100 + vi % 100, "type": "driving", "start_time": t[0], "end_time": t[1],
+                    "duration": s.end_s - s.start_s, "status": "complete",
+                    "driver": self._user(crew, drv) if drv is not None else None,
+                    "vehicle": {"id": int(v.vehicle_id), "number": v.name}}})
+        items.sort(key=lambda i: (i["driving_period"]["start_time"], i["driving_period"]["id"]))
+        return self._paged("driving_periods", items, request)
