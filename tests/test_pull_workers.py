@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 
 from connectors.http import Limits
 from connectors.oauth import Vault
-from ingest.pull.backfill import PullOptions, PullProgress, RemoteSlices, pull_fleet
+from ingest.pull.backfill import PullOptions, PullProgress, PullReport, RemoteSlices, pull_fleet
 from ingest.pull.workers import ProcessWorkers, PullWorkers, open_pull_workers
 from partitions import Manifest
 from partitions.store import LocalStore
@@ -27,7 +27,7 @@ FLEET, TSP = "acme-freight", "samsara"
 
 
 def _pull(server: SandboxServer, tmp: Path, workers: PullWorkers | None, rate: float = 500.0,
-          progress=None) -> tuple[dict, object]:  # type: ignore[no-untyped-def]
+          progress=None, on_slice=None) -> tuple[dict, PullReport]:  # type: ignore[no-untyped-def]
     tmp.mkdir(parents=True, exist_ok=True)
     with Manifest(tmp / "m.duckdb") as manifest:
         connector = connect(server, TSP, FLEET, manifest, Vault(Fernet.generate_key().decode()))
@@ -39,7 +39,7 @@ def _pull(server: SandboxServer, tmp: Path, workers: PullWorkers | None, rate: f
         now = server.world.clock.now_ms()
         report = pull_fleet(connector, store, manifest, FLEET, start, now,
                             PullOptions(work_dir=tmp / "work", with_events=True, commit_every=4, remote=remote,
-                                        progress=progress))
+                                        progress=progress, on_slice=on_slice))
         parts = {(p.dataset, p.month): (p.rows, p.fingerprint, len(p.files)) for p in manifest.raw_partitions(FLEET)}
         pings = committed_pings(store, manifest, FLEET, tmp / "cache")
         assert report.slices_pulled == report.slices_planned > 0

@@ -159,6 +159,8 @@ class PullOptions:
     on_month_pulled: Callable[[str, str], None] | None = None
     # pull workers (processes or Ray) run the slices; None: this process's threads do
     remote: RemoteSlices | None = None
+    # told each slice's result as it lands (benchmarks: the workers' CPU; tests: where it ran)
+    on_slice: Callable[[SliceResult], None] | None = None
 
 
 def stream_name(connector: GpsConnector) -> str:
@@ -361,6 +363,8 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                             continue
                         if r.spooled is not None:
                             writer.adopt(r.spooled)
+                        if opts.on_slice:
+                            opts.on_slice(r)
                         fetched.append((f.stream, f.name, f.w, r.fetched))
                         done_by[f.stream.dataset] += 1
                         if f.stream.dataset == "pings":

@@ -22,6 +22,7 @@ The token is a field with `repr=False` and is never part of an error message.
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import time
 from collections import Counter
@@ -90,6 +91,7 @@ class SliceResult:
     token_rejected: bool = False
     failure: SliceFailure | None = None
     cpu_s: float = 0.0               # the worker's CPU for this slice (benchmarks)
+    worker_pid: int = 0              # the process that ran it (tests: it ran out of the daemon)
 
 
 class _TaskToken(httpx.Auth):
@@ -153,7 +155,7 @@ def run_slice(task: SliceTask) -> SliceResult:
             directory = Path(task.spool_dir) if task.spool_dir is not None else None
             spooled = spool_batch(task.fleet_id, task.dataset, table, task.now_ms, directory, task.name)
             return SliceResult(task.name, spooled, table.num_rows, tuple(lane.counts.items()),
-                               cpu_s=time.thread_time() - t0)
+                               cpu_s=time.thread_time() - t0, worker_pid=os.getpid())
         except AccessTokenRejected:
             return SliceResult(task.name, None, 0, tuple(lane.counts.items()), token_rejected=True)
         except BaseException as e:  # noqa: BLE001 - handed to the daemon, which raises it there
