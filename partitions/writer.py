@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Collection
@@ -372,12 +373,31 @@ def _by_month(dataset: str, table: pa.Table, months: np.ndarray) -> list[tuple[s
     return [(dataset, names.month(str(m)), table.filter(pa.array(months == m))) for m in np.unique(months)]
 
 
+_DBS = threading.local()
+
+
 def _connect(tmp: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{_memory(memory_limit)}'")
-    con.execute("SET temp_directory = ?", [str(tmp / "duckdb-spill")])
-    con.execute("SET preserve_insertion_order = true")
-    return con
+    """A connection (cursor) to this thread's merge database for the writer's memory limit.
+
+    Opening a DuckDB database costs tens of ms, most of a small commit (a refresh with nothing
+    new spent 40% of its CPU there): one database per thread and (work dir, memory limit) lives
+    as long as the thread, and each merge takes a cursor, whose temp views and tables die with it.
+    Per thread, not per process: merges of fleets committing at once must not share one
+    database's transactions, and each keeps its own memory limit, as a database per merge did.
+    The spill directory is the work dir's own, not a writer's (a writer's is removed when it closes).
+    """
+    key = (str(tmp.parent), _memory(memory_limit))
+    dbs: dict[tuple[str, str], duckdb.DuckDBPyConnection] = getattr(_DBS, "dbs", None) or {}
+    _DBS.dbs = dbs
+    db = dbs.get(key)
+    if db is None:
+        db = duckdb.connect()
+        db.execute(f"SET memory_limit = '{key[1]}'")
+        spill = Path(tempfile.mkdtemp(prefix="fleetlake-duckdb-spill-", dir=tmp.parent))
+        db.execute("SET temp_directory = ?", [str(spill)])
+        db.execute("SET preserve_insertion_order = true")
+        dbs[key] = db
+    return db.cursor()
 
 
 def _write(reader: pa.RecordBatchReader, out: Path, schema: pa.Schema, digest: bool = True) -> Digest:
@@ -417,7 +437,7 @@ def _merge(committed: list[Path], spooled: list[Path], out: Path, dataset: str, 
             parts.append("SELECT * FROM committed")
         if spooled:
             parts.append("SELECT * FROM spool")
-        con.execute("CREATE VIEW src AS " + " UNION ALL BY NAME ".join(parts))
+        con.execute("CREATE TEMP VIEW src AS " + " UNION ALL BY NAME ".join(parts))
         return _write(con.sql(_ORDER[dataset]).to_arrow_reader(ROW_GROUP_ROWS), out, DATASET_SCHEMAS[dataset])
     finally:
         con.close()
@@ -437,7 +457,7 @@ def _append(committed: list[Path], spooled: list[Path], out: Path, tmp: Path, me
     con = _connect(tmp, memory_limit)
     try:
         con.register("spool", ds.dataset([str(p) for p in spooled], format="ipc"))
-        con.execute("CREATE VIEW src AS SELECT * FROM spool")
+        con.execute("CREATE TEMP VIEW src AS SELECT * FROM spool")
         con.execute(f"CREATE TEMP TABLE fresh AS {_ORDER['pings']}")
         lo, hi = con.execute("SELECT min(ts), max(ts) FROM fresh").fetchall()[0]
         if lo is None:
