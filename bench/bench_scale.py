@@ -22,6 +22,13 @@ Status latency: --requests GET /fleets/<id>/status (over HTTP, --clients at a ti
 daemon's API while N fleets backfill, and idle, same run; medians and p95.
 
     python bench/bench_scale.py [--fleets 1,4,16,64] [--singles 4] [--requests 200] [--sandbox-process]
+        [--replay] [--pull-executor process] [--pull-workers 2] [--compare-workers]
+
+With --replay the fleets are served by the replay TSP (sandbox/replay.py) in front of a sandbox
+process: a warm-up refresh renders every page once, the measured runs get them from the replay
+(its CPU per request is printed beside the daemon's). The daemon's CPU is its process plus its
+pull worker processes. "nothing new" is a second refresh of the same state. --compare-workers
+refreshes the largest N again with one pull worker, from a copy of the same state.
 """
 
 from __future__ import annotations
@@ -76,9 +83,37 @@ def _fleets(n: int) -> tuple[SandboxFleet, ...]:
                               f"fleet {i}") for i in range(n))
 
 
-def _settings(data: Path, sandbox_url: str, workers: int):  # type: ignore[no-untyped-def]
+PULL: dict[str, object] = {"pull_executor": "process", "pull_workers": None}  # set from the command line
+FAKES: set[int] = set()  # the sandbox's and the replay's pids: not the daemon's CPU
+
+
+def _settings(data: Path, sandbox_url: str, workers: int, **pull: object):  # type: ignore[no-untyped-def]
     return load_settings(data_dir=data, sandbox_url=sandbox_url, history_months=1, token_key=KEY,
-                         max_concurrent_fleets=workers, api_token=TOKEN)
+                         max_concurrent_fleets=workers, api_token=TOKEN, **{**PULL, **pull})
+
+
+def _descendants_cpu() -> float:
+    """CPU seconds of this process's living descendants (pull workers, the forkserver), fakes excluded."""
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d.name)] = int(f[1])
+        cpu[int(d.name)] = (int(f[11]) + int(f[12])) / tick
+    me, total = os.getpid(), 0.0
+    for pid in cpu:
+        p = pid
+        while p in parent and p not in (me, 0, 1) and p not in FAKES:
+            p = parent[p]
+        if p == me and pid != me and pid not in FAKES:
+            total += cpu[pid]
+    return total
 
 
 def _drain(daemon: Daemon) -> None:
@@ -90,15 +125,22 @@ def _drain(daemon: Daemon) -> None:
         time.sleep(0.05)
 
 
+LAST_CPU = [0.0]  # the daemon's CPU of the last _run: its process and its pull workers
+
+
 def _run(settings, submit: Callable[[Pipeline], object]) -> float:  # type: ignore[no-untyped-def]
     """The daemon's workers on a fresh app (a daemon's shutdown closes its queue): the wall time of the work."""
     with open_app(settings, flows=[]) as app:
         daemon = Daemon(app)
         daemon.start_workers()
+        if app.pulls.workers() is not None:
+            time.sleep(1.0)  # the worker processes start before the clock does (the daemon starts them once)
+        c0 = time.process_time() + _descendants_cpu()
         t0 = time.perf_counter()
         submit(daemon.pipeline)
         _drain(daemon)
         took = time.perf_counter() - t0
+        LAST_CPU[0] = time.process_time() + _descendants_cpu() - c0
         daemon.shutdown()
     bad = {k: str(r) for k, r in daemon.queue.snapshot().last.items() if not str(r).startswith("ok")}
     if bad:
@@ -130,10 +172,15 @@ def _config(fleets: tuple[SandboxFleet, ...]) -> SandboxConfig:
 class Sandbox:
     """The sandbox the bench talks to: in this process, or its own process over HTTP."""
 
-    def __init__(self, base_url: str, server: SandboxServer | None, pid: int | None = None) -> None:
+    def __init__(self, base_url: str, server: SandboxServer | None, pid: int | None = None,
+                 replay_pid: int | None = None) -> None:
         self.base_url = base_url
         self._server = server
         self._pid = pid
+        self.replay_pid = replay_pid
+
+    def replay_stats(self) -> dict[str, float]:
+        return httpx.get(f"{self.base_url}/_replay/stats").json() if self.replay_pid else {}
 
     def cpu_s(self) -> float:
         """CPU seconds of the sandbox's own process (0 in this process: process_time covers it)."""
@@ -149,6 +196,8 @@ class Sandbox:
             httpx.post(f"{self.base_url}/_sandbox/clock", json={"advance_months": 1}).raise_for_status()
 
     def cold(self) -> None:
+        if self.replay_pid is not None:
+            return  # the replay serves what it recorded: the warm-up run rendered it
         if self._server is not None:
             _cold(self._server)
         else:
@@ -161,7 +210,21 @@ class Sandbox:
 
 
 @contextlib.contextmanager
-def sandbox(n: int, own_process: bool) -> Iterator[Sandbox]:
+def sandbox(n: int, own_process: bool, replay: bool = False) -> Iterator[Sandbox]:
+    if replay:
+        with sandbox(n, True) as upstream:
+            assert upstream._pid is not None
+            child = subprocess.Popen([sys.executable, "-m", "sandbox.replay", "--upstream", upstream.base_url,
+                                      "--samsara-rate", str(RATES["samsara"]), "--motive-rate", str(RATES["motive"])],
+                                     stdout=subprocess.PIPE, text=True)
+            FAKES.update({upstream._pid, child.pid})
+            try:
+                assert child.stdout is not None
+                yield Sandbox(json.loads(child.stdout.readline())["base_url"], None, upstream._pid, child.pid)
+            finally:
+                child.terminate()
+                child.wait(timeout=30)
+        return
     if not own_process:
         with SandboxServer(_config(_fleets(n))) as server:
             yield Sandbox(server.base_url, server)
@@ -189,39 +252,56 @@ def serve_sandbox(n: int) -> None:
     server.serve_until_signalled(lambda s: print(json.dumps({"base_url": s.base_url}), flush=True))
 
 
-def refresh(n: int, singles: int, own_process: bool) -> None:
+def refresh(n: int, singles: int, own_process: bool, replay: bool = False, compare_workers: bool = False) -> None:
     fleets = _fleets(n)
-    with sandbox(n, own_process) as sb, tempfile.TemporaryDirectory() as tmp:
+    with sandbox(n, own_process, replay) as sb, tempfile.TemporaryDirectory() as tmp:
         seed = Path(tmp) / "seed"
         with open_app(_settings(seed, sb.base_url, n), flows=[]) as app:
             _consent_all(app, fleets)
         _run(_settings(seed, sb.base_url, n), lambda p: [p.backfill(f.spec.fleet_id) for f in fleets])
         sb.advance_month()
-        for name in ("together", "alone"):
+        names = ["together", "alone", "warm", "one-worker", "nothing-new"]
+        for name in names:
             shutil.copytree(seed, Path(tmp) / name)
+        if replay:  # the replay records every page of the refresh once; the measured runs get them from it
+            _run(_settings(Path(tmp) / "warm", sb.base_url, n), lambda p: p.refresh())
 
         sb.cold()
-        before = sb.requests()
-        cpu0, sb_cpu0 = time.process_time(), sb.cpu_s()
+        before, rs0 = sb.requests(), sb.replay_stats()
+        sb_cpu0 = sb.cpu_s()
         wall = _run(_settings(Path(tmp) / "together", sb.base_url, n), lambda p: p.refresh())
-        cpu, sb_cpu = time.process_time() - cpu0, sb.cpu_s() - sb_cpu0
-        after = sb.requests()
+        cpu, sb_cpu = LAST_CPU[0], sb.cpu_s() - sb_cpu0
+        after, rs1 = sb.requests(), sb.replay_stats()
         served = {t: after[t] - before[t] for t in RATES}
+        # A second refresh of the same state: nothing new at the TSP (the per-fleet floor).
+        idle_wall = _run(_settings(Path(tmp) / "together", sb.base_url, n), lambda p: p.refresh())
+        idle_cpu = LAST_CPU[0]
 
         alone = []
         for f in fleets[:singles]:
             sb.cold()
             alone.append(_run(_settings(Path(tmp) / "alone", sb.base_url, 1),
                               lambda p: p.refresh(f.spec.fleet_id)))  # noqa: B023 - run before the loop moves on
+        one = None
+        if compare_workers and PULL["pull_executor"] == "process":
+            one = _run(_settings(Path(tmp) / "one-worker", sb.base_url, n, pull_workers=1), lambda p: p.refresh())
     per_tsp = {t: sum(1 for f in fleets if f.tsp == t) for t in RATES}
     floor = max((served[t] / per_tsp[t]) / RATES[t] for t in RATES if per_tsp[t])
     total = sum(alone) if len(alone) == n else n * statistics.mean(alone)
     cores = os.cpu_count() or 1
-    print(f"{n:3d} fleets: together {wall:6.1f}s | alone: median {statistics.median(alone):5.1f}s, slowest "
+    fake = (f"replay {(rs1['cpu_s'] - rs0['cpu_s']) / max(1, rs1['requests'] - rs0['requests']) * 1e6:.0f} us/request "
+            f"({rs1['misses'] - rs0['misses']} misses) + sandbox {sb_cpu:.1f}s" if replay else f"sandbox {sb_cpu:5.1f}s")
+    print(f"{n:3d} fleets ({PULL['pull_executor']}, {PULL['pull_workers'] or 'one per core'} workers): together "
+          f"{wall:6.1f}s | alone: median {statistics.median(alone):5.1f}s, slowest "
           f"{max(alone):5.1f}s, sum {total:6.1f}s{'' if len(alone) == n else f' (est. {n} x mean of {len(alone)})'}"
-          f" | together/slowest {wall / max(alone):4.2f}x, sum/together {total / wall:4.1f}x | rate floor "
-          f"{floor:5.1f}s ({served} requests) | CPU: daemon {cpu:5.1f}s + sandbox {sb_cpu:5.1f}s = "
-          f"{(cpu + sb_cpu) / wall / cores:4.0%} of {cores} cores", flush=True)
+          f" | together/slowest {wall / max(alone):4.2f}x (goal <= 1.5x), sum/together {total / wall:4.1f}x | rate "
+          f"floor {floor:5.1f}s ({served} requests) | CPU: daemon {cpu:5.1f}s ({cpu / n:.2f}s/fleet), fake: {fake}; "
+          f"{cores} cores", flush=True)
+    print(f"     nothing new: {idle_wall:5.1f}s wall, daemon CPU {idle_cpu:5.2f}s = {idle_cpu / n:.3f}s/fleet "
+          f"(goal <= 0.1 s)", flush=True)
+    if one is not None:
+        print(f"     {n} fleets with 1 pull worker {one:6.1f}s vs with {PULL['pull_workers'] or 'one per core'}: "
+              f"{wall:6.1f}s = {one / wall:4.2f}x the throughput (goal >= 1.7x with 2)", flush=True)
 
 
 def status_latency(n: int, requests: int, clients: int) -> None:
@@ -275,14 +355,21 @@ def main() -> None:
     ap.add_argument("--skip-status", action="store_true")
     ap.add_argument("--sandbox-process", action="store_true", help="run the sandbox in its own process")
     ap.add_argument("--serve-sandbox", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--replay", action="store_true", help="serve the fleets from the replay TSP (sandbox/replay.py) "
+                    "in front of a sandbox process: every page rendered once")
+    ap.add_argument("--pull-executor", default="process", choices=("thread", "process", "ray"))
+    ap.add_argument("--pull-workers", type=int, default=None)
+    ap.add_argument("--compare-workers", action="store_true", help="also refresh the largest N with 1 pull worker")
     args = ap.parse_args()
+    PULL.update(pull_executor=args.pull_executor, pull_workers=args.pull_workers)
     if args.serve_sandbox:
         serve_sandbox(args.serve_sandbox)
         return
     print(f"sandbox {'in its own process' if args.sandbox_process else 'in this process'}; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
-    for n in [int(x) for x in args.fleets.split(",") if x]:
-        refresh(n, min(n, args.singles), args.sandbox_process)
+    sizes = [int(x) for x in args.fleets.split(",") if x]
+    for n in sizes:
+        refresh(n, min(n, args.singles), args.sandbox_process, args.replay, args.compare_workers and n == max(sizes))
     if not args.skip_status:
         status_latency(8, args.requests, args.clients)
 

@@ -219,6 +219,40 @@ class Lake:
                 raise StoreError(f"Delta commit of {prefix} in {self.store.url} failed: {_brief(e)}") from None
             return True  # the next open() brings the handle up to date
 
+    def append_window(self, table: str, file_schema: pa.Schema, fleet_id: str, month: str,
+                      files: list[DataFile], metadata: dict[str, str]) -> bool:
+        """Add `files` to one window's live files, in one Delta commit that removes nothing.
+
+        A partial commit of a month that is still landing (partitions.writer): the files hold only
+        keys the window does not, so readers of the log still see one row per key. Returns False
+        (commits nothing) when every file is already live: a rerun after a crash between this
+        commit and the manifest's record.
+        """
+        prefix = f"{table}/{layout.partition_path(fleet_id, month)}"
+        for f in files:
+            if not f.key.startswith(prefix):
+                raise ValueError(f"{f.key} is not in window {prefix}")
+        with self.locked(table):
+            dt = self.open(table) or self._create(table, file_schema)
+            live = {f.key for f in _live(dt, table).get((fleet_id, month), [])}
+            new = [f for f in files if f.key not in live]
+            if not new:
+                return False
+            missing = [f.key for f in new if not self.store.exists(f.key)]
+            if missing:
+                raise StoreError(f"cannot commit {prefix}: files missing from the store: {', '.join(missing)}")
+            now_ms = int(time.time() * 1000)
+            adds: list[AddAction | RemoveAction] = [
+                AddAction(f.key[len(table) + 1:], f.size, {"fleet": fleet_id, "month": month}, now_ms, True,
+                          json.dumps({"numRecords": f.rows})) for f in new]
+            try:
+                dt.create_write_transaction(adds, mode="append", schema=dt.schema(),
+                                            partition_by=list(layout.PARTITION_COLUMNS),
+                                            commit_properties=CommitProperties(custom_metadata=metadata))
+            except (OSError, DeltaError) as e:
+                raise StoreError(f"Delta commit of {prefix} in {self.store.url} failed: {_brief(e)}") from None
+            return True
+
     def purge_fleet(self, table: str, fleet_id: str) -> list[DataFile]:
         """Remove every live file of one fleet from the snapshot, in one commit; the files it named.
 

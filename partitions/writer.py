@@ -8,12 +8,21 @@ memory is bounded by the batch, not by the history. `commit()` then, per touched
    one row per (vehicle_id, ts): the smallest by (lat, lon, speed, heading, odometer, source),
    a winner that depends only on the rows, never on arrival order;
 2. writes the month sorted by (vehicle_id, ts), zstd, dictionary-encoded ids, as one immutable
-   file named by a hash of its content, and fingerprints the content;
+   file named by its content, and fingerprints the content (partitions.digest: additive);
 3. if the fingerprint equals the committed one, stops: an identical re-ingest changes nothing;
 4. uploads the file;
 5. commits it to the dataset's Delta table in one transaction that also removes the month's
    previous files, with our record of the window in the commit's metadata (partitions.delta);
 6. records the new version in the manifest.
+
+A partial commit of pings for a month that already holds rows (a month still landing, the open
+month, a refresh's lookback) appends instead: steps 1-2 take only the spool's rows whose
+(vehicle_id, ts) the month lacks (rows equal to committed ones are dropped; a differing one
+makes it a whole merge, so the winner rule holds), write them as one more part, and step 5 adds
+that part without removing any. The month's fingerprint is its previous one plus the part's
+digest, so landing a month costs the same whether it is committed once or in sixteen parts.
+`commit(complete=...)` and `compact` merge a month's parts into one file (same rows, same
+fingerprint) when it completes, and `fleetlake gc` compacts what is left in parts.
 
 The Delta commit goes before the manifest transaction so that every version the manifest knows
 is also in the store's log: a crash between the two leaves a Delta commit of complete data that
@@ -27,14 +36,15 @@ directory by its setting, never its path; nothing was uploaded or committed by t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Collection
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,11 +61,13 @@ from common.disk import disk_full_as
 from common.states import CommitStatus
 from partitions import layout
 from partitions.delta import WINDOW_KEY, DataFile, lake_for
+from partitions.digest import EMPTY, Digest, digest_table
 from partitions.manifest import Manifest, RawPartition
 from partitions.schema import (
     DATASET_SCHEMAS,
     FUTURE_SLACK_MS,
     MIN_TS_MS,
+    PING_SCHEMA,
     Split,
     drivers_table,
     split_valid,
@@ -67,7 +79,6 @@ from partitions.store import LocalStore, ObjectStore
 ROW_GROUP_ROWS = 1_000_000
 # How a full work disk is named to an operator: the setting that places it and which part of it.
 WORK_SETTING, WORK_PART = "FLEETLAKE_DATA_DIR", "work/spool"
-_FORMAT = "pings-v1"  # part of every fingerprint: bump if the canonical encoding changes
 
 _ORDER = {
     "pings": ("SELECT * FROM src QUALIFY row_number() OVER (PARTITION BY vehicle_id, ts ORDER BY lat, lon, "
@@ -119,6 +130,8 @@ class MonthWriter:
         self.quarantined: Counter[str] = Counter()
         self.nulled: Counter[str] = Counter()  # optional values made null on accepted pings, by reason
         self.accepted_hos: Counter[str] = Counter()  # accepted rows of the HOS datasets, by dataset
+        self._n = 0
+        self.appended: set[tuple[str, str]] = set()  # (dataset, month) this writer left in parts
 
     def __enter__(self) -> MonthWriter:
         return self
@@ -152,81 +165,159 @@ class MonthWriter:
     def add_drivers(self, month: str, batch: pa.Table) -> None:
         """Spool the fleet's drivers (DRIVER_CANDIDATE_SCHEMA) as the snapshot of `month`."""
         table = drivers_table(batch)
-        self._spool("drivers", table, np.full(table.num_rows, np.datetime64(names.month(month), "M")))
+        if not table.num_rows:
+            return
+        key = names.month(month)
+        path = self._dir / f"drivers-{key}-w{self._seq():08d}.arrow"
+        with self._disk():
+            feather.write_feather(table, path, compression="uncompressed")
+        self._spooled.setdefault(("drivers", key), []).append(path)
 
     def _now(self) -> int:
         return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
 
     def _accept(self, dataset: str, split: Split, now_ms: int) -> None:
-        valid, bad = split.valid, split.quarantine
-        if valid.num_rows:
-            fleets = pc.unique(valid["fleet_id"].combine_chunks().dictionary_decode()).to_pylist()
-            if fleets != [self.fleet_id]:
-                raise ValueError(f"writer for fleet {self.fleet_id} was given rows of {sorted(set(fleets))}")
-        if dataset == "pings":
-            self.accepted += valid.num_rows
-        elif dataset == "events":
-            self.accepted_events += valid.num_rows
-        else:
-            self.accepted_hos[dataset] += valid.num_rows
-        for reason, n in Counter(bad["reason"].to_pylist()).items():
-            self.quarantined[reason] += n
-        self.nulled.update(split.nulled)
-        self._spool(dataset, valid, _months(valid["ts" if "ts" in valid.column_names else "start_ts"]))
-        if bad.num_rows:
-            # Quarantine rows file under the month of their timestamp when it is plausible,
-            # else under the month they were received in.
-            ts_ms = pc.cast(bad["ts"], pa.int64())
-            plausible = pc.fill_null(pc.and_(pc.greater_equal(ts_ms, MIN_TS_MS),
-                                             pc.less_equal(ts_ms, now_ms + FUTURE_SLACK_MS)), False)
-            ts = np.where(np.asarray(plausible), np.asarray(pc.fill_null(ts_ms, 0)), now_ms)
-            self._spool("quarantine", bad, ts.astype("datetime64[ms]").astype("datetime64[M]"))
+        self.adopt(spool_split(self.fleet_id, dataset, split, now_ms, self._dir, f"w{self._seq():08d}"))
 
-    def _spool(self, dataset: str, table: pa.Table, months: np.ndarray) -> None:
-        """Append the batch's rows to per-month spool files (Arrow IPC: a near-memcpy write)."""
-        if not table.num_rows:
-            return
-        for month in np.unique(months):
-            key = names.month(str(month))
-            part = table.filter(pa.array(months == month))
-            files = self._spooled.setdefault((dataset, key), [])
-            path = self._dir / f"{dataset}-{key}-{len(files):06d}.arrow"
+    def _seq(self) -> int:
+        self._n += 1
+        return self._n
+
+    def adopt(self, spooled: Spooled) -> None:
+        """Take over a batch validated and spooled elsewhere (a pull worker): its files, its counts."""
+        self.accepted += spooled.accepted
+        self.accepted_events += spooled.accepted_events
+        self.quarantined.update(spooled.quarantined)
+        self.nulled.update(spooled.nulled)
+        self.accepted_hos.update(spooled.accepted_hos)
+        for dataset, month, local in spooled.files:
+            self._spooled.setdefault((dataset, names.month(month)), []).append(Path(local))
+        for dataset, month, blob in spooled.blobs:
+            target = self._dir / f"{dataset}-{names.month(month)}-b{self._seq():08d}.arrow"
             with self._disk():
-                feather.write_feather(part, path, compression="uncompressed")
-            files.append(path)
+                target.write_bytes(blob)
+            self._spooled.setdefault((dataset, month), []).append(target)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where local pull workers spool the files this writer adopts (removed with the writer)."""
+        return self._dir
 
     # ------------------------------------------------------------------ commit
-    def commit(self) -> list[CommitResult]:
+    def commit(self, complete: Collection[str] | None = None) -> list[CommitResult]:
+        """Commit every spooled month.
+
+        With `complete` (a pull's partial commits), pings of a month that already holds rows are
+        appended as one more part, unless the month is in `complete`: then its parts and the spool
+        are merged into one file (compacted). Without it, every month is merged whole.
+        """
         results = []
         for (dataset, month), files in sorted(self._spooled.items()):
-            results.append(self._commit_month(dataset, month, files))
+            compact = complete is None or month in complete
+            results.append(self._commit_month(dataset, month, files, compact=compact))
             for f in files:
                 f.unlink(missing_ok=True)
         self._spooled.clear()
         return results
 
-    def _commit_month(self, dataset: str, month: str, spooled: list[Path]) -> CommitResult:
+    def compact(self, dataset: str, month: str) -> CommitResult | None:
+        """Rewrite a month held in several parts as one file (same rows, same fingerprint); None if already one."""
         current = self.manifest.raw_partition(self.fleet_id, dataset, month)
+        if current is None or len(current.files) < 2:
+            return None
+        return self._commit_month(dataset, month, [], compact=True)
+
+    def _commit_month(self, dataset: str, month: str, spooled: list[Path], compact: bool) -> CommitResult:
+        current = self.manifest.raw_partition(self.fleet_id, dataset, month)
+        base = Digest.parse(current.fingerprint) if current is not None else EMPTY
+        if dataset == "pings" and base is not None:
+            landed = self._land_pings(month, current, base, spooled, compact)
+            if landed is not None:
+                return landed
+        # The whole merge: other datasets, a correction of committed pings, an earlier fingerprint.
         out = self._dir / f"merged-{dataset}-{month}.parquet"
         with self._disk():
-            committed = [] if dataset in REPLACED else self._local_copies(current)
-            rows, fingerprint = _merge(committed, spooled, out, dataset, self._dir,
-                                       self.memory_limit)
-        if current is not None and current.fingerprint == fingerprint:
+            digest = _merge(self._local_copies(current), spooled, out, dataset, self._dir, self.memory_limit)
+        fingerprint = digest.fingerprint
+        if current is not None and current.fingerprint == fingerprint and len(current.files) == 1:
             out.unlink(missing_ok=True)
             return CommitResult(dataset, month, CommitStatus.UNCHANGED, current.rows, current.seq, fingerprint)
-        key = layout.raw_file(dataset, self.fleet_id, month, fingerprint[:24])
+        key = layout.raw_file(dataset, self.fleet_id, month, digest.name)
+        return self._publish(dataset, month, current, (key,), out, digest, append=False, new_key=key)
+
+    def _land_pings(self, month: str, current: RawPartition | None, base: Digest, spooled: list[Path],
+                    compact: bool) -> CommitResult | None:
+        """Steps 1-2 for pings: only the spool's new rows, as one more part; compacted if asked.
+
+        The spool is deduplicated on its own, then joined with the month's committed rows on
+        (vehicle_id, ts): rows equal to a committed one are dropped (a re-pulled lookback), and a
+        row that differs from the committed one of its key (a TSP correction) needs the winner
+        rule over both, so the month is merged whole instead (None). A part holds only keys the
+        month does not, so readers of all parts still see one row per (vehicle, ts), and the
+        month's digest is the sum of its parts'. Compaction sorts the parts into one file; it
+        neither deduplicates nor hashes again (the parts are disjoint, their digest is known).
+        """
+        parts = self._local_copies(current)
+        added, part = EMPTY, None
+        if spooled:
+            part = self._dir / f"part-pings-{month}.parquet"
+            with self._disk():
+                got = _append(parts, spooled, part, self._dir, self.memory_limit)
+            if got is None:
+                part.unlink(missing_ok=True)
+                return None
+            added = got
+            if not added.rows:
+                part.unlink(missing_ok=True)
+                part = None
+        digest = base + added
+        files = len(parts) + (part is not None)
+        if current is not None and part is None and (files == 1 or not compact):
+            return CommitResult("pings", month, CommitStatus.UNCHANGED, current.rows, current.seq,
+                                current.fingerprint)
+        if current is None and part is None:
+            return CommitResult("pings", month, CommitStatus.UNCHANGED, 0, 0, digest.fingerprint)
+        if compact and files > 1:
+            out = self._dir / f"compacted-pings-{month}.parquet"
+            with self._disk():
+                _sort_parts([*parts, *([part] if part else [])], out, self._dir, self.memory_limit)
+            if part is not None:
+                part.unlink(missing_ok=True)
+            key = layout.raw_file("pings", self.fleet_id, month, digest.name)
+            return self._publish("pings", month, current, (key,), out, digest, append=False, new_key=key)
+        assert part is not None
+        if current is None:
+            key = layout.raw_file("pings", self.fleet_id, month, digest.name)
+            return self._publish("pings", month, None, (key,), part, digest, append=False, new_key=key)
+        key = layout.raw_file("pings", self.fleet_id, month, added.name)
+        return self._publish("pings", month, current, tuple(sorted((*current.files, key))), part, digest,
+                             append=True, new_key=key)
+
+    def _publish(self, dataset: str, month: str, current: RawPartition | None, files: tuple[str, ...], out: Path,
+                 digest: Digest, append: bool, new_key: str) -> CommitResult:
+        """Steps 4-6: upload the new file, commit it to the Delta table, record it in the manifest."""
+        key = new_key
+        size = out.stat().st_size
         self.store.put_file(key, out)
-        part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, (key,), rows,
-                            out.stat().st_size, fingerprint, datetime.now(timezone.utc), self.pull_id)
         out.unlink(missing_ok=True)
-        lake_for(self.store).commit_window(
-            layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
-            [DataFile(key, part.bytes, rows)],
-            {WINDOW_KEY: json.dumps(part.to_json(), sort_keys=True), "fleetlake.fingerprint": fingerprint,
-             "fleetlake.pull_id": self.pull_id or ""})
+        before = current.bytes if append and current is not None else 0
+        part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, files, digest.rows,
+                            before + size, digest.fingerprint, datetime.now(timezone.utc), self.pull_id)
+        metadata = {WINDOW_KEY: json.dumps(part.to_json(), sort_keys=True), "fleetlake.fingerprint": part.fingerprint,
+                    "fleetlake.pull_id": self.pull_id or ""}
+        lake = lake_for(self.store)
+        if append:
+            lake.append_window(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
+                               [DataFile(key, size, digest.rows - (current.rows if current else 0))], metadata)
+        else:
+            lake.commit_window(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
+                               [DataFile(key, size, digest.rows)], metadata)
         self.manifest.commit_raw(part)
-        return CommitResult(dataset, month, CommitStatus.COMMITTED, rows, part.seq, fingerprint)
+        if append:
+            self.appended.add((dataset, month))
+        else:
+            self.appended.discard((dataset, month))
+        return CommitResult(dataset, month, CommitStatus.COMMITTED, digest.rows, part.seq, part.fingerprint)
 
     def _local_copies(self, current: RawPartition | None) -> list[Path]:
         if current is None:
@@ -236,44 +327,185 @@ class MonthWriter:
         paths = []
         for i, key in enumerate(current.files):
             p = self._dir / f"committed-{i}-{Path(key).name}"
-            self.store.get_file(key, p)
+            if not p.exists():  # parts are immutable: one download serves every later partial commit
+                self.store.get_file(key, p)
             paths.append(p)
         return paths
 
 
-def _merge(committed: list[Path], spooled: list[Path], out: Path, dataset: str, tmp: Path,
-           memory_limit: str) -> tuple[int, str]:
-    """Deduplicate and sort committed Parquet plus spooled Arrow IPC into `out`.
+@dataclass(frozen=True)
+class Spooled:
+    """One batch validated and split by month into Arrow IPC spool files, for a writer to `adopt`.
 
-    Returns (rows, content fingerprint).
+    Local workers leave `files` (paths in the writer's spool dir); remote ones, which share no disk
+    with the writer, send the same bytes as `blobs`.
     """
-    schema = DATASET_SCHEMAS[dataset]
-    con = duckdb.connect()
+    files: tuple[tuple[str, str, str], ...] = ()   # (dataset, month, path)
+    blobs: tuple[tuple[str, str, bytes], ...] = ()  # (dataset, month, Arrow IPC file)
+    accepted: int = 0
+    accepted_events: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    nulled: dict[str, int] = field(default_factory=dict)
+    accepted_hos: dict[str, int] = field(default_factory=dict)  # drivers' and HOS datasets' rows, by dataset
+
+    @property
+    def rows(self) -> int:
+        return self.accepted + self.accepted_events
+
+
+def spool_batch(fleet_id: str, dataset: str, batch: pa.Table, now_ms: int, directory: Path | None,
+                name: str) -> Spooled:
+    """Validate candidate rows of `dataset` (pings or events) and spool them by month (a pull worker's last step).
+
+    With `directory` None the spool travels as bytes (`Spooled.blobs`).
+    """
+    split = split_valid(batch, now_ms) if dataset == "pings" else split_valid_events(batch, now_ms)
+    return spool_split(names.fleet_id(fleet_id), dataset, split, now_ms, directory, name)
+
+
+def spool_split(fleet_id: str, dataset: str, split: Split, now_ms: int, directory: Path | None,
+                name: str) -> Spooled:
+    valid, bad = split.valid, split.quarantine
+    if valid.num_rows:
+        fleets = pc.unique(valid["fleet_id"].combine_chunks().dictionary_decode()).to_pylist()
+        if fleets != [fleet_id]:
+            raise ValueError(f"writer for fleet {fleet_id} was given rows of {sorted(set(fleets))}")
+    # HOS logs and assignments are stretches: they file under the month they start in.
+    when = valid["ts" if "ts" in valid.column_names else "start_ts"]
+    out: list[tuple[str, str, pa.Table]] = list(_by_month(dataset, valid, _months(when)))
+    if bad.num_rows:
+        # Quarantine rows file under the month of their timestamp when it is plausible,
+        # else under the month they were received in.
+        ts_ms = pc.cast(bad["ts"], pa.int64())
+        plausible = pc.fill_null(pc.and_(pc.greater_equal(ts_ms, MIN_TS_MS),
+                                         pc.less_equal(ts_ms, now_ms + FUTURE_SLACK_MS)), False)
+        ts = np.where(np.asarray(plausible), np.asarray(pc.fill_null(ts_ms, 0)), now_ms)
+        out.extend(_by_month("quarantine", bad, ts.astype("datetime64[ms]").astype("datetime64[M]")))
+    files, blobs = [], []
+    for i, (ds_name, month, part) in enumerate(out):
+        if directory is None:
+            sink = pa.BufferOutputStream()
+            feather.write_feather(part, sink, compression="uncompressed")
+            blobs.append((ds_name, month, sink.getvalue().to_pybytes()))
+        else:
+            path = directory / f"{ds_name}-{month}-{name}-{i:03d}.arrow"
+            with disk_full_as(WORK_SETTING, WORK_PART, directory):
+                feather.write_feather(part, path, compression="uncompressed")  # a near-memcpy write
+            files.append((ds_name, month, str(path)))
+    return Spooled(tuple(files), tuple(blobs), valid.num_rows if dataset == "pings" else 0,
+                   valid.num_rows if dataset == "events" else 0,
+                   dict(Counter(bad["reason"].to_pylist())), dict(split.nulled),
+                   {dataset: valid.num_rows} if dataset not in ("pings", "events") else {})
+
+
+def _by_month(dataset: str, table: pa.Table, months: np.ndarray) -> list[tuple[str, str, pa.Table]]:
+    if not table.num_rows:
+        return []
+    return [(dataset, names.month(str(m)), table.filter(pa.array(months == m))) for m in np.unique(months)]
+
+
+_DBS = threading.local()
+
+
+def _connect(tmp: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """A connection (cursor) to this thread's merge database for the writer's memory limit.
+
+    Opening a DuckDB database costs tens of ms, most of a small commit (a refresh with nothing
+    new spent 40% of its CPU there): one database per thread and (work dir, memory limit) lives
+    as long as the thread, and each merge takes a cursor, whose temp views and tables die with it.
+    Per thread, not per process: merges of fleets committing at once must not share one
+    database's transactions, and each keeps its own memory limit, as a database per merge did.
+    The spill directory is the work dir's own, not a writer's (a writer's is removed when it closes).
+    """
+    key = (str(tmp.parent), _memory(memory_limit))
+    dbs: dict[tuple[str, str], duckdb.DuckDBPyConnection] = getattr(_DBS, "dbs", None) or {}
+    _DBS.dbs = dbs
+    db = dbs.get(key)
+    if db is None:
+        db = duckdb.connect()
+        db.execute(f"SET memory_limit = '{key[1]}'")
+        spill = Path(tempfile.mkdtemp(prefix="fleetlake-duckdb-spill-", dir=tmp.parent))
+        db.execute("SET temp_directory = ?", [str(spill)])
+        db.execute("SET preserve_insertion_order = true")
+        dbs[key] = db
+    return db.cursor()
+
+
+def _write(reader: pa.RecordBatchReader, out: Path, schema: pa.Schema, digest: bool = True) -> Digest:
+    """Write sorted batches as one zstd Parquet file; the additive digest of what was written."""
+    total = EMPTY
+    with pq.ParquetWriter(out, schema, compression="zstd", compression_level=3, use_dictionary=True,
+                          write_statistics=True) as w:
+        for batch in reader:
+            table = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+            if digest:
+                total += digest_table(table)
+            w.write_table(table, row_group_size=ROW_GROUP_ROWS)
+    return total
+
+
+def _sort_parts(parts: list[Path], out: Path, tmp: Path, memory_limit: str) -> None:
+    """Disjoint sorted ping parts as one file sorted by (vehicle_id, ts) (compaction)."""
+    con = _connect(tmp, memory_limit)
     try:
-        con.execute(f"SET memory_limit = '{_memory(memory_limit)}'")
-        con.execute("SET temp_directory = ?", [str(tmp / "duckdb-spill")])
-        con.execute("SET preserve_insertion_order = true")
-        con.register("spool", ds.dataset([str(p) for p in spooled], format="ipc"))
+        con.read_parquet([str(p) for p in parts]).create_view("parts")
+        _write(con.sql("SELECT * FROM parts ORDER BY vehicle_id, ts").to_arrow_reader(ROW_GROUP_ROWS), out,
+               PING_SCHEMA, digest=False)
+    finally:
+        con.close()
+
+
+def _merge(committed: list[Path], spooled: list[Path], out: Path, dataset: str, tmp: Path,
+           memory_limit: str) -> Digest:
+    """Deduplicate and sort committed Parquet plus spooled Arrow IPC into `out`; its content digest."""
+    con = _connect(tmp, memory_limit)
+    try:
+        if spooled:
+            con.register("spool", ds.dataset([str(p) for p in spooled], format="ipc"))
+        parts = []
         if committed:
             con.read_parquet([str(p) for p in committed]).create_view("committed")
-            con.execute("CREATE VIEW src AS SELECT * FROM committed UNION ALL BY NAME SELECT * FROM spool")
-        else:
-            con.execute("CREATE VIEW src AS SELECT * FROM spool")
-        reader = con.sql(_ORDER[dataset]).to_arrow_reader(ROW_GROUP_ROWS)
-        digests = [hashlib.blake2b(digest_size=20) for _ in schema.names]
-        rows = 0
-        with pq.ParquetWriter(out, schema, compression="zstd", compression_level=3, use_dictionary=True,
-                              write_statistics=True) as w:
-            for batch in reader:
-                table = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
-                for digest, col in zip(digests, table.columns):
-                    _hash_column(digest, col)
-                w.write_table(table, row_group_size=ROW_GROUP_ROWS)
-                rows += table.num_rows
-        total = hashlib.blake2b(f"{_FORMAT}|{dataset}|{rows}".encode(), digest_size=20)
-        for d in digests:
-            total.update(d.digest())
-        return rows, total.hexdigest()
+            parts.append("SELECT * FROM committed")
+        if spooled:
+            parts.append("SELECT * FROM spool")
+        con.execute("CREATE TEMP VIEW src AS " + " UNION ALL BY NAME ".join(parts))
+        return _write(con.sql(_ORDER[dataset]).to_arrow_reader(ROW_GROUP_ROWS), out, DATASET_SCHEMAS[dataset])
+    finally:
+        con.close()
+
+
+_SAME_PING = " AND ".join(f"c.{c} IS NOT DISTINCT FROM f.{c}" for c in
+                          ("lat", "lon", "speed_mph", "heading_deg", "odometer_mi", "source"))
+
+
+def _append(committed: list[Path], spooled: list[Path], out: Path, tmp: Path, memory_limit: str) -> Digest | None:
+    """The spool's pings whose (vehicle_id, ts) the committed month lacks, sorted, into `out`.
+
+    None when a spooled row differs from the committed row of its key (the caller merges whole).
+    Only the committed rows in the spool's time range are joined (row groups outside it are
+    skipped on their statistics), so the cost follows the new rows, not the month.
+    """
+    con = _connect(tmp, memory_limit)
+    try:
+        con.register("spool", ds.dataset([str(p) for p in spooled], format="ipc"))
+        con.execute("CREATE TEMP VIEW src AS SELECT * FROM spool")
+        con.execute(f"CREATE TEMP TABLE fresh AS {_ORDER['pings']}")
+        lo, hi = con.execute("SELECT min(ts), max(ts) FROM fresh").fetchall()[0]
+        if lo is None:
+            return EMPTY
+        if not committed:
+            return _write(con.sql("SELECT * FROM fresh ORDER BY vehicle_id, ts").to_arrow_reader(ROW_GROUP_ROWS),
+                          out, PING_SCHEMA)
+        con.read_parquet([str(p) for p in committed]).create_view("committed")
+        con.execute("CREATE TEMP TABLE hits AS SELECT f.vehicle_id, f.ts, " + _SAME_PING + " AS same "
+                    "FROM fresh f JOIN committed c ON c.vehicle_id = f.vehicle_id AND c.ts = f.ts "
+                    "WHERE c.ts BETWEEN ? AND ?", [lo, hi])
+        differ, = con.execute("SELECT count(*) FILTER (WHERE NOT same) FROM hits").fetchall()[0]
+        if differ:
+            return None
+        reader = con.sql("SELECT * FROM fresh ANTI JOIN hits USING (vehicle_id, ts) "
+                         "ORDER BY vehicle_id, ts").to_arrow_reader(ROW_GROUP_ROWS)
+        return _write(reader, out, PING_SCHEMA)
     finally:
         con.close()
 
@@ -281,28 +513,6 @@ def _merge(committed: list[Path], spooled: list[Path], out: Path, dataset: str, 
 def _months(ts: pa.ChunkedArray) -> np.ndarray:
     """UTC calendar month of each timestamp (numpy: ~30x faster than strftime)."""
     return np.asarray(pc.cast(ts, pa.int64())).astype("datetime64[ms]").astype("datetime64[M]")
-
-
-def _hash_column(digest: hashlib.blake2b, col: pa.ChunkedArray) -> None:
-    """Feed a column's logical content (not Parquet bytes, which vary with library versions).
-
-    Each column has its own digest and is fed value by value in row order, so the result does
-    not depend on how DuckDB happened to cut the rows into batches.
-    """
-    arr = col.combine_chunks()
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    digest.update(np.asarray(arr.is_null()).tobytes())
-    if pa.types.is_string(arr.type):
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
-        digest.update(np.diff(offsets).astype(np.int32).tobytes())
-        data = arr.buffers()[2]
-        if data is not None and len(arr):
-            digest.update(memoryview(data)[int(offsets[0]):int(offsets[-1])])
-    elif pa.types.is_timestamp(arr.type):
-        digest.update(np.asarray(pc.fill_null(arr.cast(pa.int64()), 0)).tobytes())
-    else:
-        digest.update(np.asarray(pc.fill_null(arr, 0)).tobytes())
 
 
 def _memory(limit: str) -> str:

@@ -218,3 +218,28 @@ except ConfigError as e:
     lines = r.stdout.splitlines()
     assert lines[0] == "3"
     assert lines[1].startswith("FLEETLAKE_EXECUTOR") and "pip install 'fleetlake[ray]'" in lines[1]
+
+
+def test_a_fleet_pulled_through_the_ray_cluster_commits_what_an_in_process_pull_commits(
+        ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """Pull slices as Ray tasks on the two nodes: they fetch from the sandbox with access tokens
+    only and send their spool back as bytes (no daemon path); the daemon commits."""
+    import os
+
+    from ingest.engine.ray_backend import RayBackend
+    from ingest.pull.workers import RayWorkers
+    from sandbox.server import SandboxServer
+    from tests.conftest import sandbox_config
+    from tests.test_pull_workers import _pull
+
+    ran: list[int] = []
+    with SandboxServer(sandbox_config(samsara_rate_per_s=5000.0, motive_rate_per_s=5000.0)) as server:
+        local, _ = _pull(server, tmp_path / "local", None)
+        workers = RayWorkers(RayBackend(ray_cluster.client_address), 4)
+        try:
+            on_ray, report = _pull(server, tmp_path / "ray", workers, on_slice=lambda r: ran.append(r.worker_pid))
+        finally:
+            workers.close()
+    assert on_ray == local
+    assert len(ran) == report.slices_pulled + (report.events.slices_pulled if report.events else 0)
+    assert ran and os.getpid() not in ran  # every slice ran in a Ray worker, none in this process

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,19 +35,21 @@ from typing import Callable, Protocol
 
 import pyarrow as pa
 
-from common.errors import PullInterrupted
+from common.errors import ConsentRevoked, PullInterrupted
 from common.months import month_bounds_ms, months_between
 from common.states import CommitStatus
+from connectors.http import Limits
 from connectors.samsara import VehicleInfo
 from ingest.pull.hos_datasets import HosPull
+from ingest.pull.slices import SliceResult, SliceTask
+from ingest.pull.streams import EVENT_SLICE_MS, EVENTS, GPS, Stream, streams_of
+from ingest.pull.workers import PullWorkers
 from partitions.manifest import Manifest
 from partitions.store import ObjectStore
-from partitions.writer import CommitResult, MonthWriter
+from partitions.writer import CommitResult, MonthWriter, spool_batch
 
 log = logging.getLogger("fleetlake.pull")
 
-DEFAULT_LOOKBACK_MS = 3 * 86_400_000
-EVENT_SLICE_MS = 28 * 86_400_000  # fleet-wide slices: events are few
 
 
 class GpsConnector(Protocol):
@@ -117,9 +120,25 @@ class PullProgress:
         return (self.slices_total - self.slices_done) * self.seconds / self.slices_done
 
 
+@dataclass(frozen=True)
+class RemoteSlices:
+    """How a pull hands its slices to pull workers (ingest.pull.workers) instead of its own threads.
+
+    The daemon's side of the token: `access_token` (refreshed here when near expiry) goes into
+    each task, `refresh_after_401` is called when a worker's token was refused.
+    """
+    workers: PullWorkers
+    api_url: str
+    rate_per_s: float
+    limits: Limits
+    access_token: Callable[[], str]
+    refresh_after_401: Callable[[str], str]
+    on_response: Callable[[str, int], None] | None = None
+
+
 @dataclass
 class PullOptions:
-    lookback_ms: int = DEFAULT_LOOKBACK_MS
+    lookback_ms: int | None = None  # None: each stream's own (ingest.pull.streams, 3 days)
     workers: int = 4
     commit_every: int = 32  # slices per commit: fewer merges of the same month, bounded re-pull
     work_dir: Path | None = None
@@ -142,10 +161,14 @@ class PullOptions:
     # Drivers and hours of service (ingest/pull/hos_datasets.py): the drivers snapshot once per
     # pull, and each month's HOS data pulled whole with the month, before it is committed.
     hos: HosPull | None = None
+    # pull workers (processes or Ray) run the slices; None: this process's threads do
+    remote: RemoteSlices | None = None
+    # told each slice's result as it lands (benchmarks: the workers' CPU; tests: where it ran)
+    on_slice: Callable[[SliceResult], None] | None = None
 
 
 def stream_name(connector: GpsConnector) -> str:
-    return f"{connector.tsp}/gps/{connector.slice_ms}"
+    return GPS.name(connector.tsp, connector.slice_ms)
 
 
 def plan_slices(vehicles: list[str], history_start_ms: int, now_ms: int, slice_ms: int,
@@ -189,128 +212,213 @@ def by_month(slices: list[PullSlice], months: list[str]) -> list[tuple[str, list
     return out
 
 
+@dataclass
+class _Flight:
+    """One slice in flight: what it is, its attempt, its lane, and the future of its result."""
+    stream: Stream
+    name: str
+    w: PullSlice
+    future: Future[SliceResult]
+    lane: int
+    token: str = field(repr=False, default="")
+    refreshed: bool = False
+
+
+class _Slices:
+    """Submits a fleet's slices, in process (direct) or to pull workers, with `lanes` in flight.
+
+    Direct: the connector's own threads fetch and spool (the connector refreshes its own token).
+    Workers: each slice is a `SliceTask` with the current access token and the lane's share of
+    the fleet's rate; a 401 comes back as `token_rejected`, and the daemon refreshes and resubmits
+    the slice once (a second 401 is a revoked consent, as `BearerAuth` has it).
+    """
+
+    def __init__(self, connector: GpsConnector, fleet_id: str, now_ms: int, opts: PullOptions, spool_dir: Path,
+                 pool: ThreadPoolExecutor) -> None:
+        self.connector, self.fleet_id, self.now_ms, self.opts = connector, fleet_id, now_ms, opts
+        self.spool_dir = spool_dir
+        self.pool = pool
+        self.lanes = max(1, opts.workers)
+        self.free = list(range(self.lanes))
+        self.attempt = 0
+
+    def submit(self, stream: Stream, name: str, w: PullSlice, refreshed: bool = False) -> _Flight:
+        lane = self.free.pop(0)
+        self.attempt += 1
+        task_name = f"{self.fleet_id}-{self.now_ms}-{self.attempt:07d}"
+        remote = self.opts.remote
+        if remote is None:
+            fut = self.pool.submit(self._direct, stream, w, task_name)
+            return _Flight(stream, name, w, fut, lane)
+        token = remote.access_token()
+        task = SliceTask(self.connector.tsp, self.fleet_id, remote.api_url, name, stream.dataset, stream.endpoint,
+                         w.vehicle_id if stream.slicing == "vehicle" else None, w.start_ms, w.end_ms, self.now_ms,
+                         remote.rate_per_s / self.lanes, lane, remote.limits,
+                         None if remote.workers.remote else str(self.spool_dir), task_name, token)
+        return _Flight(stream, name, w, remote.workers.submit(task), lane, token, refreshed)
+
+    def _direct(self, stream: Stream, w: PullSlice, task_name: str) -> SliceResult:
+        fetch = getattr(self.connector, stream.endpoint)
+        end = min(w.end_ms, self.now_ms)
+        table = fetch(w.vehicle_id, w.start_ms, end) if stream.slicing == "vehicle" else fetch(w.start_ms, end)
+        return SliceResult(task_name, spool_batch(self.fleet_id, stream.dataset, table, self.now_ms, self.spool_dir,
+                                                  task_name), table.num_rows)
+
+    def result(self, f: _Flight) -> SliceResult | _Flight:
+        """The slice's result, or the flight that replaced it (a refreshed token); raises what the slice raised."""
+        try:
+            r = f.future.result()
+        finally:
+            self.free.append(f.lane)
+        remote = self.opts.remote
+        if remote is not None and remote.on_response is not None:
+            for status, n in r.responses:
+                for _ in range(n):
+                    remote.on_response(self.connector.tsp, status)
+        if r.token_rejected and remote is not None:
+            if f.refreshed:
+                raise ConsentRevoked(self.connector.tsp,
+                                     f"fleet {self.fleet_id}: access refused after a token refresh")
+            remote.refresh_after_401(f.token)
+            return self.submit(f.stream, f.name, f.w, refreshed=True)
+        if r.failure is not None:
+            raise r.failure.exception()
+        return r
+
+
 def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, fleet_id: str,
                history_start_ms: int, now_ms: int, options: PullOptions | None = None) -> PullReport:
-    """Pull a fleet's pings (and, with `with_events`, its safety events) month by month, newest complete first."""
+    """Pull a fleet's streams (ingest.pull.streams: pings and, with `with_events`, safety events) month
+    by month, newest complete first."""
     opts = options or PullOptions()
     t0 = time.monotonic()
-    stream = stream_name(connector)
-    events_stream = f"{connector.tsp}/events/{EVENT_SLICE_MS}"
+    streams = streams_of(connector.tsp, opts.with_events)
+    names = {s: s.name(connector.tsp, connector.slice_ms) for s in streams}
+    gps_name = stream_name(connector)
     vehicles = sorted(v.vehicle_id for v in connector.vehicles())
-    slices = plan_slices(vehicles, history_start_ms, now_ms, connector.slice_ms,
-                           manifest.completed_slices(fleet_id, stream))
-    event_slices = (plan_slices(["fleet"], history_start_ms, now_ms, EVENT_SLICE_MS,
-                                manifest.completed_slices(fleet_id, events_stream)) if opts.with_events else [])
+    planned = {s: plan_slices(vehicles if s.slicing == "vehicle" else ["fleet"], history_start_ms, now_ms,
+                              s.grid_ms(connector.slice_ms), manifest.completed_slices(fleet_id, names[s]))
+               for s in streams}
     order = backfill_months(history_start_ms, now_ms)
-    groups = by_month(slices, order)
-    event_groups = dict(by_month(event_slices, order))
+    groups = {s: dict(by_month(planned[s], order)) for s in streams}
     known = manifest.pulled_months(fleet_id)
+    # Drivers and hours of service are pulled a month at a time in this process, beside the
+    # streams' slices (ingest/pull/hos_datasets.py): small next to the pings, and whole months.
     hos_months = opts.hos.pending(connector, manifest, fleet_id, order) if opts.hos else set()
     hos_fetched: list[tuple[str, int]] = []  # HOS months in the writer, not yet committed
-    complete_before = now_ms - opts.lookback_ms
-    total = len(slices) + len(event_slices)
+    total = sum(len(v) for v in planned.values())
     commits: list[CommitResult] = []
-    pulled = completed = rows_seen = events_pulled = events_completed = 0
-    months_done = sum(1 for m, g in groups if m in known or (not g and not event_groups[m] and m not in hos_months
-                                                             and month_bounds_ms(m)[1] <= now_ms))
-    fetched: list[tuple[str, PullSlice, int]] = []  # (stream, slice) pulled in full, not yet committed
+    done_by: Counter[str] = Counter()       # dataset -> slices pulled
+    completed_by: Counter[str] = Counter()  # dataset -> slices checkpointed
+    rows_seen = 0
+    months_done = sum(1 for m in order if m in known or (not any(groups[s][m] for s in streams)
+                                                         and m not in hos_months
+                                                         and month_bounds_ms(m)[1] <= now_ms))
+    fetched: list[tuple[Stream, str, PullSlice, int]] = []  # pulled in full, not yet committed
     error: BaseException | None = None
 
     def progress(month: str | None) -> None:
         if opts.progress:
-            opts.progress(PullProgress(fleet_id, month, months_done, len(order), pulled + events_pulled, total,
+            opts.progress(PullProgress(fleet_id, month, months_done, len(order), sum(done_by.values()), total,
                                        rows_seen, time.monotonic() - t0))
 
     # The writer judges "a timestamp in the future" against the pull's now (the TSP's clock),
     # not this machine's: the two differ in the sandbox and, a little, in real life.
-    with MonthWriter(store, manifest, fleet_id, pull_id=f"{stream}@{now_ms}", work_dir=opts.work_dir,
+    with MonthWriter(store, manifest, fleet_id, pull_id=f"{gps_name}@{now_ms}", work_dir=opts.work_dir,
                      now_ms=now_ms, memory_limit=opts.memory_limit) as writer:
 
-        def commit() -> None:
-            nonlocal completed, events_completed
-            commits.extend(writer.commit())
-            done: dict[str, list[tuple[str, int]]] = {}
-            for name, w, rows in fetched:
-                if w.end_ms <= complete_before:
-                    manifest.complete_slice(fleet_id, name, w.key, "pings" if name == stream else "events", rows)
-                    done.setdefault(name, []).append((w.key, rows))
-                    if name == stream:
-                        completed += 1
-                    else:
-                        events_completed += 1
+        def commit(complete: tuple[str, ...] = ()) -> None:
+            # Partial commits append the new rows of a month still landing; a month is merged
+            # into one file (compacted) once, when its last slice is in (partitions.writer).
+            commits.extend(writer.commit(complete=complete))
+            done: dict[tuple[str, str], list[tuple[str, int]]] = {}
+            for stream, name, w, rows in fetched:
+                lookback = stream.lookback_ms if opts.lookback_ms is None else opts.lookback_ms
+                if w.end_ms <= now_ms - lookback:
+                    manifest.complete_slice(fleet_id, name, w.key, stream.dataset, rows)
+                    done.setdefault((name, stream.dataset), []).append((w.key, rows))
+                    completed_by[stream.dataset] += 1
             fetched.clear()
             for month, rows in hos_fetched:
                 if opts.hos is not None and opts.hos.checkpoint(connector, manifest, fleet_id, month, rows, now_ms):
-                    done.setdefault(opts.hos.stream(connector), []).append((month, rows))
+                    done.setdefault((opts.hos.stream(connector), "hos"), []).append((month, rows))
             hos_fetched.clear()
             if opts.on_checkpoints:
-                for name, keys in done.items():
-                    opts.on_checkpoints(fleet_id, name, "pings" if name == stream else
-                                        "events" if name == events_stream else "hos", keys)
+                for (name, dataset), keys in done.items():
+                    opts.on_checkpoints(fleet_id, name, dataset, keys)
 
-        with ThreadPoolExecutor(max(1, opts.workers), thread_name_prefix=f"pull-{fleet_id}") as pool:
-            try:
-                if opts.hos is not None:
-                    opts.hos.pull_drivers(connector, writer, now_ms)
-                for month, group in groups:
-                    if opts.stop.is_set():
-                        break
-                    events = event_groups[month]
-                    fresh = bool(group or events or month in hos_months)
-                    if fresh:
-                        progress(month)
-                    queue: list[tuple[PullSlice, Future[pa.Table]]] = []
-                    todo = iter(group)
-                    try:
-                        while True:
-                            # Keep a bounded number of slices in flight: memory stays flat over history.
-                            while len(queue) < 2 * max(1, opts.workers) and not opts.stop.is_set():
-                                w = next(todo, None)
-                                if w is None:
-                                    break
-                                queue.append((w, pool.submit(connector.gps_slice, w.vehicle_id, w.start_ms,
-                                                             min(w.end_ms, now_ms))))
-                            if not queue:
+        direct = ThreadPoolExecutor(max(1, opts.workers) if opts.remote is None else 1,
+                                    thread_name_prefix=f"pull-{fleet_id}")
+        slices = _Slices(connector, fleet_id, now_ms, opts, writer.spool_dir, direct)
+        try:
+            if opts.hos is not None:
+                opts.hos.pull_drivers(connector, writer, now_ms)
+            for month in order:
+                if opts.stop.is_set():
+                    break
+                todo = iter([(s, w) for s in streams for w in groups[s][month]])
+                fresh = any(groups[s][month] for s in streams) or month in hos_months
+                if fresh:
+                    progress(month)
+                queue: list[_Flight] = []
+                try:
+                    while True:
+                        # A bounded number of slices in flight: memory stays flat over history.
+                        while slices.free and not opts.stop.is_set():
+                            nxt = next(todo, None)
+                            if nxt is None:
                                 break
-                            w, fut = queue.pop(0)
-                            table = fut.result()
-                            writer.add(table)
-                            fetched.append((stream, w, table.num_rows))
-                            pulled += 1
-                            rows_seen += table.num_rows
-                            progress(month)
-                            if len(fetched) >= opts.commit_every:
-                                commit()
-                    finally:
-                        for _, f in queue:
-                            f.cancel()
-                    for w in events:
-                        if opts.stop.is_set():
+                            queue.append(slices.submit(nxt[0], names[nxt[0]], nxt[1]))
+                        if not queue:
                             break
-                        table = connector.events_slice(w.start_ms, min(w.end_ms, now_ms))
-                        writer.add_events(table)
-                        fetched.append((events_stream, w, table.num_rows))
-                        events_pulled += 1
-                    if opts.hos is not None and month in hos_months and not opts.stop.is_set():
-                        hos_fetched.append((month, opts.hos.pull_month(connector, writer, month, now_ms)))
-                    if opts.stop.is_set():
-                        break  # this month may be partial: committed below, completed by the next run
-                    if fresh:
-                        commit()
-                    closed = month_bounds_ms(month)[1] <= now_ms
-                    if closed and month not in known:
-                        manifest.record_month_pulled(fleet_id, month)
-                        if opts.on_month_pulled:
-                            opts.on_month_pulled(fleet_id, month)
-                        months_done += 1 if fresh else 0  # a month with nothing left was counted at the start
-                    if opts.on_month and (fresh or (closed and month not in known)):
-                        opts.on_month(month)
-                    if fresh:
-                        progress(None if month == order[-1] else month)
-            except BaseException as e:  # noqa: BLE001 - committed below, then re-raised
-                error = e
+                        f = queue.pop(0)
+                        r = slices.result(f)
+                        if isinstance(r, _Flight):
+                            queue.insert(0, r)
+                            continue
+                        if r.spooled is not None:
+                            writer.adopt(r.spooled)
+                        if opts.on_slice:
+                            opts.on_slice(r)
+                        fetched.append((f.stream, f.name, f.w, r.fetched))
+                        done_by[f.stream.dataset] += 1
+                        if f.stream.dataset == "pings":
+                            rows_seen += r.fetched
+                        progress(month)
+                        if len(fetched) >= opts.commit_every:
+                            commit()
+                finally:
+                    for q in queue:
+                        q.future.cancel()
+                        slices.free.append(q.lane)
+                if opts.hos is not None and month in hos_months and not opts.stop.is_set():
+                    hos_fetched.append((month, opts.hos.pull_month(connector, writer, month, now_ms)))
+                if opts.stop.is_set():
+                    break  # this month may be partial: committed below, completed by the next run
+                closed = month_bounds_ms(month)[1] <= now_ms
+                if fresh:
+                    # Its last slice is in: one merge of its parts (features read one file per month).
+                    commit((month,))
+                if closed and month not in known:
+                    manifest.record_month_pulled(fleet_id, month)
+                    if opts.on_month_pulled:
+                        opts.on_month_pulled(fleet_id, month)
+                    months_done += 1 if fresh else 0  # a month with nothing left was counted at the start
+                if opts.on_month and (fresh or (closed and month not in known)):
+                    opts.on_month(month)
+                if fresh:
+                    progress(None if month == order[-1] else month)
+        except BaseException as e:  # noqa: BLE001 - committed below, then re-raised
+            error = e
+        finally:
+            # In-flight slices of a stopped pull are not waited for: they are pulled again next time.
+            direct.shutdown(wait=opts.remote is None, cancel_futures=True)
         try:
             commit()  # everything fetched in full is committed, even when a later slice failed
+            for dataset, month in sorted(writer.appended):  # e.g. an older month a straddling slice reached
+                compacted = writer.compact(dataset, month)
+                if compacted is not None:
+                    commits.append(compacted)
         except Exception as e:
             if error is None:
                 raise
@@ -320,14 +428,17 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                         type(error).__name__, type(e).__name__)
         accepted, quarantined, nulled = writer.accepted, dict(writer.quarantined), dict(writer.nulled)
         accepted_events = writer.accepted_events
-    events_report = (PullReport(fleet_id, len(event_slices), events_pulled, events_completed, accepted_events, {},
-                                tuple(c for c in commits if c.dataset == "events"), time.monotonic() - t0,
-                                stopped=opts.stop.is_set()) if opts.with_events else None)
-    report = PullReport(fleet_id, len(slices), pulled, completed, accepted, quarantined, tuple(commits),
-                        time.monotonic() - t0, stopped=opts.stop.is_set(), nulled=nulled, events=events_report)
-    log.info("pull %s: %d/%d slices, %d pings, %d quarantined, months changed %s", fleet_id, pulled,
-             len(slices), accepted, sum(quarantined.values()), report.months_changed)
-    if error is not None and not (isinstance(error, PullInterrupted) and opts.stop.is_set()):
+    stopped = opts.stop.is_set()
+    events_planned = sum(len(planned[s]) for s in streams if s.dataset == "events")
+    events_report = (PullReport(fleet_id, events_planned, done_by["events"], completed_by["events"], accepted_events,
+                                {}, tuple(c for c in commits if c.dataset == "events"), time.monotonic() - t0,
+                                stopped=stopped) if opts.with_events else None)
+    gps_planned = sum(len(planned[s]) for s in streams if s.dataset == "pings")
+    report = PullReport(fleet_id, gps_planned, done_by["pings"], completed_by["pings"], accepted, quarantined,
+                        tuple(commits), time.monotonic() - t0, stopped=stopped, nulled=nulled, events=events_report)
+    log.info("pull %s: %d/%d slices, %d pings, %d quarantined, months changed %s", fleet_id, done_by["pings"],
+             gps_planned, accepted, sum(quarantined.values()), report.months_changed)
+    if error is not None and not (isinstance(error, PullInterrupted) and stopped):
         raise error
     return report
 
@@ -356,8 +467,9 @@ def pull_events(connector: GpsConnector, store: ObjectStore, manifest: Manifest,
         finally:
             commits = writer.commit()  # whole slices only: a failed slice added nothing
             done = []
+            lookback = EVENTS.lookback_ms if opts.lookback_ms is None else opts.lookback_ms
             for w, rows in pulled:
-                if w.end_ms <= now_ms - opts.lookback_ms:
+                if w.end_ms <= now_ms - lookback:
                     manifest.complete_slice(fleet_id, stream, w.key, "events", rows)
                     done.append((w.key, rows))
             completed = len(done)

@@ -16,7 +16,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Callable, Protocol
 
 from common import names
 from common.disk import free_bytes, is_disk_full
@@ -25,8 +25,9 @@ from common.states import FleetStatus, PullResult
 from connectors.http import Limits
 from connectors.oauth import BearerAuth, FleetCredentials
 from connectors.providers import open_connector
-from ingest.pull.backfill import PullOptions, PullProgress, PullReport, pull_fleet
+from ingest.pull.backfill import PullOptions, PullProgress, PullReport, RemoteSlices, pull_fleet
 from ingest.pull.hos_datasets import HosPull
+from ingest.pull.workers import PullWorkers, TaskSubmitter, open_pull_workers
 from ingest.wiring.clock import Clock
 from ingest.wiring.disk import DiskHealth
 from ingest.wiring.metrics import Metrics
@@ -80,8 +81,9 @@ class PullOutcome:
 class Pulls:
     def __init__(self, settings: Settings, manifest: Manifest, store: ObjectStore, control: ControlMirror,
                  vaults: FleetVaults, endpoints: dict[str, TspEndpoint], metrics: Metrics, clock: Clock,
-                 disk: DiskHealth) -> None:
+                 disk: DiskHealth, ray: Callable[[str], TaskSubmitter] | None = None) -> None:
         self.settings = settings
+        self.ray = ray  # opens a Ray backend at an address (the runtime's; the pull imports no engine)
         self.disk = disk
         self.vaults = vaults
         self.manifest = manifest
@@ -90,6 +92,25 @@ class Pulls:
         self.endpoints = endpoints
         self.metrics = metrics
         self.clock = clock
+        self._workers: PullWorkers | None = None
+        self._workers_lock = threading.Lock()
+
+    def workers(self) -> PullWorkers | None:
+        """The pull workers (FLEETLAKE_PULL_EXECUTOR), started at the first pull; None for threads."""
+        s = self.settings
+        if s.pull_executor == "thread":
+            return None
+        with self._workers_lock:
+            if self._workers is None:
+                self._workers = open_pull_workers(s.pull_executor, s.pull_workers, s.pull_worker_threads,
+                                                  s.ray_address, self.ray)
+            return self._workers
+
+    def close(self) -> None:
+        with self._workers_lock:
+            if self._workers is not None:
+                self._workers.close()
+                self._workers = None
 
     @property
     def limits(self) -> Limits:
@@ -173,4 +194,9 @@ class Pulls:
         connector = open_connector(tsp, fleet_id, ep.api_url, BearerAuth(creds), ep.rate_per_s,
                                    on_response=on_response, limits=self.limits, stop=opts.stop)
         closing.callback(connector.http.close)
+        workers = self.workers()
+        if workers is not None:
+            # Slices go to the workers with short-lived access tokens; this process keeps the refresh.
+            opts.remote = RemoteSlices(workers, ep.api_url, ep.rate_per_s, self.limits, creds.access_token,
+                                       creds.refresh_after_401, on_response)
         return pull_fleet(connector, self.store, self.manifest, fleet_id, start_ms, self.clock.now_ms(), opts)

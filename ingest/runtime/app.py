@@ -18,7 +18,7 @@ import logging
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from pydantic import SecretStr
 
@@ -43,6 +43,9 @@ from partitions.control_records import ControlMirror
 from partitions.keyring import Keyring, keyring_path
 from partitions.rebuild import lake_contents, rebuild_manifest
 from partitions.store import ObjectStore
+
+if TYPE_CHECKING:
+    from ingest.engine.ray_backend import RayBackend
 
 log = logging.getLogger("fleetlake.app")
 
@@ -83,6 +86,12 @@ class App:
     reads: Reads
 
 
+def _ray_backend(address: str) -> RayBackend:
+    from ingest.engine.ray_backend import RayBackend  # Ray is imported only when asked for
+
+    return RayBackend(address)
+
+
 def build_app(settings: Settings, manifest: Manifest, store: ObjectStore, tsp_endpoints: dict[str, TspEndpoint],
               flows: list[Flow], *, metrics: Metrics | None = None, clock: Clock | None = None) -> App:
     """The parts over an open manifest and store (tests build one on their own manifest)."""
@@ -98,7 +107,7 @@ def build_app(settings: Settings, manifest: Manifest, store: ObjectStore, tsp_en
     return App(settings, manifest, store, tsp_endpoints, flows, metrics, clock, control, vaults,
                Webhook(settings.alert_webhook_url, on_result=metrics.alert_result), disk, queue,
                Onboarding(settings, control, vaults, tsp_endpoints, clock),
-               Pulls(settings, manifest, store, control, vaults, tsp_endpoints, metrics, clock, disk),
+               Pulls(settings, manifest, store, control, vaults, tsp_endpoints, metrics, clock, disk, ray=_ray_backend),
                FeatureRuns(settings, manifest, store, flows, metrics, clock, disk),
                Reads(settings, manifest, store, [f for f in flows if not f.upstream], clock, live=queue))  # month flows: the grid
 
@@ -146,7 +155,10 @@ def open_app(settings: Settings, *, manifest: Manifest | None = None, flows: lis
         app = build_app(settings, manifest, store, endpoints(settings), flows, clock=clock)
         # Before any work: credentials of an older fleetlake get data keys of their own (a no-op after).
         app.vaults.migrate_credentials()
-        yield app
+        try:
+            yield app
+        finally:
+            app.pulls.close()  # its worker processes, if any were started
     finally:
         if own:
             manifest.close()

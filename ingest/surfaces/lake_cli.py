@@ -93,12 +93,17 @@ def _run(con: Any, sql: str) -> int:
 # ---------------------------------------------------------------------- fleetlake gc
 def cmd_gc(args: argparse.Namespace) -> int:
     from partitions.gc import collect_garbage
+    from partitions.manifest import Manifest
 
     settings = logs.for_command(load_settings())
     hours = settings.gc_retention_hours if args.retention_hours is None else args.retention_hours
-    with _writer_lock(settings):
-        report = collect_garbage(_store(settings), hours, dry_run=args.dry_run)
+    with _writer_lock(settings) as held:
+        manifest = held if isinstance(held, Manifest) else None  # months in parts are compacted first
+        report = collect_garbage(_store(settings), hours, dry_run=args.dry_run, manifest=manifest,
+                                 work_dir=settings.work_dir)
     verb = "would remove" if args.dry_run else "removed"
+    for dataset, fleet, month in report.compacted:
+        print(f"{'would compact' if args.dry_run else 'compacted'} {dataset} {fleet} {month} into one file")
     for f in report.removed:
         print(f"{verb} {f.key} ({f.size} bytes)")
     print(f"{verb} {len(report.removed)} files, {report.bytes_freed} bytes "

@@ -235,6 +235,14 @@ class Settings(BaseSettings):
                                        "token's rate limit (default 8); a quarter of the slots (at least one, when "
                                        "there are two or more) is kept for refreshes so a backfill wave cannot "
                                        "starve them")
+    pull_executor: str = Field("process", pattern="^(thread|process|ray)$",
+                               description="where pull slices are fetched, decoded and spooled: process (worker "
+                                           "processes, default), thread (the daemon's own threads) or ray (the "
+                                           "cluster at ray_address); the daemon keeps token refresh and commits")
+    pull_workers: int | None = Field(None, ge=1, le=256, description="pull worker processes (default: one per "
+                                     "core)")
+    pull_worker_threads: int = Field(4, ge=1, le=64, description="slices each pull worker runs at once (default "
+                                     "4: a slice mostly waits on its TSP's rate limit)")
     request_deadline_s: float = Field(120.0, gt=0, le=3600, description="wall-clock limit of one TSP request, "
                                       "headers to last byte (default 120); a fleet whose server is slower fails "
                                       "alone")
@@ -366,6 +374,13 @@ class Settings(BaseSettings):
     def _ray_store(cls, v: str, info: ValidationInfo) -> str:
         if v == "ray" and not str(info.data.get("store_url") or "").startswith("s3://"):
             raise ValueError("ray needs an s3:// FLEETLAKE_STORE_URL that its workers can reach")
+        return v
+
+    @field_validator("pull_executor")
+    @classmethod
+    def _pull_ray(cls, v: str, info: ValidationInfo) -> str:
+        if v == "ray" and not info.data.get("ray_address"):
+            raise ValueError("FLEETLAKE_PULL_EXECUTOR=ray needs FLEETLAKE_RAY_ADDRESS")
         return v
 
     @field_validator("ray_address")

@@ -1,0 +1,264 @@
+"""Where pull slices run: threads of the daemon, worker processes (the default) or a Ray cluster.
+
+FLEETLAKE_PULL_EXECUTOR picks one; all share one interface (`submit(task) -> Future[SliceResult]`)
+and the daemon keeps what needs one owner: token refresh, the one committer and the manifest.
+
+- `thread`: a thread pool in the daemon (one GIL: the decode and spool of every fleet share it).
+- `process`: FLEETLAKE_PULL_WORKERS processes (default one per core), forked from a clean
+  forkserver with the pull modules preloaded (the daemon has threads: forking it could copy a
+  held lock). Each process runs FLEETLAKE_PULL_WORKER_THREADS slices at once, since a slice
+  mostly waits on its TSP's rate limit. A worker that dies (OOM, SIGKILL) is replaced and the
+  slices it held are resubmitted to the others, bounded by MAX_RESUBMITS per slice so a slice
+  that kills its worker every time fails the fleet instead.
+- `ray`: tasks on a Ray cluster (ingest.engine.ray_backend, handed in by the runtime), which
+  retries a task whose worker died. Ray workers share no disk with the daemon: their spool comes back as bytes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Callable, Protocol
+
+from common.errors import ConfigError
+from ingest.pull.slices import SliceResult, SliceTask, run_slice
+
+PULL_EXECUTORS = ("thread", "process", "ray")
+MAX_RESUBMITS = 3
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class PullWorkers(Protocol):
+    kind: str
+    remote: bool    # workers on other machines: no spool directory on the daemon's disk
+    slots: int      # slices that can run at once
+
+    def submit(self, task: SliceTask) -> Future[SliceResult]: ...
+    def restart(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ThreadWorkers:
+    kind, remote = "thread", False
+
+    def __init__(self, workers: int, threads: int) -> None:
+        self.slots = max(1, workers) * max(1, threads)
+        self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="pull-slice")
+
+    def submit(self, task: SliceTask) -> Future[SliceResult]:
+        return self._pool.submit(run_slice, task)
+
+    def restart(self) -> None:
+        pass  # threads do not die alone
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ProcessWorkers:
+    """Worker processes, each running up to `threads` slices at once, on a pipe of its own.
+
+    Not a ProcessPoolExecutor: that runs one call per process at a time, and a worker that dies
+    breaks the whole pool. Here each process has its own duplex pipe (no lock shared between
+    processes, so a SIGKILL mid-send cannot wedge the others); the daemon side knows which slices
+    each process holds, and when one dies (its pipe ends) it starts a replacement and hands that
+    process's slices to the living ones.
+    """
+
+    kind, remote = "process", False
+
+    def __init__(self, workers: int, threads: int) -> None:
+        self.workers = max(1, workers)
+        self.threads = max(1, threads)
+        self.slots = self.workers * self.threads
+        self.restarts = 0
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["ingest.pull.slices"])
+        self._lock = threading.Lock()
+        self._closed = False
+        self._procs: list[_Proc] = []
+        self._queue: list[tuple[SliceTask, Future[SliceResult], int]] = []  # waiting for a free slot
+        for _ in range(self.workers):
+            self._procs.append(self._spawn())
+
+    def _spawn(self) -> _Proc:
+        ours, theirs = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=_serve, args=(theirs, self.threads), daemon=True, name="fleetlake-pull")
+        proc.start()
+        theirs.close()
+        p = _Proc(proc, ours)
+        threading.Thread(target=self._read, args=(p,), daemon=True, name=f"pull-worker-{proc.pid}").start()
+        return p
+
+    @property
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.proc.pid for p in self._procs if p.proc.pid is not None]
+
+    @property
+    def busy_pids(self) -> list[int]:
+        """Processes holding a slice right now (the crash test kills one of them)."""
+        with self._lock:
+            return [p.proc.pid for p in self._procs if p.held and not p.dead and p.proc.pid is not None]
+
+    def submit(self, task: SliceTask) -> Future[SliceResult]:
+        out: Future[SliceResult] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the pull workers are closed")
+            self._queue.append((task, out, 0))
+            self._dispatch()
+        return out
+
+    def _dispatch(self) -> None:
+        """Hand waiting slices to the least busy living processes (under the lock)."""
+        while self._queue:
+            live = [p for p in self._procs if not p.dead and len(p.held) < self.threads]
+            if not live:
+                return
+            p = min(live, key=lambda q: len(q.held))
+            task, fut, tries = self._queue.pop(0)
+            if fut.cancelled():
+                continue
+            p.held[task.name] = (task, fut, tries)
+            try:
+                p.conn.send(task)
+            except (OSError, EOFError):
+                p.dead = True  # the reader thread requeues what it held
+
+    def _read(self, p: _Proc) -> None:
+        while True:
+            try:
+                result: SliceResult = p.conn.recv()
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                held = p.held.pop(result.task_name, None)
+                self._dispatch()
+            if held is not None and not held[1].done():
+                held[1].set_result(result)
+        self._lost(p)
+
+    def _lost(self, p: _Proc) -> None:
+        """A process ended: requeue its slices (bounded), replace it unless we are closing."""
+        p.proc.join(timeout=5)
+        failed: list[Future[SliceResult]] = []
+        with self._lock:
+            p.dead = True
+            if self._closed:
+                return
+            for task, fut, tries in p.held.values():
+                if tries >= MAX_RESUBMITS:
+                    failed.append(fut)
+                else:
+                    self._queue.insert(0, (task, fut, tries + 1))
+            p.held.clear()
+            self._procs = [q for q in self._procs if q is not p]
+            self._procs.append(self._spawn())
+            self.restarts += 1
+            self._dispatch()
+        for fut in failed:
+            if not fut.done():
+                fut.set_exception(BrokenProcessPool(f"a pull worker died {MAX_RESUBMITS + 1} times on one slice"))
+
+    def restart(self) -> None:
+        pass  # a dead process is replaced and its slices resubmitted as soon as its pipe ends
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            procs = list(self._procs)
+            pending = [f for _, f, _ in self._queue] + [f for p in procs for _, f, _ in p.held.values()]
+            self._queue.clear()
+        for p in procs:
+            try:
+                p.conn.send(None)
+            except (OSError, EOFError):
+                pass
+        for p in procs:
+            p.proc.join(timeout=30)
+            if p.proc.is_alive():
+                p.proc.terminate()
+                p.proc.join(timeout=5)
+            p.conn.close()
+        for f in pending:
+            f.cancel()
+
+
+@dataclass
+class _Proc:
+    proc: BaseProcess
+    conn: Connection
+    held: dict[str, tuple[SliceTask, Future[SliceResult], int]] = field(default_factory=dict)
+    dead: bool = False
+
+
+def _serve(conn: Connection, threads: int) -> None:
+    """A worker process: run the slices its pipe brings on `threads` threads, send each result back."""
+    send = threading.Lock()
+
+    def one(task: SliceTask) -> None:
+        result = run_slice(task)
+        with send:
+            conn.send(result)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="slice") as pool:
+        while True:
+            try:
+                task = conn.recv()
+            except (EOFError, OSError):
+                break  # the daemon is gone
+            if task is None:
+                break
+            pool.submit(one, task)
+
+
+class TaskSubmitter(Protocol):
+    """A Ray backend (ingest.engine.ray_backend.RayBackend, handed in by the runtime: the pull imports no engine)."""
+
+    def submit(self, fn: Callable[[SliceTask], SliceResult], arg: SliceTask) -> Future[SliceResult]: ...
+    def close(self) -> None: ...
+
+
+class RayWorkers:
+    kind, remote = "ray", True
+
+    def __init__(self, backend: TaskSubmitter, slots: int) -> None:
+        self._backend = backend
+        self.slots = max(1, slots)
+
+    def submit(self, task: SliceTask) -> Future[SliceResult]:
+        return self._backend.submit(run_slice, task)
+
+    def restart(self) -> None:
+        pass  # Ray resubmits a task whose worker or node died
+
+    def close(self) -> None:
+        self._backend.close()
+
+
+def open_pull_workers(executor: str, workers: int | None = None, threads: int = 4,
+                      ray_address: str | None = None,
+                      ray: Callable[[str], TaskSubmitter] | None = None) -> PullWorkers:
+    """The pull workers FLEETLAKE_PULL_EXECUTOR names (workers None: one per core)."""
+    n = workers or default_workers()
+    if executor == "thread":
+        return ThreadWorkers(n, threads)
+    if executor == "process":
+        return ProcessWorkers(n, threads)
+    if executor == "ray":
+        if not ray_address:
+            raise ConfigError("FLEETLAKE_RAY_ADDRESS", "FLEETLAKE_PULL_EXECUTOR=ray needs the cluster's address")
+        if ray is None:
+            raise ConfigError("FLEETLAKE_PULL_EXECUTOR", "ray pulls need the runtime's Ray backend")
+        return RayWorkers(ray(ray_address), n * threads)
+    raise ConfigError("FLEETLAKE_PULL_EXECUTOR", f"must be one of {', '.join(PULL_EXECUTORS)}")

@@ -1,0 +1,135 @@
+"""Partial commits append: a month landing in sixteen commits gains parts, not rewrites, and reads as one.
+
+Each test compares with the same rows committed once (the writer's whole merge), so what they
+prove is that appending changes how a month lands, never what any reader of it sees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from common.states import CommitStatus
+from partitions import Manifest, MonthWriter, layout, read_month
+from partitions.delta import lake_for
+from partitions.gc import collect_garbage
+from partitions.store import ObjectStore
+from tests.support.pings import shuffled_batches, sim_table, simulator
+
+NOW_MS = 1_800_000_000_000
+MONTH = "2025-03"
+
+
+def _land(store: ObjectStore, m: Manifest, batches: list[pa.Table], tmp: Path,
+          complete: tuple[str, ...] = ()) -> list[CommitStatus]:
+    """One partial commit per batch, as a pull's commit_every makes them."""
+    out = []
+    with MonthWriter(store, m, "fleet-a", work_dir=tmp / "work", now_ms=NOW_MS) as w:
+        for b in batches:
+            w.add(b)
+            out.extend(r.status for r in w.commit(complete=complete) if r.dataset == "pings")
+    return out
+
+
+def _by_vehicle_week(table: pa.Table, n: int) -> list[pa.Table]:
+    """Disjoint slices of (vehicle, time), as a pull's vehicle-week slices are (sim_table is in that order)."""
+    t = table
+    step = -(-t.num_rows // n)
+    return [t.slice(i, step) for i in range(0, t.num_rows, step)]
+
+
+def _once(rows: pa.Table, tmp: Path, store: ObjectStore) -> tuple[str, pa.Table]:
+    with Manifest(tmp / "once.duckdb") as m, MonthWriter(store, m, "fleet-a", work_dir=tmp / "w1", now_ms=NOW_MS) as w:
+        w.add(rows)
+        w.commit()
+        part = m.raw_partition("fleet-a", "pings", MONTH)
+        assert part is not None
+        return part.fingerprint, read_month(store, m, "fleet-a", MONTH, tmp / "c1")
+
+
+def _sorted(t: pa.Table) -> pa.Table:
+    t = t.set_column(t.schema.get_field_index("vehicle_id"), "vehicle_id", pc.cast(t["vehicle_id"], pa.string()))
+    return t.select(["vehicle_id", "ts", "lat", "lon", "speed_mph", "heading_deg", "odometer_mi"]).sort_by(
+        [("vehicle_id", "ascending"), ("ts", "ascending")])
+
+
+def _delta_keys(store: ObjectStore) -> tuple[int, int]:
+    """(rows, distinct (vehicle, ts)) of the month as a Delta reader (delta-rs, pyarrow) sees it."""
+    lake = lake_for(store)
+    t = DeltaTable(lake.uri(layout.raw_table("pings")), storage_options=lake.storage_options).to_pyarrow_table(
+        filters=[("month", "=", MONTH)], columns=["vehicle_id", "ts"])
+    keys = pc.binary_join_element_wise(pc.cast(t["vehicle_id"], pa.string()),
+                                       pc.cast(pc.cast(t["ts"], pa.int64()), pa.string()), "|")
+    return t.num_rows, len(pc.unique(keys))
+
+
+def test_sixteen_partial_commits_append_parts_that_read_as_the_month_committed_once(tmp_path: Path) -> None:
+    from partitions.store import LocalStore
+
+    rows = sim_table(simulator(vehicles=4), [MONTH])
+    once_fp, once = _once(rows, tmp_path, LocalStore(tmp_path / "once-store"))
+    store = LocalStore(tmp_path / "store")
+    with Manifest(tmp_path / "m.duckdb") as m:
+        assert _land(store, m, _by_vehicle_week(rows, 16), tmp_path) == [CommitStatus.COMMITTED] * 16
+        part = m.raw_partition("fleet-a", "pings", MONTH)
+        assert part is not None and len(part.files) == 16 and part.seq == 16
+        # the fingerprint is the rows', however they landed: compaction later reruns no feature
+        assert part.fingerprint == once_fp and part.rows == rows.num_rows
+        assert _sorted(read_month(store, m, "fleet-a", MONTH, tmp_path / "c")).equals(_sorted(once))
+        live = lake_for(store).live_files(layout.raw_table("pings"))[("fleet-a", MONTH)]
+        assert sorted(f.key for f in live) == list(part.files)
+        assert _delta_keys(store) == (rows.num_rows, rows.num_rows)
+
+
+def test_a_re_pulled_lookback_adds_no_part_and_a_correction_merges_the_month(store: ObjectStore,
+                                                                             tmp_path: Path) -> None:
+    rows = sim_table(simulator(vehicles=3), [MONTH])
+    slices = _by_vehicle_week(rows, 4)
+    with Manifest(tmp_path / "m.duckdb") as m:
+        _land(store, m, slices, tmp_path)
+        before = m.raw_partition("fleet-a", "pings", MONTH)
+        # The last slice again plus a shuffled half of the first: every row is already committed.
+        again = pa.concat_tables([slices[-1], *shuffled_batches(slices[0], 2)[:1]])
+        assert _land(store, m, [again], tmp_path) == [CommitStatus.UNCHANGED]
+        assert m.raw_partition("fleet-a", "pings", MONTH) == before
+        # The TSP corrects one committed point (same vehicle and time, another position): the
+        # month is merged whole so the winner is the one a single commit of all rows would pick.
+        fixed = slices[1].slice(0, 1).set_column(3, "lat", pa.array([-89.0]))
+        assert _land(store, m, [fixed], tmp_path) == [CommitStatus.COMMITTED]
+        after = m.raw_partition("fleet-a", "pings", MONTH)
+        assert after is not None and len(after.files) == 1 and after.rows == rows.num_rows
+        got = read_month(store, m, "fleet-a", MONTH, tmp_path / "c")
+    with Manifest(tmp_path / "once.duckdb") as m1, MonthWriter(store, m1, "fleet-b", work_dir=tmp_path / "w",
+                                                               now_ms=NOW_MS) as w:
+        w.add(pa.concat_tables([rows, fixed]).set_column(0, "fleet_id", pa.array(
+            ["fleet-b"] * (rows.num_rows + 1)).dictionary_encode()))
+        w.commit()
+        whole = read_month(store, m1, "fleet-b", MONTH, tmp_path / "c2")
+    assert _sorted(got).equals(_sorted(whole))
+    assert -89.0 in got["lat"].to_pylist()  # the smaller latitude wins by the rule, whatever arrived first
+
+
+def test_completing_a_month_or_gc_compacts_its_parts_into_one_file_with_the_same_fingerprint(
+        store: ObjectStore, tmp_path: Path) -> None:
+    rows = sim_table(simulator(vehicles=3), ["2025-02", MONTH])
+    feb = rows.filter(pc.less(pc.cast(rows["ts"], pa.int64()), 1_740_787_200_000))
+    mar = rows.filter(pc.greater_equal(pc.cast(rows["ts"], pa.int64()), 1_740_787_200_000))
+    with Manifest(tmp_path / "m.duckdb") as m:
+        _land(store, m, _by_vehicle_week(mar, 3), tmp_path)
+        _land(store, m, _by_vehicle_week(feb, 3), tmp_path, complete=("2025-02",))
+        feb_part, mar_part = (m.raw_partition("fleet-a", "pings", mo) for mo in ("2025-02", MONTH))
+        assert feb_part is not None and mar_part is not None
+        assert len(feb_part.files) == 1  # its last commit completed it: one merge, one file
+        assert len(mar_part.files) == 3
+        report = collect_garbage(store, retention_hours=0, manifest=m, work_dir=tmp_path / "gcw")
+        assert report.compacted == (("pings", "fleet-a", MONTH),)
+        compacted = m.raw_partition("fleet-a", "pings", MONTH)
+        assert compacted is not None and len(compacted.files) == 1
+        assert compacted.fingerprint == mar_part.fingerprint and compacted.rows == mar_part.rows
+        # the parts it replaced are superseded files, vacuumed like any other (retention 0 here)
+        assert {f.key for f in report.removed} >= set(mar_part.files) - set(compacted.files)
+        assert _delta_keys(store) == (mar.num_rows, mar.num_rows)
+        assert collect_garbage(store, retention_hours=0, manifest=m).compacted == ()
