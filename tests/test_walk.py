@@ -173,3 +173,27 @@ def test_a_month_whose_vehicles_are_not_contiguous_fails_with_a_clear_error(tmp_
     pq.write_table(t, path)
     with pytest.raises(ValueError, match="vehicle 'a' are not contiguous: the month file is not sorted by vehicle"):
         walk.run([_flow("distance@2")], "f", MONTH, True, lambda c: walk.stream_by_vehicle([str(path)], c), {})
+
+
+def test_a_month_left_in_parts_is_walked_like_its_compacted_file(tmp_path: Path) -> None:
+    """A pull stopped between a partial commit and the month's compaction leaves the month in
+    disjoint parts (issue 27); the walk reads them whole: the same vehicles, rows and order as
+    the one compacted file (Arrow cannot sort the files' dictionary-encoded vehicle ids as such)."""
+    from partitions.schema import PING_SCHEMA
+    from tests.support.pings import sim_table, simulator
+
+    plain = sim_table(simulator(vehicles=3, interval=60, seed=9), ["2025-03"]).select(PING_SCHEMA.names)
+    plain = plain.set_column(1, "vehicle_id", plain["vehicle_id"].cast(pa.string()))
+    month = plain.sort_by([("vehicle_id", "ascending"), ("ts", "ascending")]).cast(PING_SCHEMA)
+    pq.write_table(month, tmp_path / "whole.parquet")
+    rows = np.arange(month.num_rows)
+    for i, keep in enumerate((rows % 3 == 0, rows % 3 != 0)):  # two parts, each sorted, keys disjoint
+        pq.write_table(month.filter(pa.array(keep)), tmp_path / f"part-{i}.parquet")
+
+    def walked(paths: list[Path]) -> list[tuple[str, list[int]]]:
+        return [(str(t["vehicle_id"][0]), t["ts"].cast(pa.int64()).to_pylist())
+                for t in walk.stream_by_vehicle([str(p) for p in paths], ("vehicle_id", "ts"))]
+
+    whole = walked([tmp_path / "whole.parquet"])
+    assert len(whole) == 3 and sum(len(ts) for _, ts in whole) == month.num_rows
+    assert walked([tmp_path / "part-0.parquet", tmp_path / "part-1.parquet"]) == whole

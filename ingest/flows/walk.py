@@ -174,6 +174,12 @@ def split_by_vehicle(table: pa.Table) -> Iterator[pa.Table]:
     if table.num_rows == 0:
         return
     if not sorted_by_vehicle(table):
+        ids = table.schema.field("vehicle_id").type
+        if pa.types.is_dictionary(ids):
+            # Arrow cannot sort on a dictionary column: a month left in parts (a pull stopped
+            # before its compaction) is read with the files' own dictionaries.
+            table = table.set_column(table.schema.get_field_index("vehicle_id"), "vehicle_id",
+                                     table["vehicle_id"].cast(ids.value_type))
         table = table.sort_by([("vehicle_id", "ascending"), ("ts", "ascending")])
     yield from _runs(iter(table.to_batches()))
 
@@ -181,7 +187,8 @@ def split_by_vehicle(table: pa.Table) -> Iterator[pa.Table]:
 def stream_by_vehicle(paths: list[str], columns: tuple[str, ...] | None) -> Iterator[pa.Table]:
     """A committed month's pings file(s) as one table per vehicle, decoding BATCH_ROWS at a time.
 
-    A month is one file sorted by vehicle; more than one (never written today) is read whole and sorted.
+    A month is one file sorted by vehicle; a month still in parts (appended by a pull stopped before
+    it compacted them) is read whole and sorted.
     """
     cols = list(columns) if columns else None
     if len(paths) != 1:
