@@ -253,6 +253,40 @@ class Lake:
                 raise StoreError(f"Delta commit of {prefix} in {self.store.url} failed: {_brief(e)}") from None
             return True
 
+    def replace_named(self, table: str, file_schema: pa.Schema, fleet_id: str, month: str, files: list[DataFile],
+                      metadata: dict[str, str], *, prefix: str) -> bool:
+        """Make `files` the live files of the partition whose names start with `prefix`, in one Delta
+        commit that keeps the partition's others: the windows that share a month's partition (ISO
+        weeks, whose file names lead with their week). False (nothing committed) when they already are."""
+        part = layout.partition_path(fleet_id, month)
+        for f in files:
+            if not f.key.startswith(f"{table}/{part}{prefix}"):
+                raise ValueError(f"{f.key} is not a {prefix} file of {table}/{part}")
+        with self.locked(table):
+            dt = self.open(table) or self._create(table, file_schema)
+            live = [f for f in _live(dt, table).get((fleet_id, month), []) if f.key[len(table) + 1 + len(part):]
+                    .startswith(prefix)]
+            if sorted(f.key for f in live) == sorted(f.key for f in files):
+                return False
+            missing = [f.key for f in files if not self.store.exists(f.key)]
+            if missing:
+                raise StoreError(f"cannot commit {table}/{part}: files missing from the store: {', '.join(missing)}")
+            now_ms = int(time.time() * 1000)
+            values: dict[str, str | None] = {"fleet": fleet_id, "month": month}
+            new = {f.key for f in files}
+            actions: list[AddAction | RemoveAction] = [
+                RemoveAction(f.key[len(table) + 1:], True, now_ms, f.size, values) for f in live if f.key not in new]
+            actions += [AddAction(f.key[len(table) + 1:], f.size, {"fleet": fleet_id, "month": month}, now_ms, True,
+                                  json.dumps({"numRecords": f.rows})) for f in files if f.key not in {x.key for x in live}]
+            try:
+                dt.create_write_transaction(actions, mode="append", schema=dt.schema(),
+                                            partition_by=list(layout.PARTITION_COLUMNS),
+                                            commit_properties=CommitProperties(custom_metadata=metadata))
+            except (OSError, DeltaError) as e:
+                raise StoreError(f"Delta commit of {table}/{part}{prefix} in {self.store.url} failed: {_brief(e)}"
+                                 ) from None
+            return True
+
     def purge_fleet(self, table: str, fleet_id: str) -> list[DataFile]:
         """Remove every live file of one fleet from the snapshot, in one commit; the files it named.
 

@@ -24,6 +24,7 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -37,6 +38,7 @@ from common.states import RunStatus
 from ingest.engine.backend import LocalPool, TaskBackend
 from ingest.engine.isolation import IsolatedRunner
 from ingest.engine.planner import WindowTask
+from ingest.engine.windows import week_bounds_ms
 from ingest.flows import walk
 from ingest.flows.base import Flow, FlowInput
 from partitions import layout
@@ -64,6 +66,7 @@ class MonthSpec:
     s3: S3Options | None
     cache_dir: str | None  # None on a remote backend: a temp dir on the worker, never the daemon's disk
     complete: bool
+    week: str = ""  # an ISO week's key when the jobs are a week's: both months' pings, filtered to it
 
 
 DEADLINE_S = 900.0  # a plug-in's window task, when no settings say (FLEETLAKE_WINDOW_DEADLINE_S)
@@ -130,11 +133,15 @@ def _walk_month(store: ObjectStore, spec: MonthSpec, jobs: list[FlowJob], flows:
     pings = paths.get("pings", [])
 
     def vehicles(columns: tuple[str, ...] | None) -> Iterator[pa.Table]:
-        return walk.stream_by_vehicle(pings, columns) if pings else iter(())
+        if not pings:
+            return iter(())
+        if spec.week:  # the one or two months' files, only the week's rows
+            return walk.stream_between(pings, columns, *week_bounds_ms(spec.week))
+        return walk.stream_by_vehicle(pings, columns)
 
     try:
-        results = walk.run([flows[j.run_id] for j in jobs], spec.fleet_id, spec.month, spec.complete, vehicles,
-                           others)
+        results = walk.run([flows[j.run_id] for j in jobs], spec.fleet_id, spec.week or spec.month, spec.complete,
+                           vehicles, others)
     except Exception as e:  # noqa: BLE001 - the month's pings could not be walked: each walking window fails
         results = {(flows[j.run_id].name, flows[j.run_id].version): e for j in jobs}
     out = {}
@@ -198,6 +205,8 @@ def _write_output(store: ObjectStore, job: FlowJob, flow: Flow, out: pa.Table) -
         path = Path(d) / "out.parquet"
         pq.write_table(out, path, compression="zstd")
         digest = hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()
+        if flow.window == "week":  # weeks share their month's partition: a file names its week
+            digest = t.window_key.replace("-", "") + digest
         key = layout.feature_file(t.flow, t.version, t.fleet_id, t.month, digest)
         store.put_file(key, path)
         size = path.stat().st_size
@@ -225,7 +234,10 @@ def commit_run(store: ObjectStore, flow: Flow, file: DataFile, run: FlowRun, com
     """Make a worker's file the window's content in the flow version's Delta table (parent only);
     False when it already is (the same content under the same name: nothing to commit)."""
     record = run.commit_record(complete, datetime.now(timezone.utc))
-    return lake_for(store).commit_window(
+    commit = lake_for(store).commit_window
+    if flow.window == "week":  # the week's file replaces the week's only, not its month's other weeks
+        commit = partial(lake_for(store).replace_named, prefix=layout.part_name(run.window_key.replace("-", ""))[:-8])
+    return commit(
         layout.feature_table(flow.name, flow.version), flow.schema, record["fleet_id"], record["month"], [file],
         {RUN_KEY: json.dumps(record, sort_keys=True), "fleetlake.run_id": record["run_id"],
          "fleetlake.input_fp": record["input_fp"], "fleetlake.code_fp": record["code_fp"]})
@@ -264,8 +276,9 @@ def execute(manifest: Manifest, tasks: list[WindowTask], flows: list[Flow], stor
         task_s3, task_cache = (worker_s3(s3), None) if backend.remote else (s3, str(cache_dir))
         futures = []
         for (fleet_id, _key, month, plugin), jobs in months.items():
+            week = _key if "-W" in _key else ""
             spec = MonthSpec(fleet_id, month, tuple(jobs), store_url, task_s3, task_cache,
-                             month_bounds_ms(month)[1] <= now_ms)
+                             (week_bounds_ms(week) if week else month_bounds_ms(month))[1] <= now_ms, week)
             futures.append((spec, datetime.now(timezone.utc), (apart if plugin else backend).submit(run_month, spec)))
         for spec, began, fut in futures:
             try:

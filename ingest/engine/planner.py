@@ -16,8 +16,11 @@ fingerprint, so it is recomputed, with `complete_month = false` in its output un
 
 from __future__ import annotations
 
+import time
+
 from common.errors import FlowError
 from ingest.engine.fingerprint import LEGACY, code_fingerprint
+from ingest.engine.weeks import plan_weeks
 from ingest.flows.base import Flow
 from partitions.manifest import ActiveInput, Manifest, ManifestReader, WindowTask
 
@@ -41,20 +44,23 @@ def check_flows(manifest: Manifest, flows: list[Flow]) -> None:
         manifest.rekey_code_fingerprints(legacy)
 
 
-def plan(manifest: ManifestReader, flows: list[Flow], fleet_id: str | None = None, check: bool = True
-         ) -> list[WindowTask]:
+def plan(manifest: ManifestReader, flows: list[Flow], fleet_id: str | None = None, check: bool = True,
+         now_ms: int | None = None) -> list[WindowTask]:
     """Every window that needs a run, or one fleet's only (the same query, filtered before it
     groups: a status call costs one fleet's rows, not the book's). `check` first checks the flows'
-    schemas, which writes: the writer only (read views pass False)."""
+    schemas, which writes: the writer only (read views pass False). ISO-week flows are planned from
+    the same manifest rows (ingest/engine/weeks.py): the weeks begun by `now_ms` (default: now)."""
     if check:
         if not isinstance(manifest, Manifest):
             raise TypeError("checking the flows' schemas records them: it needs the writer, not a read view")
         check_flows(manifest, flows)
-    return manifest.pending_windows(active_inputs(flows), fleet_id)
+    weeks = plan_weeks(manifest, flows, int(time.time() * 1000) if now_ms is None else now_ms, fleet_id)
+    return manifest.pending_windows(active_inputs(flows), fleet_id) + weeks
 
 
 def active_inputs(flows: list[Flow]) -> list[ActiveInput]:
     """(flow, version, code fingerprint, input dataset) of each input of each active flow version on raw
-    data: what the manifest's set-based queries (the plan, the book's ready months) take as the active
-    flows. Flows on flows are planned after them (ingest/engine/derived.py)."""
-    return [(f.name, f.version, code_fingerprint(f.module), d) for f in flows if not f.upstream for d in f.inputs]
+    data over months: what the manifest's set-based queries (the plan, the book's ready months) take as the
+    active flows. Flows on flows are planned after them (ingest/engine/derived.py); weeks apart (weeks.py)."""
+    return [(f.name, f.version, code_fingerprint(f.module), d) for f in flows
+            if not f.upstream and f.window == "month" for d in f.inputs]

@@ -64,7 +64,7 @@ def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Op
     """Run `tasks` (default: every pending window) on the named executor: `workers` local processes or Ray;
     then the flows on flows, level by level, whose inputs those runs made current (of `fleets` only
     when given, and the book's)."""
-    tasks = plan(manifest, flows) if tasks is None else tasks
+    tasks = plan(manifest, flows, now_ms=now_ms) if tasks is None else tasks
     derived = [f for f in flows if f.upstream]
     scope = sorted(set(fleets)) if fleets is not None else None
     if not tasks and not derived:
@@ -80,7 +80,7 @@ def run_features(manifest: Manifest, flows: list[Flow], store_url: str, s3: S3Op
         # Each level's windows wait for the level they read; a level is planned once the one before
         # it is recorded, so the graph's depth bounds the passes.
         for _level in range(len(derived)):
-            waiting = plan(manifest, flows, check=False)  # raw windows not current yet (failed, or not run)
+            waiting = plan(manifest, flows, check=False, now_ms=now_ms)  # raw windows not current yet
             more = _derived(manifest, flows, now_ms, quote_months, waiting, scope)
             if not more:
                 break
@@ -122,7 +122,8 @@ class FeatureRuns:
         """Windows that need a run (one fleet's, or the book's): one set-based query, no Parquet."""
         if not self.flows:
             return []
-        tasks = plan(self.manifest, self.flows, fleet_id, check=not self._checked)
+        tasks = plan(self.manifest, self.flows, fleet_id, check=not self._checked,
+                     now_ms=self.clock.now_ms())
         self._checked = True
         return tasks
 

@@ -83,6 +83,7 @@ def newest() -> list[Flow]:
 def resolve(entries: list[str]) -> list[Flow]:
     """Flows for entries like "distance@2"; an unknown or malformed entry is a ConfigError."""
     have = available()
+    have_weekly = {f.key for f in have.values() if f.window == "week"}
     out: list[Flow] = []
     for e in entries:
         name, sep, version = str(e).partition("@")
@@ -94,8 +95,13 @@ def resolve(entries: list[str]) -> list[Flow]:
             raise ConfigError(SETTING, f"no flow {e!r}; available: {known}")
         if f in out:
             raise ConfigError(SETTING, f"flow {e!r} is listed twice")
-        if f.window == "week":  # in the contract, not planned yet: refused rather than run as months
-            raise ConfigError(SETTING, f"flow {e!r} has an ISO week window, which fleetlake does not plan yet")
+        if f.window == "week" and f.upstream:  # weeks are planned from raw partitions (ingest/engine/weeks.py)
+            raise ConfigError(SETTING, f"flow {e!r}: an ISO week window reads raw datasets only; its inputs "
+                                       f"{', '.join(f.upstream)} are other flows' outputs, whose weeks cannot be planned")
+        weekly = [u for u in f.upstream if u in have_weekly]
+        if weekly:
+            raise ConfigError(SETTING, f"flow {e!r} reads {', '.join(weekly)}, an ISO week flow: flows on flows read "
+                                       "month windows, so its inputs cannot be planned")
         if f.window in ("quote", "book") and not f.upstream:
             raise ConfigError(SETTING, f"flow {e!r}: a {f.window} window reads other flows' outputs, not raw data")
         out.append(f)

@@ -201,6 +201,19 @@ def stream_by_vehicle(paths: list[str], columns: tuple[str, ...] | None) -> Iter
         yield from _runs(f.iter_batches(batch_size=BATCH_ROWS, columns=cols))
 
 
+def stream_between(paths: list[str], columns: tuple[str, ...] | None, start_ms: int, end_ms: int
+                   ) -> Iterator[pa.Table]:
+    """The pings of [start_ms, end_ms) in committed month file(s) (an ISO week's one or two months), one
+    table per vehicle: only the window's rows are decoded and held."""
+    cols = list(columns) if columns else None
+    parts = []
+    for p in paths:
+        ts = pq.read_schema(p).field("ts").type  # the bounds in the file's own type (unit, time zone)
+        lo, hi = pa.scalar(start_ms, pa.timestamp("ms")).cast(ts), pa.scalar(end_ms, pa.timestamp("ms")).cast(ts)
+        parts.append(pq.read_table(p, columns=cols, filters=[("ts", ">=", lo), ("ts", "<", hi)]))
+    yield from split_by_vehicle(pa.concat_tables(parts))
+
+
 def _runs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
     """Consecutive rows of one vehicle, across batch boundaries; a vehicle seen twice is an error
     (the writer's sort order is what makes memory one vehicle-month)."""
