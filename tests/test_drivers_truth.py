@@ -4,9 +4,9 @@ Twelve trucks on devices that ping every 1 or 5 s through realistic receivers (n
 a quarter without heading, offline gaps), with shifts, mid-day swaps, team driving, days nobody
 logs in and late log edits. The month's pings and safety events are committed through the writer,
 its assignments, HOS logs and violations pulled from the sandbox over HTTP by the real connector,
-and the flow runs on what was committed. Per driver, miles must be within 0.5% of the truth
-(driving hours within 1.5%: see the test), at least 99% of the assigned driving time must go to the driver who drove it, the
-unassigned driving must be its own row, and the violation counts must equal the truth's.
+and the flow runs on what was committed. Per driver, miles and driving hours must be within 0.5%
+of the truth (hours by drivers/driving.py's rule; the fleet flows' 2 mph rule ran up to 1.16% short
+here), at least 99% of the assigned driving time must go to the driver who drove it, the unassigned driving must be its own row, and the violation counts must equal the truth's.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def landed(request, tmp_path_factory):  # type: ignore[no-untyped-def]
         yield rows, truth, crew
 
 
-def test_per_driver_miles_are_within_half_a_percent_and_hours_within_one_and_a_half(landed) -> None:  # type: ignore[no-untyped-def]
+def test_per_driver_miles_and_hours_are_within_half_a_percent(landed) -> None:  # type: ignore[no-untyped-def]
     rows, truth, crew = landed
     got = {r["driver_id"]: r for r in rows}
     kinds = {d.role for d in crew.drivers}
@@ -80,10 +80,9 @@ def test_per_driver_miles_are_within_half_a_percent_and_hours_within_one_and_a_h
         if d is None or t["miles"] < 100:
             continue
         assert got[d]["miles"] == pytest.approx(t["miles"], rel=0.005), d
-        # Hours are the fleet flows' driving time (speeds under 2 mph stand still, trips@3): it runs
-        # 0.1-1.2% short of the truth's every moving second (start and stop ramps below 2 mph), so
-        # the issue's 0.5% holds for miles, not yet for hours (docs/features.md, drivers).
-        assert got[d]["driving_hours"] == pytest.approx(t["driving_s"] / 3600, rel=0.015), d
+        # The truth counts every moving second, ramps included; the fleet flows' 2 mph rule misses
+        # up to 1.16% of a driver's hours on this fleet and fails here (docs/features.md, drivers).
+        assert got[d]["driving_hours"] == pytest.approx(t["driving_s"] / 3600, rel=0.005), d
 
 
 def test_attribution_covers_the_assigned_driving_and_counts_the_unassigned_apart(landed) -> None:  # type: ignore[no-untyped-def]

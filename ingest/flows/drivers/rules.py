@@ -1,8 +1,9 @@
 """drivers' rules (docs/features.md): the fleet's driving split by who drove it.
 
 Each pair of consecutive pings belongs to the driver assigned at its first ping (attribution.py);
-its miles are distance@2's, its driving seconds the track's (the same numbers the fleet's flows
-use, so a fleet's drivers add up to its vehicles). Safety events and speeding episodes go to the
+its miles are distance@2's (the same numbers the fleet's flows use, so a fleet's drivers add up to
+its vehicles' miles); its driving seconds are driving.py's, which keeps the start and stop ramps
+the fleet flows' 2 mph rule drops, as the truth counts driving. Safety events and speeding episodes go to the
 driver at their time. HOS violations are the TSP's, per driver, by the FMCSA rule they break.
 
 - harsh and speeding rates are per 1,000 of the driver's miles; under MIN_MILES they are null
@@ -25,10 +26,12 @@ from common.months import month_bounds_ms
 from ingest.flows.base import FlowInput
 from ingest.flows.distance.rules import pair_miles
 from ingest.flows.drivers.attribution import Timeline, timelines
+from ingest.flows.drivers.driving import driving_s
 from ingest.flows.drivers.schema import VIOLATIONS
 from ingest.flows.fatigue.rules import NIGHT_END_H, NIGHT_START_H
 from ingest.flows.motion import moving_track_of
 from ingest.flows.speed.episodes import episodes
+from ingest.flows.track import track_of
 
 MIN_MILES = 100.0
 HARSH_KINDS = ("harsh_brake", "harsh_accel", "harsh_turn")
@@ -83,7 +86,7 @@ def vehicle(inp: FlowInput, ctx: Context) -> tuple[list[dict[str, Any]], dict[st
     vid = tr.vehicles[0]
     line = ctx.timelines.get(vid)
     counted, miles = pair_miles(tr)
-    driving = tr.pairs.driving_s
+    driving = driving_s(track_of(inp), tr.moving_interval_s)
     hour = tr.local_hour[:-1]
     night = (hour >= NIGHT_START_H) & (hour < NIGHT_END_H)
     who = _who(line, tr.ts[:-1])
