@@ -236,8 +236,12 @@ class MonthWriter:
                 return landed
         # The whole merge: other datasets, a correction of committed pings, an earlier fingerprint.
         out = self._dir / f"merged-{dataset}-{month}.parquet"
+        # A REPLACED dataset's month was pulled whole: the spool alone is the month (merging the
+        # committed rows back in would keep a record the TSP since edited, e.g. an open duty status
+        # as cut at the earlier pull's now, beside its final version). compact() spools nothing: it keeps them.
+        committed = [] if dataset in REPLACED and spooled else self._local_copies(current)
         with self._disk():
-            digest = _merge(self._local_copies(current), spooled, out, dataset, self._dir, self.memory_limit)
+            digest = _merge(committed, spooled, out, dataset, self._dir, self.memory_limit)
         fingerprint = digest.fingerprint
         if current is not None and current.fingerprint == fingerprint and len(current.files) == 1:
             out.unlink(missing_ok=True)
