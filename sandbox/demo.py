@@ -2,7 +2,9 @@
 
 Starts the sandbox TSPs in-process, consents one Samsara and one Motive fleet through the real
 OAuth flow, backfills their history into the local store under ./fleetlake-data, then moves the
-sandbox clock one month forward and runs the monthly refresh, printing what each step did.
+sandbox clock one month forward and runs the monthly refresh, printing what each step did. Run
+again in the same directory, it resumes at the clock the last run ended on (nothing is new), then
+moves one more month forward.
 Work runs through the same pipeline as in the daemon: each pulled month queues its feature work,
 so the refresh recomputes only the months whose inputs changed: the month that was open at
 backfill time and the new one.
@@ -15,6 +17,7 @@ import os
 import sys
 import time
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -62,12 +65,34 @@ def run_demo(config: SandboxConfig, history_months: int, revoke: tuple[str, ...]
     config = replace(config, samsara_rate_per_s=2000.0, motive_rate_per_s=2000.0)
     fast = TspSettings(rate_per_s=1900.0)
     with SandboxServer(config) as server:
+        _resume_clock(server, base.data_dir)
         settings = base.model_copy(update={
             "sandbox_url": server.base_url, "token_key": SecretStr(_demo_key(base.data_dir)),
             "history_months": history_months, "samsara": fast, "motive": fast})
         with open_app(settings) as app:
             _demo(app, server, config, revoke)
+        _keep_clock(server, base.data_dir)
     return 0
+
+
+# The sandbox's clock is real time until the demo moves it a month on. A second run in the same
+# data dir starts where the first one's clock ended: time never runs backwards for the lake, as
+# it does not at a real TSP (a refresh at an earlier clock would find its open months shorter).
+_CLOCK_FILE = "demo-clock"
+
+
+def _resume_clock(server: SandboxServer, data_dir: Path) -> None:
+    try:
+        kept = int((data_dir / _CLOCK_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return
+    if kept > server.world.clock.now_ms():
+        server.world.clock.set(datetime.fromtimestamp(kept / 1000, tz=timezone.utc))
+
+
+def _keep_clock(server: SandboxServer, data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / _CLOCK_FILE).write_text(f"{server.world.clock.now_ms()}\n")
 
 
 def _demo(app: App, server: SandboxServer, config: SandboxConfig, revoke: tuple[str, ...]) -> None:
