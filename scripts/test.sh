@@ -5,4 +5,4 @@ ruff check --quiet .
 mypy
 "$root/scripts/browser.sh"  # the console's browser tests drive Debian's chromium
 # Four workers, one test file each at a time: module fixtures (demo stores, daemons) are built once.
-exec python -m pytest -n "${FLEETLAKE_TEST_WORKERS:-4}" --dist loadfile "$@"
+exec python -m pytest -n "${FLEETLAKE_TEST_WORKERS:-4}" --dist loadfile --no-loadscope-reorder "$@"
