@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,7 +59,7 @@ import pyarrow.parquet as pq
 from common import names
 from common.disk import disk_full_as
 from common.states import CommitStatus
-from partitions import layout
+from partitions import landing, layout
 from partitions.delta import WINDOW_KEY, DataFile, lake_for
 from partitions.digest import EMPTY, Digest, digest_table
 from partitions.manifest import Manifest, RawPartition
@@ -435,11 +435,18 @@ def _connect(tmp: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
     return db.cursor()
 
 
-def _write(reader: pa.RecordBatchReader, out: Path, schema: pa.Schema, digest: bool = True) -> Digest:
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth a Parquet dictionary: ids, sources, kinds, reasons. Trying one on floats and
+    times (nearly all distinct) cost more CPU than the zstd write itself and made the files larger."""
+    return [f.name for f in schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+
+
+def _write(reader: pa.RecordBatchReader | Iterable[pa.RecordBatch], out: Path, schema: pa.Schema,
+           digest: bool = True) -> Digest:
     """Write sorted batches as one zstd Parquet file; the additive digest of what was written."""
     total = EMPTY
-    with pq.ParquetWriter(out, schema, compression="zstd", compression_level=3, use_dictionary=True,
-                          write_statistics=True) as w:
+    with pq.ParquetWriter(out, schema, compression="zstd", compression_level=3,
+                          use_dictionary=_dictionary_columns(schema), write_statistics=True) as w:
         for batch in reader:
             table = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
             if digest:
@@ -450,6 +457,10 @@ def _write(reader: pa.RecordBatchReader, out: Path, schema: pa.Schema, digest: b
 
 def _sort_parts(parts: list[Path], out: Path, tmp: Path, memory_limit: str) -> None:
     """Disjoint sorted ping parts as one file sorted by (vehicle_id, ts) (compaction)."""
+    if landing.fits(parts, memory_limit):
+        _write(landing.sorted_parts(landing.read_parts(parts)).to_batches(ROW_GROUP_ROWS), out, PING_SCHEMA,
+               digest=False)
+        return
     con = _connect(tmp, memory_limit)
     try:
         con.read_parquet([str(p) for p in parts]).create_view("parts")
@@ -487,8 +498,14 @@ def _append(committed: list[Path], spooled: list[Path], out: Path, tmp: Path, me
 
     None when a spooled row differs from the committed row of its key (the caller merges whole).
     Only the committed rows in the spool's time range are joined (row groups outside it are
-    skipped on their statistics), so the cost follows the new rows, not the month.
+    skipped on their statistics), so the cost follows the new rows, not the month. In memory
+    (partitions.landing) when that fits the memory limit, else in DuckDB, which spills.
     """
+    if landing.fits([*spooled, *committed], memory_limit):
+        rows = landing.new_rows(landing.sort_dedupe(landing.read_spool(spooled)), committed)
+        if rows is None or not rows.num_rows:
+            return None if rows is None else EMPTY
+        return _write(rows.to_batches(ROW_GROUP_ROWS), out, PING_SCHEMA)
     con = _connect(tmp, memory_limit)
     try:
         con.register("spool", ds.dataset([str(p) for p in spooled], format="ipc"))
