@@ -14,6 +14,12 @@ same results:
   (`_SAME_PING`), and None (merge the month whole) when one differs;
 - sorted by (vehicle_id, ts), the order every month file has.
 
+The whole merge of a month (`merged`: committed files plus the spool, as `_ORDER[dataset]` selects
+them) is done here too for every dataset: a refresh with nothing new merges each of a fleet's
+small months (events, quarantine, drivers, HOS) only to find it unchanged, and DuckDB's fixed
+cost per query was most of such a refresh. Rows are told apart by their content hashes
+(partitions.digest.row_hashes), so DISTINCT and "one row per key" hold as in SQL, NaN included.
+
 `fits` says which path a commit takes: the spooled bytes (uncompressed Arrow IPC, about what the
 rows take in memory) times the copies made here must stay within the memory limit.
 """
@@ -30,7 +36,8 @@ import pyarrow.dataset as ds
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from partitions.schema import PING_SCHEMA
+from partitions.digest import row_hashes
+from partitions.schema import DATASET_SCHEMAS, PING_SCHEMA
 
 # Copies of the rows held at once here (the spool, the sorted take, the committed rows joined).
 _COPIES = 3
@@ -153,3 +160,46 @@ def sorted_parts(t: pa.Table) -> pa.Table:
     """Disjoint parts' rows (one table, `read_parts`) in (vehicle_id, ts) order: compaction."""
     rank = _ranks(t["vehicle_id"])
     return t.take(pa.array(_order(_codes(t["vehicle_id"], rank), _ts(t["ts"]))))
+
+
+def _plain(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`t` in `schema`'s columns with dictionaries decoded (Arrow sorts and groups plain values)."""
+    t = t.select(schema.names).cast(schema)
+    return pa.table({f.name: pc.cast(t[f.name], f.type.value_type) if pa.types.is_dictionary(f.type) else t[f.name]
+                     for f in schema})
+
+
+def _firsts(keys: pa.Table) -> np.ndarray:
+    """Per row of a table sorted by `keys`' columns: whether it starts a new run of equal keys."""
+    a, b = row_hashes(keys)
+    start = np.ones(keys.num_rows, dtype=bool)
+    start[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return start
+
+
+_EVENT_WINNER = ("ts", "kind", "tsp_kind", "lat", "lon", "speed_mph")
+
+
+def merged(dataset: str, committed: Sequence[Path], spooled: Sequence[Path]) -> pa.Table:
+    """What the writer's `_ORDER[dataset]` selects from the committed files and the spool, in its schema."""
+    schema = DATASET_SCHEMAS[dataset]
+    parts = [pq.read_table(str(p)) for p in committed] + [feather.read_table(str(p)) for p in spooled]
+    if dataset == "pings":
+        return sort_dedupe(_one_chunk(pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])))
+    t = pa.concat_tables([_plain(x, schema) for x in parts]) if parts else _plain(schema.empty_table(), schema)
+    if not t.num_rows:
+        return t.cast(schema)
+    if dataset == "events":
+        # One row per (source, event_id): the smallest by the winner columns (nulls last), then
+        # the rows in (vehicle_id, ts, event_id) order.
+        order = pc.sort_indices(t, sort_keys=[(c, "ascending") for c in ("source", "event_id", *_EVENT_WINNER)])
+        t = t.take(order)
+        t = t.filter(pa.array(_firsts(t.select(["source", "event_id"]))))
+        keys = ["vehicle_id", "ts", "event_id"]
+    else:
+        # DISTINCT: one row per content, then ORDER BY ALL.
+        a, b = row_hashes(t)
+        _, first = np.unique(np.stack([a, b], axis=1), axis=0, return_index=True)
+        t = t.take(pa.array(np.sort(first)))
+        keys = schema.names
+    return t.take(pc.sort_indices(t, sort_keys=[(c, "ascending") for c in keys])).cast(schema)
