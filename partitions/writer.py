@@ -477,6 +477,10 @@ def _sort_parts(parts: list[Path], out: Path, tmp: Path, memory_limit: str) -> N
         _write(landing.sorted_parts(landing.read_parts(parts)).to_batches(ROW_GROUP_ROWS), out, PING_SCHEMA,
                digest=False)
         return
+    _sort_parts_in_duckdb(parts, out, tmp, memory_limit)
+
+
+def _sort_parts_in_duckdb(parts: list[Path], out: Path, tmp: Path, memory_limit: str) -> None:
     con = _connect(tmp, memory_limit)
     try:
         con.read_parquet([str(p) for p in parts]).create_view("parts")
@@ -523,6 +527,11 @@ def _append(committed: list[Path], spooled: list[Path], out: Path, tmp: Path, me
         if rows is None or not rows.num_rows:
             return None if rows is None else EMPTY
         return _write(rows.to_batches(ROW_GROUP_ROWS), out, PING_SCHEMA, level=level)
+    return _append_in_duckdb(committed, spooled, out, tmp, memory_limit, level)
+
+
+def _append_in_duckdb(committed: list[Path], spooled: list[Path], out: Path, tmp: Path, memory_limit: str,
+                      level: int | None = None) -> Digest | None:
     con = _connect(tmp, memory_limit)
     try:
         con.register("spool", ds.dataset([str(p) for p in spooled], format="ipc"))
