@@ -43,6 +43,8 @@ class _Body(httpx.SyncByteStream):
             while True:
                 data = self.response.read1(_CHUNK)
                 if not data:
+                    if self.response.length:  # the server closed before Content-Length: a cut body
+                        raise http.client.IncompleteRead(b"", self.response.length)
                     self.done = True
                     return
                 yield data
