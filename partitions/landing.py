@@ -131,20 +131,29 @@ def new_rows(fresh: pa.Table, committed: Sequence[Path]) -> pa.Table | None:
         return fresh
     ts = fresh["ts"]
     lo, hi = pc.min(ts), pc.max(ts)
-    old = ds.dataset([str(p) for p in committed], format="parquet").to_table(
-        columns=["vehicle_id", "ts", *_VALUES], filter=(ds.field("ts") >= lo) & (ds.field("ts") <= hi))
+    # The keys first (two columns of nine): most partial commits share no key with the parts
+    # before them (other vehicles or weeks), and then no value is read at all.
+    source = ds.dataset([str(p) for p in committed], format="parquet")
+    in_range = (ds.field("ts") >= lo) & (ds.field("ts") <= hi)
+    old = source.to_table(columns=["vehicle_id", "ts"], filter=in_range)
     if not old.num_rows:
         return fresh
     old = old.unify_dictionaries().combine_chunks()
     rank = _ranks(fresh["vehicle_id"], old["vehicle_id"])
-    left = pa.table({"v": _codes(fresh["vehicle_id"], rank), "t": _ts(fresh["ts"]),
+    fresh_v, fresh_t = _codes(fresh["vehicle_id"], rank), _ts(fresh["ts"])
+    keys = pa.table({"v": fresh_v, "t": fresh_t}).join(
+        pa.table({"v": _codes(old["vehicle_id"], rank), "t": _ts(old["ts"])}), keys=["v", "t"], join_type="inner")
+    if not keys.num_rows:
+        return fresh
+    old = source.to_table(columns=["vehicle_id", "ts", *_VALUES], filter=in_range)
+    old = old.unify_dictionaries().combine_chunks()
+    rank = _ranks(fresh["vehicle_id"], old["vehicle_id"])
+    left = pa.table({"v": _codes(fresh["vehicle_id"], rank), "t": fresh_t,
                      "i": np.arange(fresh.num_rows, dtype=np.int64),
                      **{c: fresh[c] for c in _VALUES[:-1]}, "source": pc.cast(fresh["source"], pa.string())})
     right = pa.table({"v": _codes(old["vehicle_id"], rank), "t": _ts(old["ts"]),
                       **{f"c_{c}": old[c] for c in _VALUES[:-1]}, "c_source": pc.cast(old["source"], pa.string())})
     hits = left.join(right, keys=["v", "t"], join_type="inner")
-    if not hits.num_rows:
-        return fresh
     for c in _VALUES:
         a, b = hits[c], hits[f"c_{c}"]
         # IS NOT DISTINCT FROM: equal, or both null

@@ -280,9 +280,9 @@ class MonthWriter:
         if spooled:
             part = self._dir / f"part-pings-{month}.parquet"
             with self._disk():
-                # A part that will be compacted is written fast; what stays is written small.
+                # A part that will be compacted is written fast; what stays as the month is written small.
                 got = _append(parts, spooled, part, self._dir, self.memory_limit,
-                              level=MONTH_ZSTD if compact else PART_ZSTD)
+                              level=MONTH_ZSTD if compact and not parts else PART_ZSTD)
             if got is None:
                 part.unlink(missing_ok=True)
                 return None
