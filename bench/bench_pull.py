@@ -179,6 +179,7 @@ from connectors.providers import oauth_provider, open_connector
 from ingest.pull.backfill import PullOptions, pull_fleet
 from partitions import Manifest
 from partitions.store import LocalStore
+from ingest.pull.hos_datasets import HosPull
 a = json.loads(sys.argv[1])
 with tempfile.TemporaryDirectory() as d, Manifest(Path(d) / "m.duckdb") as m:
     client = OAuthClient(oauth_provider("samsara", a["url"], a["cid"], a["secret"], "http://127.0.0.1:9/cb"))
@@ -186,11 +187,17 @@ with tempfile.TemporaryDirectory() as d, Manifest(Path(d) / "m.duckdb") as m:
     code = parse_qs(urlparse(r.headers["location"]).query)["code"][0]
     creds = FleetCredentials.connect(a["fleet"], client, Vault(Fernet.generate_key().decode()), m, code)
     c = open_connector("samsara", a["fleet"], a["url"], BearerAuth(creds), 1e6)
+    if a.get("refresh"):  # as the daemon refreshes: pings and events, drivers and HOS, each stream's lookback
+        def opts(): return PullOptions(work_dir=Path(d), with_events=True, hos=HosPull())
+        pull_fleet(c, LocalStore(Path(d) / "s"), m, a["fleet"], a["start"], a["now"], opts())
+        r0 = c.http.requests
+    else:
+        def opts(): return PullOptions(work_dir=Path(d), commit_every=a["every"], lookback_ms=0)
+        r0 = 0
     t0, w0 = time.process_time(), time.perf_counter()
-    rep = pull_fleet(c, LocalStore(Path(d) / "s"), m, a["fleet"], a["start"], a["now"],
-                     PullOptions(work_dir=Path(d), commit_every=a["every"], lookback_ms=0))
+    rep = pull_fleet(c, LocalStore(Path(d) / "s"), m, a["fleet"], a["start"], a["now"], opts())
     print(json.dumps({"cpu": time.process_time() - t0, "wall": time.perf_counter() - w0, "pings": rep.rows_accepted,
-                      "slices": rep.slices_pulled, "requests": c.http.requests,
+                      "slices": rep.slices_pulled, "requests": c.http.requests - r0,
                       "commits": len([x for x in rep.commits if x.dataset == "pings"])}))
 """
 
@@ -252,6 +259,38 @@ def once_vs_partial(vehicles: int, before: Path | None, rounds: int) -> None:
               f"= {med['16 partial'] / med['once']:.2f}x (goal <= 1.15x)")
 
 
+def nothing_new(vehicles: int, before: Path | None, rounds: int) -> None:
+    """A refresh with nothing new at the TSP: the same pull again at the same now (a fleet's floor)."""
+    proc, info = sandbox(vehicles, 28, 1e6)
+    rep = subprocess.Popen([sys.executable, "-m", "sandbox.replay", "--upstream", info["samsara"]["base_url"][:-8],
+                            "--samsara-rate", "1e6"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert rep.stdout is not None
+        url = json.loads(rep.stdout.readline())["base_url"] + "/samsara"
+        base = {"url": url, "cid": info["samsara"]["client_id"], "secret": info["samsara"]["client_secret"],
+                "fleet": "acme-freight", "start": int(datetime(2026, 2, 1, tzinfo=timezone.utc).timestamp() * 1000),
+                "now": int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp() * 1000), "every": 32,
+                "refresh": True}
+        here = Path(__file__).resolve().parents[1]
+        _child(here, base)  # records every page of both pulls
+        trees = [("after", here)] + ([("before", before)] if before else [])
+        cpu: dict[str, list[float]] = {label: [] for label, _ in trees}
+        for _ in range(rounds):
+            for label, tree in trees:
+                r = _child(tree, base)
+                cpu[label].append(r["cpu"])
+                print(f"  {label:6s} nothing new: {r['cpu']:.3f} s CPU, wall {r['wall']:.2f}s, {r['pings']:,} pings "
+                      f"re-pulled (the lookback), {r['requests']} requests", flush=True)
+    finally:
+        for p in (rep, proc):
+            p.terminate()
+            p.wait(timeout=30)
+    print(f"\na refresh with nothing new, {vehicles} trucks (pings, events, drivers, HOS; in-process slices; medians "
+          f"of {rounds}):")
+    for label, values in cpu.items():
+        print(f"  {label}: {statistics.median(values):.3f} s CPU (goal <= 0.1 s)")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--sandbox-figures":
         legacy(sys.argv[2:])
@@ -260,8 +299,13 @@ def main() -> None:
     ap.add_argument("--vehicles", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--before", type=Path, default=None, help="another checkout (with its .venv) to compare, e.g. /work/main")
+    ap.add_argument("--idle-vehicles", type=int, default=2, help="the fleet of the nothing-new refresh (0: skip it)")
+    ap.add_argument("--skip-month", action="store_true", help="only the nothing-new refresh")
     a = ap.parse_args()
-    once_vs_partial(a.vehicles, a.before, a.rounds)
+    if not a.skip_month:
+        once_vs_partial(a.vehicles, a.before, a.rounds)
+    if a.idle_vehicles:
+        nothing_new(a.idle_vehicles, a.before, a.rounds)
 
 
 if __name__ == "__main__":

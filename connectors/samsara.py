@@ -50,15 +50,17 @@ PAGE_LIMIT = 512
 ODOMETER_TOLERANCE_MS = 30_000
 
 
-class _DecoratedValue(msgspec.Struct):
+# The GPS page's shapes are not tracked by the cyclic GC (gc=False: they hold no cycles): a page
+# decodes into about 1,500 of them, and the collections they set off cost a sixth of the decode.
+class _DecoratedValue(msgspec.Struct, gc=False):
     value: float | str | None = None
 
 
-class _Decorations(msgspec.Struct):
+class _Decorations(msgspec.Struct, gc=False):
     gpsOdometerMeters: _DecoratedValue | None = None
 
 
-class _Gps(msgspec.Struct):
+class _Gps(msgspec.Struct, gc=False):
     time: str | None = None
     latitude: float | str | None = None
     longitude: float | str | None = None
@@ -67,23 +69,23 @@ class _Gps(msgspec.Struct):
     decorations: _Decorations | None = None
 
 
-class _Odo(msgspec.Struct):
+class _Odo(msgspec.Struct, gc=False):
     time: str | None = None
     value: float | str | None = None
 
 
-class _VehicleStats(msgspec.Struct):
+class _VehicleStats(msgspec.Struct, gc=False):
     id: str
     gps: list[_Gps] | None = None
     gpsOdometerMeters: list[_Odo] | None = None
 
 
-class _Pagination(msgspec.Struct):
+class _Pagination(msgspec.Struct, gc=False):
     endCursor: str = ""
     hasNextPage: bool = False
 
 
-class _StatsPage(msgspec.Struct):
+class _StatsPage(msgspec.Struct, gc=False):
     data: list[_VehicleStats]
     pagination: _Pagination
 

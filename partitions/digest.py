@@ -97,11 +97,13 @@ def _values(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | N
     return filled.astype(np.int64).view(np.uint64), nulls
 
 
-def digest_table(table: pa.Table) -> Digest:
-    """The additive digest of a table's rows (columns in the table's order: callers pass canonical schemas)."""
+def row_hashes(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's two 64-bit lanes (uint64 arrays): equal rows hash equal, nulls apart from values.
+
+    The digest is their sum; on their own they tell rows apart by content (DISTINCT, groups by a
+    key) without comparing values column by column, NaN and -0.0 included.
+    """
     n = table.num_rows
-    if n == 0:
-        return EMPTY
     with np.errstate(over="ignore"):
         lanes = [np.full(n, seed, dtype=np.uint64) for seed in _SEEDS]
         for i, col in enumerate(table.columns):
@@ -111,5 +113,13 @@ def digest_table(table: pa.Table) -> Digest:
                 v = np.where(nulls, _NULL, v)
             for k, lane in enumerate(lanes):
                 lanes[k] = _mix(lane ^ (v + salt + np.uint64(k)))
-        a, b = (int(lane.sum(dtype=np.uint64)) for lane in lanes)
+    return lanes[0], lanes[1]
+
+
+def digest_table(table: pa.Table) -> Digest:
+    """The additive digest of a table's rows (columns in the table's order: callers pass canonical schemas)."""
+    n = table.num_rows
+    if n == 0:
+        return EMPTY
+    a, b = (int(lane.sum(dtype=np.uint64)) for lane in row_hashes(table))
     return Digest(n, a, b)

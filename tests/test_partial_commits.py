@@ -133,3 +133,51 @@ def test_completing_a_month_or_gc_compacts_its_parts_into_one_file_with_the_same
         assert {f.key for f in report.removed} >= set(mar_part.files) - set(compacted.files)
         assert _delta_keys(store) == (mar.num_rows, mar.num_rows)
         assert collect_garbage(store, retention_hours=0, manifest=m).compacted == ()
+
+
+
+def test_months_landed_in_memory_equal_months_landed_in_duckdb(tmp_path: Path) -> None:
+    """Commits that fit the writer's memory limit land in Arrow (partitions.landing), bigger ones in
+    DuckDB, which spills: on the same spool (duplicates with another winner, rows already
+    committed, a quarantined row) both give the same rows, in the same file order, with the same
+    digests: the new part, the compacted month, the whole merges of pings and quarantine."""
+    import pyarrow.parquet as pq
+
+    from partitions import landing, writer
+    from partitions.digest import digest_table
+
+    rows = sim_table(simulator(vehicles=3), [MONTH])
+    slices = _by_vehicle_week(rows, 4)
+    other = slices[1].slice(0, 40).set_column(3, "lat", pc.add(slices[1].slice(0, 40)["lat"], 0.001))
+    bad = rows.slice(0, 1).set_column(3, "lat", pa.array([95.0]))  # coordinates out of range: quarantined
+    d = tmp_path / "spool"
+    d.mkdir()
+
+    def spool(t: pa.Table, name: str) -> dict[str, list[Path]]:
+        out: dict[str, list[Path]] = {}
+        for dataset, _month, path in writer.spool_batch("fleet-a", "pings", t, NOW_MS, d, name).files:
+            out.setdefault(dataset, []).append(Path(path))
+        return out
+
+    first = spool(slices[0], "a")["pings"]
+    committed = d / "committed.parquet"
+    writer._append([], first, committed, tmp_path, "1GB")
+    second = spool(pa.concat_tables([slices[1], other, slices[0].slice(0, 30), bad]), "b")
+    results = {}
+    for how, append, sort_parts in (("memory", writer._append, writer._sort_parts),
+                                    ("duckdb", writer._append_in_duckdb, writer._sort_parts_in_duckdb)):
+        part, month = tmp_path / f"{how}-part.parquet", tmp_path / f"{how}-month.parquet"
+        digest = append([committed], second["pings"], part, tmp_path, "1GB")
+        sort_parts([committed, part], month, tmp_path, "1GB")
+        results[how] = (digest, pq.read_table(part), pq.read_table(month))
+    (mem_digest, mem_part, mem_month), (db_digest, db_part, db_month) = results.values()
+    assert mem_digest == db_digest and mem_digest is not None and mem_digest.rows == slices[1].num_rows
+    for a, b in ((mem_part, db_part), (mem_month, db_month)):
+        assert pc.cast(a["vehicle_id"], pa.string()).equals(pc.cast(b["vehicle_id"], pa.string()))
+        assert a.drop_columns(["vehicle_id", "fleet_id", "source"]).equals(b.drop_columns(["vehicle_id", "fleet_id",
+                                                                                            "source"]))
+    assert mem_part["lat"].to_pylist() == slices[1]["lat"].to_pylist()  # the smaller latitude won, in key order
+    for dataset in ("pings", "quarantine"):
+        spooled = [*first, *second[dataset]] if dataset == "pings" else second[dataset]
+        duck = writer._merge([], spooled, tmp_path / f"merge-{dataset}.parquet", dataset, tmp_path, "1GB")
+        assert digest_table(landing.merged(dataset, [], spooled)) == duck
