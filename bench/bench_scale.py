@@ -24,6 +24,16 @@ daemon's API while N fleets backfill, and idle, same run; medians and p95.
     python bench/bench_scale.py [--fleets 1,4,16,64] [--singles 4] [--requests 200] [--sandbox-process]
         [--replay] [--pull-executor process] [--pull-workers 2] [--compare-workers]
 
+--targets measures the issue's two goals with the replay TSP, each a median of --repeats runs
+from copies of one state, the load average printed beside every run (the machine is shared):
+(a) --together fleets (16) refreshed together vs each of --singles fleets alone (one per TSP by
+default: fleets of one TSP are alike), the median of each fleet's runs, the slowest of those;
+(b) --throughput fleets (64) refreshed with 2 pull worker processes vs 1 (runs alternated, so
+the load drifts over both alike). Each run prints the daemon's CPU split into its own process
+(coordination: tokens, commits, manifest) and its pull workers, and the fake's CPU per request.
+--profile DIR records the daemon's process with py-spy during the first run of each (raw
+stacks, DIR/<what>.raw).
+
 With --replay the fleets are served by the replay TSP (sandbox/replay.py) in front of a sandbox
 process: a warm-up refresh renders every page once, the measured runs get them from the replay
 (its CPU per request is printed beside the daemon's). The daemon's CPU is its process plus its
@@ -39,6 +49,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -63,7 +74,7 @@ from ingest.runtime.app import App, open_app
 from ingest.runtime.daemon import Daemon
 from ingest.runtime.pipeline import Pipeline
 from ingest.surfaces.api import create_app
-from ingest.wiring.settings import load_settings
+from ingest.wiring.settings import Settings, load_settings
 from sandbox.motive_api import MotiveApp
 from sandbox.samsara_api import SamsaraApp
 from sandbox.server import SandboxServer
@@ -125,22 +136,69 @@ def _drain(daemon: Daemon) -> None:
         time.sleep(0.05)
 
 
-LAST_CPU = [0.0]  # the daemon's CPU of the last _run: its process and its pull workers
+LAST_CPU = [0.0, 0.0]  # the daemon's CPU of the last _run: its process + its pull workers, then its process alone
 
 
-def _run(settings, submit: Callable[[Pipeline], object]) -> float:  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _py_spy(out: Path | None) -> Iterator[None]:
+    """py-spy recording this process (the daemon) while the block runs: raw stacks per thread, idle left out."""
+    if out is None:
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(["py-spy", "record", "-r", "200", "-f", "raw", "--threads", "-o", str(out),
+                            "--pid", str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    FAKES.add(spy.pid)  # its CPU is not the daemon's
+    time.sleep(1.0)  # attached before the work starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        spy.wait(timeout=60)
+
+
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds of each thread of this process, by its kernel id."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for d in Path("/proc/self/task").iterdir():
+        try:
+            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(d.name)] = (int(f[11]) + int(f[12])) / tick
+    return out
+
+
+def _by_thread(before: dict[int, float], after: dict[int, float]) -> str:
+    """Where the daemon's own CPU went, by thread kind: its Python threads by name, native ones (DuckDB, delta-rs, Arrow)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    groups: dict[str, float] = {}
+    for tid, cpu in after.items():
+        name = names.get(tid, "native (DuckDB, delta-rs, Arrow)")
+        kind = name.rstrip("0123456789-_").removesuffix("-fleet") or name
+        groups[kind] = groups.get(kind, 0.0) + cpu - before.get(tid, 0.0)
+    return ", ".join(f"{k} {v:.1f}s" for k, v in sorted(groups.items(), key=lambda kv: -kv[1]) if v >= 0.05)
+
+
+def _run(settings, submit: Callable[[Pipeline], object], profile: Path | None = None) -> float:  # type: ignore[no-untyped-def]
     """The daemon's workers on a fresh app (a daemon's shutdown closes its queue): the wall time of the work."""
     with open_app(settings, flows=[]) as app:
         daemon = Daemon(app)
         daemon.start_workers()
         if app.pulls.workers() is not None:
             time.sleep(1.0)  # the worker processes start before the clock does (the daemon starts them once)
-        c0 = time.process_time() + _descendants_cpu()
-        t0 = time.perf_counter()
-        submit(daemon.pipeline)
-        _drain(daemon)
-        took = time.perf_counter() - t0
-        LAST_CPU[0] = time.process_time() + _descendants_cpu() - c0
+        with _py_spy(profile):
+            threads0 = _thread_cpu()
+            own0 = time.process_time()
+            c0 = own0 + _descendants_cpu()
+            t0 = time.perf_counter()
+            submit(daemon.pipeline)
+            _drain(daemon)
+            took = time.perf_counter() - t0
+            own1 = time.process_time()
+            LAST_CPU[:] = [own1 + _descendants_cpu() - c0, own1 - own0]
+            if profile is not None:
+                print(f"  the daemon's process by thread: {_by_thread(threads0, _thread_cpu())}", flush=True)
         daemon.shutdown()
     bad = {k: str(r) for k, r in daemon.queue.snapshot().last.items() if not str(r).startswith("ok")}
     if bad:
@@ -304,6 +362,104 @@ def refresh(n: int, singles: int, own_process: bool, replay: bool = False, compa
               f"{wall:6.1f}s = {one / wall:4.2f}x the throughput (goal >= 1.7x with 2)", flush=True)
 
 
+def _load() -> str:
+    return "load " + "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _fake(r0: dict[str, float], r1: dict[str, float]) -> tuple[float, int, int]:
+    """The replay's CPU seconds, requests and bytes served between two of its /_replay/stats."""
+    return r1["cpu_s"] - r0["cpu_s"], int(r1["requests"] - r0["requests"]), int(r1["bytes"] - r0["bytes"])
+
+
+def _timed(sb: Sandbox, what: str, settings: Settings, submit: Callable[[Pipeline], object],
+           profile: Path | None = None) -> float:
+    """One measured run, printed on a line of its own with the load it ran at and both sides' CPU."""
+    load0, r0 = _load(), sb.replay_stats()
+    wall = _run(settings, submit, profile)
+    r1 = sb.replay_stats()
+    fake_cpu, n, b = _fake(r0, r1)
+    misses = r1["misses"] - r0["misses"]
+    print(f"  {what:<28} {wall:6.1f}s | daemon CPU {LAST_CPU[0]:5.1f}s (its process {LAST_CPU[1]:5.1f}s, pull "
+          f"workers {LAST_CPU[0] - LAST_CPU[1]:5.1f}s) | replay CPU {fake_cpu:4.2f}s = "
+          f"{fake_cpu / max(1, n) * 1e6:.0f} us/request, {fake_cpu / max(1, b) * 1e9:.1f} ms/MB ({n} requests, "
+          f"{b / 1e6:.0f} MB{f', {misses} MISSES' if misses else ''}) | {load0} before, {_load()} after", flush=True)
+    return wall
+
+
+def _state(sb: Sandbox, tmp: Path, fleets: tuple[SandboxFleet, ...]) -> Path:
+    """Every fleet consented and backfilled, the clock a month on, and the replay holding every page of a refresh."""
+    seed = tmp / "seed"
+    with open_app(_settings(seed, sb.base_url, len(fleets)), flows=[]) as app:
+        _consent_all(app, fleets)
+    _run(_settings(seed, sb.base_url, len(fleets)), lambda p: [p.backfill(f.spec.fleet_id) for f in fleets])
+    sb.advance_month()
+    warm = _copy(seed, tmp, "warm")
+    _run(_settings(warm, sb.base_url, len(fleets)), lambda p: p.refresh())
+    return seed
+
+
+COPIES = [0]
+
+
+def _copy(seed: Path, tmp: Path, name: str) -> Path:
+    # A path of its own per copy: the lake's tables are cached by path in this process, and a
+    # fresh copy's Delta log is older than the snapshot a previous run left in that cache.
+    COPIES[0] += 1
+    dst = tmp / f"{name}-{COPIES[0]}"
+    shutil.copytree(seed, dst)
+    return dst
+
+
+def targets(n_together: int, n_throughput: int, singles: int, repeats: int, profile: Path | None) -> None:
+    """The issue's goals: N fleets together vs the slowest alone, and 2 pull workers vs 1 on many fleets."""
+    if not n_together:
+        throughput(n_throughput, repeats, profile)
+        return
+    print(f"(a) {n_together} fleets refreshed together vs alone; {repeats} repeats; {_load()}", flush=True)
+    fleets = _fleets(n_together)
+    alone_fleets = [next(f for f in fleets if f.tsp == t) for t in RATES][:singles] if singles <= len(RATES) \
+        else list(fleets[:singles])
+    together: list[float] = []
+    alone: dict[str, list[float]] = {f.spec.fleet_id: [] for f in alone_fleets}
+    with sandbox(n_together, True, replay=True) as sb, tempfile.TemporaryDirectory() as tmp:
+        seed = _state(sb, Path(tmp), fleets)
+        for r in range(repeats):
+            together.append(_timed(sb, f"#{r + 1} together", _settings(_copy(seed, Path(tmp), "run"), sb.base_url,
+                                                                     n_together),
+                                   lambda p: p.refresh(), profile / "together.raw" if profile and r == 0 else None))
+            for f in alone_fleets:
+                alone[f.spec.fleet_id].append(_timed(
+                    sb, f"#{r + 1} alone {f.spec.fleet_id} ({f.tsp})",
+                    _settings(_copy(seed, Path(tmp), "run"), sb.base_url, 1),
+                    lambda p: p.refresh(f.spec.fleet_id)))  # noqa: B023 - run before the loop moves on
+    slowest = max(statistics.median(v) for v in alone.values())
+    t = statistics.median(together)
+    print(f"(a) {n_together} together: median {t:.1f}s of {[round(x, 1) for x in together]} | slowest alone "
+          f"(median of its runs) {slowest:.1f}s | together/slowest {t / slowest:.2f}x (goal <= 1.5x) | {_load()}",
+          flush=True)
+
+    if n_throughput:
+        throughput(n_throughput, repeats, profile)
+
+
+def throughput(n_throughput: int, repeats: int, profile: Path | None) -> None:
+    print(f"(b) {n_throughput} fleets with 2 pull worker processes vs 1; {repeats} repeats; {_load()}", flush=True)
+    fleets = _fleets(n_throughput)
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    with sandbox(n_throughput, True, replay=True) as sb, tempfile.TemporaryDirectory() as tmp:
+        seed = _state(sb, Path(tmp), fleets)
+        for r in range(repeats):
+            for w in ((2, 1) if r % 2 == 0 else (1, 2)):
+                walls[w].append(_timed(sb, f"#{r + 1} {w} pull worker{'s' if w > 1 else ''}",
+                                       _settings(_copy(seed, Path(tmp), "run"), sb.base_url, n_throughput,
+                                                 pull_workers=w), lambda p: p.refresh(),
+                                       profile / f"throughput-{w}.raw" if profile and r == 0 else None))
+    one, two = statistics.median(walls[1]), statistics.median(walls[2])
+    print(f"(b) {n_throughput} fleets: 1 worker median {one:.1f}s of {[round(x, 1) for x in walls[1]]}, 2 workers "
+          f"median {two:.1f}s of {[round(x, 1) for x in walls[2]]} | throughput 2 vs 1: {one / two:.2f}x (goal >= 1.7x)"
+          f" | {_load()}", flush=True)
+
+
 def status_latency(n: int, requests: int, clients: int) -> None:
     fleets = _fleets(n)
     config = _config(fleets)
@@ -360,6 +516,11 @@ def main() -> None:
     ap.add_argument("--pull-executor", default="process", choices=("thread", "process", "ray"))
     ap.add_argument("--pull-workers", type=int, default=None)
     ap.add_argument("--compare-workers", action="store_true", help="also refresh the largest N with 1 pull worker")
+    ap.add_argument("--targets", action="store_true", help="the issue's goals, with the replay (see above)")
+    ap.add_argument("--together", type=int, default=16)
+    ap.add_argument("--throughput", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--profile", type=Path, default=None, help="py-spy the daemon's process into this directory")
     args = ap.parse_args()
     PULL.update(pull_executor=args.pull_executor, pull_workers=args.pull_workers)
     if args.serve_sandbox:
@@ -367,6 +528,9 @@ def main() -> None:
         return
     print(f"sandbox {'in its own process' if args.sandbox_process else 'in this process'}; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+    if args.targets:
+        targets(args.together, args.throughput, args.singles if args.singles != 4 else 2, args.repeats, args.profile)
+        return
     sizes = [int(x) for x in args.fleets.split(",") if x]
     for n in sizes:
         refresh(n, min(n, args.singles), args.sandbox_process, args.replay, args.compare_workers and n == max(sizes))

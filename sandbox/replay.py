@@ -19,8 +19,11 @@ replay sits in front of a running sandbox (its *upstream*) and:
   near "now" change with the clock.
 
 Served by a minimal HTTP/1.1 server on asyncio (keep-alive, Content-Length bodies, no chunked
-requests): a hit costs tens of µs of CPU. `GET /_replay/stats` reports requests, hits, misses
-and this process's CPU seconds, so benchmarks print the fake's CPU beside the daemon's.
+requests). A hit is two dict lookups (the request target to its page key, memoised once per
+distinct target; the token to its fleet and bucket) and one write of bytes rendered once: tens
+of µs of CPU, most of it the kernel copying the page. `GET /_replay/stats` reports requests,
+hits, misses, bytes served (per TSP too) and this process's CPU seconds, so benchmarks print the
+fake's CPU beside the daemon's.
 
     python -m sandbox.replay --upstream http://127.0.0.1:8080 [--port 0] [--samsara-rate 20] [--motive-rate 10]
 """
@@ -40,6 +43,7 @@ import httpx
 
 _OAUTH = ("/oauth2/authorize", "/oauth2/token", "/oauth2/revoke", "/oauth/authorize", "/oauth/token", "/oauth/revoke")
 _KEEP = ("content-type", "location", "retry-after", "cache-control", "www-authenticate")
+MAX_ROUTES = 1_000_000
 _REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
             429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway"}
 
@@ -48,6 +52,10 @@ def _response(status: int, body: bytes, headers: list[tuple[str, str]] = ()) -> 
     head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Content-Length: {len(body)}"]
     head += [f"{k}: {v}" for k, v in headers]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+_THROTTLED = _response(429, b'{"message":"rate limit exceeded"}', [("Content-Type", "application/json"),
+                                                                   ("Retry-After", "1")])
 
 
 @dataclass
@@ -73,6 +81,16 @@ class ReplayStats:
     forwarded: int = 0
     throttled: int = 0
     rejected: int = 0
+    bytes: int = 0                                                   # of pages answered from the recording
+    per_tsp: dict[str, list[int]] = field(default_factory=dict)      # tsp -> [hits, bytes served]
+
+
+@dataclass(frozen=True)
+class _Route:
+    """What a request target is, worked out once per distinct target (the hit path only looks it up)."""
+
+    tsp: str
+    page: str   # path?canonical query: the recording's key beside the fleet; "" for a target that is not data
 
 
 @dataclass
@@ -85,55 +103,70 @@ class Replay:
     buckets: dict[str, _Bucket] = field(default_factory=dict)
     stats: ReplayStats = field(default_factory=ReplayStats)
     client: httpx.AsyncClient | None = None
+    routes: dict[str, _Route] = field(default_factory=dict)          # request target -> its route (memo)
 
     # ------------------------------------------------------------------ one request
     def answer_now(self, method: str, target: str, headers: dict[str, str]) -> bytes | None:
         """The answer when no upstream call is needed (a recorded page, a 429, the stats); else None."""
-        self.stats.requests += 1
-        path, _, query = target.partition("?")
-        if path == "/_replay/stats":
+        stats = self.stats
+        stats.requests += 1
+        if target == "/_replay/stats":
             return self._stats()
-        key = self._data_key(method, path, query, headers)
+        key = self._data_key(method, target, headers)
         if key is None:
             return None
         token, tsp, page_key = key
         if not self._bucket(token, tsp).take(time.monotonic()):
-            self.stats.throttled += 1
-            return _response(429, b'{"message":"rate limit exceeded"}',
-                             [("Content-Type", "application/json"), ("Retry-After", "1")])
+            stats.throttled += 1
+            return _THROTTLED
         page = self.pages.get(page_key)
         if page is not None:
-            self.stats.hits += 1
+            stats.hits += 1
+            stats.bytes += len(page)
+            counts = stats.per_tsp[tsp]
+            counts[0] += 1
+            counts[1] += len(page)
         return page
 
     async def answer_later(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
         """Forward to the upstream: a page not recorded yet (then recorded), OAuth, admin routes."""
-        path, _, query = target.partition("?")
         status, raw = await self._forward(method, target, headers, body)
-        key = self._data_key(method, path, query, headers)
+        key = self._data_key(method, target, headers)
         if key is not None:
             self.stats.misses += 1
             if status == 200:
                 self.pages[key[2]] = raw
             return raw
+        path, _, query = target.partition("?")
         tsp, _, rest = path.lstrip("/").partition("/")
         self._learn(method, tsp, "/" + rest, query, body, status, raw)
         return raw
 
-    def _data_key(self, method: str, path: str, query: str,
+    def _data_key(self, method: str, target: str,
                   headers: dict[str, str]) -> tuple[str, str, tuple[str, str]] | None:
         """(token, tsp, page key) of a data GET with a token we know the fleet of; None otherwise."""
         if method != "GET":
             return None
-        tsp, _, rest = path.lstrip("/").partition("/")
-        if tsp not in self.rates or "/" + rest in _OAUTH:
+        route = self.routes.get(target)
+        if route is None:
+            route = self.routes[target] = self._route(target)
+        if not route.page:
             return None
         auth = headers.get("authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        fleet = self.fleets.get(token)
+        fleet = self.fleets.get(auth[7:]) if auth.startswith("Bearer ") else None
         if fleet is None:
             return None  # forwarded: the sandbox answers it (401 for a token it never issued)
-        return token, tsp, (fleet, f"{path}?{_canonical(query)}")
+        return auth[7:], route.tsp, (fleet, route.page)
+
+    def _route(self, target: str) -> _Route:
+        if len(self.routes) > MAX_ROUTES:
+            self.routes.clear()  # a memo, not a record: distinct targets beyond it are worked out again
+        path, _, query = target.partition("?")
+        tsp, _, rest = path.lstrip("/").partition("/")
+        if tsp not in self.rates or "/" + rest in _OAUTH:
+            return _Route(tsp, "")
+        self.stats.per_tsp.setdefault(tsp, [0, 0])
+        return _Route(tsp, f"{path}?{_canonical(query)}")
 
     def _bucket(self, token: str, tsp: str) -> _Bucket:
         b = self.buckets.get(token)
@@ -145,13 +178,18 @@ class Replay:
     def _stats(self) -> bytes:
         s = self.stats
         body = json.dumps({"requests": s.requests, "hits": s.hits, "misses": s.misses, "forwarded": s.forwarded,
-                           "throttled": s.throttled, "pages": len(self.pages), "cpu_s": time.process_time()})
+                           "throttled": s.throttled, "bytes": s.bytes, "pages": len(self.pages),
+                           "per_tsp": {t: {"hits": n, "bytes": b} for t, (n, b) in s.per_tsp.items()},
+                           "cpu_s": time.process_time()})
         return _response(200, body.encode(), [("Content-Type", "application/json")])
 
     async def _forward(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         assert self.client is not None
         self.stats.forwarded += 1
-        send = {k: v for k, v in headers.items() if k in ("authorization", "content-type", "accept")}
+        # The client's Host goes upstream too: the sandbox names its URLs from it (`/_sandbox/apps`
+        # hands out api_url and auth_url), so a daemon configured with the replay's URL is sent
+        # back to the replay, not around it to the sandbox.
+        send = {k: v for k, v in headers.items() if k in ("authorization", "content-type", "accept", "host")}
         try:
             r = await self.client.request(method, self.upstream + target, headers=send, content=body or None)
         except httpx.HTTPError as e:

@@ -75,6 +75,18 @@ def test_a_second_pull_through_the_replay_is_served_from_its_recording_and_commi
     after = httpx.get(f"{url}/_replay/stats").json()
     assert second == first
     assert after["misses"] == before["misses"] and after["hits"] > before["hits"]
+    assert after["per_tsp"][tsp]["hits"] - before["per_tsp"][tsp]["hits"] == after["hits"] - before["hits"]
+    assert after["bytes"] > before["bytes"]
+
+
+def test_the_replay_hands_out_its_own_urls_so_a_daemon_pointed_at_it_pulls_through_it(
+        replayed: tuple[SandboxServer, str]) -> None:
+    # A daemon configured with the replay's URL (sandbox_url) learns the TSPs' URLs from
+    # /_sandbox/apps: were they the sandbox's, every page would go around the replay.
+    server, url = replayed
+    apps = httpx.get(f"{url}/_sandbox/apps").json()
+    assert {a["api_url"] for a in apps.values()} == {f"{url}/samsara", f"{url}/motive"}
+    assert {a["auth_url"] for a in apps.values()} == {f"{url}/samsara", f"{url}/motive"}
 
 
 def test_the_replay_refuses_a_token_the_sandbox_never_issued_and_paces_each_token(tmp_path: Path) -> None:
