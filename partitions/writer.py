@@ -58,6 +58,7 @@ import pyarrow.parquet as pq
 
 from common import names
 from common.disk import disk_full_as
+from common.months import month_of_ms
 from common.states import CommitStatus
 from partitions import layout
 from partitions.delta import WINDOW_KEY, DataFile, lake_for
@@ -125,6 +126,7 @@ class MonthWriter:
                 work_dir.mkdir(parents=True, exist_ok=True)
             self._dir = Path(tempfile.mkdtemp(prefix="fleetlake-writer-", dir=work_dir))
         self._spooled: dict[tuple[str, str], list[Path]] = {}
+        self._whole: set[tuple[str, str]] = set()  # snapshots pulled: replaced on commit, also by nothing
         self.accepted = 0
         self.accepted_events = 0
         self.quarantined: Counter[str] = Counter()
@@ -162,12 +164,19 @@ class MonthWriter:
         now_ms = self._now()
         self._accept(dataset, split_valid_hos(dataset, batch, now_ms), now_ms)
 
-    def add_drivers(self, month: str, batch: pa.Table) -> None:
-        """Spool the fleet's drivers (DRIVER_CANDIDATE_SCHEMA) as the snapshot of `month`."""
+    def add_drivers(self, batch: pa.Table) -> None:
+        """Spool the fleet's drivers (DRIVER_CANDIDATE_SCHEMA): all of them, as the TSP lists them now.
+
+        The commit makes them the fleet's drivers snapshot, replacing the one before whole (a
+        driver the TSP no longer lists is gone from the store, as personal data should be); it is
+        filed under the month of the writer's now, the month it was taken in. No rows is a
+        snapshot too: a fleet without drivers keeps none.
+        """
         table = drivers_table(batch)
+        key = month_of_ms(self._now())
+        self._whole.add(("drivers", key))
         if not table.num_rows:
             return
-        key = names.month(month)
         path = self._dir / f"drivers-{key}-w{self._seq():08d}.arrow"
         with self._disk():
             feather.write_feather(table, path, compression="uncompressed")
@@ -212,12 +221,17 @@ class MonthWriter:
         are merged into one file (compacted). Without it, every month is merged whole.
         """
         results = []
-        for (dataset, month), files in sorted(self._spooled.items()):
+        for dataset, month in sorted(set(self._spooled) | self._whole):
+            files = self._spooled.get((dataset, month), [])
             compact = complete is None or month in complete
-            results.append(self._commit_month(dataset, month, files, compact=compact))
+            if dataset in layout.SNAPSHOT_DATASETS:
+                results.append(self._commit_snapshot(dataset, month, files))
+            else:
+                results.append(self._commit_month(dataset, month, files, compact=compact))
             for f in files:
                 f.unlink(missing_ok=True)
         self._spooled.clear()
+        self._whole.clear()
         return results
 
     def compact(self, dataset: str, month: str) -> CommitResult | None:
@@ -226,6 +240,37 @@ class MonthWriter:
         if current is None or len(current.files) < 2:
             return None
         return self._commit_month(dataset, month, [], compact=True)
+
+    def _commit_snapshot(self, dataset: str, month: str, spooled: list[Path]) -> CommitResult:
+        """The spool alone as the fleet's whole snapshot, filed under `month`; the fleet's snapshot
+        of any earlier month goes in the same Delta commit and manifest transaction."""
+        held = self.manifest.raw_partitions(self.fleet_id, dataset)
+        current = max(held, key=lambda p: p.seq) if held else None
+        out = self._dir / f"snapshot-{dataset}-{month}.parquet"
+        with self._disk():
+            digest = _merge([], spooled, out, dataset, self._dir, self.memory_limit)
+        if current is not None and len(held) == 1 and current.fingerprint == digest.fingerprint \
+                and len(current.files) == 1:
+            out.unlink(missing_ok=True)  # the same drivers as last time: the snapshot stands
+            return CommitResult(dataset, current.month, CommitStatus.UNCHANGED, current.rows, current.seq,
+                                current.fingerprint)
+        if current is None and not digest.rows:
+            out.unlink(missing_ok=True)
+            return CommitResult(dataset, month, CommitStatus.UNCHANGED, 0, 0, digest.fingerprint)
+        key = layout.raw_file(dataset, self.fleet_id, month, digest.name)
+        size = out.stat().st_size
+        self.store.put_file(key, out)
+        out.unlink(missing_ok=True)
+        part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, (key,), digest.rows,
+                            size, digest.fingerprint, datetime.now(timezone.utc), self.pull_id)
+        lake_for(self.store).commit_snapshot(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
+                                             [DataFile(key, size, digest.rows)], self._metadata(part))
+        self.manifest.commit_snapshot(part)
+        return CommitResult(dataset, month, CommitStatus.COMMITTED, digest.rows, part.seq, part.fingerprint)
+
+    def _metadata(self, part: RawPartition) -> dict[str, str]:
+        return {WINDOW_KEY: json.dumps(part.to_json(), sort_keys=True), "fleetlake.fingerprint": part.fingerprint,
+                "fleetlake.pull_id": self.pull_id or ""}
 
     def _commit_month(self, dataset: str, month: str, spooled: list[Path], compact: bool) -> CommitResult:
         current = self.manifest.raw_partition(self.fleet_id, dataset, month)
@@ -307,8 +352,7 @@ class MonthWriter:
         before = current.bytes if append and current is not None else 0
         part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, files, digest.rows,
                             before + size, digest.fingerprint, datetime.now(timezone.utc), self.pull_id)
-        metadata = {WINDOW_KEY: json.dumps(part.to_json(), sort_keys=True), "fleetlake.fingerprint": part.fingerprint,
-                    "fleetlake.pull_id": self.pull_id or ""}
+        metadata = self._metadata(part)
         lake = lake_for(self.store)
         if append:
             lake.append_window(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
@@ -462,6 +506,9 @@ def _sort_parts(parts: list[Path], out: Path, tmp: Path, memory_limit: str) -> N
 def _merge(committed: list[Path], spooled: list[Path], out: Path, dataset: str, tmp: Path,
            memory_limit: str) -> Digest:
     """Deduplicate and sort committed Parquet plus spooled Arrow IPC into `out`; its content digest."""
+    if not committed and not spooled:  # a month (or snapshot) replaced by nothing: an empty file of the schema
+        schema = DATASET_SCHEMAS[dataset]
+        return _write(pa.RecordBatchReader.from_batches(schema, iter(())), out, schema)
     con = _connect(tmp, memory_limit)
     try:
         if spooled:
