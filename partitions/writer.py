@@ -95,9 +95,11 @@ _ORDER = {
     # month (REPLACED), so the rows are only put in a stable order here.
     **dict.fromkeys(("drivers", "assignments", "hos_logs", "hos_violations"), "SELECT DISTINCT * FROM src ORDER BY ALL"),
 }
-# Datasets whose month is pulled whole every time: a commit replaces the committed month instead
-# of merging into it, so a record the TSP edited or withdrew does not linger.
-REPLACED = frozenset({"drivers", "assignments", "hos_logs", "hos_violations"})
+# Datasets whose month is pulled whole every time (MonthWriter.replace_month): a commit replaces the
+# committed month instead of merging into it, so a record the TSP edited or withdrew does not
+# linger, and a month the TSP has nothing left of becomes empty. (The drivers snapshot is replaced
+# whole too, with the fleet's other months: layout.SNAPSHOT_DATASETS.)
+REPLACED = frozenset({"assignments", "hos_logs", "hos_violations"})
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class MonthWriter:
                 work_dir.mkdir(parents=True, exist_ok=True)
             self._dir = Path(tempfile.mkdtemp(prefix="fleetlake-writer-", dir=work_dir))
         self._spooled: dict[tuple[str, str], list[Path]] = {}
-        self._whole: set[tuple[str, str]] = set()  # snapshots pulled: replaced on commit, also by nothing
+        self._whole: set[tuple[str, str]] = set()  # (dataset, month) pulled whole: replaced on commit, also by nothing
         self.accepted = 0
         self.accepted_events = 0
         self.quarantined: Counter[str] = Counter()
@@ -182,6 +184,13 @@ class MonthWriter:
             feather.write_feather(table, path, compression="uncompressed")
         self._spooled.setdefault(("drivers", key), []).append(path)
 
+    def replace_month(self, dataset: str, month: str) -> None:
+        """Declare `month` of a REPLACED dataset pulled whole: its commit replaces the committed month
+        with what was spooled for it, also when that is nothing (every record withdrawn or edited away)."""
+        if dataset not in REPLACED:
+            raise ValueError(f"{dataset} is not a dataset whose months are replaced")
+        self._whole.add((names.dataset(dataset), names.month(month)))
+
     def _now(self) -> int:
         return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
 
@@ -224,10 +233,11 @@ class MonthWriter:
         for dataset, month in sorted(set(self._spooled) | self._whole):
             files = self._spooled.get((dataset, month), [])
             compact = complete is None or month in complete
+            whole = (dataset, month) in self._whole
             if dataset in layout.SNAPSHOT_DATASETS:
                 results.append(self._commit_snapshot(dataset, month, files))
             else:
-                results.append(self._commit_month(dataset, month, files, compact=compact))
+                results.append(self._commit_month(dataset, month, files, compact=compact, whole=whole))
             for f in files:
                 f.unlink(missing_ok=True)
         self._spooled.clear()
@@ -272,7 +282,8 @@ class MonthWriter:
         return {WINDOW_KEY: json.dumps(part.to_json(), sort_keys=True), "fleetlake.fingerprint": part.fingerprint,
                 "fleetlake.pull_id": self.pull_id or ""}
 
-    def _commit_month(self, dataset: str, month: str, spooled: list[Path], compact: bool) -> CommitResult:
+    def _commit_month(self, dataset: str, month: str, spooled: list[Path], compact: bool,
+                      whole: bool = False) -> CommitResult:
         current = self.manifest.raw_partition(self.fleet_id, dataset, month)
         base = Digest.parse(current.fingerprint) if current is not None else EMPTY
         if dataset == "pings" and base is not None:
@@ -281,10 +292,13 @@ class MonthWriter:
                 return landed
         # The whole merge: other datasets, a correction of committed pings, an earlier fingerprint.
         out = self._dir / f"merged-{dataset}-{month}.parquet"
-        # A REPLACED dataset's month was pulled whole: the spool alone is the month (merging the
-        # committed rows back in would keep a record the TSP since edited, e.g. an open duty status
-        # as cut at the earlier pull's now, beside its final version). compact() spools nothing: it keeps them.
-        committed = [] if dataset in REPLACED and spooled else self._local_copies(current)
+        # A REPLACED dataset's month pulled whole (replace_month): the spool alone is the month,
+        # also when it is empty (merging the committed rows back in would keep a record the TSP
+        # since edited or withdrew, e.g. an open duty status as cut at the earlier pull's now,
+        # beside its final version). compact() declares nothing: it keeps them.
+        if whole and current is None and not spooled:
+            return CommitResult(dataset, month, CommitStatus.UNCHANGED, 0, 0, EMPTY.fingerprint)
+        committed = [] if whole and dataset in REPLACED else self._local_copies(current)
         with self._disk():
             digest = _merge(committed, spooled, out, dataset, self._dir, self.memory_limit)
         fingerprint = digest.fingerprint

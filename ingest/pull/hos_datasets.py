@@ -69,6 +69,9 @@ class HosPull:
         rows = 0
         for dataset in DATASETS:
             table = getattr(hos, dataset)(lo, end)
+            # pulled whole (only now that it was): the commit replaces the committed month, also
+            # with nothing when the TSP has nothing left of it
+            writer.replace_month(dataset, month)
             if dataset != "hos_violations":
                 table = clip(table, lo, hi, now_ms)
             writer.add_hos(dataset, table)
