@@ -86,6 +86,21 @@ def test_the_drivers_snapshot_is_one_table_per_fleet_replaced_whole_by_each_pull
     assert read_snapshot(store, manifest, "fleet-a", tmp_path / "c").num_rows == 0
 
 
+def test_every_raw_dataset_is_one_the_store_knows_of(manifest: Manifest, tmp_path: Path) -> None:
+    """layout.RAW_DATASETS lists every dataset with a schema, so what walks the raw tables by that
+    list (a missing manifest over a store that holds only drivers data is lost state, not a new
+    install) misses none of them."""
+    from partitions.rebuild import lake_contents
+    from partitions.schema import DATASET_SCHEMAS
+    from partitions.store import LocalStore
+
+    assert set(layout.RAW_DATASETS) == set(DATASET_SCHEMAS)
+    store = LocalStore(tmp_path / "lake")
+    assert lake_contents(store) is None
+    pull_drivers(store, manifest, "fleet-a", [("d1", "Ann Lee")], ms(2026, 1, 20), tmp_path)
+    assert lake_contents(store) == "the Delta table raw/drivers"
+
+
 def hos_month(fleet: str, vehicle: str, driver: str, lo: int) -> dict[str, pa.Table]:
     hour = 3_600_000
     return {
