@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from common.months import month_bounds_ms
-from connectors.hos import clip
+from connectors.hos import clip, inside
 from partitions.manifest import Manifest
 from partitions.schema import DRIVER_CANDIDATE_SCHEMA
 from partitions.writer import MonthWriter
@@ -72,8 +72,8 @@ class HosPull:
             # pulled whole (only now that it was): the commit replaces the committed month, also
             # with nothing when the TSP has nothing left of it
             writer.replace_month(dataset, month)
-            if dataset != "hos_violations":
-                table = clip(table, lo, hi, now_ms)
+            # A record of another month goes; one with an implausible time stays, to be quarantined.
+            table = clip(table, lo, hi, now_ms) if dataset != "hos_violations" else inside(table, "ts", lo, hi, now_ms)
             writer.add_hos(dataset, table)
             rows += table.num_rows
         return rows
