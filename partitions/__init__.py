@@ -1,6 +1,6 @@
 """Object store, Parquet month partitions and the DuckDB manifest.
 
-Public API: open_store, MonthWriter, Manifest, read_month, rebuild_raw, collect_garbage (Delta vacuum) and the
+Public API: open_store, MonthWriter, Manifest, read_month, read_snapshot, rebuild_raw, collect_garbage (Delta vacuum) and the
 canonical PING_SCHEMA. Never imports `ingest`.
 
 The names load on first use (PEP 562): `import partitions.store` must not pay for pyarrow, numpy
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "GcReport": "gc", "collect_garbage": "gc",
     "Manifest": "manifest", "RawPartition": "manifest",
-    "read_month": "reader",
+    "read_month": "reader", "read_snapshot": "reader",
     "rebuild_raw": "rebuild", "rebuild_runs": "rebuild",
     "CANDIDATE_SCHEMA": "schema", "PING_SCHEMA": "schema", "QUARANTINE_SCHEMA": "schema", "candidates": "schema",
     "split_valid": "schema",
@@ -24,7 +24,7 @@ _WHERE = {
 }
 __all__ = ["CANDIDATE_SCHEMA", "PING_SCHEMA", "QUARANTINE_SCHEMA", "CommitResult", "GcReport", "Manifest", "MonthWriter",
            "ObjectStore", "RawPartition", "S3Options", "candidates", "collect_garbage", "open_store",
-           "read_month", "rebuild_raw", "rebuild_runs", "split_valid"]
+           "read_month", "read_snapshot", "rebuild_raw", "rebuild_runs", "split_valid"]
 
 
 def __getattr__(name: str) -> Any:
@@ -37,7 +37,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # what mypy and readers see: the same names, imported eagerly
     from partitions.gc import GcReport, collect_garbage
     from partitions.manifest import Manifest, RawPartition
-    from partitions.reader import read_month
+    from partitions.reader import read_month, read_snapshot
     from partitions.rebuild import rebuild_raw, rebuild_runs
     from partitions.schema import CANDIDATE_SCHEMA, PING_SCHEMA, QUARANTINE_SCHEMA, candidates, split_valid
     from partitions.store import ObjectStore, S3Options, open_store

@@ -45,6 +45,9 @@ TABLE_CONFIG = {"delta.logRetentionDuration": "interval 36500 days"}
 WINDOW_KEY = "fleetlake.window"
 RUN_KEY = "fleetlake.run"
 PURGE_KEY = "fleetlake.purged_fleet"  # a commit that removed every file of an off-boarded fleet
+# A commit that made one window the fleet's only one in a snapshot table (layout.SNAPSHOT_DATASETS):
+# the fleet's windows committed before it were replaced on purpose, like a purge's.
+SNAPSHOT_KEY = "fleetlake.snapshot_of"
 
 
 @dataclass(frozen=True)
@@ -168,11 +171,15 @@ class Lake:
             return {}, 0
         newest: dict[tuple[str, str], WindowCommit] = {}
         purged: dict[str, int] = {}  # fleet -> version of the newest commit that purged it
+        replaced: dict[str, int] = {}  # fleet -> version of its newest snapshot commit
         count = 0
         for entry in dt.history():
             if entry.get(PURGE_KEY):
                 fleet = str(entry[PURGE_KEY])
                 purged[fleet] = max(purged.get(fleet, -1), int(entry.get("version", -1)))
+            if entry.get(SNAPSHOT_KEY):
+                fleet = str(entry[SNAPSHOT_KEY])
+                replaced[fleet] = max(replaced.get(fleet, -1), int(entry.get("version", -1)))
             raw = entry.get(key)
             if raw is None:
                 continue
@@ -184,6 +191,8 @@ class Lake:
                 newest[window] = WindowCommit(version, record)
         # An off-boarded fleet's windows were removed on purpose: they are no window of the table.
         newest = {w: c for w, c in newest.items() if c.version > purged.get(w[0], -1)}
+        # A snapshot commit replaced the fleet's every earlier window (its own record is kept).
+        newest = {w: c for w, c in newest.items() if c.version >= replaced.get(w[0], -1)}
         return newest, count
 
     # ------------------------------------------------------------------ writing
@@ -218,6 +227,40 @@ class Lake:
             except (OSError, DeltaError) as e:  # e.g. a conflicting commit by another writer
                 raise StoreError(f"Delta commit of {prefix} in {self.store.url} failed: {_brief(e)}") from None
             return True  # the next open() brings the handle up to date
+
+    def commit_snapshot(self, table: str, file_schema: pa.Schema, fleet_id: str, month: str,
+                        files: list[DataFile], metadata: dict[str, str]) -> bool:
+        """Make `files` (in window (fleet, month)) the fleet's whole content of a snapshot table, in
+        one Delta commit that also removes the fleet's files of every other month.
+
+        A snapshot (the drivers, layout.SNAPSHOT_DATASETS) is no history: each pull replaces it
+        whole, and `month` only says when it was taken. False (nothing committed) when the fleet's
+        live files already are exactly `files`.
+        """
+        prefix = f"{table}/{layout.partition_path(fleet_id, month)}"
+        for f in files:
+            if not f.key.startswith(prefix):
+                raise ValueError(f"{f.key} is not in window {prefix}")
+        with self.locked(table):
+            dt = self.open(table) or self._create(table, file_schema)
+            live = [f for (fleet, _m), fs in _live(dt, table).items() if fleet == fleet_id for f in fs]
+            if sorted(f.key for f in live) == sorted(f.key for f in files):
+                return False
+            missing = [f.key for f in files if not self.store.exists(f.key)]
+            if missing:
+                raise StoreError(f"cannot commit {prefix}: files missing from the store: {', '.join(missing)}")
+            now_ms = int(time.time() * 1000)
+            adds: list[AddAction | RemoveAction] = [
+                AddAction(f.key[len(table) + 1:], f.size, {"fleet": fleet_id, "month": month}, now_ms, True,
+                          json.dumps({"numRecords": f.rows})) for f in files]
+            try:
+                dt.create_write_transaction(
+                    adds, mode="overwrite", schema=dt.schema(), partition_by=list(layout.PARTITION_COLUMNS),
+                    partition_filters=[("fleet", "=", fleet_id)],
+                    commit_properties=CommitProperties(custom_metadata={**metadata, SNAPSHOT_KEY: fleet_id}))
+            except (OSError, DeltaError) as e:
+                raise StoreError(f"Delta commit of {prefix} in {self.store.url} failed: {_brief(e)}") from None
+            return True
 
     def append_window(self, table: str, file_schema: pa.Schema, fleet_id: str, month: str,
                       files: list[DataFile], metadata: dict[str, str]) -> bool:

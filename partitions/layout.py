@@ -9,7 +9,10 @@ Trino, Snowflake, polars and DuckDB find the live files through the table's log:
     features/<flow>/v<version>/fleet=<id>/month=<YYYY-MM>/part-<content hash>.parquet
 
 Raw datasets: `pings` (canonical GPS pings), `events` (TSP safety events), `quarantine` (rows that
-failed validation, with the reason). Stores written before the Delta tables also hold
+failed validation, with the reason), and drivers and hours of service: `assignments`, `hos_logs`,
+`hos_violations` (month-partitioned like pings) and `drivers`, a snapshot (SNAPSHOT_DATASETS): one
+partition per fleet, under the month it was taken in, replaced whole with the fleet's other
+months by each pull. Stores written before the Delta tables also hold
 `_commits/...` marker files; `partitions.migrate` reads them once and converts the store.
 Every name is validated before it becomes part of a key.
 """
@@ -25,7 +28,8 @@ CONTROL = "_control"  # control records: fleets, sealed credentials and their da
 READY_PROBE = "_ready-probe"  # a key /readyz asks about: the store answers, whatever it says
 DELTA_LOG = "_delta_log"
 FIRST_LOG_ENTRY = "00000000000000000000.json"  # a table's first commit: how tables are found
-RAW_DATASETS = ("pings", "events", "quarantine")
+RAW_DATASETS = ("pings", "events", "quarantine", "drivers", "assignments", "hos_logs", "hos_violations")
+SNAPSHOT_DATASETS = frozenset({"drivers"})  # one window per fleet: no history kept, only the newest pull's
 PARTITION_COLUMNS = ("fleet", "month")
 
 

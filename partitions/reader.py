@@ -34,3 +34,13 @@ def read_month(store: ObjectStore, manifest: Manifest, fleet_id: str, month: str
         return DATASET_SCHEMAS[dataset].empty_table()
     files = local_files(store, list(part.files), cache_dir)
     return pa.concat_tables(pq.read_table(f) for f in files)
+
+
+def read_snapshot(store: ObjectStore, manifest: Manifest, fleet_id: str, cache_dir: Path,
+                  dataset: str = "drivers") -> pa.Table:
+    """A fleet's snapshot of a dataset replaced whole by each pull (layout.SNAPSHOT_DATASETS), whatever
+    month it was taken in; empty with the right schema when none is committed."""
+    held = manifest.raw_partitions(fleet_id, dataset)
+    if not held:
+        return DATASET_SCHEMAS[dataset].empty_table()
+    return read_month(store, manifest, fleet_id, max(held, key=lambda p: p.seq).month, cache_dir, dataset)

@@ -274,6 +274,17 @@ HOS_DATASETS = {"assignments": (ASSIGNMENT_SCHEMA, ASSIGNMENT_CANDIDATE_SCHEMA),
                 "hos_violations": (HOS_VIOLATION_SCHEMA, HOS_VIOLATION_CANDIDATE_SCHEMA)}
 
 
+# Longer than any id or label a TSP issues: a record with a longer id is quarantined, a longer
+# label cut (connectors pass them through as sent; a hostile one can be megabytes).
+MAX_ID_CHARS = 128
+MAX_LABEL_CHARS = 64
+MAX_EVIDENCE_CHARS = 4096
+
+
+def _too_long(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.fill_null(pc.greater(pc.utf8_length(col), MAX_ID_CHARS), False)
+
+
 def _blank(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.or_kleene(pc.is_null(col), pc.equal(pc.utf8_length(col), 0))
 
@@ -287,18 +298,22 @@ def _time_checks(ts: pa.ChunkedArray, name: str, now_ms: int) -> list[tuple[obje
 def split_valid_hos(dataset: str, table: pa.Table, now_ms: int) -> Split:
     """Canonical rows of one of HOS_DATASETS and quarantined ones (reason prefixed with the dataset).
 
-    Quarantined: no fleet, driver (or vehicle, for an assignment) or source, an unusable time, an
-    interval that ends before it starts. A status or violation type fleetlake does not know lands as
-    `other` with the TSP's label kept; a duration that is negative or unparseable becomes null
-    (counted in `nulled`).
+    Quarantined: no fleet, driver (or vehicle, for an assignment) or source, an id longer than
+    MAX_ID_CHARS, an unusable time, an interval that ends before it starts (the evidence cut to
+    MAX_EVIDENCE_CHARS). A status or violation type fleetlake does not know lands as `other` with
+    the TSP's label kept; a label that is not text or longer than MAX_LABEL_CHARS becomes "", a
+    duration that is negative or unparseable null (each counted in `nulled`).
     """
     schema, cand = HOS_DATASETS[dataset]
     t = table.select(cand.names).cast(cand)
     checks: list[tuple[object, str]] = [(_blank(t["fleet_id"]), "missing fleet_id"),
                                         (_blank(t["driver_id"]), "missing driver id"),
+                                        (_too_long(t["driver_id"]), "driver id too long"),
                                         (pc.invert(pc.is_in(t["source"], pa.array(SOURCES))), "unknown source")]
     if dataset == "assignments":
         checks.append((_blank(t["vehicle_id"]), "missing vehicle_id"))
+    if "vehicle_id" in t.column_names:
+        checks.append((_too_long(t["vehicle_id"]), "vehicle_id too long"))
     if dataset == "hos_violations":
         checks += _time_checks(t["ts"], "timestamp", now_ms)
     else:
@@ -325,7 +340,12 @@ def split_valid_hos(dataset: str, table: pa.Table, now_ms: int) -> Split:
             nulled["duration out of range"] = n + (pc.sum(pc.and_(pc.is_valid(good["raw"]),
                                                                   pc.is_null(good["duration_s"]))).as_py() or 0)
         elif f.name == "tsp_status" or f.name == "tsp_kind":
-            col = pc.fill_null(col, "")
+            # The TSP's label, kept for evidence: one sent as no text (null here) or longer than any
+            # real label is cut to "" (its status or type is `other` then), counted.
+            nulled["label not text"] = pc.sum(pc.is_null(col)).as_py() or 0
+            long = pc.fill_null(pc.greater(pc.utf8_length(col), MAX_LABEL_CHARS), False)
+            nulled["label too long"] = pc.sum(long).as_py() or 0
+            col = pc.if_else(long, pa.scalar(""), pc.fill_null(col, ""))
         cols[f.name] = pc.dictionary_encode(col).cast(f.type) if pa.types.is_dictionary(f.type) else col.cast(f.type)
     valid = pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
     bad = t.filter(is_bad)
@@ -333,11 +353,14 @@ def split_valid_hos(dataset: str, table: pa.Table, now_ms: int) -> Split:
     when = bad["ts"] if dataset == "hos_violations" else bad["start_ts"]
     who = pc.binary_join_element_wise(pa.array([f"{dataset} driver "] * n, pa.string()),
                                       pc.fill_null(bad["driver_id"], "?"), "")
+    # Evidence is bounded: a hostile record's megabyte string is quarantined, not stored whole.
+    evidence = pc.utf8_slice_codeunits(pc.if_else(pc.is_valid(bad["raw"]), bad["raw"], who), 0, MAX_EVIDENCE_CHARS)
+    vehicle = bad["vehicle_id"] if "vehicle_id" in bad.column_names else pa.nulls(n, pa.string())
     quarantine = pa.Table.from_arrays([
-        bad["fleet_id"], bad["vehicle_id"] if "vehicle_id" in bad.column_names else pa.nulls(n, pa.string()),
+        bad["fleet_id"], pc.utf8_slice_codeunits(vehicle, 0, MAX_ID_CHARS),
         when, pa.nulls(n, pa.float64()), pa.nulls(n, pa.float64()), pa.nulls(n, pa.float64()),
         pa.nulls(n, pa.float64()), pa.nulls(n, pa.float64()), bad["source"],
-        pc.if_else(pc.is_valid(bad["raw"]), bad["raw"], who), reason.filter(is_bad),
+        evidence, reason.filter(is_bad),
     ], schema=QUARANTINE_SCHEMA)
     return Split(valid, quarantine, {k: v for k, v in nulled.items() if v})
 

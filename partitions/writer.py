@@ -58,6 +58,7 @@ import pyarrow.parquet as pq
 
 from common import names
 from common.disk import disk_full_as
+from common.months import month_of_ms
 from common.states import CommitStatus
 from partitions import landing, layout
 from partitions.delta import WINDOW_KEY, DataFile, lake_for
@@ -98,9 +99,11 @@ _ORDER = {
     # month (REPLACED), so the rows are only put in a stable order here.
     **dict.fromkeys(("drivers", "assignments", "hos_logs", "hos_violations"), "SELECT DISTINCT * FROM src ORDER BY ALL"),
 }
-# Datasets whose month is pulled whole every time: a commit replaces the committed month instead
-# of merging into it, so a record the TSP edited or withdrew does not linger.
-REPLACED = frozenset({"drivers", "assignments", "hos_logs", "hos_violations"})
+# Datasets whose month is pulled whole every time (MonthWriter.replace_month): a commit replaces the
+# committed month instead of merging into it, so a record the TSP edited or withdrew does not
+# linger, and a month the TSP has nothing left of becomes empty. (The drivers snapshot is replaced
+# whole too, with the fleet's other months: layout.SNAPSHOT_DATASETS.)
+REPLACED = frozenset({"assignments", "hos_logs", "hos_violations"})
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class MonthWriter:
                 work_dir.mkdir(parents=True, exist_ok=True)
             self._dir = Path(tempfile.mkdtemp(prefix="fleetlake-writer-", dir=work_dir))
         self._spooled: dict[tuple[str, str], list[Path]] = {}
+        self._whole: set[tuple[str, str]] = set()  # (dataset, month) pulled whole: replaced on commit, also by nothing
         self.accepted = 0
         self.accepted_events = 0
         self.quarantined: Counter[str] = Counter()
@@ -166,16 +170,30 @@ class MonthWriter:
         now_ms = self._now()
         self._accept(dataset, split_valid_hos(dataset, batch, now_ms), now_ms)
 
-    def add_drivers(self, month: str, batch: pa.Table) -> None:
-        """Spool the fleet's drivers (DRIVER_CANDIDATE_SCHEMA) as the snapshot of `month`."""
+    def add_drivers(self, batch: pa.Table) -> None:
+        """Spool the fleet's drivers (DRIVER_CANDIDATE_SCHEMA): all of them, as the TSP lists them now.
+
+        The commit makes them the fleet's drivers snapshot, replacing the one before whole (a
+        driver the TSP no longer lists is gone from the store, as personal data should be); it is
+        filed under the month of the writer's now, the month it was taken in. No rows is a
+        snapshot too: a fleet without drivers keeps none.
+        """
         table = drivers_table(batch)
+        key = month_of_ms(self._now())
+        self._whole.add(("drivers", key))
         if not table.num_rows:
             return
-        key = names.month(month)
         path = self._dir / f"drivers-{key}-w{self._seq():08d}.arrow"
         with self._disk():
             feather.write_feather(table, path, compression="uncompressed")
         self._spooled.setdefault(("drivers", key), []).append(path)
+
+    def replace_month(self, dataset: str, month: str) -> None:
+        """Declare `month` of a REPLACED dataset pulled whole: its commit replaces the committed month
+        with what was spooled for it, also when that is nothing (every record withdrawn or edited away)."""
+        if dataset not in REPLACED:
+            raise ValueError(f"{dataset} is not a dataset whose months are replaced")
+        self._whole.add((names.dataset(dataset), names.month(month)))
 
     def _now(self) -> int:
         return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
@@ -216,12 +234,18 @@ class MonthWriter:
         are merged into one file (compacted). Without it, every month is merged whole.
         """
         results = []
-        for (dataset, month), files in sorted(self._spooled.items()):
+        for dataset, month in sorted(set(self._spooled) | self._whole):
+            files = self._spooled.get((dataset, month), [])
             compact = complete is None or month in complete
-            results.append(self._commit_month(dataset, month, files, compact=compact))
+            whole = (dataset, month) in self._whole
+            if dataset in layout.SNAPSHOT_DATASETS:
+                results.append(self._commit_snapshot(dataset, month, files))
+            else:
+                results.append(self._commit_month(dataset, month, files, compact=compact, whole=whole))
             for f in files:
                 f.unlink(missing_ok=True)
         self._spooled.clear()
+        self._whole.clear()
         return results
 
     def compact(self, dataset: str, month: str) -> CommitResult | None:
@@ -231,7 +255,39 @@ class MonthWriter:
             return None
         return self._commit_month(dataset, month, [], compact=True)
 
-    def _commit_month(self, dataset: str, month: str, spooled: list[Path], compact: bool) -> CommitResult:
+    def _commit_snapshot(self, dataset: str, month: str, spooled: list[Path]) -> CommitResult:
+        """The spool alone as the fleet's whole snapshot, filed under `month`; the fleet's snapshot
+        of any earlier month goes in the same Delta commit and manifest transaction."""
+        held = self.manifest.raw_partitions(self.fleet_id, dataset)
+        current = max(held, key=lambda p: p.seq) if held else None
+        out = self._dir / f"snapshot-{dataset}-{month}.parquet"
+        with self._disk():
+            digest = _merge([], spooled, out, dataset, self._dir, self.memory_limit)
+        if current is not None and len(held) == 1 and current.fingerprint == digest.fingerprint \
+                and len(current.files) == 1:
+            out.unlink(missing_ok=True)  # the same drivers as last time: the snapshot stands
+            return CommitResult(dataset, current.month, CommitStatus.UNCHANGED, current.rows, current.seq,
+                                current.fingerprint)
+        if current is None and not digest.rows:
+            out.unlink(missing_ok=True)
+            return CommitResult(dataset, month, CommitStatus.UNCHANGED, 0, 0, digest.fingerprint)
+        key = layout.raw_file(dataset, self.fleet_id, month, digest.name)
+        size = out.stat().st_size
+        self.store.put_file(key, out)
+        out.unlink(missing_ok=True)
+        part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, (key,), digest.rows,
+                            size, digest.fingerprint, datetime.now(timezone.utc), self.pull_id)
+        lake_for(self.store).commit_snapshot(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
+                                             [DataFile(key, size, digest.rows)], self._metadata(part))
+        self.manifest.commit_snapshot(part)
+        return CommitResult(dataset, month, CommitStatus.COMMITTED, digest.rows, part.seq, part.fingerprint)
+
+    def _metadata(self, part: RawPartition) -> dict[str, str]:
+        return {WINDOW_KEY: json.dumps(part.to_json(), sort_keys=True), "fleetlake.fingerprint": part.fingerprint,
+                "fleetlake.pull_id": self.pull_id or ""}
+
+    def _commit_month(self, dataset: str, month: str, spooled: list[Path], compact: bool,
+                      whole: bool = False) -> CommitResult:
         current = self.manifest.raw_partition(self.fleet_id, dataset, month)
         base = Digest.parse(current.fingerprint) if current is not None else EMPTY
         if dataset == "pings" and base is not None:
@@ -240,10 +296,13 @@ class MonthWriter:
                 return landed
         # The whole merge: other datasets, a correction of committed pings, an earlier fingerprint.
         out = self._dir / f"merged-{dataset}-{month}.parquet"
-        # A REPLACED dataset's month was pulled whole: the spool alone is the month (merging the
-        # committed rows back in would keep a record the TSP since edited, e.g. an open duty status
-        # as cut at the earlier pull's now, beside its final version). compact() spools nothing: it keeps them.
-        committed = [] if dataset in REPLACED and spooled else self._local_copies(current)
+        # A REPLACED dataset's month pulled whole (replace_month): the spool alone is the month,
+        # also when it is empty (merging the committed rows back in would keep a record the TSP
+        # since edited or withdrew, e.g. an open duty status as cut at the earlier pull's now,
+        # beside its final version). compact() declares nothing: it keeps them.
+        if whole and current is None and not spooled:
+            return CommitResult(dataset, month, CommitStatus.UNCHANGED, 0, 0, EMPTY.fingerprint)
+        committed = [] if whole and dataset in REPLACED else self._local_copies(current)
         if landing.fits([*committed, *spooled], self.memory_limit):
             table = landing.merged(dataset, committed, spooled)
             digest = digest_table(table)
@@ -323,8 +382,7 @@ class MonthWriter:
         before = current.bytes if append and current is not None else 0
         part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, files, digest.rows,
                             before + size, digest.fingerprint, datetime.now(timezone.utc), self.pull_id)
-        metadata = {WINDOW_KEY: json.dumps(part.to_json(), sort_keys=True), "fleetlake.fingerprint": part.fingerprint,
-                    "fleetlake.pull_id": self.pull_id or ""}
+        metadata = self._metadata(part)
         lake = lake_for(self.store)
         if append:
             lake.append_window(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
@@ -493,6 +551,9 @@ def _sort_parts_in_duckdb(parts: list[Path], out: Path, tmp: Path, memory_limit:
 def _merge(committed: list[Path], spooled: list[Path], out: Path, dataset: str, tmp: Path,
            memory_limit: str) -> Digest:
     """Deduplicate and sort committed Parquet plus spooled Arrow IPC into `out`; its content digest."""
+    if not committed and not spooled:  # a month (or snapshot) replaced by nothing: an empty file of the schema
+        schema = DATASET_SCHEMAS[dataset]
+        return _write(pa.RecordBatchReader.from_batches(schema, iter(())), out, schema)
     con = _connect(tmp, memory_limit)
     try:
         if spooled:

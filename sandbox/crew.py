@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,14 @@ NOBODY_SHARE = 0.03  # days a truck is driven with nobody logged in
 LATE_LOGIN_SHARE = 0.06  # days the first stretch is claimed later, by a log edit
 EDIT_DELAY_DAYS = (1, 10)  # the edit becomes visible this many days after the day's block ends
 HISTORY_PAD_DAYS = 9  # duty statuses read before a month so shifts and cycles carry into it
+# Invented names, drawn per fleet (seeded): a fleet's drivers are people with names of their own,
+# so a test can tell one fleet's from another's (an off-boarded fleet's must leave no trace).
+FIRST_NAMES = ("Ava", "Ben", "Carla", "Dmitri", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal", "Kofi", "Lena",
+               "Marco", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tess", "Umar", "Vera", "Wes", "Xena",
+               "Yusuf", "Zoe")
+LAST_NAMES = ("Abbott", "Brennan", "Castillo", "Dalton", "Eriksen", "Fontaine", "Garza", "Haddad", "Ivanova",
+              "Jensen", "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Quintero", "Ramsey",
+              "Sorensen", "Takahashi", "Ulrich", "Vasquez", "Whitfield", "Yilmaz", "Zielinski")
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,18 @@ def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng([k & 0xFFFFFFFF for k in key])
 
 
+def _names(seed: int) -> Callable[[int], str]:
+    """Driver k's invented "First Last", distinct within the fleet (a seeded order of all pairs;
+    past them, the same pairs with a number)."""
+    order = _rng(seed, 0x4E414D45).permutation(len(FIRST_NAMES) * len(LAST_NAMES))
+
+    def name(k: int) -> str:
+        i = int(order[k % order.size])
+        first, last = FIRST_NAMES[i // len(LAST_NAMES)], LAST_NAMES[i % len(LAST_NAMES)]
+        return f"{first} {last}" if k < order.size else f"{first} {last} {k // order.size + 1}"
+    return name
+
+
 class Crew:
     """The drivers of one simulated fleet and what they did, lazily, day by day."""
 
@@ -84,15 +105,16 @@ class Crew:
         self.sim = sim
         n = len(sim.vehicles)
         self.team_vehicles = tuple(v.index for v in sim.vehicles if v.kind == "longhaul" and v.index % 3 == 0)
-        drivers = [Driver(i, f"Driver {i + 1:03d}", "own", i) for i in range(n)]
+        name = _names(sim.spec.seed)
+        drivers = [Driver(i, name(i), "own", i) for i in range(n)]
         self.partner_of: dict[int, int] = {}
         for vi in self.team_vehicles:
             self.partner_of[vi] = len(drivers)
-            drivers.append(Driver(len(drivers), f"Driver {len(drivers) + 1:03d}", "partner", vi))
+            drivers.append(Driver(len(drivers), name(len(drivers)), "partner", vi))
         self.relief_of: dict[int, int] = {}
         for g in range(math.ceil(n / 4)):
             idx = len(drivers)
-            drivers.append(Driver(idx, f"Driver {idx + 1:03d}", "relief", 4 * g))
+            drivers.append(Driver(idx, name(idx), "relief", 4 * g))
             for vi in range(4 * g, min(n, 4 * g + 4)):
                 self.relief_of[vi] = idx
         self.drivers = tuple(drivers)

@@ -29,6 +29,7 @@ from starlette.responses import Response
 
 from sandbox.crew import Crew, CrewDay, Driver
 from sandbox.hos import Duty, Violation
+from sandbox.hostile_hos import Fields, spoil
 from sandbox.http import BadRequest, decode_cursor, encode_cursor, json_bytes, parse_time, query_hash, raw_json
 from sandbox.quirks import Quirks, render_times
 from sandbox.simulator import DAY_S
@@ -55,6 +56,19 @@ def motive_driver_id(d: int) -> int:
 def _times(world: SandboxWorld, fleet: str, ts_s: list[int], key: str) -> list[str]:
     quirks: Quirks = world.quirks[fleet]
     return render_times(np.asarray(ts_s, np.int64) * 1000, quirks, key, None)
+
+
+def _spoiled(world: SandboxWorld, fleet: str, route: str, records: list[dict[str, Any]], f: Fields
+             ) -> list[dict[str, Any]]:
+    """The records as sent: some spoiled when the fleet's quirk `hostile_hos` is on (sandbox/hostile_hos.py)."""
+    quirks: Quirks = world.quirks[fleet]
+    return spoil(records, quirks.seed, route, f) if quirks.hostile_hos else records
+
+
+def _wrapped(world: SandboxWorld, fleet: str, route: str, items: list[dict[str, Any]], key: str, f: Fields
+             ) -> list[dict[str, Any]]:
+    """Motive's `[{key: record}]` with the records as sent."""
+    return [{key: r} for r in _spoiled(world, fleet, route, [i[key] for i in items], f)]
 
 
 def _window(request: Request) -> tuple[int, int]:
@@ -179,6 +193,8 @@ class SamsaraHos:
                 items.append(item)
         items.sort(key=lambda i: (i["vehicle"]["id"], i["startTime"]))
         page, pagination = _page(request, items, _samsara_limit(request))
+        page = _spoiled(self.world, fleet, "samsara/assignments", page,
+                        Fields("startTime", "assignmentType", "driver", "vehicle"))
         return raw_json(json_bytes({"data": page, "pagination": pagination}))
 
     async def logs(self, request: Request, fleet: str) -> Response:
@@ -202,6 +218,8 @@ class SamsaraHos:
                     v = crew.sim.vehicles[x.vehicle]
                     e["vehicle"] = {"id": v.vehicle_id, "name": v.name}
                 entries.append(e)
+            entries = _spoiled(self.world, fleet, "samsara/logs", entries,
+                               Fields("logStartTime", "hosStatusType", None, "vehicle"))
             data.append({"driver": self._driver_ref(crew, d.index), "hosLogs": entries})
         return raw_json(json_bytes({"data": data, "pagination": pagination}))
 
@@ -222,6 +240,8 @@ class SamsaraHos:
                 found.append({"type": SAMSARA_VIOLATION[x.kind], "description": SAMSARA_DESCRIPTION[x.kind],
                               "violationStartTime": t[0], "durationMs": x.duration_s * 1000,
                               "driver": self._driver_ref(crew, d.index), "day": {"startTime": t[1], "endTime": t[2]}})
+            found = _spoiled(self.world, fleet, "samsara/violations", found,
+                             Fields("violationStartTime", "type", "driver", None, number="durationMs", share=2))
             data.append({"violations": found})
         return raw_json(json_bytes({"data": data, "pagination": pagination}))
 
@@ -315,7 +335,9 @@ class MotiveHos:
                 ev["vehicle"] = {"id": int(v.vehicle_id), "number": v.name}
             events.append({"event": ev})
         return {"id": motive_driver_id(d.index) * 100_000 + (day - date(2000, 1, 1)).days, "date": day.isoformat(),
-                "driver": self._user(crew, d.index), "cycle": "70_8", "events": events}
+                "driver": self._user(crew, d.index), "cycle": "70_8",
+                "events": _wrapped(self.world, fleet, "motive/logs", events, "event",
+                                   Fields("start_time", "type", None, "vehicle"))}
 
     async def violations(self, request: Request, fleet: str) -> Response:
         a, b = _dates(request)
@@ -328,6 +350,8 @@ class MotiveHos:
                 items.append({"hos_violation": {"id": x.start_s * 100 + d.index % 100, "type": x.kind,
                                                 "name": x.kind, "start_time": t[0], "end_time": t[1],
                                                 "user": self._user(crew, d.index)}})
+        items = _wrapped(self.world, fleet, "motive/violations", items, "hos_violation",
+                         Fields("start_time", "type", "user", None, end="end_time", share=2))
         return self._paged("hos_violations", items, request)
 
     async def driving_periods(self, request: Request, fleet: str) -> Response:
@@ -348,4 +372,6 @@ class MotiveHos:
                     "driver": self._user(crew, drv) if drv is not None else None,
                     "vehicle": {"id": int(v.vehicle_id), "number": v.name}}})
         items.sort(key=lambda i: (i["driving_period"]["start_time"], i["driving_period"]["id"]))
+        items = _wrapped(self.world, fleet, "motive/driving_periods", items, "driving_period",
+                         Fields("start_time", "type", "driver", "vehicle"))
         return self._paged("driving_periods", items, request)

@@ -41,6 +41,8 @@ class Quirks:
     trickle: bool = False  # the page one byte at a time, half a second apart
     gzip_bomb: bool = False  # about 1 MB of gzip that inflates to 1 GB
     huge_page: bool = False  # one 200 MB page
+    # Drivers' routes (sandbox/hostile_hos.py): about one record in 7 spoiled, one way each; never realistic().
+    hostile_hos: bool = False
 
     def with_(self, **changes: Any) -> Quirks:
         return replace(self, **changes)

@@ -20,7 +20,7 @@ from common.months import month_bounds_ms, month_of_ms
 from connectors.oauth import Vault
 from ingest.pull.backfill import PullOptions, pull_fleet
 from ingest.pull.hos_datasets import HosPull
-from partitions import Manifest, read_month
+from partitions import Manifest, read_month, read_snapshot
 from partitions.store import LocalStore
 from sandbox.crew import Crew, Edit
 from sandbox.server import SandboxServer
@@ -85,7 +85,7 @@ def test_a_late_log_edit_lands_in_a_refresh_and_changes_only_its_month(tmp_path:
         v = read_month(store, manifest, fleet, month, tmp_path / "c", "hos_violations")
         want = sum(len(crew.violations(d.index, month, before // 1000)) for d in crew.drivers)
         assert v.num_rows == want
-        drivers = read_month(store, manifest, fleet, month_of_ms(before), tmp_path / "c", "drivers")
+        drivers = read_snapshot(store, manifest, fleet, tmp_path / "c")
         assert drivers.column_names == ["fleet_id", "driver_id", "name", "source"], "no licence, no phone"
         assert drivers.num_rows == len(crew.drivers), "the fleet admin is no driver"
 

@@ -2,9 +2,10 @@
 `fleetlake run` daemon and the sandbox, with the store on SeaweedFS (and on disk).
 
 Every key of the store is listed and every table of the manifest read; the other fleet's keys and
-rows are the same before and after; DuckDB over the Delta tables sees no row of the fleet; the
-Samsara grant is revoked at the TSP (its refresh token is refused); a rebuild from the store keeps
-the fleet gone and the audit record; the CLI off-boards the Motive fleet (no revocation offered: the
+rows are the same before and after; DuckDB over the Delta tables sees no row of the fleet; its
+drivers, assignments, HOS logs and violations go too (no byte of the store, Parquet decoded, names
+one of its drivers); the Samsara grant is revoked at the TSP (its refresh token is refused); a
+rebuild from the store keeps the fleet gone and the audit record; the CLI off-boards the Motive fleet (no revocation offered: the
 outcome says the grant is still open at Motive and what the customer must do). Both fleets' data
 keys leave the keyring (tests/test_shredding.py searches every byte for what could still open).
 """
@@ -21,6 +22,8 @@ from typing import Any
 
 import duckdb
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from cryptography.fernet import Fernet
 
@@ -93,6 +96,27 @@ def _fleet_rows(con: duckdb.DuckDBPyConnection, fleet: str) -> dict[str, Any]:
     return out
 
 
+def _holding(store: ObjectStore, people: set[str]) -> list[str]:
+    """The keys of every object whose content names one of `people`: Parquet files decoded (their
+    strings are compressed), every other object read as text."""
+    found = []
+    for obj in store.list(""):
+        data = store.get(obj.key)
+        if obj.key.endswith(".parquet"):
+            table = pq.read_table(pa.BufferReader(data))
+            text = "\n".join(str(v) for col in table.columns if _stringy(col.type) for v in col.to_pylist())
+        else:
+            text = data.decode("utf-8", "replace")
+        if any(p in text for p in people):
+            found.append(obj.key)
+    return found
+
+
+def _stringy(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or (
+        pa.types.is_dictionary(t) and pa.types.is_string(t.value_type))
+
+
 def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytest.FixtureRequest,
                                                    tmp_path: Path) -> None:
     base = default_config(seed=11, vehicles=2, ping_interval_s=60, history_months=1, now=NOW)
@@ -108,6 +132,14 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
                     assert httpx.get(httpx.get(url).headers["location"], timeout=60).status_code == 200
                 wait_for("both fleets pulled and computed", lambda: _idle_and_active(api), 240, 0.5)
                 kept_status = api.get(f"/fleets/{KEPT}/status").json()
+                # Drivers and hours of service landed for the fleet; its drivers' names are in the store.
+                con = lake_connection(store)
+                assert {"drivers", "assignments", "hos_logs", "hos_violations"} <= set(_fleet_rows(con, GONE))
+                assert all(n > 0 for v, n in _fleet_rows(con, GONE).items() if v in ("drivers", "assignments",
+                                                                                        "hos_logs"))
+                people = {n for (n,) in con.execute("SELECT name FROM drivers WHERE fleet = ?", [GONE]).fetchall()}
+                people -= {n for (n,) in con.execute("SELECT name FROM drivers WHERE fleet = ?", [KEPT]).fetchall()}
+                assert people and _holding(store, people), "the search finds the fleet's drivers before"
                 all_keys = {o.key for o in store.list("")}
                 assert any(f"fleet={GONE}/" in k for k in all_keys)  # there is something to remove
                 assert any(k.startswith("features/") and f"fleet={GONE}/" in k for k in all_keys)
@@ -157,6 +189,7 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
             tables = sorted({k.split("/_delta_log/")[0] for k in after if "/_delta_log/" in k})
             con = lake_connection(store, tables)
             assert set(_fleet_rows(con, GONE).values()) == {0}
+            assert _holding(store, people) == [], "no byte of the store names one of the fleet's drivers"
             assert all(n > 0 for v, n in _fleet_rows(con, KEPT).items() if v in ("pings",))
             if store_url.startswith("file://"):
                 root = Path(store_url[len("file://"):])

@@ -352,7 +352,7 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
         slices = _Slices(connector, fleet_id, now_ms, opts, writer.spool_dir, direct)
         try:
             if opts.hos is not None:
-                opts.hos.pull_drivers(connector, writer, now_ms)
+                opts.hos.pull_drivers(connector, writer)
             for month in order:
                 if opts.stop.is_set():
                     break

@@ -5,6 +5,8 @@ The backfill (ingest/pull/backfill.py) hands each month, in its order (newest co
 first), to `HosPull.pull_month` before it commits the month, so a month counts as pulled only
 with its HOS data; the drivers snapshot is pulled once per pull. Why a month is pulled whole:
 
+- the drivers are a snapshot, not a history: one per fleet (layout.SNAPSHOT_DATASETS), filed under
+  the month it was taken in and replaced whole by each pull's;
 - drivers edit their logs afterwards and a TSP recomputes violations from the edited logs, so a
   month's HOS can change for days after it ends; a whole month re-pulled replaces the committed
   one (partitions.writer.REPLACED) and an edited or withdrawn record does not linger;
@@ -23,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from common.months import month_bounds_ms
-from connectors.hos import clip
+from connectors.hos import clip, inside
 from partitions.manifest import Manifest
 from partitions.schema import DRIVER_CANDIDATE_SCHEMA
 from partitions.writer import MonthWriter
@@ -46,16 +48,15 @@ class HosPull:
         done = manifest.completed_slices(fleet_id, self.stream(connector))
         return {m for m in months if m not in done}
 
-    def pull_drivers(self, connector: Any, writer: MonthWriter, now_ms: int) -> int:
-        """The fleet's drivers as of now: only their ids and names (docs/storage.md)."""
-        from common.months import month_of_ms
-
+    def pull_drivers(self, connector: Any, writer: MonthWriter) -> int:
+        """The fleet's drivers as of now, only their ids and names (docs/storage.md): the commit
+        replaces the fleet's drivers snapshot whole."""
         drivers = connector.drivers()
         tsp = connector.source
         table = pa.table({"fleet_id": [writer.fleet_id] * len(drivers), "driver_id": [d.driver_id for d in drivers],
                           "name": [d.name for d in drivers], "source": [tsp] * len(drivers)},
                          schema=DRIVER_CANDIDATE_SCHEMA)
-        writer.add_drivers(month_of_ms(now_ms), table)
+        writer.add_drivers(table)
         return table.num_rows
 
     def pull_month(self, connector: Any, writer: MonthWriter, month: str, now_ms: int) -> int:
@@ -68,8 +69,11 @@ class HosPull:
         rows = 0
         for dataset in DATASETS:
             table = getattr(hos, dataset)(lo, end)
-            if dataset != "hos_violations":
-                table = clip(table, lo, hi, now_ms)
+            # pulled whole (only now that it was): the commit replaces the committed month, also
+            # with nothing when the TSP has nothing left of it
+            writer.replace_month(dataset, month)
+            # A record of another month goes; one with an implausible time stays, to be quarantined.
+            table = clip(table, lo, hi, now_ms) if dataset != "hos_violations" else inside(table, "ts", lo, hi, now_ms)
             writer.add_hos(dataset, table)
             rows += table.num_rows
         return rows

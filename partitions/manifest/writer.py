@@ -202,6 +202,21 @@ class Manifest(ManifestReader):
                       [p.fleet_id, p.dataset, p.month, p.seq, list(p.files), p.rows, p.bytes, p.fingerprint,
                        _db_time(p.committed_at), p.pull_id])
 
+    def commit_snapshot(self, p: RawPartition) -> None:
+        """Record a new version of a fleet's snapshot (layout.SNAPSHOT_DATASETS): it replaces the
+        fleet's every window of the dataset, whatever month each was taken in; refused unless it
+        follows the newest of them."""
+        with self.transaction() as c:
+            cur = c.execute("SELECT max(seq) FROM raw_partitions WHERE fleet_id = ? AND dataset = ?",
+                            [p.fleet_id, p.dataset]).fetchone()
+            if ((cur[0] if cur else None) or 0) != p.seq - 1:
+                raise CommitConflict(f"{p.dataset} {p.fleet_id}: snapshot {p.seq} does not follow "
+                                     f"committed version {cur[0] if cur else 0}")
+            c.execute("DELETE FROM raw_partitions WHERE fleet_id = ? AND dataset = ?", [p.fleet_id, p.dataset])
+            c.execute(f"INSERT INTO raw_partitions ({_RAW_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      [p.fleet_id, p.dataset, p.month, p.seq, list(p.files), p.rows, p.bytes, p.fingerprint,
+                       _db_time(p.committed_at), p.pull_id])
+
     def restore_raw(self, partitions: list[RawPartition]) -> None:
         """Used by rebuild: set windows as the store's markers say, whatever was there before."""
         with self.transaction() as c:

@@ -196,14 +196,9 @@ def build(app: App, fleet_id: str, vehicle: str | None) -> FeaturePage:
 
 
 def _named(app: App, fleet_id: str, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
-    """Driver rows with the name the newest drivers snapshot gives each id (None when it has none)."""
-    from partitions import read_month
+    """Driver rows with the name the fleet's drivers snapshot gives each id (None when it has none)."""
+    from partitions import read_snapshot
 
-    names: dict[str, str | None] = {}
-    with app.manifest.reading() as m:
-        parts = m.raw_partitions(fleet_id, "drivers")
-    if parts:
-        t = read_month(app.store, app.manifest, fleet_id, max(p.month for p in parts), app.settings.work_dir / "cache",
-                       "drivers")
-        names = dict(zip(t["driver_id"].to_pylist(), t["name"].to_pylist()))
+    t = read_snapshot(app.store, app.manifest, fleet_id, app.settings.work_dir / "cache", "drivers")
+    names: dict[str, str | None] = dict(zip(t["driver_id"].to_pylist(), t["name"].to_pylist()))
     return tuple({**r, "name": names.get(r["driver_id"]) if r["driver_id"] else None} for r in rows)
