@@ -17,7 +17,7 @@ import pytest
 import schemathesis
 import uvicorn
 from cryptography.fernet import Fernet
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from pydantic import SecretStr
 
@@ -157,9 +157,15 @@ def fuzz_target(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-d
     manifest.close()
 
 
-@schema.parametrize()
-@hsettings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_openapi_fuzz_finds_no_server_errors_and_every_body_fits_its_schema(case, fuzz_target: str) -> None:  # type: ignore[no-untyped-def]
+# One test per operation, by its own node id: schemathesis' `@schema.parametrize()` gives every
+# operation the same node id, and xdist (which schedules by node id) ran only the first of them.
+OPERATIONS = [(method, path) for path, ops in OPENAPI["paths"].items() for method in ops
+              if method in ("get", "post", "put", "patch", "delete")]
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m.upper()} {p}" for m, p in OPERATIONS])
+def test_openapi_fuzz_finds_no_server_errors_and_every_body_fits_its_schema(method: str, path: str,
+                                                                            fuzz_target: str) -> None:
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
@@ -167,15 +173,22 @@ def test_openapi_fuzz_finds_no_server_errors_and_every_body_fits_its_schema(case
         status_code_conformance,
     )
 
-    for headers in (_auth(), {}):
-        response = case.call(base_url=fuzz_target, headers=headers)
-        # /readyz answers its documented 503 here: this daemon's scheduler is not started.
-        documented_503 = case.formatted_path == "/readyz" and response.status_code == 503
-        assert response.status_code < 500 or documented_503, (case.method, case.formatted_path, response.text[:300])
-        # The body of every answer, errors included, against the schema the document gives it.
-        case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
-                                                 content_type_conformance, response_schema_conformance],
-                               headers=headers) if not documented_503 else None
+    @hsettings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(case=schema[path][method].as_strategy())
+    def fuzz(case) -> None:  # type: ignore[no-untyped-def]
+        for headers in (_auth(), {}):
+            response = case.call(base_url=fuzz_target, headers=headers)
+            # /readyz answers its documented 503 here: this daemon's scheduler is not started.
+            documented_503 = case.formatted_path == "/readyz" and response.status_code == 503
+            assert response.status_code < 500 or documented_503, (case.method, case.formatted_path,
+                                                                   response.text[:300])
+            # The body of every answer, errors included, against the schema the document gives it.
+            if not documented_503:
+                case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
+                                                         content_type_conformance, response_schema_conformance],
+                                       headers=headers)
+
+    fuzz()
 
 
 def test_the_openapi_document_is_valid_and_names_every_route_once() -> None:
