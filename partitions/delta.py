@@ -204,21 +204,13 @@ class Lake:
         a rerun after a crash between this commit and the manifest's record. With
         `only_if_absent` (the migration), also when the window has any live files at all.
         """
-        prefix = f"{table}/{layout.partition_path(fleet_id, month)}"
-        for f in files:
-            if not f.key.startswith(prefix):
-                raise ValueError(f"{f.key} is not in window {prefix}")
+        prefix = _in_window(table, fleet_id, month, files)
         with self.locked(table):
             dt = self.open(table) or self._create(table, file_schema)
             live = _live(dt, table).get((fleet_id, month), [])
             if sorted(f.key for f in live) == sorted(f.key for f in files) or (only_if_absent and live):
                 return False
-            missing = [f.key for f in files if not self.store.exists(f.key)]
-            if missing:
-                raise StoreError(f"cannot commit {prefix}: files missing from the store: {', '.join(missing)}")
-            now_ms = int(time.time() * 1000)
-            adds: list[AddAction | RemoveAction] = [AddAction(f.key[len(table) + 1:], f.size, {"fleet": fleet_id, "month": month}, now_ms, True,
-                              json.dumps({"numRecords": f.rows})) for f in files]
+            adds = self._adds(table, fleet_id, month, files, prefix)
             try:
                 dt.create_write_transaction(
                     adds, mode="overwrite", schema=dt.schema(), partition_by=list(layout.PARTITION_COLUMNS),
@@ -237,22 +229,13 @@ class Lake:
         whole, and `month` only says when it was taken. False (nothing committed) when the fleet's
         live files already are exactly `files`.
         """
-        prefix = f"{table}/{layout.partition_path(fleet_id, month)}"
-        for f in files:
-            if not f.key.startswith(prefix):
-                raise ValueError(f"{f.key} is not in window {prefix}")
+        prefix = _in_window(table, fleet_id, month, files)
         with self.locked(table):
             dt = self.open(table) or self._create(table, file_schema)
             live = [f for (fleet, _m), fs in _live(dt, table).items() if fleet == fleet_id for f in fs]
             if sorted(f.key for f in live) == sorted(f.key for f in files):
                 return False
-            missing = [f.key for f in files if not self.store.exists(f.key)]
-            if missing:
-                raise StoreError(f"cannot commit {prefix}: files missing from the store: {', '.join(missing)}")
-            now_ms = int(time.time() * 1000)
-            adds: list[AddAction | RemoveAction] = [
-                AddAction(f.key[len(table) + 1:], f.size, {"fleet": fleet_id, "month": month}, now_ms, True,
-                          json.dumps({"numRecords": f.rows})) for f in files]
+            adds = self._adds(table, fleet_id, month, files, prefix)
             try:
                 dt.create_write_transaction(
                     adds, mode="overwrite", schema=dt.schema(), partition_by=list(layout.PARTITION_COLUMNS),
@@ -271,23 +254,14 @@ class Lake:
         (commits nothing) when every file is already live: a rerun after a crash between this
         commit and the manifest's record.
         """
-        prefix = f"{table}/{layout.partition_path(fleet_id, month)}"
-        for f in files:
-            if not f.key.startswith(prefix):
-                raise ValueError(f"{f.key} is not in window {prefix}")
+        prefix = _in_window(table, fleet_id, month, files)
         with self.locked(table):
             dt = self.open(table) or self._create(table, file_schema)
             live = {f.key for f in _live(dt, table).get((fleet_id, month), [])}
             new = [f for f in files if f.key not in live]
             if not new:
                 return False
-            missing = [f.key for f in new if not self.store.exists(f.key)]
-            if missing:
-                raise StoreError(f"cannot commit {prefix}: files missing from the store: {', '.join(missing)}")
-            now_ms = int(time.time() * 1000)
-            adds: list[AddAction | RemoveAction] = [
-                AddAction(f.key[len(table) + 1:], f.size, {"fleet": fleet_id, "month": month}, now_ms, True,
-                          json.dumps({"numRecords": f.rows})) for f in new]
+            adds = self._adds(table, fleet_id, month, new, prefix)
             try:
                 dt.create_write_transaction(adds, mode="append", schema=dt.schema(),
                                             partition_by=list(layout.PARTITION_COLUMNS),
@@ -311,16 +285,13 @@ class Lake:
                     .startswith(prefix)]
             if sorted(f.key for f in live) == sorted(f.key for f in files):
                 return False
-            missing = [f.key for f in files if not self.store.exists(f.key)]
-            if missing:
-                raise StoreError(f"cannot commit {table}/{part}: files missing from the store: {', '.join(missing)}")
+            was = {f.key for f in live}
+            actions = self._adds(table, fleet_id, month, [f for f in files if f.key not in was], f"{table}/{part}")
             now_ms = int(time.time() * 1000)
             values: dict[str, str | None] = {"fleet": fleet_id, "month": month}
             new = {f.key for f in files}
-            actions: list[AddAction | RemoveAction] = [
-                RemoveAction(f.key[len(table) + 1:], True, now_ms, f.size, values) for f in live if f.key not in new]
-            actions += [AddAction(f.key[len(table) + 1:], f.size, {"fleet": fleet_id, "month": month}, now_ms, True,
-                                  json.dumps({"numRecords": f.rows})) for f in files if f.key not in {x.key for x in live}]
+            actions += [RemoveAction(f.key[len(table) + 1:], True, now_ms, f.size, values) for f in live
+                        if f.key not in new]
             try:
                 dt.create_write_transaction(actions, mode="append", schema=dt.schema(),
                                             partition_by=list(layout.PARTITION_COLUMNS),
@@ -329,6 +300,16 @@ class Lake:
                 raise StoreError(f"Delta commit of {table}/{part}{prefix} in {self.store.url} failed: {_brief(e)}"
                                  ) from None
             return True
+
+    def _adds(self, table: str, fleet_id: str, month: str, files: list[DataFile],
+              where: str) -> list[AddAction | RemoveAction]:
+        """The add actions of `files` (in `table`'s window fleet_id/month), once each is in the store."""
+        missing = [f.key for f in files if not self.store.exists(f.key)]
+        if missing:
+            raise StoreError(f"cannot commit {where}: files missing from the store: {', '.join(missing)}")
+        now_ms = int(time.time() * 1000)
+        return [AddAction(f.key[len(table) + 1:], f.size, {"fleet": fleet_id, "month": month}, now_ms, True,
+                          json.dumps({"numRecords": f.rows})) for f in files]
 
     def purge_fleet(self, table: str, fleet_id: str) -> list[DataFile]:
         """Remove every live file of one fleet from the snapshot, in one commit; the files it named.
@@ -417,6 +398,15 @@ def lake_for(store: ObjectStore) -> Lake:
         if lake is None:
             lake = _LAKES[key] = Lake(store)
         return lake
+
+
+def _in_window(table: str, fleet_id: str, month: str, files: list[DataFile]) -> str:
+    """The window's path prefix in `table`, once every file is under it."""
+    prefix = f"{table}/{layout.partition_path(fleet_id, month)}"
+    for f in files:
+        if not f.key.startswith(prefix):
+            raise ValueError(f"{f.key} is not in window {prefix}")
+    return prefix
 
 
 def _live(dt: DeltaTable, table: str) -> dict[tuple[str, str], list[DataFile]]:
