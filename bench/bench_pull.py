@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -216,17 +218,27 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def once_vs_partial(vehicles: int, before: Path | None, rounds: int) -> None:
-    month_start, month_end = datetime(2026, 2, 1, tzinfo=timezone.utc), datetime(2026, 3, 1, tzinfo=timezone.utc)
+@contextmanager
+def _replayed(vehicles: int) -> Iterator[tuple[subprocess.Popen, str, dict]]:
+    """A sandbox of `vehicles` trucks behind the replay TSP: the sandbox process (for its CPU), the
+    replay's Samsara URL, and the pull parameters of one February 2026 month of acme-freight."""
     proc, info = sandbox(vehicles, 28, 1e6)
     rep = subprocess.Popen([sys.executable, "-m", "sandbox.replay", "--upstream", info["samsara"]["base_url"][:-8],
                             "--samsara-rate", "1e6"], stdout=subprocess.PIPE, text=True)
     try:
         assert rep.stdout is not None
         url = json.loads(rep.stdout.readline())["base_url"] + "/samsara"
-        base = {"url": url, "cid": info["samsara"]["client_id"], "secret": info["samsara"]["client_secret"],
-                "fleet": "acme-freight", "start": int(month_start.timestamp() * 1000),
-                "now": int(month_end.timestamp() * 1000)}
+        yield proc, url, {"url": url, "cid": info["samsara"]["client_id"], "secret": info["samsara"]["client_secret"],
+                          "fleet": "acme-freight", "start": int(datetime(2026, 2, 1, tzinfo=timezone.utc).timestamp() * 1000),
+                          "now": int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp() * 1000)}
+    finally:
+        for p in (rep, proc):
+            p.terminate()
+            p.wait(timeout=30)
+
+
+def once_vs_partial(vehicles: int, before: Path | None, rounds: int) -> None:
+    with _replayed(vehicles) as (proc, url, base):
         here = Path(__file__).resolve().parents[1]
         warm = _child(here, {**base, "every": 10**6})  # renders and records every page once
         slices = warm["slices"]
@@ -247,10 +259,6 @@ def once_vs_partial(vehicles: int, before: Path | None, rounds: int) -> None:
                           f"({r['cpu'] / r['requests'] * 1e6:5.0f} us/request), wall {r['wall']:6.1f}s, "
                           f"{r['commits']} pings commits | fake: replay {replay_us:4.0f} us/request, "
                           f"{q1['misses'] - q0['misses']} misses, sandbox {s1 - s0:4.2f}s CPU", flush=True)
-    finally:
-        for p in (rep, proc):
-            p.terminate()
-            p.wait(timeout=30)
     print(f"\n{vehicles} trucks, one month (medians of {rounds}):")
     for label, _tree in trees:
         med = {m: statistics.median(r["cpu"] / r["pings"] * 1e6 for lb, mm, r, _ in rows if lb == label and mm == m)
@@ -261,16 +269,8 @@ def once_vs_partial(vehicles: int, before: Path | None, rounds: int) -> None:
 
 def nothing_new(vehicles: int, before: Path | None, rounds: int) -> None:
     """A refresh with nothing new at the TSP: the same pull again at the same now (a fleet's floor)."""
-    proc, info = sandbox(vehicles, 28, 1e6)
-    rep = subprocess.Popen([sys.executable, "-m", "sandbox.replay", "--upstream", info["samsara"]["base_url"][:-8],
-                            "--samsara-rate", "1e6"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert rep.stdout is not None
-        url = json.loads(rep.stdout.readline())["base_url"] + "/samsara"
-        base = {"url": url, "cid": info["samsara"]["client_id"], "secret": info["samsara"]["client_secret"],
-                "fleet": "acme-freight", "start": int(datetime(2026, 2, 1, tzinfo=timezone.utc).timestamp() * 1000),
-                "now": int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp() * 1000), "every": 32,
-                "refresh": True}
+    with _replayed(vehicles) as (_proc, _url, month):
+        base = {**month, "every": 32, "refresh": True}
         here = Path(__file__).resolve().parents[1]
         _child(here, base)  # records every page of both pulls
         trees = [("after", here)] + ([("before", before)] if before else [])
@@ -281,10 +281,6 @@ def nothing_new(vehicles: int, before: Path | None, rounds: int) -> None:
                 cpu[label].append(r["cpu"])
                 print(f"  {label:6s} nothing new: {r['cpu']:.3f} s CPU, wall {r['wall']:.2f}s, {r['pings']:,} pings "
                       f"re-pulled (the lookback), {r['requests']} requests", flush=True)
-    finally:
-        for p in (rep, proc):
-            p.terminate()
-            p.wait(timeout=30)
     print(f"\na refresh with nothing new, {vehicles} trucks (pings, events, drivers, HOS; in-process slices; medians "
           f"of {rounds}):")
     for label, values in cpu.items():
