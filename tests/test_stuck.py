@@ -98,11 +98,11 @@ def _daemon(tmp_path: Path, **settings: str) -> Iterator[_Run]:
 
 @pytest.mark.slow
 def test_a_hung_tsp_alerts_once_and_recovers_once(tmp_path: Path) -> None:
-    with _daemon(tmp_path, stuck_after_s="4") as run:
+    with _daemon(tmp_path, stuck_after_s="10") as run:
         api, rec = run.api, run.rec
         run.hang(True)
         assert api.post("/refresh").status_code == 202
-        # (A feature pass whose first window takes longer than these 4 s may alert on its own
+        # (A feature pass whose first window takes longer than these 10 s may alert on its own
         # group, "features": that is the rule working, not this incident.)
         opened = wait_for("the stuck alert", lambda: _pulls(rec.events(), "open"), 120, 0.2)
         assert opened[0]["members"] == [HUNG] and opened[0]["event"] == "work.stuck"
@@ -137,7 +137,9 @@ def test_a_hung_tsp_alerts_once_and_recovers_once(tmp_path: Path) -> None:
 # stuck_after, so only the deadline can tell.
 # The default ratio at a test's scale (120 s : 900 s is about 10 s : 75 s); a deadline of a few seconds
 # failed healthy pages on a loaded 2-core machine, which is the rule working, not the incident.
-RATIOS = {"short deadline": ("8", "4"), "default ratio": ("10", "75")}
+# Likewise stuck_after: with 4 s, a healthy backfill at load 10 once went 4 s without landing a page
+# (its month commits), so the backfill's "never stuck" check failed; 6-10 s leave that margin.
+RATIOS = {"short deadline": ("12", "6"), "default ratio": ("10", "75")}
 
 
 @pytest.mark.slow
