@@ -50,6 +50,7 @@ EVENT_KINDS = ("harsh_brake", "harsh_accel", "sharp_turn", "speeding")
 # Expected injected events per hour of driving at event_rate=1.
 _EVENTS_PER_HOUR = {"harsh_brake": 0.06, "harsh_accel": 0.04, "sharp_turn": 0.04, "speeding": 0.05}
 _SLOWDOWNS_PER_HOUR = 0.4
+EVENT_CACHE_DAYS = 100_000  # vehicle-days of events kept: 500 trucks for 200 days, a few MB
 _NEAR_SPEEDING_PER_HOUR = 0.15
 
 
@@ -260,6 +261,11 @@ class FleetSimulator:
         self.vehicles: tuple[Vehicle, ...] = tuple(self._make_vehicle(i) for i in range(spec.n_vehicles))
         self._cache: OrderedDict[tuple[int, int], DayTrack] = OrderedDict()
         self._cache_days = cache_days
+        # A vehicle-day's events, kept apart from its track (a few dozen bytes next to megabytes of
+        # pings) and for far more days: the events routes serve the whole fleet for a 28-day slice
+        # on every page, which with 100 trucks (2,800 vehicle-days) evicted each track from the
+        # 256-day cache before the next page needed it, regenerating the fleet per page.
+        self._events: OrderedDict[tuple[int, int], tuple[Event, ...]] = OrderedDict()
         self._odo: dict[int, tuple[int, list[float]]] = {}
         self._reading: dict[int, tuple[int, list[float]]] = {}
         self._tours: dict[tuple[int, int], tuple[City, ...]] = {}
@@ -559,8 +565,22 @@ class FleetSimulator:
 
     def events(self, vehicle: int | Vehicle, start_ms: int, end_ms: int) -> list[Event]:
         v = vehicle if isinstance(vehicle, Vehicle) else self.vehicles[vehicle]
-        return [e for d in self._days(v, start_ms, end_ms) for e in self.day(v, d).truth.events
+        return [e for d in self._days(v, start_ms, end_ms) for e in self._day_events(v, d)
                 if start_ms <= e.ts_ms < end_ms]
+
+    def _day_events(self, v: Vehicle, day: int) -> tuple[Event, ...]:
+        key = (v.index, day)
+        with self._lock:
+            hit = self._events.get(key)
+            if hit is not None:
+                self._events.move_to_end(key)
+                return hit
+        events = tuple(self.day(v, day).truth.events)
+        with self._lock:
+            self._events[key] = events
+            while len(self._events) > EVENT_CACHE_DAYS:
+                self._events.popitem(last=False)
+        return events
 
     def day_tracks(self, v: Vehicle, start_ms: int, end_ms: int) -> list[DayTrack]:
         return [self.day(v, d) for d in self._days(v, start_ms, end_ms)]
