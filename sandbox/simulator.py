@@ -260,7 +260,7 @@ class FleetSimulator:
         self.spec = spec
         self.vehicles: tuple[Vehicle, ...] = tuple(self._make_vehicle(i) for i in range(spec.n_vehicles))
         self._cache: OrderedDict[tuple[int, int], DayTrack] = OrderedDict()
-        self._cache_days = cache_days
+        self.cache_days = cache_days  # vehicle-days of tracks kept (a bench warming a whole fleet raises it)
         # A vehicle-day's events, kept apart from its track (a few dozen bytes next to megabytes of
         # pings) and for far more days: the events routes serve the whole fleet for a 28-day slice
         # on every page, which with 100 trucks (2,800 vehicle-days) evicted each track from the
@@ -418,7 +418,7 @@ class FleetSimulator:
         track = self._generate_day(v, day)
         with self._lock:
             self._cache[key] = track
-            while len(self._cache) > self._cache_days:
+            while len(self._cache) > self.cache_days:
                 self._cache.popitem(last=False)
         return track
 
