@@ -285,8 +285,9 @@ class SamsaraHos:
 
     def assignments(self, start_ms: int, end_ms: int) -> pa.Table:
         rows = self._pages("/fleet/driver-vehicle-assignments",
-                           {"filterBy": "vehicles", "startTime": _rfc3339(start_ms), "endTime": _rfc3339(end_ms),
-                            "limit": 512}, msgspec.json.Decoder(_SAssignmentPage), "driver-vehicle assignments",
+                           # no `limit`: the route takes none (the SDK's get_driver_vehicle_assignments)
+                           {"filterBy": "vehicles", "startTime": _rfc3339(start_ms), "endTime": _rfc3339(end_ms)},
+                           msgspec.json.Decoder(_SAssignmentPage), "driver-vehicle assignments",
                            lambda p: p.data, lambda b: convert_each(b.get("data"), _SAssignment))
         raws = _loose_raws(rows)
         vehicles, drivers = [_id(a.vehicle) for a in rows], [_id(a.driver) for a in rows]

@@ -4,7 +4,8 @@ Samsara (shapes of the official `samsara-api` SDK's models; tests/test_sdk_contr
 - `GET /fleet/drivers`: every driver, with the licence and phone fields a real account has
   (fleetlake must not keep them);
 - `GET /fleet/driver-vehicle-assignments?filterBy=vehicles&startTime&endTime[&vehicleIds]`:
-  logins overlapping the window (`assignmentType: HOS`; a team's two logins overlap);
+  logins overlapping the window (`assignmentType: HOS`; a team's two logins overlap),
+  ASSIGNMENTS_A_PAGE a page (the route takes no `limit`);
 - `GET /fleet/hos/logs?startTime&endTime[&driverIds]`: per driver, the duty statuses
   overlapping the window (`offDuty` between them), DRIVERS_A_PAGE drivers a page;
 - `GET /fleet/hos/violations?startTime&endTime[&driverIds]`: violations that began in the
@@ -45,6 +46,7 @@ from sandbox.world import SandboxWorld
 # HOS logs and violations take no `limit`: "Samsara tunes the number of results on each page"
 # (developers.samsara.com/docs/pagination); 3 drivers, so that tests page
 DRIVERS_A_PAGE = 3
+ASSIGNMENTS_A_PAGE = 512  # nor do assignments; the size of Samsara's routes that take one (default and maximum)
 SAMSARA_STATUS = {"off_duty": "offDuty", "sleeper": "sleeperBed", "driving": "driving", "on_duty": "onDuty"}
 SAMSARA_VIOLATION = {"driving_11": "shiftDrivingHours", "duty_14": "shiftHours", "break_30": "restbreakMissed",
                      "cycle_70": "cycleHoursOn"}
@@ -209,7 +211,7 @@ class SamsaraHos:
                     item["endTime"] = t[1]
                 items.append(item)
         items.sort(key=lambda i: (i["vehicle"]["id"], i["startTime"]))
-        page, pagination = self._page(request, fleet, "samsara/assignments", items, samsara_limit(request))
+        page, pagination = self._page(request, fleet, "samsara/assignments", items, ASSIGNMENTS_A_PAGE)
         page = _spoiled(self.world, fleet, "samsara/assignments", page,
                         Fields("startTime", "assignmentType", "driver", "vehicle"))
         page = [as_sent(x, quirks, "samsara/assignments", (x["vehicle"]["id"] if isinstance(x.get("vehicle"), dict)
