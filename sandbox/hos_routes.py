@@ -358,7 +358,7 @@ class MotiveHos:
                     if duties:
                         items.append({"log": self._log(crew, fleet, d, day, with_off_duty(duties, lo, hi), now)})
                 day += timedelta(days=1)
-        return motive_list("logs", _wrapped(self.world, fleet, "motive/log", items, "log", None, extra=LOG_EXTRA_M),
+        return motive_list("logs", _wrapped(self.world, fleet, "motive/logs", items, "log", None, extra=LOG_EXTRA_M),
                            request)
 
     def _log(self, crew: Crew, fleet: str, d: Driver, day: date, duties: list[Duty], now: int) -> dict[str, Any]:

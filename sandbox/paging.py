@@ -57,8 +57,7 @@ def cursor_page(request: Request, items: list[Any], size: int, quirks: Quirks | 
             raise BadRequest("pagination cursor does not belong to this query")
         start = int(offset)
     short = quirks is not None and quirks.page_sizes
-    if short:
-        assert quirks is not None
+    if quirks is not None and short:
         size = max(1, int(size * (0.25 + 0.75 * chance(quirks.seed, "page-size", route, start))))
     end = min(start + size, len(items))
     more = end < len(items) or (short and start < len(items))
