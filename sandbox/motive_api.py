@@ -100,7 +100,7 @@ class MotiveApp:
         return JSONResponse({"access_token": grant.access_token, "token_type": "Bearer",
                              "expires_in": grant.expires_in, "refresh_token": grant.refresh_token,
                              "scope": "vehicles.read locations.read driver_performance_events.read users.read "
-                                      "hos_logs.hos_violation", "created_at": int(
+                                      "hos_logs.logs hos_logs.hos_violation", "created_at": int(
                                  datetime.now(timezone.utc).timestamp())})
 
     # ------------------------------------------------------------------ lists
