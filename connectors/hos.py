@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.normalize import Loose, convert_each, decode_or_salvage, raw_text, time_column
-from connectors.pagination import PageNumbers, cursor_pages, numbered_pages
+from connectors.pagination import Cursor, PageNumbers, cursor_pages, numbered_pages, salvaged_pagination
 from partitions.schema import (
     ASSIGNMENT_CANDIDATE_SCHEMA,
     FUTURE_SLACK_MS,
@@ -57,11 +57,6 @@ class _Ref(msgspec.Struct, frozen=True):
     id: str | int | None = None
 
 
-class _Cursor(msgspec.Struct):
-    endCursor: str = ""
-    hasNextPage: bool = False
-
-
 class _SAssignment(msgspec.Struct):
     driver: _Ref = _Ref()
     vehicle: _Ref = _Ref()
@@ -72,7 +67,7 @@ class _SAssignment(msgspec.Struct):
 
 class _SAssignmentPage(msgspec.Struct):
     data: list[_SAssignment]
-    pagination: _Cursor
+    pagination: Cursor
 
 
 class _SLog(msgspec.Struct):
@@ -89,7 +84,7 @@ class _SDriverLogs(msgspec.Struct):
 
 class _SLogPage(msgspec.Struct):
     data: list[_SDriverLogs]
-    pagination: _Cursor
+    pagination: Cursor
 
 
 class _SViolation(msgspec.Struct):
@@ -105,13 +100,7 @@ class _SViolations(msgspec.Struct):
 
 class _SViolationPage(msgspec.Struct):
     data: list[_SViolations]
-    pagination: _Cursor
-
-
-class _Paging(msgspec.Struct):
-    per_page: int
-    page_no: int
-    total: int
+    pagination: Cursor
 
 
 class _MPeriod(msgspec.Struct):
@@ -128,7 +117,7 @@ class _MPeriodItem(msgspec.Struct):
 
 class _MPeriodPage(msgspec.Struct):
     driving_periods: list[_MPeriodItem]
-    pagination: _Paging
+    pagination: PageNumbers
 
 
 class _MEvent(msgspec.Struct):
@@ -167,7 +156,7 @@ def _events(log: Any) -> list[Any]:
 
 class _MLogPage(msgspec.Struct):
     logs: list[_MLogItem]
-    pagination: _Paging
+    pagination: PageNumbers
 
 
 class _MViolation(msgspec.Struct):
@@ -183,7 +172,7 @@ class _MViolationItem(msgspec.Struct):
 
 class _MViolationPage(msgspec.Struct):
     hos_violations: list[_MViolationItem]
-    pagination: _Paging
+    pagination: PageNumbers
 
 
 def _id(ref: Any) -> str | None:
@@ -277,16 +266,16 @@ class SamsaraHos:
             r = self.http.get(path, {**params, **({"after": cursor} if cursor else {})})
             page, body = decode_or_salvage("samsara", decoder, r.content, what)
             if page is not None:
-                return items(page), page.pagination.endCursor if page.pagination.hasNextPage else None
-            paging = _paging(body.get("pagination"), _Cursor, what)
-            return salvage(body), paging.endCursor if paging.hasNextPage else None
+                return items(page), page.pagination.next()
+            return salvage(body), salvaged_pagination("samsara", body, Cursor, what).next()
 
         return [x for page in cursor_pages("samsara", fetch) for x in page]
 
     def assignments(self, start_ms: int, end_ms: int) -> pa.Table:
         rows = self._pages("/fleet/driver-vehicle-assignments",
-                           {"filterBy": "vehicles", "startTime": _rfc3339(start_ms), "endTime": _rfc3339(end_ms),
-                            "limit": 512}, msgspec.json.Decoder(_SAssignmentPage), "driver-vehicle assignments",
+                           # no `limit`: the route takes none (the SDK's get_driver_vehicle_assignments)
+                           {"filterBy": "vehicles", "startTime": _rfc3339(start_ms), "endTime": _rfc3339(end_ms)},
+                           msgspec.json.Decoder(_SAssignmentPage), "driver-vehicle assignments",
                            lambda p: p.data, lambda b: convert_each(b.get("data"), _SAssignment))
         raws = _loose_raws(rows)
         vehicles, drivers = [_id(a.vehicle) for a in rows], [_id(a.driver) for a in rows]
@@ -353,17 +342,6 @@ def _objects(items: Any) -> list[dict[str, Any]]:
     return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
 
 
-def _paging(value: Any, shape: type[Any], what: str) -> Any:
-    """A salvaged page's pagination, which must still be usable: without it there is no next page to ask for."""
-    from common.errors import MalformedResponse
-
-    try:
-        return msgspec.convert(value, shape)
-    except msgspec.ValidationError as e:
-        raise MalformedResponse("samsara" if shape is _Cursor else "motive",
-                                f"{what}: the page's pagination is not the documented shape ({e})") from None
-
-
 def _salvage_logs(body: dict[str, Any]) -> list[tuple[Any, Any]]:
     """A Samsara HOS logs page read record by record: (the driver reference, each log entry)."""
     return [(g.get("driver"), x) for g in _objects(body.get("data")) for x in convert_each(g.get("hosLogs"), _SLog)]
@@ -385,12 +363,10 @@ class MotiveHos:
             page, body = decode_or_salvage("motive", decoder, r.content, what)
             if page is not None:
                 got = items(page)
-                p = page.pagination
-            else:
-                listed = body.get(key) if isinstance(body.get(key), list) else []
-                got = convert_each([x.get(inner) if isinstance(x, dict) else x for x in listed], shape)
-                p = _paging(body.get("pagination"), _Paging, what)
-            return got, len(got), PageNumbers(p.per_page, p.page_no, p.total)
+                return got, len(got), page.pagination
+            listed = body.get(key) if isinstance(body.get(key), list) else []
+            got = convert_each([x.get(inner) if isinstance(x, dict) else x for x in listed], shape)
+            return got, len(got), salvaged_pagination("motive", body, PageNumbers, what)
 
         return [x for page in numbered_pages("motive", fetch) for x in page]
 

@@ -32,7 +32,7 @@ from connectors.normalize import (
     empty_candidates,
     event_table,
 )
-from connectors.pagination import PageNumbers, numbered_pages
+from connectors.pagination import PageNumbers, numbered_pages, salvaged_pagination
 from connectors.samsara import DriverInfo, VehicleInfo
 
 KM_PER_MILE = 1.609344
@@ -62,20 +62,14 @@ class _VehicleItem(msgspec.Struct):
     vehicle: _Vehicle
 
 
-class _Paging(msgspec.Struct):
-    per_page: int
-    page_no: int
-    total: int
-
-
 class _LocPage(msgspec.Struct):
     vehicle_locations: list[_LocItem]
-    pagination: _Paging | None = None  # absent: the response is the whole answer
+    pagination: PageNumbers | None = None  # absent: the response is the whole answer
 
 
 class _VehiclePage(msgspec.Struct):
     vehicles: list[_VehicleItem]
-    pagination: _Paging
+    pagination: PageNumbers
 
 
 class _User(msgspec.Struct):
@@ -91,7 +85,7 @@ class _UserItem(msgspec.Struct):
 
 class _UserPage(msgspec.Struct):
     users: list[_UserItem]
-    pagination: _Paging
+    pagination: PageNumbers
 
 
 class _EventVehicle(msgspec.Struct, frozen=True):
@@ -114,15 +108,11 @@ class _PerfItem(msgspec.Struct):
 
 class _PerfPage(msgspec.Struct):
     driver_performance_events: list[_PerfItem]
-    pagination: _Paging | None = None
+    pagination: PageNumbers | None = None
 
 
 _EVENT_KINDS = {"hard_brake": "harsh_brake", "hard_accel": "harsh_accel", "hard_corner": "harsh_turn"}
 PER_PAGE = 100  # Motive's maximum
-
-
-def _numbers(p: _Paging | None) -> PageNumbers | None:
-    return PageNumbers(p.per_page, p.page_no, p.total) if p is not None else None
 
 
 def _date(ms: int) -> str:
@@ -152,7 +142,7 @@ class MotiveConnector:
         def fetch(page_no: int) -> tuple[list[_VehicleItem], int, PageNumbers | None]:
             r = self.http.get("/v1/vehicles", {"per_page": PER_PAGE, "page_no": page_no})
             page = self._decode(self._vehicles, r.content, "vehicles")
-            return page.vehicles, len(page.vehicles), _numbers(page.pagination)
+            return page.vehicles, len(page.vehicles), page.pagination
 
         return [VehicleInfo(str(i.vehicle.id), i.vehicle.number)
                 for page in numbered_pages(self.tsp, fetch) for i in page]
@@ -164,7 +154,7 @@ class MotiveConnector:
         def fetch(page_no: int) -> tuple[list[_UserItem], int, PageNumbers | None]:
             r = self.http.get("/v1/users", {"per_page": PER_PAGE, "page_no": page_no})
             page = self._decode(decoder, r.content, "users")
-            return page.users, len(page.users), _numbers(page.pagination)
+            return page.users, len(page.users), page.pagination
 
         return [DriverInfo(str(i.user.id), " ".join(x for x in (i.user.first_name, i.user.last_name) if x) or None)
                 for page in numbered_pages(self.tsp, fetch) for i in page if i.user.role in (None, "driver")]
@@ -180,7 +170,7 @@ class MotiveConnector:
             page, body = decode_or_salvage(self.tsp, self._events, r.content, "driver performance events")
             if page is not None:
                 items = [i.driver_performance_event for i in page.driver_performance_events]
-                return items, len(items), _numbers(page.pagination)
+                return items, len(items), page.pagination
             raw_items = body.get("driver_performance_events")
             wrapped = [i.get("driver_performance_event") if isinstance(i, dict) else i
                        for i in (raw_items if isinstance(raw_items, list) else [])]
@@ -209,7 +199,7 @@ class MotiveConnector:
             page, body = decode_or_salvage(self.tsp, self._locs, r.content, "locations")
             if page is not None:
                 items = [i.vehicle_location for i in page.vehicle_locations]
-                return items, len(items), _numbers(page.pagination)
+                return items, len(items), page.pagination
             salvaged = True
             with self._lock:
                 self.salvaged_pages += 1
@@ -248,13 +238,8 @@ class MotiveConnector:
 
 
 def _paging(body: dict, what: str) -> PageNumbers | None:
-    p = body.get("pagination")
-    if p is None:
-        return None
-    try:
-        return _numbers(msgspec.convert(p, _Paging))
-    except msgspec.ValidationError as e:
-        raise MalformedResponse("motive", f"{what}: pagination is not the documented shape ({e})") from None
+    """A salvaged page's numbers; none when it has no `pagination` (the whole answer)."""
+    return None if body.get("pagination") is None else salvaged_pagination("motive", body, PageNumbers, what)
 
 
 def _get(obj: Any, name: str) -> Any:

@@ -1,4 +1,5 @@
-"""The two pagination styles the TSPs use, behind one small contract: an iterator of pages.
+"""The two pagination styles the TSPs use, behind one small contract: an iterator of pages, with
+the shapes of their `pagination` objects (`Cursor`, `PageNumbers`) that every route's page decodes.
 
 Cursor pages (Samsara) raise on a repeated cursor instead of looping forever, and follow empty
 pages that still say there is more. Numbered pages (Motive) follow `page_no` until
@@ -14,22 +15,46 @@ not after MAX_PAGES (about 14 hours at a TSP's rate).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
-from common.errors import PaginationLoop
+import msgspec
+
+from common.errors import MalformedResponse, PaginationLoop
 
 P = TypeVar("P")
+S = TypeVar("S")
 
 MAX_PAGES = 1_000_000
 
 
 @dataclass(frozen=True)
 class PageNumbers:
-    """Motive's `{"pagination": {"per_page", "page_no", "total"}}`, as the server reports it."""
+    """Motive's `{"pagination": {"per_page", "page_no", "total"}}`, as the server reports it (msgspec
+    decodes a page's `pagination` straight into it)."""
 
     per_page: int
     page_no: int
     total: int
+
+
+class Cursor(msgspec.Struct, gc=False):
+    """Samsara's `{"pagination": {"endCursor", "hasNextPage"}}`."""
+
+    endCursor: str = ""
+    hasNextPage: bool = False
+
+    def next(self) -> str | None:
+        """The cursor of the next page, or None after the last."""
+        return self.endCursor if self.hasNextPage else None
+
+
+def salvaged_pagination(tsp: str, body: dict[str, Any], shape: type[S], what: str) -> S:
+    """The `pagination` of a page that failed its typed decode (its records are read one by one):
+    it must still be the documented shape, since without it there is no next page to ask for."""
+    try:
+        return msgspec.convert(body.get("pagination"), shape)
+    except msgspec.ValidationError as e:
+        raise MalformedResponse(tsp, f"{what}: pagination is not the documented shape ({e})") from None
 
 
 def cursor_pages(tsp: str, fetch: Callable[[str | None], tuple[P, str | None]],

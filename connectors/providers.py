@@ -46,7 +46,7 @@ class TspSpec:
     disconnect: str | None = None
     # OAuth scopes the consent asks for, where the TSP takes them in the authorize request (Motive;
     # a Samsara app's scopes are set on the app itself). Drivers and hours of service need Motive's
-    # `users.read` and `hos_logs.hos_violation` (docs/sandbox.md).
+    # `users.read`, `hos_logs.logs` and `hos_logs.hos_violation` (docs/sandbox.md).
     scopes: str | None = None
 
 
@@ -58,7 +58,7 @@ TSPS: dict[Tsp, TspSpec] = {
                       disconnect="a fleet admin removes (disconnects) fleetlake's app in their Motive account: "
                                  "Motive's App Marketplace is where customers install, configure and remove apps",
                       scopes="vehicles.read locations.read driver_performance_events.read users.read "
-                             "hos_logs.hos_violation"),
+                             "hos_logs.logs hos_logs.hos_violation"),
 }
 
 

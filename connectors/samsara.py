@@ -40,7 +40,7 @@ from connectors.normalize import (
     nearest_in_time,
     time_column,
 )
-from connectors.pagination import cursor_pages
+from connectors.pagination import Cursor, cursor_pages, salvaged_pagination
 
 METERS_PER_MILE = 1609.344
 PAGE_LIMIT = 512
@@ -80,14 +80,9 @@ class _VehicleStats(msgspec.Struct, gc=False):
     gpsOdometerMeters: list[_Odo] | None = None
 
 
-class _Pagination(msgspec.Struct, gc=False):
-    endCursor: str = ""
-    hasNextPage: bool = False
-
-
 class _StatsPage(msgspec.Struct, gc=False):
     data: list[_VehicleStats]
-    pagination: _Pagination
+    pagination: Cursor
 
 
 class _Vehicle(msgspec.Struct):
@@ -98,7 +93,7 @@ class _Vehicle(msgspec.Struct):
 
 class _VehiclePage(msgspec.Struct):
     data: list[_Vehicle]
-    pagination: _Pagination
+    pagination: Cursor
 
 
 class _Ref(msgspec.Struct, frozen=True):
@@ -124,7 +119,7 @@ class _SafetyEvent(msgspec.Struct):
 
 class _EventPage(msgspec.Struct):
     data: list[_SafetyEvent]
-    pagination: _Pagination
+    pagination: Cursor
 
 
 # The SDK's SafetyEventBehaviorLabel values (legacy list: camelCase; stream: PascalCase), lower-cased.
@@ -150,7 +145,7 @@ class _Driver(msgspec.Struct):
 
 class _DriverPage(msgspec.Struct):
     data: list[_Driver]
-    pagination: _Pagination
+    pagination: Cursor
 
 
 def rfc3339(ms: int) -> str:
@@ -180,7 +175,7 @@ class SamsaraConnector:
         def fetch(cursor: str | None) -> tuple[list[_Vehicle], str | None]:
             r = self.http.get("/fleet/vehicles", {"limit": PAGE_LIMIT, **({"after": cursor} if cursor else {})})
             page = self._decode(self._vehicles, r.content, "vehicles")
-            return page.data, page.pagination.endCursor if page.pagination.hasNextPage else None
+            return page.data, page.pagination.next()
 
         return [VehicleInfo(v.id, v.name) for page in cursor_pages(self.tsp, fetch) for v in page]
 
@@ -193,8 +188,8 @@ class SamsaraConnector:
             page, body = decode_or_salvage(self.tsp, self._events, r.content, "safety events")
             if page is None:
                 page = _EventPage(convert_each(body.get("data"), _SafetyEvent),  # type: ignore[arg-type]  # Loose records are read field by field below
-                                  _pagination(body, "safety events"))
-            return page.data, page.pagination.endCursor if page.pagination.hasNextPage else None
+                                  salvaged_pagination(self.tsp, body, Cursor, "safety events"))
+            return page.data, page.pagination.next()
 
         events = [e for page in cursor_pages(self.tsp, fetch) for e in page]
         labels = [_label(e) for e in events]
@@ -212,7 +207,7 @@ class SamsaraConnector:
         def fetch(cursor: str | None) -> tuple[list[_Driver], str | None]:
             r = self.http.get("/fleet/drivers", {"limit": PAGE_LIMIT, **({"after": cursor} if cursor else {})})
             page = self._decode(decoder, r.content, "drivers")
-            return page.data, page.pagination.endCursor if page.pagination.hasNextPage else None
+            return page.data, page.pagination.next()
 
         return [DriverInfo(d.id, d.name) for page in cursor_pages(self.tsp, fetch) for d in page]
 
@@ -233,7 +228,7 @@ class SamsaraConnector:
                 raise MalformedResponse(self.tsp, "GPS history: a vehicle entry has no id")
             vehicles.append(_VehicleStats(vid, convert_each(v.get("gps"), _Gps),  # type: ignore[arg-type]
                                           convert_each(v.get("gpsOdometerMeters"), _Odo)))  # type: ignore[arg-type]
-        return _StatsPage(vehicles, _pagination(body, "GPS history")), True
+        return _StatsPage(vehicles, salvaged_pagination(self.tsp, body, Cursor, "GPS history")), True
 
     def gps_pages(self, vehicle_id: str, start_ms: int, end_ms: int) -> Iterator[pa.Table]:
         """Candidate pings of one vehicle in [start_ms, end_ms), one table per page."""
@@ -245,7 +240,7 @@ class SamsaraConnector:
             page, salvaged = self._stats_page(r.content)
             # A bytes search is far cheaper than looking for decorations point by point.
             decorated = b'"decorations"' in r.content
-            return (page, salvaged, decorated), page.pagination.endCursor if page.pagination.hasNextPage else None
+            return (page, salvaged, decorated), page.pagination.next()
 
         cap = self.http.limits.max_pages(end_ms - start_ms, PAGE_LIMIT)
         what = f"{(end_ms - start_ms) / 3_600_000:g} h of one vehicle's GPS"
@@ -282,13 +277,6 @@ class SamsaraConnector:
             [p.latitude for p in gps], [p.longitude for p in gps], [p.speedMilesPerHour for p in gps],
             [p.headingDegrees for p in gps], odometer, odometer_scale=1 / METERS_PER_MILE, odometer_fill=fill,
             loose=salvaged)
-
-
-def _pagination(body: dict, what: str) -> _Pagination:
-    try:
-        return msgspec.convert(body.get("pagination"), _Pagination)
-    except msgspec.ValidationError as e:
-        raise MalformedResponse("samsara", f"{what}: pagination is not the documented shape ({e})") from None
 
 
 def _decorated_odometer(p: _Gps | Loose) -> Any:

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import hashlib
 import logging
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -54,6 +54,16 @@ def parse_time(value: str | None, name: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return int(dt.timestamp() * 1000)
+
+
+def parse_date(value: str | None, name: str) -> date:
+    """A `YYYY-MM-DD` query parameter (Motive's start_date and end_date)."""
+    if not value:
+        raise BadRequest(f"{name} is required")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date YYYY-MM-DD") from None
 
 
 def encode_cursor(*parts: object) -> str:

@@ -33,42 +33,15 @@ from starlette.routing import Route
 from sandbox.admin import admin_routes
 from sandbox.faults import chance
 from sandbox.hos_routes import MotiveHos
-from sandbox.http import BadRequest, Gate, form_fields, json_bytes, parse_time, raw_json, rfc3339_ms
+from sandbox.http import BadRequest, Gate, form_fields, json_bytes, parse_date, parse_time, raw_json, rfc3339_ms
+from sandbox.paging import motive_list, motive_paging
 from sandbox.quirks import Quirks, home_zone, num, render_times
 from sandbox.simulator import PingColumns, Vehicle
 from sandbox.tokens import OAuthError
 from sandbox.world import SandboxWorld
 
 KM_PER_MILE = 1.609344
-MAX_PER_PAGE = 100
 _TYPES = {"harsh_brake": "hard_brake", "harsh_accel": "hard_accel", "sharp_turn": "hard_corner"}
-
-
-def _paging(request: Request) -> tuple[int, int]:
-    try:
-        per_page = int(request.query_params.get("per_page", "25"))
-        page_no = int(request.query_params.get("page_no", "1"))
-    except ValueError:
-        raise BadRequest("per_page and page_no must be integers") from None
-    if per_page < 1 or page_no < 1:
-        raise BadRequest("per_page and page_no must be positive")
-    return min(per_page, MAX_PER_PAGE), page_no
-
-
-def _paged(key: str, items: list[dict], request: Request) -> Response:
-    per_page, page_no = _paging(request)
-    page = items[(page_no - 1) * per_page: page_no * per_page]
-    return raw_json(json_bytes({key: page, "pagination": {"per_page": per_page, "page_no": page_no,
-                                                          "total": len(items)}}))
-
-
-def _date(value: str | None, name: str) -> date:
-    if not value:
-        raise BadRequest(f"{name} is required")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a date YYYY-MM-DD") from None
 
 
 class MotiveApp:
@@ -127,14 +100,14 @@ class MotiveApp:
         return JSONResponse({"access_token": grant.access_token, "token_type": "Bearer",
                              "expires_in": grant.expires_in, "refresh_token": grant.refresh_token,
                              "scope": "vehicles.read locations.read driver_performance_events.read users.read "
-                                      "hos_logs.hos_violation", "created_at": int(
+                                      "hos_logs.logs hos_logs.hos_violation", "created_at": int(
                                  datetime.now(timezone.utc).timestamp())})
 
     # ------------------------------------------------------------------ lists
     async def vehicles(self, request: Request, fleet: str) -> Response:
         items = [{"vehicle": {"id": int(v.vehicle_id), "number": v.name, "vin": v.vin, "status": "active",
                               "make": "Freightliner", "model": "Cascadia"}} for v in self.world.sims[fleet].vehicles]
-        return _paged("vehicles", items, request)
+        return motive_list("vehicles", items, request)
 
     async def performance_events(self, request: Request, fleet: str) -> Response:
         q = request.query_params
@@ -157,7 +130,7 @@ class MotiveApp:
                     "id": e.ts_ms // 1000 * 10 + v.index % 10, "type": _TYPES[e.kind], "start_time": t0[0],
                     "end_time": t0[1], "lat": e.lat, "lon": e.lon, "start_speed": kmh,
                     "vehicle": {"id": int(v.vehicle_id), "number": v.name}}})
-        return _paged("driver_performance_events", items, request)
+        return motive_list("driver_performance_events", items, request)
 
     # ------------------------------------------------------------------ locations
     async def locations(self, request: Request, fleet: str) -> Response:
@@ -165,8 +138,8 @@ class MotiveApp:
         vehicle = next((v for v in self.world.sims[fleet].vehicles if v.vehicle_id == vid), None)
         if vehicle is None:
             return JSONResponse({"error_message": f"Vehicle {vid} not found"}, status_code=404)
-        d0 = _date(request.query_params.get("start_date"), "start_date")
-        d1 = _date(request.query_params.get("end_date"), "end_date")
+        d0 = parse_date(request.query_params.get("start_date"), "start_date")
+        d1 = parse_date(request.query_params.get("end_date"), "end_date")
         if d1 < d0:
             raise BadRequest("end_date must not be before start_date")
         if d1 > _add_months(d0, 3):
@@ -191,7 +164,7 @@ class MotiveApp:
                     self._cache.popitem(last=False)
         if not quirks.paged_history:
             return raw_json(b'{"vehicle_locations":[' + b",".join(items) + b"]}")
-        per_page, page_no = _paging(request)
+        per_page, page_no = motive_paging(request)
         page = items[(page_no - 1) * per_page: page_no * per_page]
         paging = json_bytes({"per_page": per_page, "page_no": page_no, "total": len(items)})
         return raw_json(b'{"vehicle_locations":[' + b",".join(page) + b'],"pagination":' + paging + b"}")

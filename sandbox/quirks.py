@@ -27,11 +27,14 @@ class Quirks:
     seed: int = 0
     local_offsets: bool = False  # times in the truck's home zone with its UTC offset (-05:00, DST hours)
     whole_seconds: float = 0.0  # share of whole-second times sent without fractions ("...:05Z")
-    absent_optional: float = 0.0  # share of points whose optional fields (speed, heading) are left out
-    extra_fields: bool = False  # fields the client does not know, on points and vehicles
+    # share of points whose optional fields (speed, heading) are left out; of the drivers' routes'
+    # records, those whose optional fields fleetlake does not keep (sandbox/record_quirks.py)
+    absent_optional: float = 0.0
+    extra_fields: bool = False  # fields the client does not know, on points, vehicles and drivers' records
     ints_for_floats: bool = False  # whole-number values sent as JSON integers (0, not 0.0)
     empty_gps: bool = False  # Samsara: vehicles in a page without points, as "gps": [] or no gps key
-    page_sizes: bool = False  # Samsara: pages cut short of the limit at varying sizes
+    # Samsara: pages cut short of the limit at varying sizes; the drivers' routes end on an empty page
+    page_sizes: bool = False
     odometer_own_times: bool = False  # Samsara: gpsOdometerMeters on its own clock, not the GPS times
     north_as_360: float = 0.0  # share of moving points whose heading is sent as 360.0 (due north)
     null_speed: float = 0.0  # Motive: share of points with "speed": null

@@ -54,31 +54,18 @@ from sandbox.http import (
     raw_json,
     rfc3339_ms,
 )
+from sandbox.paging import samsara_limit, samsara_list
 from sandbox.quirks import Quirks, home_zone, num, render_times, uniform
 from sandbox.simulator import METERS_PER_MILE, PingColumns, Vehicle
 from sandbox.tokens import OAuthError
 from sandbox.world import SandboxWorld
 
-MAX_LIMIT = 512
 SCAN_BUDGET_DAYS = 31
 DAY_MS = 86_400_000
 # Values of the SDK's SafetyEventBehaviorLabel enum (samsara-api, types/safety_event_behavior_label.py).
 _LABELS = {"harsh_brake": ("braking", "Braking"), "harsh_accel": ("acceleration", "Acceleration"),
            "sharp_turn": ("harshTurn", "Harsh Turn")}
 ODOMETER_JITTER_MS = 1500  # the odometer series' own clock: up to this far from the GPS fix
-
-
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return MAX_LIMIT
-    try:
-        n = int(raw)
-    except ValueError:
-        raise BadRequest("limit must be an integer") from None
-    if not 1 <= n <= MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
-    return n
 
 
 def _selected(world: SandboxWorld, fleet: str, request: Request) -> list[Vehicle]:
@@ -88,21 +75,6 @@ def _selected(world: SandboxWorld, fleet: str, request: Request) -> list[Vehicle
         return vehicles
     wanted = {x.strip() for x in raw.split(",") if x.strip()}
     return [v for v in vehicles if v.vehicle_id in wanted]
-
-
-def _list_page(items: list[dict], request: Request, qh: str) -> Response:
-    limit = _limit(request)
-    after = request.query_params.get("after")
-    start = 0
-    if after:
-        offset, h = decode_cursor(after, 2)
-        if h != qh or not offset.isdigit():
-            raise BadRequest("pagination cursor does not belong to this query")
-        start = int(offset)
-    page = items[start:start + limit]
-    more = start + limit < len(items)
-    return raw_json(json_bytes({"data": page, "pagination": {
-        "endCursor": encode_cursor(start + limit, qh) if more else "", "hasNextPage": more}}))
 
 
 class SamsaraApp:
@@ -184,7 +156,7 @@ class SamsaraApp:
         items = [{"id": v.vehicle_id, "name": v.name, "vin": v.vin, "createdAtTime": created,
                   "updatedAtTime": created, "externalIds": {"samsara.vin": v.vin}}
                  for v in _selected(self.world, fleet, request)]
-        return _list_page(items, request, query_hash(request, "after"))
+        return samsara_list(request, items)
 
     async def safety_events(self, request: Request, fleet: str) -> Response:
         start = parse_time(request.query_params.get("startTime"), "startTime")
@@ -207,7 +179,7 @@ class SamsaraApp:
                 if g is not None:
                     item["maxAccelerationGForce"] = round(float(g), 3)
                 items.append(item)
-        return _list_page(items, request, query_hash(request, "after"))
+        return samsara_list(request, items)
 
     # ------------------------------------------------------------------ GPS history
     async def stats_history(self, request: Request, fleet: str) -> Response:
@@ -224,7 +196,7 @@ class SamsaraApp:
         end = parse_time(q.get("endTime"), "endTime")
         if end <= start:
             raise BadRequest("endTime must be after startTime")
-        limit = _limit(request)
+        limit = samsara_limit(request)
         vehicles = _selected(self.world, fleet, request)
         qh = query_hash(request, "after")
         vpos, ts = 0, start

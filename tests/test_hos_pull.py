@@ -7,6 +7,8 @@ change are checkpointed (a refresh does not pull them again).
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +24,9 @@ from ingest.pull.backfill import PullOptions, pull_fleet
 from ingest.pull.hos_datasets import HosPull
 from partitions import Manifest, read_month, read_snapshot
 from partitions.store import LocalStore
+from partitions.writer import MonthWriter
 from sandbox.crew import Crew, Edit
+from sandbox.quirks import Quirks
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
@@ -134,3 +138,64 @@ def test_a_late_edit_of_an_old_month_reruns_that_months_driver_features_and_noth
         assert reran == {("drivers", month)}, reran
         runs = [r for r in manifest.runs() if r.month == month and r.status == "succeeded"]
         assert sorted(r.flow for r in runs) == ["distance", "drivers", "drivers", "trips"]
+
+
+def land_hos(server: SandboxServer, tsp: str, fleet: str, month: str, where: Path
+             ) -> tuple[dict[str, list[tuple]], list[dict]]:
+    """The drivers snapshot and one month of HOS, pulled over HTTP and committed; with every response body."""
+    with Manifest(where / "m.duckdb") as manifest:
+        store = LocalStore(where / "lake")
+        connector = connect(server, tsp, fleet, manifest, Vault(Fernet.generate_key().decode()))
+        bodies: list[dict] = []
+        get = connector.http.get
+
+        def recording_get(path: str, params: dict | None = None) -> httpx.Response:
+            r = get(path, params)
+            bodies.append({"path": path, **json.loads(r.content)})
+            return r
+
+        connector.http.get = recording_get  # type: ignore[method-assign]
+        now = server.world.clock.now_ms()
+        with MonthWriter(store, manifest, fleet, work_dir=where, now_ms=now) as w:
+            HosPull().pull_drivers(connector, w)
+            HosPull().pull_month(connector, w, month, now)
+            w.commit()
+        tables = {d: read_month(store, manifest, fleet, month, where / "c", d)
+                  for d in ("assignments", "hos_logs", "hos_violations", "quarantine")}
+        tables["drivers"] = read_snapshot(store, manifest, fleet, where / "c")
+    return {d: sorted((tuple(r.values()) for r in t.to_pylist()), key=repr) for d, t in tables.items()}, bodies
+
+
+@pytest.mark.parametrize("tsp,fleet", [("samsara", "acme-freight"), ("motive", "bluebird-logistics")])
+def test_every_quirk_on_lands_exactly_the_rows_of_none(tmp_path: Path, tsp: str, fleet: str) -> None:
+    """Short and empty pages, optional fields left out, unknown fields, integers for floats, local
+    offsets and whole seconds on the drivers' routes (Quirks.realistic): the same rows land, to the
+    value, as from the plain TSP, and none is quarantined."""
+    cfg = default_config(seed=11, vehicles=4, ping_interval_s=60, history_months=1, now=NOW)
+    month = month_of_ms(int(cfg.fleets[0].spec.history_start.timestamp() * 1000))
+    with SandboxServer(replace(cfg, samsara_rate_per_s=1000.0, motive_rate_per_s=1000.0)) as server:
+        plain, plain_bodies = land_hos(server, tsp, fleet, month, tmp_path / "plain")
+        server.world.set_quirks(fleet, Quirks.realistic(seed=5))
+        quirky, bodies = land_hos(server, tsp, fleet, month, tmp_path / "quirks")
+
+    assert all(plain[d] for d in ("assignments", "hos_logs", "hos_violations", "drivers")), "each dataset landed"
+    for dataset, rows in plain.items():
+        assert quirky[dataset] == rows, dataset
+    assert not quirky["quarantine"], "a quirk is the API working as documented: nothing is quarantined"
+    # ... and the quirks were served: pages cut short, optional fields left out, unknown fields added
+    text = json.dumps(bodies)
+    assert re.search(r'T\d\d:\d\d:\d\d(\.\d+)?-0[4-8]:00"', text), "times in the home terminal's zone"
+    assert re.search(r'T\d\d:\d\d:\d\d(Z|[-+]\d\d:\d\d)"', text), "whole seconds without a fraction"
+    if tsp == "samsara":
+        assert len(bodies) > len(plain_bodies), "pages of their own sizes"
+        assert any(not b["data"] and i and bodies[i - 1]["pagination"]["hasNextPage"]
+                   and bodies[i - 1]["path"] == b["path"] for i, b in enumerate(bodies)), "an empty last page"
+        entries = [e for b in bodies if b["path"] == "/fleet/hos/logs" for g in b["data"] for e in g["hosLogs"]]
+        on_duty = [e for e in entries if e["hosStatusType"] == "onDuty"]
+        assert any("remark" in e for e in on_duty) and any("remark" not in e for e in on_duty)
+        assert '"logMetaData"' in text and '"eldDayStartHour"' in text and '"codrivers"' in text
+    else:
+        periods = [p["driving_period"] for b in bodies if b["path"] == "/v1/driving_periods"
+                   for p in b["driving_periods"]]
+        assert any("status" in p for p in periods) and any("status" not in p for p in periods)
+        assert '"source"' in text and '"metric_units"' in text and '"eld_mode"' in text

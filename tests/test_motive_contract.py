@@ -38,6 +38,8 @@ def test_the_shapes_refuse_what_the_reference_rules_out() -> None:
         shapes.Pagination(per_page=500, page_no=1, total=3)
     with pytest.raises(pydantic.ValidationError):
         shapes.VehicleLocation(id=1, located_at="yesterday", lat=1.0, lon=2.0)
+    with pytest.raises(pydantic.ValidationError, match="source"):  # [DRP2]: 1, 2 or 3
+        shapes.DrivingPeriod(id=1, type="driving", start_time="2026-01-01T00:00:00Z", source=7, vehicle={"id": 1})
     with pytest.raises(AssertionError, match="per_page"):
         shapes.check_page(25, shapes.Pagination(per_page=25, page_no=1, total=30), 100, 1)
 
@@ -89,6 +91,11 @@ def test_every_motive_response_of_a_pull_fits_the_public_reference(tmp_path: Pat
     assert all(t.num_rows for t in hos), "assignments, HOS logs and violations were served"
     assert {"driving", "on_duty", "off_duty"} <= statuses <= shapes.DUTY_STATUSES
     assert violations and violations <= shapes.VIOLATION_TYPES
+    # The HOS routes' quirks were among what was checked (sandbox/record_quirks.py).
+    periods = [p["driving_period"] for path, _, b in seen if path == "/v1/driving_periods"
+               for p in json.loads(b)["driving_periods"]]
+    assert any("status" not in p for p in periods) == bool(quirks.absent_optional), "status left out (if available)"
+    assert any("source" in p for p in periods) == quirks.extra_fields
     paged = [p for p, _, b in seen if p.startswith("/v3/") and b'"pagination"' in b]
     assert bool(paged) == quirks.paged_history
 

@@ -133,6 +133,16 @@ def test_every_samsara_response_of_a_pull_parses_with_the_official_sdk(tmp_path:
     assert statuses and statuses <= closed_values(HosLogEntryHosStatusType), statuses
     assert {"driving", "onDuty", "offDuty"} <= statuses
     assert violation_types and violation_types <= closed_values(HosViolationObjectResponseBodyType), violation_types
+    # The HOS routes' quirks were among what the SDK parsed (sandbox/record_quirks.py, sandbox/paging.py).
+    hos = [(path, json.loads(body)) for path, body in seen if path.startswith("/fleet/hos/") or path in (
+        "/fleet/drivers", "/fleet/driver-vehicle-assignments")]
+    entries = [e for path, b in hos if path == "/fleet/hos/logs" for g in b["data"] for e in g["hosLogs"]]
+    in_vehicle = [e for e in entries if "vehicle" in e]
+    assert in_vehicle and any("remark" in e for e in entries)
+    located = sum("logRecordedLocation" in e for e in in_vehicle)
+    assert (located == len(in_vehicle)) == (not quirks.absent_optional), "optional fields left out as the quirk says"
+    assert any(not b["data"] for _, b in hos) == quirks.page_sizes, "an empty last page only when pages are cut"
+    assert any("logMetaData" in e for e in entries) == quirks.extra_fields
 
 
 def closed_values(open_enum: object) -> set[str]:

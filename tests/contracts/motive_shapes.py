@@ -30,8 +30,9 @@ Sources (retrieved 2026-11):
         HOS cycle 70_8 lists the violations duty_16 duty_14 driving_11 break_30 cycle_70, 60_7 the
         same with cycle_60. (It names fleet_admin where [USR] says admin: both are accepted.)
   [LOGS] https://developer-docs.gomotive.com/reference/list-the-hours-of-service-hos-logs-of-the-drivers
-        GET /v1/logs: items wrapped as {"log": {...}} with id (integer), date, total_miles,
-        time_zone, cycle, driver_first_name/last_name, ...; each log carries its duty-status
+        GET /v1/logs: items wrapped as {"log": {...}} with id (integer), date, total_miles (Integer),
+        metric_units (Boolean), driver_signed_at, time_zone, cycle, driver_first_name/last_name, ...;
+        the statuses of the `status` filter: all, compliant, hos, form_and_manner, missing_dvirs. Each log carries its duty-status
         events. The page does not spell out the event fields: we expect {"event": {id, type,
         start_time, end_time|null, duration|null}} with type one of the duty statuses Motive's
         create-an-event page names (on_duty, off_duty; driving, sleeper from the log graph).
@@ -45,6 +46,12 @@ Sources (retrieved 2026-11):
         types driving, personal conveyance, yard move; a period may carry no driver (unidentified;
         `assigned_to_driver=false` filters them); the date range is at most 30 days (developer
         forum, "Has there been a change in the date range allowed in driving periods?").
+  [DRP2] https://developer.gomotive.com/reference/fetch-a-list-of-the-vehicles-driving-periods
+        items wrapped as {"driving_period": {...}}: id (Integer), start_time, end_time, status
+        "(if available)", type; `source` 1 (recorded by the Vehicle Gateway), 2 (an edit by a user
+        other than the driver), 3 (assumed from the unidentified driver profile). The page does not
+        say how the driver and vehicle are given: we expect {id, first_name, last_name} and
+        {id, number} as on the other routes.
   [UNIT] Motive reports metric values by default (speed km/h, odometer km) unless the company
         uses imperial units (`metric_units` on the vehicle, [VEH]).
 """
@@ -199,6 +206,8 @@ class Log(_Shape):  # [LOGS]
     date: str
     driver: Ref
     events: list[LogEventItem]
+    total_miles: int | None = None
+    metric_units: bool | None = None
 
     @field_validator("date")
     @classmethod
@@ -235,11 +244,13 @@ class HosViolationsResponse(_Shape):  # [VIO] + [PAG]
     pagination: Pagination
 
 
-class DrivingPeriod(_Shape):  # [DRP]
+class DrivingPeriod(_Shape):  # [DRP], [DRP2]
     id: int
     type: str
     start_time: str
     end_time: str | None = None
+    status: str | None = None  # "(if available)": may be absent
+    source: Literal[1, 2, 3] | None = None
     driver: Ref | None = None  # null: unidentified driving
     vehicle: Ref
 
