@@ -40,6 +40,7 @@ from connectors.normalize import (
     nearest_in_time,
     time_column,
 )
+from connectors.pages import Fetched
 from connectors.pagination import cursor_pages
 
 METERS_PER_MILE = 1609.344
@@ -90,6 +91,13 @@ class _StatsPage(msgspec.Struct, gc=False):
     pagination: _Pagination
 
 
+class _RawPage(msgspec.Struct, gc=False):
+    """Any list page with its records left as the bytes they came as (a lookback slice's fetch,
+    connectors.pages): msgspec.Raw is a view of the body, skipped over, not parsed."""
+    data: msgspec.Raw
+    pagination: _Pagination
+
+
 class _Vehicle(msgspec.Struct):
     id: str
     name: str | None = None
@@ -120,11 +128,6 @@ class _SafetyEvent(msgspec.Struct):
     vehicle: _Ref = _Ref()
     location: _Location = _Location()
     behaviorLabels: list[_Label] = []
-
-
-class _EventPage(msgspec.Struct):
-    data: list[_SafetyEvent]
-    pagination: _Pagination
 
 
 # The SDK's SafetyEventBehaviorLabel values (legacy list: camelCase; stream: PascalCase), lower-cased.
@@ -167,7 +170,9 @@ class SamsaraConnector:
         self.fleet_id = fleet_id
         self._stats = msgspec.json.Decoder(_StatsPage)
         self._vehicles = msgspec.json.Decoder(_VehiclePage)
-        self._events = msgspec.json.Decoder(_EventPage)
+        self._raw = msgspec.json.Decoder(_RawPage)
+        self._stats_data = msgspec.json.Decoder(list[_VehicleStats])
+        self._events_data = msgspec.json.Decoder(list[_SafetyEvent])
         self._lock = threading.Lock()
         self.unknown_labels: Counter[str] = Counter()  # safety-event labels kept as kind "other"
         self.salvaged_pages = 0  # pages that failed the typed decode and were read record by record
@@ -186,17 +191,51 @@ class SamsaraConnector:
 
     def events_slice(self, start_ms: int, end_ms: int) -> pa.Table:
         """Safety events of the whole fleet with start_ms <= time < end_ms, as candidate events."""
+        return self.events_fetch(start_ms, end_ms).read()
+
+    def events_fetch(self, start_ms: int, end_ms: int) -> Fetched:
+        """The events slice's pages, records unread (connectors.pages)."""
         params = {"startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms), "limit": PAGE_LIMIT}
+        pages = self._raw_pages("/fleet/safety-events", params, "safety events")
 
-        def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
-            r = self.http.get("/fleet/safety-events", {**params, **({"after": cursor} if cursor else {})})
-            page, body = decode_or_salvage(self.tsp, self._events, r.content, "safety events")
-            if page is None:
-                page = _EventPage(convert_each(body.get("data"), _SafetyEvent),  # type: ignore[arg-type]  # Loose records are read field by field below
-                                  _pagination(body, "safety events"))
-            return page.data, page.pagination.endCursor if page.pagination.hasNextPage else None
+        def read() -> pa.Table:
+            events: list[Any] = []
+            for records, body in pages:
+                if body is None:
+                    try:
+                        events.extend(self._events_data.decode(records))
+                        continue
+                    except msgspec.DecodeError:
+                        data = msgspec.json.decode(records)
+                else:
+                    data = body.get("data")
+                events.extend(convert_each(data, _SafetyEvent))  # Loose records are read field by field below
+            return self._event_table(events)
 
-        events = [e for page in cursor_pages(self.tsp, fetch) for e in page]
+        return Fetched(tuple(r for r, _ in pages), read)
+
+    def _raw_pages(self, path: str, params: dict[str, Any], what: str, max_pages: int | None = None,
+                   span: str = "") -> list[tuple[Any, dict | None]]:
+        """Every page of a list endpoint as (its `data` bytes, None), or, for a body of the wrong shape
+        (salvaged record by record when read), as (the body's bytes, the body as plain JSON)."""
+
+        def fetch(cursor: str | None) -> tuple[tuple[Any, dict | None], str | None]:
+            r = self.http.get(path, {**params, **({"after": cursor} if cursor else {})})
+            try:
+                page = self._raw.decode(r.content)
+                return (page.data, None), page.pagination.endCursor if page.pagination.hasNextPage else None
+            except msgspec.DecodeError:
+                pass
+            typed, body = decode_or_salvage(self.tsp, self._raw, r.content, what)
+            assert body is not None and typed is None
+            pagination = _pagination(body, what)
+            return (r.content, body), pagination.endCursor if pagination.hasNextPage else None
+
+        if max_pages is None:
+            return list(cursor_pages(self.tsp, fetch))
+        return list(cursor_pages(self.tsp, fetch, max_pages, span))
+
+    def _event_table(self, events: list[Any]) -> pa.Table:
         labels = [_label(e) for e in events]
         kinds = [_EVENT_KINDS.get(lb.lower(), "other") for lb in labels]
         with self._lock:
@@ -221,9 +260,12 @@ class SamsaraConnector:
         page, body = decode_or_salvage(self.tsp, self._stats, content, "GPS history")
         if page is not None:
             return page, False
+        return _StatsPage(self._salvage_vehicles(body.get("data")), _pagination(body, "GPS history")), True
+
+    def _salvage_vehicles(self, data: Any) -> list[_VehicleStats]:
+        """A page's vehicles read record by record (its typed decode failed): a bad point costs itself."""
         with self._lock:
             self.salvaged_pages += 1
-        data = body.get("data")
         if not isinstance(data, list):
             raise MalformedResponse(self.tsp, "GPS history: response has no data list")
         vehicles = []
@@ -233,12 +275,38 @@ class SamsaraConnector:
                 raise MalformedResponse(self.tsp, "GPS history: a vehicle entry has no id")
             vehicles.append(_VehicleStats(vid, convert_each(v.get("gps"), _Gps),  # type: ignore[arg-type]
                                           convert_each(v.get("gpsOdometerMeters"), _Odo)))  # type: ignore[arg-type]
-        return _StatsPage(vehicles, _pagination(body, "GPS history")), True
+        return vehicles
+
+    def _gps_params(self, vehicle_id: str, start_ms: int, end_ms: int) -> dict[str, Any]:
+        return {"types": "gps,gpsOdometerMeters", "startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms),
+                "vehicleIds": vehicle_id, "limit": PAGE_LIMIT}
+
+    def gps_fetch(self, vehicle_id: str, start_ms: int, end_ms: int) -> Fetched:
+        """One vehicle's GPS in [start_ms, end_ms), pages fetched, records unread (connectors.pages)."""
+        cap = self.http.limits.max_pages(end_ms - start_ms, PAGE_LIMIT)
+        what = f"{(end_ms - start_ms) / 3_600_000:g} h of one vehicle's GPS"
+        pages = self._raw_pages("/fleet/vehicles/stats/history", self._gps_params(vehicle_id, start_ms, end_ms),
+                                "GPS history", cap, what)
+
+        def read() -> pa.Table:
+            tables: list[pa.Table] = []
+            for records, body in pages:
+                if body is None:
+                    try:
+                        vehicles, salvaged = self._stats_data.decode(records), False
+                    except msgspec.DecodeError:
+                        vehicles, salvaged = self._salvage_vehicles(msgspec.json.decode(records)), True
+                else:
+                    vehicles, salvaged = self._salvage_vehicles(body.get("data")), True
+                decorated = b'"decorations"' in (records if isinstance(records, bytes) else bytes(records))
+                tables.extend(self._normalise(v, salvaged, decorated) for v in vehicles if v.gps)
+            return pa.concat_tables(tables) if tables else empty_candidates()
+
+        return Fetched(tuple(r for r, _ in pages), read)
 
     def gps_pages(self, vehicle_id: str, start_ms: int, end_ms: int) -> Iterator[pa.Table]:
         """Candidate pings of one vehicle in [start_ms, end_ms), one table per page."""
-        params = {"types": "gps,gpsOdometerMeters", "startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms),
-                  "vehicleIds": vehicle_id, "limit": PAGE_LIMIT}
+        params = self._gps_params(vehicle_id, start_ms, end_ms)
 
         def fetch(cursor: str | None) -> tuple[tuple[_StatsPage, bool, bool], str | None]:
             r = self.http.get("/fleet/vehicles/stats/history", {**params, **({"after": cursor} if cursor else {})})

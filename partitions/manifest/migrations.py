@@ -149,5 +149,20 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ALTER TABLE flow_runs ADD COLUMN window_key VARCHAR;
     UPDATE flow_runs SET window_key = month;
     """),
+    (10, """
+    -- A slice still in its stream's lookback (pulled again by every refresh, ingest/pull/lookback.py):
+    -- the digest of the records its pages held when it was last committed, and its rows, so a refresh
+    -- whose pages hold the same records reads, validates and merges nothing again. Only a hint: a
+    -- missing row (a rebuilt manifest) means the slice is read as before.
+    CREATE TABLE lookback_pages (
+        fleet_id   VARCHAR NOT NULL,
+        stream     VARCHAR NOT NULL,
+        slice_key  VARCHAR NOT NULL,
+        digest     VARCHAR NOT NULL,
+        rows       BIGINT NOT NULL,
+        pulled_at  TIMESTAMP NOT NULL,
+        PRIMARY KEY (fleet_id, stream, slice_key)
+    );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
