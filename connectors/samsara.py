@@ -20,7 +20,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import msgspec
 import pyarrow as pa
@@ -49,6 +49,9 @@ PAGE_LIMIT = 512
 # about 0.6 mi in 30 s, so a match is never further off than that; without a reading that close
 # the odometer is null (unknown), not a stale value.
 ODOMETER_TOLERANCE_MS = 30_000
+# GPS points normalised in one go (the API's pages hold 512): Arrow's per-call costs are paid per
+# batch, and a slice's decoded records are held a batch at a time, not all at once.
+BATCH_POINTS = 16_384
 
 
 # The GPS page's shapes are not tracked by the cyclic GC (gc=False: they hold no cycles): a page
@@ -289,67 +292,113 @@ class SamsaraConnector:
                                 "GPS history", cap, what)
 
         def read() -> pa.Table:
-            tables: list[pa.Table] = []
-            for records, body in pages:
-                if body is None:
-                    try:
-                        vehicles, salvaged = self._stats_data.decode(records), False
-                    except msgspec.DecodeError:
-                        vehicles, salvaged = self._salvage_vehicles(msgspec.json.decode(records)), True
-                else:
-                    vehicles, salvaged = self._salvage_vehicles(body.get("data")), True
-                decorated = b'"decorations"' in (records if isinstance(records, bytes) else bytes(records))
-                tables.extend(self._normalise(v, salvaged, decorated) for v in vehicles if v.gps)
+            tables = list(self._normalised(self._read_pages(pages)))
             return pa.concat_tables(tables) if tables else empty_candidates()
 
         return Fetched(tuple(r for r, _ in pages), read)
 
+    def _read_pages(self, pages: list[tuple[Any, dict | None]]) -> Iterator[tuple[list[_VehicleStats], bool, bool]]:
+        """Fetched pages' records decoded, a page at a time: (vehicles, salvaged, decorated)."""
+        for records, body in pages:
+            if body is None:
+                try:
+                    vehicles, salvaged = self._stats_data.decode(records), False
+                except msgspec.DecodeError:
+                    vehicles, salvaged = self._salvage_vehicles(msgspec.json.decode(records)), True
+            else:
+                vehicles, salvaged = self._salvage_vehicles(body.get("data")), True
+            yield vehicles, salvaged, b'"decorations"' in (records if isinstance(records, bytes) else bytes(records))
+
     def gps_pages(self, vehicle_id: str, start_ms: int, end_ms: int) -> Iterator[pa.Table]:
-        """Candidate pings of one vehicle in [start_ms, end_ms), one table per page."""
+        """Candidate pings of one vehicle in [start_ms, end_ms), a table per BATCH_POINTS points or so."""
         params = self._gps_params(vehicle_id, start_ms, end_ms)
 
-        def fetch(cursor: str | None) -> tuple[tuple[_StatsPage, bool, bool], str | None]:
+        def fetch(cursor: str | None) -> tuple[tuple[list[_VehicleStats], bool, bool], str | None]:
             r = self.http.get("/fleet/vehicles/stats/history", {**params, **({"after": cursor} if cursor else {})})
             page, salvaged = self._stats_page(r.content)
             # A bytes search is far cheaper than looking for decorations point by point.
             decorated = b'"decorations"' in r.content
-            return (page, salvaged, decorated), page.pagination.endCursor if page.pagination.hasNextPage else None
+            return (page.data, salvaged, decorated), page.pagination.endCursor if page.pagination.hasNextPage else None
 
         cap = self.http.limits.max_pages(end_ms - start_ms, PAGE_LIMIT)
         what = f"{(end_ms - start_ms) / 3_600_000:g} h of one vehicle's GPS"
-        for page, salvaged, decorated in cursor_pages(self.tsp, fetch, cap, what):
-            for v in page.data:
-                if v.gps:
-                    yield self._normalise(v, salvaged, decorated)
+        return self._normalised(cursor_pages(self.tsp, fetch, cap, what))
 
     def gps_slice(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
         tables = list(self.gps_pages(vehicle_id, start_ms, end_ms))
         return pa.concat_tables(tables) if tables else empty_candidates()
 
+    def _normalised(self, pages: Iterable[tuple[list[_VehicleStats], bool, bool]]) -> Iterator[pa.Table]:
+        """Pages' vehicle entries (with their page's salvaged and decorated flags) as candidate tables,
+        several pages at a time: the per-call costs of building Arrow columns are paid per batch, not
+        per page, and a batch bounds how many decoded records are held."""
+        batch: list[tuple[_VehicleStats, bool, bool]] = []
+        points = 0
+        for vehicles, salvaged, decorated in pages:
+            for v in vehicles:
+                if v.gps:
+                    batch.append((v, salvaged, decorated))
+                    points += len(v.gps)
+            if points >= BATCH_POINTS:
+                yield self._normalise_batch(batch)
+                batch, points = [], 0
+        if batch:
+            yield self._normalise_batch(batch)
+
     def _normalise(self, v: _VehicleStats, salvaged: bool = True, decorated: bool = True) -> pa.Table:
-        gps = v.gps or []
-        times = [p.time for p in gps]
-        odometer: list[Any] | None = None
-        fill = None
-        if decorated:
-            odometer = [_decorated_odometer(p) for p in gps]
-            if all(x is None for x in odometer):
-                odometer = None
-        series = v.gpsOdometerMeters
-        if series and odometer is None and [o.time for o in series] == times:
-            odometer = [o.value for o in series]  # the series on the GPS clock: nothing to match
-        elif series:
-            # Its own series on its own clock: each point takes the nearest reading in time.
-            scratch = [False] * len(series)
-            fill = nearest_in_time(time_column(times, [False] * len(gps)),
-                                   time_column([o.time for o in series], scratch),
-                                   float_column([o.value for o in series], scratch, 1 / METERS_PER_MILE),
-                                   ODOMETER_TOLERANCE_MS)
+        return self._normalise_batch([(v, salvaged, decorated)])
+
+    def _normalise_batch(self, batch: list[tuple[_VehicleStats, bool, bool]]) -> pa.Table:
+        """Vehicle entries -> one candidate table; each entry's odometer is matched within the entry."""
+        gps: list[Any] = []
+        times: list[Any] = []
+        odometer: list[Any] = []
+        fills: list[pa.Array] = []
+        with_odometer = with_fill = False
+        ids: list[tuple[str, int]] = []
+        for v, _salvaged, decorated in batch:
+            points = v.gps or []
+            own_times = [p.time for p in points]
+            odo, fill = _odometer(v, points, own_times, decorated)
+            gps.extend(points)
+            times.extend(own_times)
+            ids.append((v.id, len(points)))
+            with_odometer |= odo is not None
+            with_fill |= fill is not None
+            odometer.extend(odo if odo is not None else [None] * len(points))
+            fills.append(fill if fill is not None else pa.nulls(len(points), pa.float64()))
+        n = len(gps)
+        vehicle_ids = (pa.repeat(ids[0][0], n).cast(pa.string()) if all(i == ids[0][0] for i, _ in ids)
+                       else pa.array([i for i, k in ids for _ in range(k)], pa.string()))
         return candidate_table(
-            self.fleet_id, self.source, pa.array([v.id] * len(gps), pa.string()), gps, times,
+            self.fleet_id, self.source, vehicle_ids, gps, times,
             [p.latitude for p in gps], [p.longitude for p in gps], [p.speedMilesPerHour for p in gps],
-            [p.headingDegrees for p in gps], odometer, odometer_scale=1 / METERS_PER_MILE, odometer_fill=fill,
-            loose=salvaged)
+            [p.headingDegrees for p in gps], odometer if with_odometer else None, odometer_scale=1 / METERS_PER_MILE,
+            odometer_fill=pa.concat_arrays(fills) if with_fill else None,
+            loose=any(salvaged for _, salvaged, _ in batch))
+
+
+def _odometer(v: _VehicleStats, gps: list[Any], times: list[Any],
+              decorated: bool) -> tuple[list[Any] | None, pa.Array | None]:
+    """One entry's odometer: its points' own readings (meters; None: none sent) and/or its series
+    matched to the points (miles), as the TSP sends either."""
+    odometer: list[Any] | None = None
+    fill = None
+    if decorated:
+        odometer = [_decorated_odometer(p) for p in gps]
+        if all(x is None for x in odometer):
+            odometer = None
+    series = v.gpsOdometerMeters
+    if series and odometer is None and [o.time for o in series] == times:
+        odometer = [o.value for o in series]  # the series on the GPS clock: nothing to match
+    elif series:
+        # Its own series on its own clock: each point takes the nearest reading in time.
+        scratch = [False] * len(series)
+        fill = nearest_in_time(time_column(times, [False] * len(gps)),
+                               time_column([o.time for o in series], scratch),
+                               float_column([o.value for o in series], scratch, 1 / METERS_PER_MILE),
+                               ODOMETER_TOLERANCE_MS)
+    return odometer, fill
 
 
 def _pagination(body: dict, what: str) -> _Pagination:
