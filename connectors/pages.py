@@ -1,34 +1,44 @@
-"""A slice's pages fetched but not yet read: what lets a refresh skip a lookback slice it already has.
+"""A slice's pages fetched but not yet read: what lets a refresh skip lookback pages it already has.
 
 A refresh pulls the last days of every stream again (ingest/pull/streams.py, the lookback), for
-records that reach the TSP late. Most of the time the pages hold exactly the records the last
-pull committed, and reading them again (decode, normalise, validate, spool, merge) costs a
-refresh most of its CPU. So a lookback slice is fetched in two steps: `*_fetch` gets every page
-and keeps each page's records as the TSP sent them (bytes, not parsed), and `Fetched.read`
-turns them into candidate rows. `digest` covers the records' bytes (Samsara: each page's `data`
-array, without the cursor; Motive: the body), so the caller compares it with the digest it kept
-from the last commit of the slice and reads only pages that differ (ingest/pull/lookback.py).
-A slice outside the lookback is read as it is fetched, page by page (the connectors' `*_slice`).
+records that reach the TSP late. Most of those pages hold exactly the records the last pull
+committed, and reading them again (decode, normalise, validate, spool, merge) cost a refresh
+most of its CPU. So a lookback slice is fetched in two steps: `*_fetch` gets every page and
+keeps each page's records as the TSP sent them (bytes, not parsed), and `Fetched.read` turns
+the pages it is asked for into candidate rows. `digests` cover each page's records' bytes
+(Samsara: the page's `data` array, without the cursor; Motive: the body), so the caller compares
+them with the digests it kept from the last commit of the slice and reads only the pages that
+differ (ingest/pull/lookback.py): a page starts where it did as long as no record before it
+changed, so a slice that only grew at its end is read from its first new page on.
+A slice outside the lookback is read as it is fetched (the connectors' `*_slice`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Callable
 
 import pyarrow as pa
+
+# skip (page indexes) -> the candidate rows of the other pages, and the rows each page gave (0 if skipped)
+Reader = Callable[[Collection[int]], tuple[pa.Table, tuple[int, ...]]]
 
 
 @dataclass(frozen=True)
 class Fetched:
     records: tuple[bytes, ...]      # per page, the bytes its records were sent as
-    read: Callable[[], pa.Table]    # the candidate rows of all pages (decode, normalise)
+    reader: Reader
 
-    def digest(self) -> str:
-        """A digest of every page's records, in order (length-prefixed: pages do not run together)."""
-        h = hashlib.sha1(usedforsecurity=False)  # an identity check, not a security one (fast)
-        for r in self.records:
-            h.update(len(r).to_bytes(8, "little"))
-            h.update(r)
-        return h.hexdigest()
+    def digests(self) -> tuple[str, ...]:
+        """Per page, a digest of its records (an identity check, not a security one: sha1 is fast)."""
+        return tuple(hashlib.sha1(r, usedforsecurity=False).hexdigest() for r in self.records)
+
+    def read(self, skip: Collection[int] = ()) -> pa.Table:
+        """The candidate rows of every page but those in `skip`."""
+        return self.reader(skip)[0]
+
+
+def page_rows(counts: list[int], skip: Collection[int]) -> tuple[int, ...]:
+    """Rows per page with the skipped ones as 0 (a reader's second result)."""
+    return tuple(0 if i in skip else n for i, n in enumerate(counts))

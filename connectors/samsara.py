@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
@@ -201,21 +202,28 @@ class SamsaraConnector:
         params = {"startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms), "limit": PAGE_LIMIT}
         pages = self._raw_pages("/fleet/safety-events", params, "safety events")
 
-        def read() -> pa.Table:
+        def read(skip: Collection[int]) -> tuple[pa.Table, tuple[int, ...]]:
             events: list[Any] = []
-            for records, body in pages:
-                if body is None:
-                    try:
-                        events.extend(self._events_data.decode(records))
-                        continue
-                    except msgspec.DecodeError:
-                        data = msgspec.json.decode(records)
-                else:
-                    data = body.get("data")
-                events.extend(convert_each(data, _SafetyEvent))  # Loose records are read field by field below
-            return self._event_table(events)
+            counts = []
+            for i, (records, body) in enumerate(pages):
+                page = [] if i in skip else self._page_events(records, body)
+                events.extend(page)
+                counts.append(len(page))
+            return self._event_table(events), tuple(counts)
 
         return Fetched(tuple(r for r, _ in pages), read)
+
+    def _page_events(self, records: Any, body: dict | None) -> list[Any]:
+        """A fetched page's events: typed, or record by record when the page does not decode typed
+        (Loose records are read field by field by _event_table)."""
+        if body is None:
+            try:
+                return list(self._events_data.decode(records))
+            except msgspec.DecodeError:
+                data = msgspec.json.decode(records)
+        else:
+            data = body.get("data")
+        return convert_each(data, _SafetyEvent)
 
     def _raw_pages(self, path: str, params: dict[str, Any], what: str, max_pages: int | None = None,
                    span: str = "") -> list[tuple[Any, dict | None]]:
@@ -291,9 +299,18 @@ class SamsaraConnector:
         pages = self._raw_pages("/fleet/vehicles/stats/history", self._gps_params(vehicle_id, start_ms, end_ms),
                                 "GPS history", cap, what)
 
-        def read() -> pa.Table:
-            tables = list(self._normalised(self._read_pages(pages)))
-            return pa.concat_tables(tables) if tables else empty_candidates()
+        def read(skip: Collection[int]) -> tuple[pa.Table, tuple[int, ...]]:
+            counts = [0] * len(pages)
+
+            def counted() -> Iterator[tuple[list[_VehicleStats], bool, bool]]:
+                for i, page in enumerate(pages):
+                    if i not in skip:
+                        for vehicles, salvaged, decorated in self._read_pages([page]):
+                            counts[i] = sum(len(v.gps or []) for v in vehicles)  # a candidate row per point
+                            yield vehicles, salvaged, decorated
+
+            tables = list(self._normalised(counted()))
+            return (pa.concat_tables(tables) if tables else empty_candidates()), tuple(counts)
 
         return Fetched(tuple(r for r, _ in pages), read)
 

@@ -2,7 +2,8 @@
 
 Over HTTP from the sandbox, pings arriving late (its `late_days` fault): a refresh whose lookback
 pages hold what the last commit held reads, spools and commits nothing; one whose lookback gained
-late pings (the TSP received them since, for the same window) lands them.
+late pings (the TSP received them since, for the same window) lands them; one whose open slice
+grew at its end reads it from the first page that changed.
 """
 
 from __future__ import annotations
@@ -70,3 +71,31 @@ def test_an_unchanged_lookback_is_not_read_and_a_late_ping_in_it_lands(tmp_path:
         got = _since(committed_pings(store, manifest, fleet, tmp_path / "c2"), lookback_lo)
         assert got.num_rows > before, "late pings reached the TSP inside the lookback"
         assert_same_pings(got, {k: np.asarray(v)[keep] for k, v in want.items()}, odo_tol)
+
+
+@pytest.mark.parametrize("tsp, fleet, odo_tol", [("samsara", "acme-freight", 0.001),
+                                                 ("motive", "bluebird-logistics", 0.007)])
+def test_a_grown_lookback_slice_is_read_from_its_first_changed_page(tmp_path: Path, tsp: str, fleet: str,
+                                                                    odo_tol: float) -> None:
+    with SandboxServer(sandbox_config(samsara_rate_per_s=2000.0, motive_rate_per_s=2000.0)) as server, \
+            Manifest(tmp_path / "m.duckdb") as manifest:
+        store, vault = LocalStore(tmp_path / "store"), Vault(Fernet.generate_key().decode())
+        now = server.world.clock.now_ms()
+        start = now - 10 * DAY_MS
+        pull_fleet(connect(server, tsp, fleet, manifest, vault), store, manifest, fleet, start, now,
+                   PullOptions(work_dir=tmp_path))
+        row = manifest.conn.execute("SELECT sum(rows) FROM lookback_pages WHERE fleet_id = ?", [fleet]).fetchone()
+        held = row[0] if row else 0
+        assert held > 0
+        # An hour on, as a refresh finds it: the open week has grown at its end.
+        server.world.clock.advance(3600)
+        later = server.world.clock.now_ms()
+        grown = pull_fleet(connect(server, tsp, fleet, manifest, vault), store, manifest, fleet, start, later,
+                           PullOptions(work_dir=tmp_path))
+        assert grown.rows_accepted > 0
+        if tsp == "samsara":  # Motive's location history comes as one page here (it says nothing of paging)
+            assert grown.rows_accepted < held, "the pages before the first changed one were not read again"
+        want = expected_pings(server, fleet, later)
+        keep = want["ts_ms"] >= start
+        assert_same_pings(committed_pings(store, manifest, fleet, tmp_path / "c"),
+                          {k: np.asarray(v)[keep] for k, v in want.items()}, odo_tol)

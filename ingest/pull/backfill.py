@@ -323,7 +323,8 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                                                          and month_bounds_ms(m)[1] <= now_ms))
     fetched: list[tuple[Stream, str, PullSlice, SliceResult]] = []  # pulled in full, not yet committed
     # what each lookback slice's last commit held (ingest.pull.lookback): unchanged pages are not read
-    seen = {names[s]: {k: Seen(d, n) for k, (d, n) in manifest.lookback_pages(fleet_id, names[s]).items()}
+    seen = {names[s]: {k: p for k, (text, _rows) in manifest.lookback_pages(fleet_id, names[s]).items()
+                       if (p := Seen.parse(text)) is not None}
             for s in streams if s.fetch}
     error: BaseException | None = None
 

@@ -90,13 +90,13 @@ class SliceFailure:
 class SliceResult:
     task_name: str
     spooled: Spooled | None
-    fetched: int                     # candidate rows the endpoint returned
+    fetched: int                     # candidate rows the endpoint returned (pages skipped as unchanged too)
     responses: tuple[tuple[int, int], ...] = ()  # (HTTP status, count) for the daemon's metrics
     token_rejected: bool = False
     failure: SliceFailure | None = None
     cpu_s: float = 0.0               # the worker's CPU for this slice (benchmarks)
     worker_pid: int = 0              # the process that ran it (tests: it ran out of the daemon)
-    digest: str | None = None        # a lookback slice's pages' digest, to keep once committed
+    digest: str | None = None        # a lookback slice's pages' digests (Seen.text), to keep once committed
     unchanged: bool = False          # its pages held what `seen` said: nothing was read or spooled
 
 
@@ -108,10 +108,11 @@ def pull_and_spool(connector: Any, fleet_id: str, dataset: str, endpoint: str, f
     args = (vehicle_id, start_ms, end) if vehicle_id is not None else (start_ms, end)
     pulled = lookback.pull(connector, endpoint, fetch, args, in_lookback, seen)
     if pulled.table is None:
-        assert seen is not None
-        return SliceResult(name, None, seen.rows, digest=pulled.digest, unchanged=True)
+        assert pulled.pages is not None
+        return SliceResult(name, None, pulled.skipped_rows, digest=pulled.pages.text, unchanged=True)
     spooled = spool_batch(fleet_id, dataset, pulled.table, now_ms, spool_dir, name)
-    return SliceResult(name, spooled, pulled.table.num_rows, digest=lookback.kept(pulled.digest, spooled))
+    return SliceResult(name, spooled, pulled.table.num_rows + pulled.skipped_rows,
+                       digest=lookback.kept(pulled.pages, spooled))
 
 
 class _TaskToken(httpx.Auth):

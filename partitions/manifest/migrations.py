@@ -151,9 +151,10 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     """),
     (10, """
     -- A slice still in its stream's lookback (pulled again by every refresh, ingest/pull/lookback.py):
-    -- the digest of the records its pages held when it was last committed, and its rows, so a refresh
-    -- whose pages hold the same records reads, validates and merges nothing again. Only a hint: a
-    -- missing row (a rebuilt manifest) means the slice is read as before.
+    -- per page, the digest of the records it held when the slice was last committed and its rows
+    -- (`<digest>:<rows>`, space separated, in page order), and the slice's rows, so a refresh reads,
+    -- validates and merges only the pages whose records changed. Only a hint: a missing row (a
+    -- rebuilt manifest) means the slice is read whole.
     CREATE TABLE lookback_pages (
         fleet_id   VARCHAR NOT NULL,
         stream     VARCHAR NOT NULL,

@@ -300,7 +300,7 @@ class ManifestReader:
         return {r[0] for r in rows}
 
     def lookback_pages(self, fleet_id: str, stream: str) -> dict[str, tuple[str, int]]:
-        """slice key -> (digest of its records, rows) for the stream's slices still in the lookback."""
+        """slice key -> (its pages' digests and rows as ingest.pull.lookback.Seen.text, rows) for the stream's lookback slices."""
         rows = self._all("SELECT slice_key, digest, rows FROM lookback_pages WHERE fleet_id = ? AND stream = ?",
                          [fleet_id, stream])
         return {r[0]: (r[1], int(r[2])) for r in rows}

@@ -326,9 +326,9 @@ class Manifest(ManifestReader):
     def record_slices(self, fleet_id: str, slices: list[tuple[str, str, str, int, bool, str | None]]) -> None:
         """Committed pull slices (stream, slice key, dataset, rows, complete, digest) in one transaction.
 
-        A complete slice is checkpointed (never pulled again). One still in its lookback keeps the
-        digest of its pages' records for the next refresh (ingest/pull/lookback.py), or, without
-        one, loses any it had: its pages are read again next time.
+        A complete slice is checkpointed (never pulled again). One still in its lookback keeps its
+        pages' digests (ingest/pull/lookback.py) for the next refresh, or, without them, loses any
+        it had: its pages are read again next time.
         """
         now = _now()
         with self.transaction() as c:
