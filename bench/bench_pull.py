@@ -280,7 +280,8 @@ def nothing_new(vehicles: int, before: Path | None, rounds: int) -> None:
                 r = _child(tree, base)
                 cpu[label].append(r["cpu"])
                 print(f"  {label:6s} nothing new: {r['cpu']:.3f} s CPU, wall {r['wall']:.2f}s, {r['pings']:,} pings "
-                      f"re-pulled (the lookback), {r['requests']} requests", flush=True)
+                      f"read again (of the lookback; a tree that skips unchanged lookback slices reads none), "
+                      f"{r['requests']} requests", flush=True)
     print(f"\na refresh with nothing new, {vehicles} trucks (pings, events, drivers, HOS; in-process slices; medians "
           f"of {rounds}):")
     for label, values in cpu.items():

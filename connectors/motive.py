@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,6 +34,7 @@ from connectors.normalize import (
     empty_candidates,
     event_table,
 )
+from connectors.pages import Fetched, page_rows
 from connectors.pagination import PageNumbers, numbered_pages, salvaged_pagination
 from connectors.samsara import DriverInfo, VehicleInfo
 
@@ -161,12 +164,19 @@ class MotiveConnector:
 
     def events_slice(self, start_ms: int, end_ms: int) -> pa.Table:
         """Driver performance events of the fleet in [start_ms, end_ms), as candidate events."""
+        return self.events_fetch(start_ms, end_ms).read()
+
+    def events_fetch(self, start_ms: int, end_ms: int) -> Fetched:
+        """The events slice fetched (connectors.pages; Motive's pages are small: decoded as they come)."""
         from connectors.samsara import rfc3339
+
+        bodies: list[bytes] = []
 
         def fetch(page_no: int) -> tuple[list[Any], int, PageNumbers | None]:
             r = self.http.get("/v2/driver_performance_events", {"start_time": rfc3339(start_ms),
                                                                  "end_time": rfc3339(end_ms), "per_page": PER_PAGE,
                                                                  "page_no": page_no})
+            bodies.append(_records(r.content, "driver_performance_events"))
             page, body = decode_or_salvage(self.tsp, self._events, r.content, "driver performance events")
             if page is not None:
                 items = [i.driver_performance_event for i in page.driver_performance_events]
@@ -177,25 +187,33 @@ class MotiveConnector:
             items = convert_each(wrapped, _PerfEvent)
             return items, len(items), _paging(body, "driver performance events")
 
-        ev = [e for page in numbered_pages(self.tsp, fetch) for e in page]
-        types = [e.type if isinstance(e.type, str) else "" for e in ev]
-        kinds = [_EVENT_KINDS.get(t, "other") for t in types]
-        with self._lock:
-            self.unknown_labels.update(t for t, k in zip(types, kinds) if k == "other")
-        return event_table(self.fleet_id, self.source, ev, [_id(_get(e.vehicle, "id")) for e in ev],
-                           [_id(e.id) for e in ev], [e.start_time for e in ev], kinds, types,
-                           [e.lat for e in ev], [e.lon for e in ev], [e.start_speed for e in ev],
-                           speed_scale=1 / KM_PER_MILE)
+        pages = list(numbered_pages(self.tsp, fetch))
 
-    def _locations(self, vehicle_id: str, params: dict[str, Any], span_ms: int) -> tuple[list[_Loc | Loose], bool]:
-        """Every location of the request (`span_ms` of one vehicle's time), and whether any page had
-        to be salvaged record by record."""
+        def read(skip: Collection[int]) -> tuple[pa.Table, tuple[int, ...]]:
+            ev = [e for i, page in enumerate(pages) if i not in skip for e in page]
+            types = [e.type if isinstance(e.type, str) else "" for e in ev]
+            kinds = [_EVENT_KINDS.get(t, "other") for t in types]
+            with self._lock:
+                self.unknown_labels.update(t for t, k in zip(types, kinds) if k == "other")
+            return event_table(self.fleet_id, self.source, ev, [_id(_get(e.vehicle, "id")) for e in ev],
+                               [_id(e.id) for e in ev], [e.start_time for e in ev], kinds, types,
+                               [e.lat for e in ev], [e.lon for e in ev], [e.start_speed for e in ev],
+                               speed_scale=1 / KM_PER_MILE), page_rows([len(page) for page in pages], skip)
+
+        return Fetched(tuple(bodies), read)
+
+    def _locations(self, vehicle_id: str, params: dict[str, Any], span_ms: int,
+                   bodies: list[bytes] | None = None) -> tuple[list[list[_Loc | Loose]], bool]:
+        """Every location of the request (`span_ms` of one vehicle's time), page by page, and whether
+        any page had to be salvaged record by record; each page's body goes to `bodies` when given."""
         salvaged = False
 
         def fetch(page_no: int) -> tuple[list[Any], int, PageNumbers | None]:
             nonlocal salvaged
             r = self.http.get(f"/v3/vehicle_locations/{vehicle_id}",
                               {**params, "per_page": PER_PAGE, "page_no": page_no})
+            if bodies is not None:
+                bodies.append(_records(r.content, "vehicle_locations"))
             page, body = decode_or_salvage(self.tsp, self._locs, r.content, "locations")
             if page is not None:
                 items = [i.vehicle_location for i in page.vehicle_locations]
@@ -212,29 +230,61 @@ class MotiveConnector:
 
         cap = self.http.limits.max_pages(span_ms, PER_PAGE)
         pages = numbered_pages(self.tsp, fetch, cap, f"{span_ms / 3_600_000:g} h of one vehicle's locations")
-        return [loc for page in pages for loc in page], salvaged
+        return list(pages), salvaged
 
     def gps_slice(self, vehicle_id: str, start_ms: int, end_ms: int) -> pa.Table:
-        """Candidate pings of one vehicle in [start_ms, end_ms).
+        """Candidate pings of one vehicle in [start_ms, end_ms)."""
+        return self._gps(vehicle_id, start_ms, end_ms, None).read()
 
-        Motive takes inclusive UTC dates, so the request covers whole days and the result is cut
-        back to the half-open window here.
-        """
+    def gps_fetch(self, vehicle_id: str, start_ms: int, end_ms: int) -> Fetched:
+        """One vehicle's locations in [start_ms, end_ms), fetched (connectors.pages); its pages (100
+        records) are decoded as they come, and their bodies kept for the digest."""
+        return self._gps(vehicle_id, start_ms, end_ms, [])
+
+    def _gps(self, vehicle_id: str, start_ms: int, end_ms: int, bodies: list[bytes] | None) -> Fetched:
+        """Motive takes inclusive UTC dates, so the request covers whole days and the result is cut
+        back to the half-open window when read."""
         # Whole days are asked for: the span the pages may cover is the window plus a day each side.
-        locs, salvaged = self._locations(vehicle_id, {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)},
-                                         end_ms - start_ms + 2 * DAY_MS)
-        if not locs:
-            return empty_candidates()
-        table = candidate_table(
-            self.fleet_id, self.source, pa.array([vehicle_id] * len(locs), pa.string()), locs,
-            [x.located_at for x in locs], [x.lat for x in locs], [x.lon for x in locs], [x.speed for x in locs],
-            [x.bearing for x in locs], [x.odometer for x in locs], speed_scale=1 / KM_PER_MILE,
-            odometer_scale=1 / KM_PER_MILE, loose=salvaged)
-        ts = pc.cast(table["ts"], pa.int64())
-        # Rows outside the window are kept only when their time is unusable: validation decides them.
-        inside = pc.or_kleene(pc.and_(pc.greater_equal(ts, start_ms), pc.less(ts, end_ms)), pc.is_null(ts))
-        far = pc.or_(pc.less(ts, start_ms - 366 * DAY_MS), pc.greater(ts, end_ms + 366 * DAY_MS))
-        return table.filter(pc.fill_null(pc.or_(inside, far), True))
+        pages, salvaged = self._locations(vehicle_id, {"start_date": _date(start_ms), "end_date": _date(end_ms - 1)},
+                                          end_ms - start_ms + 2 * DAY_MS, bodies)
+
+        def read(skip: Collection[int]) -> tuple[pa.Table, tuple[int, ...]]:
+            chosen = [(i, page) for i, page in enumerate(pages) if i not in skip]
+            locs = [loc for _, page in chosen for loc in page]
+            if not locs:
+                return empty_candidates(), (0,) * len(pages)
+            table = candidate_table(
+                self.fleet_id, self.source, pa.array([vehicle_id] * len(locs), pa.string()), locs,
+                [x.located_at for x in locs], [x.lat for x in locs], [x.lon for x in locs], [x.speed for x in locs],
+                [x.bearing for x in locs], [x.odometer for x in locs], speed_scale=1 / KM_PER_MILE,
+                odometer_scale=1 / KM_PER_MILE, loose=salvaged)
+            ts = pc.cast(table["ts"], pa.int64())
+            # Rows outside the window are kept only when their time is unusable: validation decides them.
+            inside = pc.or_kleene(pc.and_(pc.greater_equal(ts, start_ms), pc.less(ts, end_ms)), pc.is_null(ts))
+            far = pc.or_(pc.less(ts, start_ms - 366 * DAY_MS), pc.greater(ts, end_ms + 366 * DAY_MS))
+            keep = np.asarray(pc.fill_null(pc.or_(inside, far), True), dtype=bool)
+            counts = [0] * len(pages)
+            at = 0
+            for i, page in chosen:  # the rows each page gave, for the caller's per-page bookkeeping
+                counts[i] = int(keep[at:at + len(page)].sum())
+                at += len(page)
+            return table.filter(pa.array(keep)), tuple(counts)
+
+        return Fetched(tuple(bodies or ()), read)
+
+
+_RECORDS = {key: msgspec.json.Decoder(msgspec.defstruct(f"_Records_{key}", [(key, msgspec.Raw)]))
+            for key in ("vehicle_locations", "driver_performance_events")}
+
+
+def _records(content: bytes, key: str) -> bytes:
+    """What a page's digest covers (connectors.pages): its records list, not the pagination beside
+    it (`total` grows with every record the TSP receives, also after this page); the whole body
+    when it is not that shape."""
+    try:
+        return bytes(getattr(_RECORDS[key].decode(content), key))
+    except msgspec.DecodeError:
+        return content
 
 
 def _paging(body: dict, what: str) -> PageNumbers | None:

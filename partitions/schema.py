@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -72,21 +73,44 @@ def candidates(columns: dict[str, object]) -> pa.Table:
 
 
 def first_reason(checks: list[tuple[object, str]], n: int, prefix: str = "") -> pa.Array:
-    """Per row, the first check (in order) that failed, or null when all passed."""
-    reason = pa.nulls(n, pa.string())
-    for bad, why in reversed(checks):
-        reason = pc.if_else(pc.fill_null(bad, False), pa.scalar(prefix + why), reason)
-    return reason
+    """Per row, the first check (in order) that failed, or null when all passed.
+
+    The checks are folded into one small integer per row (numpy), and strings are built only
+    for rows that failed one: a page without a bad row, the usual case, builds none.
+    """
+    code = np.zeros(n, np.int8)  # 0: passed every check; i + 1: check i failed first
+    for i in range(len(checks) - 1, -1, -1):
+        bad = _mask(checks[i][0])
+        if bad.any():
+            code[bad] = i + 1
+    if not code.any():
+        return pa.nulls(n, pa.string())
+    labels = pa.array([None] + [prefix + why for _, why in checks], pa.string())
+    return labels.take(pa.array(code))
+
+
+def _mask(values: object) -> np.ndarray:
+    """A boolean Arrow result (nulls: false) as a numpy bool array."""
+    filled = pc.fill_null(values, False)
+    if isinstance(filled, pa.ChunkedArray):
+        filled = filled.combine_chunks()
+    return np.asarray(filled, dtype=bool)
 
 
 def _null_where(values: pa.ChunkedArray, impossible: object) -> tuple[pa.ChunkedArray, int]:
     impossible = pc.fill_null(impossible, False)
-    return pc.if_else(impossible, pa.scalar(None, values.type), values), pc.sum(impossible).as_py() or 0
+    count = pc.sum(impossible).as_py() or 0
+    if not count:
+        return values, 0  # nothing to null: the column as it is (no copy)
+    return pc.if_else(impossible, pa.scalar(None, values.type), values), count
 
 
 def _heading(h: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
     """Headings into [0, 360): 360 is north (devices send it), and [-180, 0) is the signed
     convention some send; anything else (NaN, infinite, beyond) cannot be a heading -> null."""
+    inside = pc.and_(pc.greater_equal(h, 0.0), pc.less(h, 360.0))  # false for NaN
+    if pc.all(pc.fill_null(inside, True)).as_py():
+        return h, 0  # all already in [0, 360) or null: nothing to wrap or null
     usable = pc.and_(pc.greater_equal(h, -180.0), pc.less_equal(h, 360.0))  # false for NaN
     wrapped = pc.subtract(h, pc.multiply(pc.floor(pc.divide(h, 360.0)), 360.0))
     return _null_where(pc.if_else(usable, wrapped, h), pc.invert(usable))
@@ -99,7 +123,9 @@ def split_valid(table: pa.Table, now_ms: int) -> Split:
     an invalid position. A bad optional value (heading, speed, odometer; impossible, or sent but
     unparseable) costs that value: it becomes null and is counted in `nulled`.
     """
-    t = table.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA)
+    # One chunk per column (a slice arrives as one chunk per page): each check below is then one
+    # kernel call over the slice, not one per page.
+    t = table.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA).combine_chunks()
     lat, lon = t["lat"], t["lon"]
     ts_ms = pc.cast(t["ts"], pa.int64())
     checks = [
@@ -115,8 +141,9 @@ def split_valid(table: pa.Table, now_ms: int) -> Split:
         (pc.and_(pc.equal(lat, 0.0), pc.equal(lon, 0.0)), "null island (0, 0)"),
     ]
     reason = first_reason(checks, len(t))
+    any_bad = reason.null_count < len(reason)
     is_bad = pc.is_valid(reason)
-    good = t.filter(pc.invert(is_bad))
+    good = t.filter(pc.invert(is_bad)) if any_bad else t
     speed, heading, odo = good["speed_mph"], good["heading_deg"], good["odometer_mi"]
     nulled: dict[str, int] = {}
     heading, nulled["heading out of range"] = _heading(heading)
@@ -126,7 +153,7 @@ def split_valid(table: pa.Table, now_ms: int) -> Split:
         odo, pc.invert(pc.and_(pc.greater_equal(odo, 0.0), pc.less(odo, float("inf")))))
     # `raw` is set only when a value was sent but could not be parsed; on a row that passed the
     # checks above that value was an optional one, already null.
-    nulled["unparseable optional value"] = pc.sum(pc.is_valid(good["raw"])).as_py() or 0
+    nulled["unparseable optional value"] = good.num_rows - good["raw"].null_count
     valid = pa.Table.from_arrays([
         pc.dictionary_encode(good["fleet_id"]).cast(PING_SCHEMA.field("fleet_id").type),
         pc.dictionary_encode(good["vehicle_id"]).cast(PING_SCHEMA.field("vehicle_id").type),
@@ -138,7 +165,8 @@ def split_valid(table: pa.Table, now_ms: int) -> Split:
         odo,
         pc.dictionary_encode(good["source"]).cast(PING_SCHEMA.field("source").type),
     ], schema=PING_SCHEMA)
-    bad_rows = t.filter(is_bad).append_column("reason", reason.filter(is_bad))
+    bad_rows = (t.filter(is_bad).append_column("reason", reason.filter(is_bad)) if any_bad
+                else t.slice(0, 0).append_column("reason", pa.array([], pa.string())))
     return Split(valid, bad_rows.cast(QUARANTINE_SCHEMA), {k: v for k, v in nulled.items() if v})
 
 

@@ -41,12 +41,13 @@ from common.states import CommitStatus
 from connectors.http import Limits
 from connectors.samsara import VehicleInfo
 from ingest.pull.hos_datasets import HosPull
-from ingest.pull.slices import SliceResult, SliceTask
+from ingest.pull.lookback import Seen
+from ingest.pull.slices import SliceResult, SliceTask, pull_and_spool
 from ingest.pull.streams import EVENT_SLICE_MS, EVENTS, GPS, Stream, streams_of
 from ingest.pull.workers import PullWorkers
 from partitions.manifest import Manifest
 from partitions.store import ObjectStore
-from partitions.writer import CommitResult, MonthWriter, spool_batch
+from partitions.writer import CommitResult, MonthWriter
 
 log = logging.getLogger("fleetlake.pull")
 
@@ -234,8 +235,9 @@ class _Slices:
     """
 
     def __init__(self, connector: GpsConnector, fleet_id: str, now_ms: int, opts: PullOptions, spool_dir: Path,
-                 pool: ThreadPoolExecutor) -> None:
+                 pool: ThreadPoolExecutor, seen: dict[str, dict[str, Seen]]) -> None:
         self.connector, self.fleet_id, self.now_ms, self.opts = connector, fleet_id, now_ms, opts
+        self.seen = seen  # stream name -> slice key -> what its last commit held (ingest.pull.lookback)
         self.spool_dir = spool_dir
         self.pool = pool
         self.lanes = max(1, opts.workers)
@@ -246,23 +248,22 @@ class _Slices:
         lane = self.free.pop(0)
         self.attempt += 1
         task_name = f"{self.fleet_id}-{self.now_ms}-{self.attempt:07d}"
+        in_lookback = not completes(stream, w, self.now_ms, self.opts)
+        seen = self.seen.get(name, {}).get(w.key) if in_lookback else None
+        vehicle = w.vehicle_id if stream.slicing == "vehicle" else None
         remote = self.opts.remote
         if remote is None:
-            fut = self.pool.submit(self._direct, stream, w, task_name)
+            fut = self.pool.submit(pull_and_spool, self.connector, self.fleet_id, stream.dataset, stream.endpoint,
+                                   stream.fetch, vehicle, w.start_ms, w.end_ms, self.now_ms, in_lookback, seen,
+                                   self.spool_dir, task_name)
             return _Flight(stream, name, w, fut, lane)
         token = remote.access_token()
         task = SliceTask(self.connector.tsp, self.fleet_id, remote.api_url, name, stream.dataset, stream.endpoint,
-                         w.vehicle_id if stream.slicing == "vehicle" else None, w.start_ms, w.end_ms, self.now_ms,
+                         vehicle, w.start_ms, w.end_ms, self.now_ms,
                          remote.rate_per_s / self.lanes, lane, remote.limits,
-                         None if remote.workers.remote else str(self.spool_dir), task_name, token)
+                         None if remote.workers.remote else str(self.spool_dir), task_name, token,
+                         fetch=stream.fetch, in_lookback=in_lookback, seen=seen)
         return _Flight(stream, name, w, remote.workers.submit(task), lane, token, refreshed)
-
-    def _direct(self, stream: Stream, w: PullSlice, task_name: str) -> SliceResult:
-        fetch = getattr(self.connector, stream.endpoint)
-        end = min(w.end_ms, self.now_ms)
-        table = fetch(w.vehicle_id, w.start_ms, end) if stream.slicing == "vehicle" else fetch(w.start_ms, end)
-        return SliceResult(task_name, spool_batch(self.fleet_id, stream.dataset, table, self.now_ms, self.spool_dir,
-                                                  task_name), table.num_rows)
 
     def result(self, f: _Flight) -> SliceResult | _Flight:
         """The slice's result, or the flight that replaced it (a refreshed token); raises what the slice raised."""
@@ -284,6 +285,12 @@ class _Slices:
         if r.failure is not None:
             raise r.failure.exception()
         return r
+
+
+def completes(stream: Stream, w: PullSlice, now_ms: int, opts: PullOptions) -> bool:
+    """Whether a slice pulled now is checkpointed (never pulled again), or is still in its lookback."""
+    lookback = stream.lookback_ms if opts.lookback_ms is None else opts.lookback_ms
+    return w.end_ms <= now_ms - lookback
 
 
 def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, fleet_id: str,
@@ -314,7 +321,11 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
     months_done = sum(1 for m in order if m in known or (not any(groups[s][m] for s in streams)
                                                          and m not in hos_months
                                                          and month_bounds_ms(m)[1] <= now_ms))
-    fetched: list[tuple[Stream, str, PullSlice, int]] = []  # pulled in full, not yet committed
+    fetched: list[tuple[Stream, str, PullSlice, SliceResult]] = []  # pulled in full, not yet committed
+    # what each lookback slice's last commit held (ingest.pull.lookback): unchanged pages are not read
+    seen = {names[s]: {k: p for k, (text, _rows) in manifest.lookback_pages(fleet_id, names[s]).items()
+                       if (p := Seen.parse(text)) is not None}
+            for s in streams if s.fetch}
     error: BaseException | None = None
 
     def progress(month: str | None) -> None:
@@ -332,12 +343,17 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
             # into one file (compacted) once, when its last slice is in (partitions.writer).
             commits.extend(writer.commit(complete=complete))
             done: dict[tuple[str, str], list[tuple[str, int]]] = {}
-            for stream, name, w, rows in fetched:
-                lookback = stream.lookback_ms if opts.lookback_ms is None else opts.lookback_ms
-                if w.end_ms <= now_ms - lookback:
-                    manifest.complete_slice(fleet_id, name, w.key, stream.dataset, rows)
-                    done.setdefault((name, stream.dataset), []).append((w.key, rows))
+            records: list[tuple[str, str, str, int, bool, str | None]] = []
+            for stream, name, w, r in fetched:
+                if completes(stream, w, now_ms, opts):
+                    records.append((name, w.key, stream.dataset, r.fetched, True, None))
+                    done.setdefault((name, stream.dataset), []).append((w.key, r.fetched))
                     completed_by[stream.dataset] += 1
+                elif not r.unchanged and (r.digest is not None or w.key in seen.get(name, {})):
+                    # a lookback slice read again: keep its new digest (or drop the old one)
+                    records.append((name, w.key, stream.dataset, r.fetched, False, r.digest))
+            if records:
+                manifest.record_slices(fleet_id, records)
             fetched.clear()
             for month, rows in hos_fetched:
                 if opts.hos is not None and opts.hos.checkpoint(connector, manifest, fleet_id, month, rows, now_ms):
@@ -349,7 +365,7 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
 
         direct = ThreadPoolExecutor(max(1, opts.workers) if opts.remote is None else 1,
                                     thread_name_prefix=f"pull-{fleet_id}")
-        slices = _Slices(connector, fleet_id, now_ms, opts, writer.spool_dir, direct)
+        slices = _Slices(connector, fleet_id, now_ms, opts, writer.spool_dir, direct, seen)
         try:
             if opts.hos is not None:
                 opts.hos.pull_drivers(connector, writer)
@@ -380,7 +396,7 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                             writer.adopt(r.spooled)
                         if opts.on_slice:
                             opts.on_slice(r)
-                        fetched.append((f.stream, f.name, f.w, r.fetched))
+                        fetched.append((f.stream, f.name, f.w, r))
                         done_by[f.stream.dataset] += 1
                         if f.stream.dataset == "pings":
                             rows_seen += r.fetched

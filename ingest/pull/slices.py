@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import httpx
 
 from connectors.http import Limits, RetryPolicy
 from connectors.providers import Connector, open_connector
+from ingest.pull import lookback
 from partitions.writer import Spooled, spool_batch
 
 
@@ -61,6 +62,9 @@ class SliceTask:
     name: str            # unique per attempt: the spool files' names
     token: str = field(repr=False, compare=False)
     policy: RetryPolicy = RetryPolicy()
+    fetch: str = ""                  # the connector method fetching the slice unread (streams.Stream.fetch)
+    in_lookback: bool = False        # pulled again next time: digest its pages (ingest.pull.lookback)
+    seen: lookback.Seen | None = None  # what its last commit held: unchanged pages are not read
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,29 @@ class SliceFailure:
 class SliceResult:
     task_name: str
     spooled: Spooled | None
-    fetched: int                     # candidate rows the endpoint returned
+    fetched: int                     # candidate rows the endpoint returned (pages skipped as unchanged too)
     responses: tuple[tuple[int, int], ...] = ()  # (HTTP status, count) for the daemon's metrics
     token_rejected: bool = False
     failure: SliceFailure | None = None
     cpu_s: float = 0.0               # the worker's CPU for this slice (benchmarks)
     worker_pid: int = 0              # the process that ran it (tests: it ran out of the daemon)
+    digest: str | None = None        # a lookback slice's pages' digests (Seen.text), to keep once committed
+    unchanged: bool = False          # its pages held what `seen` said: nothing was read or spooled
+
+
+def pull_and_spool(connector: Any, fleet_id: str, dataset: str, endpoint: str, fetch: str,
+                   vehicle_id: str | None, start_ms: int, end_ms: int, now_ms: int, in_lookback: bool,
+                   seen: lookback.Seen | None, spool_dir: Path | None, name: str) -> SliceResult:
+    """Fetch a slice (up to now), and unless it is an unchanged lookback slice, validate and spool it."""
+    end = min(end_ms, now_ms)
+    args = (vehicle_id, start_ms, end) if vehicle_id is not None else (start_ms, end)
+    pulled = lookback.pull(connector, endpoint, fetch, args, in_lookback, seen)
+    if pulled.table is None:
+        assert pulled.pages is not None
+        return SliceResult(name, None, pulled.skipped_rows, digest=pulled.pages.text, unchanged=True)
+    spooled = spool_batch(fleet_id, dataset, pulled.table, now_ms, spool_dir, name)
+    return SliceResult(name, spooled, pulled.table.num_rows + pulled.skipped_rows,
+                       digest=lookback.kept(pulled.pages, spooled))
 
 
 class _TaskToken(httpx.Auth):
@@ -148,14 +169,11 @@ def run_slice(task: SliceTask) -> SliceResult:
         lane.auth.token = task.token
         lane.counts.clear()
         try:
-            fetch = getattr(lane.connector, task.endpoint)
-            end = min(task.end_ms, task.now_ms)
-            table = (fetch(task.vehicle_id, task.start_ms, end) if task.vehicle_id is not None
-                     else fetch(task.start_ms, end))
-            directory = Path(task.spool_dir) if task.spool_dir is not None else None
-            spooled = spool_batch(task.fleet_id, task.dataset, table, task.now_ms, directory, task.name)
-            return SliceResult(task.name, spooled, table.num_rows, tuple(lane.counts.items()),
-                               cpu_s=time.thread_time() - t0, worker_pid=os.getpid())
+            r = pull_and_spool(lane.connector, task.fleet_id, task.dataset, task.endpoint, task.fetch, task.vehicle_id,
+                               task.start_ms, task.end_ms, task.now_ms, task.in_lookback, task.seen,
+                               Path(task.spool_dir) if task.spool_dir is not None else None, task.name)
+            return replace(r, responses=tuple(lane.counts.items()), cpu_s=time.thread_time() - t0,
+                           worker_pid=os.getpid())
         except AccessTokenRejected:
             return SliceResult(task.name, None, 0, tuple(lane.counts.items()), token_rejected=True)
         except BaseException as e:  # noqa: BLE001 - handed to the daemon, which raises it there

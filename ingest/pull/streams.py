@@ -9,6 +9,9 @@ connector method it names, the dataset its rows land in), not a new loop in the 
   (start, end) for `fleet` slicing; it returns candidate rows of `dataset`.
 - `slice_ms`: the grid; None takes the connector's own (its API's efficient span).
 - `lookback_ms`: a slice ending less than this before now is pulled again next time (late data).
+- `fetch`: the connector method (same arguments) that fetches a slice's pages without reading
+  them (connectors.pages.Fetched): how a slice still in the lookback is pulled, so a refresh
+  whose pages hold the records it committed last time reads nothing again (ingest/pull/lookback.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Stream:
     slice_ms: int | None = None         # None: the connector's slice_ms
     lookback_ms: int = DEFAULT_LOOKBACK_MS
     with_events: bool = False           # pulled only when the pull asks for the fleet's events too
+    fetch: str = ""                     # the connector method fetching a slice's pages unread ("": none)
 
     def grid_ms(self, connector_slice_ms: int) -> int:
         return self.slice_ms or connector_slice_ms
@@ -39,8 +43,8 @@ class Stream:
         return f"{tsp}/{self.kind}/{self.grid_ms(connector_slice_ms)}"
 
 
-GPS = Stream("gps", "pings", "gps_slice", "vehicle")
-EVENTS = Stream("events", "events", "events_slice", "fleet", EVENT_SLICE_MS, with_events=True)
+GPS = Stream("gps", "pings", "gps_slice", "vehicle", fetch="gps_fetch")
+EVENTS = Stream("events", "events", "events_slice", "fleet", EVENT_SLICE_MS, with_events=True, fetch="events_fetch")
 
 # Both TSPs serve the same two streams today; a TSP's row differs once its endpoints do.
 STREAMS: dict[str, tuple[Stream, ...]] = {

@@ -149,5 +149,21 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ALTER TABLE flow_runs ADD COLUMN window_key VARCHAR;
     UPDATE flow_runs SET window_key = month;
     """),
+    (10, """
+    -- A slice still in its stream's lookback (pulled again by every refresh, ingest/pull/lookback.py):
+    -- per page, the digest of the records it held when the slice was last committed and its rows
+    -- (`<digest>:<rows>`, space separated, in page order), and the slice's rows, so a refresh reads,
+    -- validates and merges only the pages whose records changed. Only a hint: a missing row (a
+    -- rebuilt manifest) means the slice is read whole.
+    CREATE TABLE lookback_pages (
+        fleet_id   VARCHAR NOT NULL,
+        stream     VARCHAR NOT NULL,
+        slice_key  VARCHAR NOT NULL,
+        digest     VARCHAR NOT NULL,
+        rows       BIGINT NOT NULL,
+        pulled_at  TIMESTAMP NOT NULL,
+        PRIMARY KEY (fleet_id, stream, slice_key)
+    );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -299,6 +299,12 @@ class ManifestReader:
                          [fleet_id, stream])
         return {r[0] for r in rows}
 
+    def lookback_pages(self, fleet_id: str, stream: str) -> dict[str, tuple[str, int]]:
+        """slice key -> (its pages' digests and rows as ingest.pull.lookback.Seen.text, rows) for the stream's lookback slices."""
+        rows = self._all("SELECT slice_key, digest, rows FROM lookback_pages WHERE fleet_id = ? AND stream = ?",
+                         [fleet_id, stream])
+        return {r[0]: (r[1], int(r[2])) for r in rows}
+
     def checkpoint_rate(self, fleet_id: str, since: datetime) -> tuple[int, float] | None:
         """(pings, seconds) checkpointed for a fleet's GPS from `since` to its last checkpoint, or None."""
         rows = self._all("SELECT sum(rows), min(completed_at), max(completed_at) FROM pull_checkpoints "

@@ -323,6 +323,27 @@ class Manifest(ManifestReader):
                   "detail) VALUES (?, ?, ?, ?, ?, ?, ?)", [fleet_id, stream, slice_key, names.dataset(dataset), _now(),
                                                           rows, detail])
 
+    def record_slices(self, fleet_id: str, slices: list[tuple[str, str, str, int, bool, str | None]]) -> None:
+        """Committed pull slices (stream, slice key, dataset, rows, complete, digest) in one transaction.
+
+        A complete slice is checkpointed (never pulled again). One still in its lookback keeps its
+        pages' digests (ingest/pull/lookback.py) for the next refresh, or, without them, loses any
+        it had: its pages are read again next time.
+        """
+        now = _now()
+        with self.transaction() as c:
+            for stream, key, dataset, rows, complete, digest in slices:
+                if complete:
+                    c.execute("INSERT OR REPLACE INTO pull_checkpoints (fleet_id, stream, slice_key, dataset, "
+                              "completed_at, rows, detail) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                              [fleet_id, stream, key, names.dataset(dataset), now, rows])
+                if complete or digest is None:
+                    c.execute("DELETE FROM lookback_pages WHERE fleet_id = ? AND stream = ? AND slice_key = ?",
+                              [fleet_id, stream, key])
+                else:
+                    c.execute("INSERT OR REPLACE INTO lookback_pages VALUES (?, ?, ?, ?, ?, ?)",
+                              [fleet_id, stream, key, digest, rows, now])
+
     def record_month_pulled(self, fleet_id: str, month: str) -> None:
         """Every slice overlapping `month` is committed; the first time is kept."""
         self._run("INSERT INTO fleet_months VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
