@@ -60,19 +60,20 @@ def fits(paths: Sequence[Path], memory_limit: str) -> bool:
 def read_spool(paths: Sequence[Path]) -> pa.Table:
     """Spooled pings (Arrow IPC files of PING_SCHEMA) as one table with one dictionary per column."""
     tables = [feather.read_table(str(p), memory_map=True) for p in paths]
-    return _one_chunk(pa.concat_tables(tables) if tables else PING_SCHEMA.empty_table())
+    return one_chunk(pa.concat_tables(tables) if tables else PING_SCHEMA.empty_table())
 
 
 def read_parts(paths: Sequence[Path]) -> pa.Table:
-    return _one_chunk(pa.concat_tables([pq.read_table(str(p)) for p in paths]))
+    return one_chunk(pa.concat_tables([pq.read_table(str(p)) for p in paths]))
 
 
-def _one_chunk(t: pa.Table) -> pa.Table:
+def one_chunk(t: pa.Table) -> pa.Table:
+    """Pings in PING_SCHEMA, one chunk, one dictionary per column (what the functions here take)."""
     return t.select(PING_SCHEMA.names).cast(PING_SCHEMA).unify_dictionaries().combine_chunks()
 
 
 def _codes(column: pa.ChunkedArray, rank: dict[str, int]) -> np.ndarray:
-    """Per row, the rank of its vehicle id's text in `rank` (one chunk, as `_one_chunk` leaves it)."""
+    """Per row, the rank of its vehicle id's text in `rank` (one chunk, as `one_chunk` leaves it)."""
     arr = column.chunk(0) if column.num_chunks else pa.array([], PING_SCHEMA.field("vehicle_id").type)
     table = np.array([rank[v] for v in arr.dictionary.to_pylist()] or [0], dtype=np.int64)
     return table[np.asarray(arr.indices, dtype=np.int64)]
@@ -194,7 +195,7 @@ def merged(dataset: str, committed: Sequence[Path], spooled: Sequence[Path]) -> 
     schema = DATASET_SCHEMAS[dataset]
     parts = [pq.read_table(str(p)) for p in committed] + [feather.read_table(str(p)) for p in spooled]
     if dataset == "pings":
-        return sort_dedupe(_one_chunk(pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])))
+        return sort_dedupe(one_chunk(pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])))
     t = pa.concat_tables([_plain(x, schema) for x in parts]) if parts else _plain(schema.empty_table(), schema)
     if not t.num_rows:
         return t.cast(schema)

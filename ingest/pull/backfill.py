@@ -262,7 +262,7 @@ class _Slices:
         end = min(w.end_ms, self.now_ms)
         table = fetch(w.vehicle_id, w.start_ms, end) if stream.slicing == "vehicle" else fetch(w.start_ms, end)
         return SliceResult(task_name, spool_batch(self.fleet_id, stream.dataset, table, self.now_ms, self.spool_dir,
-                                                  task_name), table.num_rows)
+                                                  task_name, prepared=True), table.num_rows)
 
     def result(self, f: _Flight) -> SliceResult | _Flight:
         """The slice's result, or the flight that replaced it (a refreshed token); raises what the slice raised."""

@@ -9,8 +9,9 @@ what it never gets:
   the daemon refreshes once and resubmits (a second 401 after that is a revoked consent).
 - the TSP's base URL, a rate (its share of the fleet's per-token limit: `rate_per_s` divided
   among the fleet's slices in flight, so all workers together stay within it) and the limits.
-- a spool directory on the daemon's disk (local workers), or none (remote workers), which then
-  send the spooled Arrow IPC bytes back instead.
+- a spool directory on the daemon's disk (local workers), where they leave pings as the parts
+  the commit publishes (deduplicated, sorted, written and digested here, not by the one
+  committer), or none (remote workers), which then send the spooled Arrow IPC bytes back instead.
 
 A task is idempotent: its files are named for the task, the daemon adopts them only from a
 result it received, so a worker killed mid-slice leaves at most an orphan spool file, and the
@@ -153,7 +154,8 @@ def run_slice(task: SliceTask) -> SliceResult:
             table = (fetch(task.vehicle_id, task.start_ms, end) if task.vehicle_id is not None
                      else fetch(task.start_ms, end))
             directory = Path(task.spool_dir) if task.spool_dir is not None else None
-            spooled = spool_batch(task.fleet_id, task.dataset, table, task.now_ms, directory, task.name)
+            # Pings as the parts the commit publishes: their dedupe, sort, write and digest are done here.
+            spooled = spool_batch(task.fleet_id, task.dataset, table, task.now_ms, directory, task.name, prepared=True)
             return SliceResult(task.name, spooled, table.num_rows, tuple(lane.counts.items()),
                                cpu_s=time.thread_time() - t0, worker_pid=os.getpid())
         except AccessTokenRejected:
