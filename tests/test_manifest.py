@@ -79,6 +79,12 @@ def test_checkpoints_and_fleets(tmp_path: Path) -> None:
         m.complete_slice("fleet-a", "samsara/gps", "2025-01-01/v1", "pings", 10)
         m.complete_slice("fleet-a", "samsara/gps", "2025-01-02/v1", "pings", 12)
         assert m.completed_slices("fleet-a", "samsara/gps") == {"2025-01-01/v1", "2025-01-02/v1"}
+        # a commit's slices in one statement; a key given twice or already there is replaced
+        m.complete_slices("fleet-a", [("samsara/gps", "2025-01-02/v1", "pings", 13), ("samsara/gps", "2025-01-03/v1",
+                                      "pings", 9), ("samsara/events", "fleet/1", "events", 2),
+                                      ("samsara/gps", "2025-01-03/v1", "pings", 11)])
+        assert m.completed_slices("fleet-a", "samsara/gps") == {"2025-01-01/v1", "2025-01-02/v1", "2025-01-03/v1"}
+        assert m.completed_slices("fleet-a", "samsara/events") == {"fleet/1"}
         start = datetime(2024, 1, 1, tzinfo=timezone.utc)
         m.upsert_fleet("fleet-a", "samsara", "consented", history_start=start)
         m.upsert_fleet("fleet-a", "samsara", "active")

@@ -332,12 +332,14 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
             # into one file (compacted) once, when its last slice is in (partitions.writer).
             commits.extend(writer.commit(complete=complete))
             done: dict[tuple[str, str], list[tuple[str, int]]] = {}
+            checkpoints: list[tuple[str, str, str, int]] = []  # recorded in one manifest statement
             for stream, name, w, rows in fetched:
                 lookback = stream.lookback_ms if opts.lookback_ms is None else opts.lookback_ms
                 if w.end_ms <= now_ms - lookback:
-                    manifest.complete_slice(fleet_id, name, w.key, stream.dataset, rows)
+                    checkpoints.append((name, w.key, stream.dataset, rows))
                     done.setdefault((name, stream.dataset), []).append((w.key, rows))
                     completed_by[stream.dataset] += 1
+            manifest.complete_slices(fleet_id, checkpoints)
             fetched.clear()
             for month, rows in hos_fetched:
                 if opts.hos is not None and opts.hos.checkpoint(connector, manifest, fleet_id, month, rows, now_ms):
