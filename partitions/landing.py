@@ -166,6 +166,25 @@ def new_rows(fresh: pa.Table, committed: Sequence[Path]) -> pa.Table | None:
     return fresh.filter(pa.array(keep))
 
 
+def holds_any(committed: Sequence[Path], ranges: Sequence[tuple[str, int, int]]) -> bool:
+    """Whether the committed parts hold a row of any (vehicle_id, first ts, last ts) range, ends included."""
+    if not ranges:
+        return False
+    lo, hi = min(r[1] for r in ranges), max(r[2] for r in ranges)
+    source = ds.dataset([str(p) for p in committed], format="parquet")
+    kind = PING_SCHEMA.field("ts").type
+    old = source.to_table(columns=["vehicle_id", "ts"], filter=(ds.field("ts") >= pa.scalar(lo, kind))
+                          & (ds.field("ts") <= pa.scalar(hi, kind)))
+    if not old.num_rows:
+        return False
+    vehicles, times = pc.cast(old["vehicle_id"], pa.string()), pc.cast(old["ts"], pa.int64())
+    for vehicle, first, last in ranges:
+        mine = pc.and_(pc.equal(vehicles, vehicle), pc.and_(pc.greater_equal(times, first), pc.less_equal(times, last)))
+        if pc.any(mine).as_py():
+            return True
+    return False
+
+
 def sorted_parts(t: pa.Table) -> pa.Table:
     """Disjoint parts' rows (one table, `read_parts`) in (vehicle_id, ts) order: compaction."""
     rank = _ranks(t["vehicle_id"])
