@@ -1,9 +1,10 @@
 """The store's Delta Lake tables (delta-rs): one atomic commit per window, read by any engine.
 
 We keep writing our own sorted, dictionary-encoded, content-named Parquet files and only use
-delta-rs to *commit* them: `create_write_transaction` with the window's files as add actions,
-mode overwrite and a (fleet, month) partition filter removes the window's previous files and adds
-the new ones in one log entry. So a window is replaced atomically for every reader of the log.
+delta-rs to *commit* them: `create_write_transaction` with add actions for the window's new files
+and remove actions for its previous ones, in one log entry. So a window is replaced atomically for
+every reader of the log. Windows of several fleets waiting for the same table at once share that
+log entry (`Lake._grouped`), each still whole in it.
 
 - One writer per table: the process that owns the manifest (worker processes hand their files
   back to it). Inside it, a lock per table serialises commits with vacuum, and every commit

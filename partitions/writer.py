@@ -24,6 +24,12 @@ digest, so landing a month costs the same whether it is committed once or in six
 `commit(complete=...)` and `compact` merge a month's parts into one file (same rows, same
 fingerprint) when it completes, and `fleetlake gc` compacts what is left in parts.
 
+A pull's workers do steps 1-2 for their own slices (`spool_batch(prepared=True)`: each month of a
+slice's pings deduplicated, sorted, written as a part and digested, a `PreparedPart`), so the one
+committer only checks them: parts that share no (vehicle_id, ts) with each other or with the
+committed month are published as written, a part that shares keys with the month (a re-pulled
+lookback) is cut to its new rows, and parts that overlap each other are merged as a spool.
+
 The Delta commit goes before the manifest transaction so that every version the manifest knows
 is also in the store's log: a crash between the two leaves a Delta commit of complete data that
 the rerun finds already live (and only records), never a manifest entry the store cannot
