@@ -166,20 +166,25 @@ def new_rows(fresh: pa.Table, committed: Sequence[Path]) -> pa.Table | None:
     return fresh.filter(pa.array(keep))
 
 
-def holds_any(committed: Sequence[Path], ranges: Sequence[tuple[str, int, int]]) -> bool:
-    """Whether the committed parts hold a row of any (vehicle_id, first ts, last ts) range, ends included."""
-    if not ranges:
-        return False
-    lo, hi = min(r[1] for r in ranges), max(r[2] for r in ranges)
-    source = ds.dataset([str(p) for p in committed], format="parquet")
+def committed_keys(committed: Sequence[Path], ranges: Sequence[tuple[str, int, int]]) -> pa.Table:
+    """The committed parts' (vehicle_id as text, ts as int64) between the ranges' first and last times
+    (two columns; row groups outside are skipped on their statistics): read once per commit."""
+    if not committed or not ranges:
+        return pa.table({"v": pa.array([], pa.string()), "t": pa.array([], pa.int64())})
     kind = PING_SCHEMA.field("ts").type
-    old = source.to_table(columns=["vehicle_id", "ts"], filter=(ds.field("ts") >= pa.scalar(lo, kind))
-                          & (ds.field("ts") <= pa.scalar(hi, kind)))
-    if not old.num_rows:
+    lo, hi = min(r[1] for r in ranges), max(r[2] for r in ranges)
+    old = ds.dataset([str(p) for p in committed], format="parquet").to_table(
+        columns=["vehicle_id", "ts"], filter=(ds.field("ts") >= pa.scalar(lo, kind)) & (ds.field("ts") <= pa.scalar(hi, kind)))
+    return pa.table({"v": pc.cast(old["vehicle_id"], pa.string()), "t": pc.cast(old["ts"], pa.int64())})
+
+
+def holds_any(keys: pa.Table, ranges: Sequence[tuple[str, int, int]]) -> bool:
+    """Whether `keys` (committed_keys) hold a row in any (vehicle_id, first ts, last ts) range, ends included."""
+    if not keys.num_rows:
         return False
-    vehicles, times = pc.cast(old["vehicle_id"], pa.string()), pc.cast(old["ts"], pa.int64())
     for vehicle, first, last in ranges:
-        mine = pc.and_(pc.equal(vehicles, vehicle), pc.and_(pc.greater_equal(times, first), pc.less_equal(times, last)))
+        mine = pc.and_(pc.equal(keys["v"], vehicle), pc.and_(pc.greater_equal(keys["t"], first),
+                                                             pc.less_equal(keys["t"], last)))
         if pc.any(mine).as_py():
             return True
     return False

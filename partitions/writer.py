@@ -358,8 +358,9 @@ class MonthWriter:
         parts = self._local_copies(current)
         new: list[tuple[Path, Digest]] = []
         if prepared and not spooled and _disjoint(prepared):
+            keys = landing.committed_keys(parts, [r for prep in prepared for r in prep.ranges])
             for prep in prepared:
-                checked = self._checked(prep, parts)
+                checked = self._checked(prep, parts, keys)
                 if checked is None:
                     return None
                 if checked[1].rows:
@@ -402,13 +403,13 @@ class MonthWriter:
                              tuple(sorted({*(current.files if current else ()), *(k for k, _p, _r in outs)})),
                              outs, digest, append=True)
 
-    def _checked(self, prep: PreparedPart, committed: list[Path]) -> tuple[Path, Digest] | None:
+    def _checked(self, prep: PreparedPart, committed: list[Path], keys: pa.Table) -> tuple[Path, Digest] | None:
         """A prepared part as it may be published: itself when the committed month lacks its keys,
         else cut to the rows the month lacks (written here); None when one differs from the month's."""
         path, digest = Path(prep.path), prep.digest
-        # Most parts are new weeks: the committed keys in their vehicles' time ranges (row groups
-        # skipped on their statistics) say so without reading the part.
-        if not committed or not landing.holds_any(committed, prep.ranges):
+        # Most parts are new weeks: the committed keys in their vehicles' time ranges (`keys`, read
+        # once for all of a commit's parts) say so without reading the part.
+        if not committed or not landing.holds_any(keys, prep.ranges):
             return path, digest
         fresh = landing.read_parts([path])
         rows = landing.new_rows(fresh, committed)
