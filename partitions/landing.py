@@ -60,19 +60,20 @@ def fits(paths: Sequence[Path], memory_limit: str) -> bool:
 def read_spool(paths: Sequence[Path]) -> pa.Table:
     """Spooled pings (Arrow IPC files of PING_SCHEMA) as one table with one dictionary per column."""
     tables = [feather.read_table(str(p), memory_map=True) for p in paths]
-    return _one_chunk(pa.concat_tables(tables) if tables else PING_SCHEMA.empty_table())
+    return one_chunk(pa.concat_tables(tables) if tables else PING_SCHEMA.empty_table())
 
 
 def read_parts(paths: Sequence[Path]) -> pa.Table:
-    return _one_chunk(pa.concat_tables([pq.read_table(str(p)) for p in paths]))
+    return one_chunk(pa.concat_tables([pq.read_table(str(p)) for p in paths]))
 
 
-def _one_chunk(t: pa.Table) -> pa.Table:
+def one_chunk(t: pa.Table) -> pa.Table:
+    """Pings in PING_SCHEMA, one chunk, one dictionary per column (what the functions here take)."""
     return t.select(PING_SCHEMA.names).cast(PING_SCHEMA).unify_dictionaries().combine_chunks()
 
 
 def _codes(column: pa.ChunkedArray, rank: dict[str, int]) -> np.ndarray:
-    """Per row, the rank of its vehicle id's text in `rank` (one chunk, as `_one_chunk` leaves it)."""
+    """Per row, the rank of its vehicle id's text in `rank` (one chunk, as `one_chunk` leaves it)."""
     arr = column.chunk(0) if column.num_chunks else pa.array([], PING_SCHEMA.field("vehicle_id").type)
     table = np.array([rank[v] for v in arr.dictionary.to_pylist()] or [0], dtype=np.int64)
     return table[np.asarray(arr.indices, dtype=np.int64)]
@@ -165,6 +166,30 @@ def new_rows(fresh: pa.Table, committed: Sequence[Path]) -> pa.Table | None:
     return fresh.filter(pa.array(keep))
 
 
+def committed_keys(committed: Sequence[Path], ranges: Sequence[tuple[str, int, int]]) -> pa.Table:
+    """The committed parts' (vehicle_id as text, ts as int64) between the ranges' first and last times
+    (two columns; row groups outside are skipped on their statistics): read once per commit."""
+    if not committed or not ranges:
+        return pa.table({"v": pa.array([], pa.string()), "t": pa.array([], pa.int64())})
+    kind = PING_SCHEMA.field("ts").type
+    lo, hi = min(r[1] for r in ranges), max(r[2] for r in ranges)
+    old = ds.dataset([str(p) for p in committed], format="parquet").to_table(
+        columns=["vehicle_id", "ts"], filter=(ds.field("ts") >= pa.scalar(lo, kind)) & (ds.field("ts") <= pa.scalar(hi, kind)))
+    return pa.table({"v": pc.cast(old["vehicle_id"], pa.string()), "t": pc.cast(old["ts"], pa.int64())})
+
+
+def holds_any(keys: pa.Table, ranges: Sequence[tuple[str, int, int]]) -> bool:
+    """Whether `keys` (committed_keys) hold a row in any (vehicle_id, first ts, last ts) range, ends included."""
+    if not keys.num_rows:
+        return False
+    for vehicle, first, last in ranges:
+        mine = pc.and_(pc.equal(keys["v"], vehicle), pc.and_(pc.greater_equal(keys["t"], first),
+                                                             pc.less_equal(keys["t"], last)))
+        if pc.any(mine).as_py():
+            return True
+    return False
+
+
 def sorted_parts(t: pa.Table) -> pa.Table:
     """Disjoint parts' rows (one table, `read_parts`) in (vehicle_id, ts) order: compaction."""
     rank = _ranks(t["vehicle_id"])
@@ -194,7 +219,7 @@ def merged(dataset: str, committed: Sequence[Path], spooled: Sequence[Path]) -> 
     schema = DATASET_SCHEMAS[dataset]
     parts = [pq.read_table(str(p)) for p in committed] + [feather.read_table(str(p)) for p in spooled]
     if dataset == "pings":
-        return sort_dedupe(_one_chunk(pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])))
+        return sort_dedupe(one_chunk(pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])))
     t = pa.concat_tables([_plain(x, schema) for x in parts]) if parts else _plain(schema.empty_table(), schema)
     if not t.num_rows:
         return t.cast(schema)

@@ -24,6 +24,12 @@ digest, so landing a month costs the same whether it is committed once or in six
 `commit(complete=...)` and `compact` merge a month's parts into one file (same rows, same
 fingerprint) when it completes, and `fleetlake gc` compacts what is left in parts.
 
+A pull's workers do steps 1-2 for their own slices (`spool_batch(prepared=True)`: each month of a
+slice's pings deduplicated, sorted, written as a part and digested, a `PreparedPart`), so the one
+committer only checks them: parts that share no (vehicle_id, ts) with each other or with the
+committed month are published as written, a part that shares keys with the month (a re-pulled
+lookback) is cut to its new rows, and parts that overlap each other are merged as a spool.
+
 The Delta commit goes before the manifest transaction so that every version the manifest knows
 is also in the store's log: a crash between the two leaves a Delta commit of complete data that
 the rerun finds already live (and only records), never a manifest entry the store cannot
@@ -133,6 +139,7 @@ class MonthWriter:
             self._dir = Path(tempfile.mkdtemp(prefix="fleetlake-writer-", dir=work_dir))
         self._spooled: dict[tuple[str, str], list[Path]] = {}
         self._whole: set[tuple[str, str]] = set()  # (dataset, month) pulled whole: replaced on commit, also by nothing
+        self._prepared: dict[str, list[PreparedPart]] = {}  # pings parts a pull worker sorted and wrote, by month
         self.accepted = 0
         self.accepted_events = 0
         self.quarantined: Counter[str] = Counter()
@@ -214,6 +221,8 @@ class MonthWriter:
         self.accepted_hos.update(spooled.accepted_hos)
         for dataset, month, local in spooled.files:
             self._spooled.setdefault((dataset, names.month(month)), []).append(Path(local))
+        for part in spooled.parts:
+            self._prepared.setdefault(names.month(part.month), []).append(part)
         for dataset, month, blob in spooled.blobs:
             target = self._dir / f"{dataset}-{names.month(month)}-b{self._seq():08d}.arrow"
             with self._disk():
@@ -234,18 +243,21 @@ class MonthWriter:
         are merged into one file (compacted). Without it, every month is merged whole.
         """
         results = []
-        for dataset, month in sorted(set(self._spooled) | self._whole):
+        for dataset, month in sorted(set(self._spooled) | self._whole | {("pings", m) for m in self._prepared}):
             files = self._spooled.get((dataset, month), [])
+            prepared = self._prepared.get(month, []) if dataset == "pings" else []
             compact = complete is None or month in complete
             whole = (dataset, month) in self._whole
             if dataset in layout.SNAPSHOT_DATASETS:
                 results.append(self._commit_snapshot(dataset, month, files))
             else:
-                results.append(self._commit_month(dataset, month, files, compact=compact, whole=whole))
-            for f in files:
+                results.append(self._commit_month(dataset, month, files, compact=compact, whole=whole,
+                                                  prepared=prepared))
+            for f in [*files, *(Path(p.path) for p in prepared)]:
                 f.unlink(missing_ok=True)
         self._spooled.clear()
         self._whole.clear()
+        self._prepared.clear()
         return results
 
     def compact(self, dataset: str, month: str) -> CommitResult | None:
@@ -287,13 +299,16 @@ class MonthWriter:
                 "fleetlake.pull_id": self.pull_id or ""}
 
     def _commit_month(self, dataset: str, month: str, spooled: list[Path], compact: bool,
-                      whole: bool = False) -> CommitResult:
+                      whole: bool = False, prepared: list[PreparedPart] | None = None) -> CommitResult:
         current = self.manifest.raw_partition(self.fleet_id, dataset, month)
         base = Digest.parse(current.fingerprint) if current is not None else EMPTY
+        prepared = prepared or []
         if dataset == "pings" and base is not None:
-            landed = self._land_pings(month, current, base, spooled, compact)
+            landed = self._land_pings(month, current, base, spooled, compact, prepared)
             if landed is not None:
                 return landed
+        # The rare paths below read spooled Arrow IPC: prepared parts (Parquet) join the spool as that.
+        spooled = [*spooled, *self._as_spool(prepared)]
         # The whole merge: other datasets, a correction of committed pings, an earlier fingerprint.
         out = self._dir / f"merged-{dataset}-{month}.parquet"
         # A REPLACED dataset's month pulled whole (replace_month): the spool alone is the month,
@@ -320,11 +335,11 @@ class MonthWriter:
             out.unlink(missing_ok=True)
             return CommitResult(dataset, month, CommitStatus.UNCHANGED, current.rows, current.seq, fingerprint)
         key = layout.raw_file(dataset, self.fleet_id, month, digest.name)
-        return self._publish(dataset, month, current, (key,), out, digest, append=False, new_key=key)
+        return self._publish(dataset, month, current, (key,), [(key, out, digest.rows)], digest, append=False)
 
     def _land_pings(self, month: str, current: RawPartition | None, base: Digest, spooled: list[Path],
-                    compact: bool) -> CommitResult | None:
-        """Steps 1-2 for pings: only the spool's new rows, as one more part; compacted if asked.
+                    compact: bool, prepared: list[PreparedPart]) -> CommitResult | None:
+        """Steps 1-2 for pings: only the spool's new rows, as more parts; compacted if asked.
 
         The spool is deduplicated on its own, then joined with the month's committed rows on
         (vehicle_id, ts): rows equal to a committed one are dropped (a re-pulled lookback), and a
@@ -333,10 +348,25 @@ class MonthWriter:
         month does not, so readers of all parts still see one row per (vehicle, ts), and the
         month's digest is the sum of its parts'. Compaction sorts the parts into one file; it
         neither deduplicates nor hashes again (the parts are disjoint, their digest is known).
+
+        Parts a pull worker prepared (`spool_batch(prepared=True)`: deduplicated, sorted, written,
+        digested in the worker) are only checked here: when no two share a vehicle's time range and
+        none shares a key with the committed month, they are published as the worker wrote them;
+        one that shares keys is cut to its new rows first. Anything else (spooled IPC beside them,
+        overlapping parts) joins the spool.
         """
         parts = self._local_copies(current)
-        added, part = EMPTY, None
-        if spooled:
+        new: list[tuple[Path, Digest]] = []
+        if prepared and not spooled and _disjoint(prepared):
+            keys = landing.committed_keys(parts, [r for prep in prepared for r in prep.ranges])
+            for prep in prepared:
+                checked = self._checked(prep, parts, keys)
+                if checked is None:
+                    return None
+                if checked[1].rows:
+                    new.append(checked)
+        elif spooled or prepared:
+            spooled = [*spooled, *self._as_spool(prepared)]
             part = self._dir / f"part-pings-{month}.parquet"
             with self._disk():
                 # A part that will be compacted is written fast; what stays as the month is written small.
@@ -345,51 +375,86 @@ class MonthWriter:
             if got is None:
                 part.unlink(missing_ok=True)
                 return None
-            added = got
-            if not added.rows:
+            if got.rows:
+                new.append((part, got))
+            else:
                 part.unlink(missing_ok=True)
-                part = None
+        added = sum((d for _p, d in new), EMPTY)
         digest = base + added
-        files = len(parts) + (part is not None)
-        if current is not None and part is None and (files == 1 or not compact):
+        files = len(parts) + len(new)
+        if current is not None and not new and (files == 1 or not compact):
             return CommitResult("pings", month, CommitStatus.UNCHANGED, current.rows, current.seq,
                                 current.fingerprint)
-        if current is None and part is None:
+        if current is None and not new:
             return CommitResult("pings", month, CommitStatus.UNCHANGED, 0, 0, digest.fingerprint)
         if compact and files > 1:
             out = self._dir / f"compacted-pings-{month}.parquet"
             with self._disk():
-                _sort_parts([*parts, *([part] if part else [])], out, self._dir, self.memory_limit)
-            if part is not None:
-                part.unlink(missing_ok=True)
+                _sort_parts([*parts, *(p for p, _d in new)], out, self._dir, self.memory_limit)
+            for p, _d in new:
+                p.unlink(missing_ok=True)
             key = layout.raw_file("pings", self.fleet_id, month, digest.name)
-            return self._publish("pings", month, current, (key,), out, digest, append=False, new_key=key)
-        assert part is not None
-        if current is None:
+            return self._publish("pings", month, current, (key,), [(key, out, digest.rows)], digest, append=False)
+        if current is None and len(new) == 1:
             key = layout.raw_file("pings", self.fleet_id, month, digest.name)
-            return self._publish("pings", month, None, (key,), part, digest, append=False, new_key=key)
-        key = layout.raw_file("pings", self.fleet_id, month, added.name)
-        return self._publish("pings", month, current, tuple(sorted((*current.files, key))), part, digest,
-                             append=True, new_key=key)
+            return self._publish("pings", month, None, (key,), [(key, new[0][0], digest.rows)], digest, append=False)
+        outs = [(layout.raw_file("pings", self.fleet_id, month, d.name), p, d.rows) for p, d in new]
+        return self._publish("pings", month, current,
+                             tuple(sorted({*(current.files if current else ()), *(k for k, _p, _r in outs)})),
+                             outs, digest, append=True)
 
-    def _publish(self, dataset: str, month: str, current: RawPartition | None, files: tuple[str, ...], out: Path,
-                 digest: Digest, append: bool, new_key: str) -> CommitResult:
-        """Steps 4-6: upload the new file, commit it to the Delta table, record it in the manifest."""
-        key = new_key
-        size = out.stat().st_size
-        self.store.put_file(key, out)
-        out.unlink(missing_ok=True)
+    def _checked(self, prep: PreparedPart, committed: list[Path], keys: pa.Table) -> tuple[Path, Digest] | None:
+        """A prepared part as it may be published: itself when the committed month lacks its keys,
+        else cut to the rows the month lacks (written here); None when one differs from the month's."""
+        path, digest = Path(prep.path), prep.digest
+        # Most parts are new weeks: the committed keys in their vehicles' time ranges (`keys`, read
+        # once for all of a commit's parts) say so without reading the part.
+        if not committed or not landing.holds_any(keys, prep.ranges):
+            return path, digest
+        fresh = landing.read_parts([path])
+        rows = landing.new_rows(fresh, committed)
+        if rows is None:
+            return None
+        if rows.num_rows == fresh.num_rows:
+            return path, digest
+        out = path.with_name(path.stem + "-new.parquet")
+        with self._disk():
+            cut = _write(rows.to_batches(ROW_GROUP_ROWS), out, PING_SCHEMA, level=PART_ZSTD) if rows.num_rows \
+                else EMPTY
+        return out, cut
+
+    def _as_spool(self, prepared: list[PreparedPart]) -> list[Path]:
+        """Prepared parts as Arrow IPC spool files (the merges that read the spool)."""
+        out = []
+        for p in prepared:
+            target = self._dir / f"{Path(p.path).stem}-spool.arrow"
+            with self._disk():
+                feather.write_feather(pq.read_table(p.path), target, compression="uncompressed")
+            out.append(target)
+        return out
+
+    def _publish(self, dataset: str, month: str, current: RawPartition | None, files: tuple[str, ...],
+                 outs: list[tuple[str, Path, int]], digest: Digest, append: bool) -> CommitResult:
+        """Steps 4-6: upload the new files (key, local path, rows), commit them to the Delta table,
+        record the window in the manifest."""
+        added = []
+        for key, out, rows in outs:
+            size = out.stat().st_size
+            self.store.put_file(key, out)
+            out.unlink(missing_ok=True)
+            added.append(DataFile(key, size, rows))
         before = current.bytes if append and current is not None else 0
         part = RawPartition(self.fleet_id, dataset, month, (current.seq if current else 0) + 1, files, digest.rows,
-                            before + size, digest.fingerprint, datetime.now(timezone.utc), self.pull_id)
+                            before + sum(f.size for f in added), digest.fingerprint, datetime.now(timezone.utc),
+                            self.pull_id)
         metadata = self._metadata(part)
         lake = lake_for(self.store)
         if append:
-            lake.append_window(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
-                               [DataFile(key, size, digest.rows - (current.rows if current else 0))], metadata)
+            lake.append_window(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month, added,
+                               metadata)
         else:
-            lake.commit_window(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month,
-                               [DataFile(key, size, digest.rows)], metadata)
+            lake.commit_window(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month, added,
+                               metadata)
         self.manifest.commit_raw(part)
         if append:
             self.appended.add((dataset, month))
@@ -412,6 +477,22 @@ class MonthWriter:
 
 
 @dataclass(frozen=True)
+class PreparedPart:
+    """A month's pings from one slice, deduplicated, sorted, written as a Parquet part and digested by
+    the pull worker that pulled them (spool_batch with prepared=True), for the writer to check and publish."""
+    month: str
+    path: str
+    fingerprint: str                          # partitions.digest: the part's rows
+    ranges: tuple[tuple[str, int, int], ...]  # (vehicle_id, first ts, last ts) of its rows
+
+    @property
+    def digest(self) -> Digest:
+        d = Digest.parse(self.fingerprint)
+        assert d is not None
+        return d
+
+
+@dataclass(frozen=True)
 class Spooled:
     """One batch validated and split by month into Arrow IPC spool files, for a writer to `adopt`.
 
@@ -425,6 +506,7 @@ class Spooled:
     quarantined: dict[str, int] = field(default_factory=dict)
     nulled: dict[str, int] = field(default_factory=dict)
     accepted_hos: dict[str, int] = field(default_factory=dict)  # drivers' and HOS datasets' rows, by dataset
+    parts: tuple[PreparedPart, ...] = ()  # pings prepared as parts (local workers: files in the spool dir)
 
     @property
     def rows(self) -> int:
@@ -432,17 +514,20 @@ class Spooled:
 
 
 def spool_batch(fleet_id: str, dataset: str, batch: pa.Table, now_ms: int, directory: Path | None,
-                name: str) -> Spooled:
+                name: str, prepared: bool = False) -> Spooled:
     """Validate candidate rows of `dataset` (pings or events) and spool them by month (a pull worker's last step).
 
-    With `directory` None the spool travels as bytes (`Spooled.blobs`).
+    With `directory` None the spool travels as bytes (`Spooled.blobs`). With `prepared` (and a
+    directory), pings are spooled as the parts the commit publishes (`PreparedPart`): the worker,
+    not the one committer, deduplicates, sorts, writes and digests them.
     """
     split = split_valid(batch, now_ms) if dataset == "pings" else split_valid_events(batch, now_ms)
-    return spool_split(names.fleet_id(fleet_id), dataset, split, now_ms, directory, name)
+    return spool_split(names.fleet_id(fleet_id), dataset, split, now_ms, directory, name,
+                       prepared=prepared and dataset == "pings" and directory is not None)
 
 
 def spool_split(fleet_id: str, dataset: str, split: Split, now_ms: int, directory: Path | None,
-                name: str) -> Spooled:
+                name: str, prepared: bool = False) -> Spooled:
     valid, bad = split.valid, split.quarantine
     if valid.num_rows:
         fleets = pc.unique(valid["fleet_id"].combine_chunks().dictionary_decode()).to_pylist()
@@ -459,9 +544,11 @@ def spool_split(fleet_id: str, dataset: str, split: Split, now_ms: int, director
                                          pc.less_equal(ts_ms, now_ms + FUTURE_SLACK_MS)), False)
         ts = np.where(np.asarray(plausible), np.asarray(pc.fill_null(ts_ms, 0)), now_ms)
         out.extend(_by_month("quarantine", bad, ts.astype("datetime64[ms]").astype("datetime64[M]")))
-    files, blobs = [], []
+    files, blobs, parts = [], [], []
     for i, (ds_name, month, part) in enumerate(out):
-        if directory is None:
+        if prepared and ds_name == "pings" and directory is not None:
+            parts.append(_prepare(part, month, directory / f"pings-{month}-{name}-{i:03d}.parquet"))
+        elif directory is None:
             sink = pa.BufferOutputStream()
             feather.write_feather(part, sink, compression="uncompressed")
             blobs.append((ds_name, month, sink.getvalue().to_pybytes()))
@@ -473,7 +560,24 @@ def spool_split(fleet_id: str, dataset: str, split: Split, now_ms: int, director
     return Spooled(tuple(files), tuple(blobs), valid.num_rows if dataset == "pings" else 0,
                    valid.num_rows if dataset == "events" else 0,
                    dict(Counter(bad["reason"].to_pylist())), dict(split.nulled),
-                   {dataset: valid.num_rows} if dataset not in ("pings", "events") else {})
+                   {dataset: valid.num_rows} if dataset not in ("pings", "events") else {}, tuple(parts))
+
+
+def _prepare(rows: pa.Table, month: str, path: Path) -> PreparedPart:
+    """One month of a slice's valid pings as a part: one row per (vehicle_id, ts), sorted, zstd, digested."""
+    table = landing.sort_dedupe(landing.one_chunk(rows))
+    with disk_full_as(WORK_SETTING, WORK_PART, path.parent):
+        digest = _write(table.to_batches(ROW_GROUP_ROWS), path, PING_SCHEMA, level=PART_ZSTD)
+    spans = pa.table({"v": pc.cast(table["vehicle_id"], pa.string()), "t": pc.cast(table["ts"], pa.int64())}) \
+        .group_by("v").aggregate([("t", "min"), ("t", "max")])
+    ranges = tuple(sorted(zip(spans["v"].to_pylist(), spans["t_min"].to_pylist(), spans["t_max"].to_pylist())))
+    return PreparedPart(month, str(path), digest.fingerprint, ranges)
+
+
+def _disjoint(parts: list[PreparedPart]) -> bool:
+    """No two parts hold rows of one vehicle in overlapping time ranges: they share no (vehicle_id, ts)."""
+    spans = sorted((v, lo, hi) for p in parts for v, lo, hi in p.ranges)
+    return all(a[0] != b[0] or a[2] < b[1] for a, b in zip(spans, spans[1:]))
 
 
 def _by_month(dataset: str, table: pa.Table, months: np.ndarray) -> list[tuple[str, str, pa.Table]]:

@@ -92,3 +92,42 @@ def test_seaweedfs_honours_if_none_match_which_our_s3_commits_rely_on(seaweed_s3
         c.put_object(Bucket=BUCKET, Key=key, Body=b"second", IfNoneMatch="*")
     assert e.value.response["Error"]["Code"] == "PreconditionFailed"
     assert c.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"first"
+
+
+def test_windows_committed_while_the_table_is_busy_share_one_transaction_and_each_keeps_its_record(
+        store: ObjectStore, tmp_path: Path) -> None:
+    """Fleets committing at once into the shared table: the thread that gets its lock commits every
+    window waiting for it in one Delta transaction; each window is whole in it, and a rebuild reads
+    each window's own record back from it."""
+    import threading
+    import time
+
+    from partitions.rebuild import rebuild_raw
+
+    lake = lake_for(store)
+    march = sim_table(simulator(), ["2025-03"])
+    with Manifest(tmp_path / "m.duckdb") as m:
+        write(store, m, [sim_table(simulator(), ["2025-02"])], tmp_path / "first")
+        version = lake.open(TABLE).version()
+        fleets = ("fleet-a", "fleet-b", "fleet-c")
+        threads = [threading.Thread(target=write, args=(store, m, [march.set_column(
+            0, "fleet_id", pa.array([f] * march.num_rows).dictionary_encode())], tmp_path / f, f)) for f in fleets]
+        with lake.locked(TABLE):  # the table busy: the three commits queue behind it
+            for t in threads:
+                t.start()
+            while len(lake._pending.get(TABLE, [])) < len(fleets):
+                time.sleep(0.01)
+        for t in threads:
+            t.join()
+        parts = {f: m.raw_partition(f, "pings", "2025-03") for f in fleets}
+    dt = DeltaTable(lake.uri(TABLE), storage_options=lake.storage_options)
+    assert dt.version() == version + 1  # one transaction for the three windows
+    live = lake.live_files(TABLE)
+    for f, part in parts.items():
+        assert part is not None and [x.key for x in live[(f, "2025-03")]] == list(part.files)
+    newest, _ = lake.window_commits(TABLE, WINDOW_KEY)
+    assert {w: (c.version, c.metadata["fingerprint"]) for w, c in newest.items() if w[1] == "2025-03"} == \
+        {(f, "2025-03"): (version + 1, p.fingerprint) for f, p in parts.items() if p is not None}
+    with Manifest(tmp_path / "rebuilt.duckdb") as rebuilt:
+        rebuild_raw(store, rebuilt)
+        assert {f: rebuilt.raw_partition(f, "pings", "2025-03") for f in fleets} == parts

@@ -79,6 +79,24 @@ def test_checkpoints_and_fleets(tmp_path: Path) -> None:
         m.complete_slice("fleet-a", "samsara/gps", "2025-01-01/v1", "pings", 10)
         m.complete_slice("fleet-a", "samsara/gps", "2025-01-02/v1", "pings", 12)
         assert m.completed_slices("fleet-a", "samsara/gps") == {"2025-01-01/v1", "2025-01-02/v1"}
+        # a commit's slices in one statement; a key given twice or already there is replaced
+        m.record_slices("fleet-a", [("samsara/gps", "2025-01-02/v1", "pings", 13, True, None),
+                                    ("samsara/gps", "2025-01-03/v1", "pings", 9, True, None),
+                                    ("samsara/events", "fleet/1", "events", 2, True, None),
+                                    ("samsara/gps", "2025-01-03/v1", "pings", 11, True, None),
+                                    ("samsara/gps", "2025-01-04/v1", "pings", 5, False, None)])  # in its lookback
+        assert m.completed_slices("fleet-a", "samsara/gps") == {"2025-01-01/v1", "2025-01-02/v1", "2025-01-03/v1"}
+        assert m.completed_slices("fleet-a", "samsara/events") == {"fleet/1"}
+        # a lookback slice keeps its pages' digests until it completes (or is read again without them)
+        digests = "SELECT count(*) FROM lookback_pages WHERE fleet_id = 'fleet-a'"
+        m.record_slices("fleet-a", [("samsara/gps", "2025-01-05/v1", "pings", 3, False, "d1"),
+                                    ("samsara/gps", "2025-01-06/v1", "pings", 4, False, "d2")])
+        assert m.conn.execute(digests).fetchone() == (2,)
+        m.record_slices("fleet-a", [("samsara/gps", "2025-01-05/v1", "pings", 3, True, None),
+                                    ("samsara/gps", "2025-01-06/v1", "pings", 4, False, None)])
+        assert m.conn.execute(digests).fetchone() == (0,)
+        assert "2025-01-05/v1" in m.completed_slices("fleet-a", "samsara/gps")
+        assert "2025-01-06/v1" not in m.completed_slices("fleet-a", "samsara/gps")
         start = datetime(2024, 1, 1, tzinfo=timezone.utc)
         m.upsert_fleet("fleet-a", "samsara", "consented", history_start=start)
         m.upsert_fleet("fleet-a", "samsara", "active")

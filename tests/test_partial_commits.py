@@ -181,3 +181,42 @@ def test_months_landed_in_memory_equal_months_landed_in_duckdb(tmp_path: Path) -
         spooled = [*first, *second[dataset]] if dataset == "pings" else second[dataset]
         duck = writer._merge([], spooled, tmp_path / f"merge-{dataset}.parquet", dataset, tmp_path, "1GB")
         assert digest_table(landing.merged(dataset, [], spooled)) == duck
+
+
+def test_parts_a_pull_worker_prepared_are_published_as_it_wrote_them_and_read_as_the_month_committed_once(
+        tmp_path: Path) -> None:
+    """Pull workers spool pings as parts (deduplicated, sorted, written, digested: prepared=True).
+    Parts that share no key are published as written, one file per slice; one that re-pulls
+    committed rows is cut to its new rows; parts that overlap each other are merged as a spool."""
+    from partitions import writer
+    from partitions.store import LocalStore
+
+    rows = sim_table(simulator(vehicles=3), [MONTH])
+    once_fp, once = _once(rows, tmp_path, LocalStore(tmp_path / "once-store"))
+    store = LocalStore(tmp_path / "store")
+    slices = _by_vehicle_week(rows, 4)
+    with Manifest(tmp_path / "m.duckdb") as m, MonthWriter(store, m, "fleet-a", work_dir=tmp_path / "work",
+                                                           now_ms=NOW_MS) as w:
+        def prepared(t: pa.Table, name: str) -> writer.Spooled:
+            return writer.spool_batch("fleet-a", "pings", t, NOW_MS, w.spool_dir, name, prepared=True)
+
+        first = [prepared(s, f"s{i}") for i, s in enumerate(slices[:2])]
+        for s in first:
+            w.adopt(s)
+        assert [r.status for r in w.commit(complete=())] == [CommitStatus.COMMITTED]
+        part = m.raw_partition("fleet-a", "pings", MONTH)
+        assert part is not None and sorted(part.files) == sorted(
+            layout.raw_file("pings", "fleet-a", MONTH, p.digest.name) for s in first for p in s.parts)
+        # the second slice re-pulled with the third (its rows already committed), then the last
+        w.adopt(prepared(pa.concat_tables([slices[1], slices[2]]), "again"))
+        w.adopt(prepared(slices[3], "last"))
+        w.commit(complete=())
+        part = m.raw_partition("fleet-a", "pings", MONTH)
+        assert part is not None and len(part.files) == 4
+        assert part.fingerprint == once_fp and part.rows == rows.num_rows
+        # two parts sharing keys (one slice twice, shuffled): merged as a spool, nothing new
+        w.adopt(prepared(slices[0], "twice-a"))
+        w.adopt(prepared(shuffled_batches(slices[0], 1)[0], "twice-b"))
+        assert [r.status for r in w.commit(complete=())] == [CommitStatus.UNCHANGED]
+        assert _sorted(read_month(store, m, "fleet-a", MONTH, tmp_path / "c")).equals(_sorted(once))
+    assert _delta_keys(store) == (rows.num_rows, rows.num_rows)

@@ -9,8 +9,9 @@ what it never gets:
   the daemon refreshes once and resubmits (a second 401 after that is a revoked consent).
 - the TSP's base URL, a rate (its share of the fleet's per-token limit: `rate_per_s` divided
   among the fleet's slices in flight, so all workers together stay within it) and the limits.
-- a spool directory on the daemon's disk (local workers), or none (remote workers), which then
-  send the spooled Arrow IPC bytes back instead.
+- a spool directory on the daemon's disk (local workers), where they leave pings as the parts
+  the commit publishes (deduplicated, sorted, written and digested here, not by the one
+  committer), or none (remote workers), which then send the spooled Arrow IPC bytes back instead.
 
 A task is idempotent: its files are named for the task, the daemon adopts them only from a
 result it received, so a worker killed mid-slice leaves at most an orphan spool file, and the
@@ -110,7 +111,8 @@ def pull_and_spool(connector: Any, fleet_id: str, dataset: str, endpoint: str, f
     if pulled.table is None:
         assert pulled.pages is not None
         return SliceResult(name, None, pulled.skipped_rows, digest=pulled.pages.text, unchanged=True)
-    spooled = spool_batch(fleet_id, dataset, pulled.table, now_ms, spool_dir, name)
+    # Pings as the parts the commit publishes: their dedupe, sort, write and digest are done here.
+    spooled = spool_batch(fleet_id, dataset, pulled.table, now_ms, spool_dir, name, prepared=True)
     return SliceResult(name, spooled, pulled.table.num_rows + pulled.skipped_rows,
                        digest=lookback.kept(pulled.pages, spooled))
 

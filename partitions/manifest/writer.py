@@ -329,20 +329,32 @@ class Manifest(ManifestReader):
         A complete slice is checkpointed (never pulled again). One still in its lookback keeps its
         pages' digests (ingest/pull/lookback.py) for the next refresh, or, without them, loses any
         it had: its pages are read again next time.
+
+        At most three statements whatever the number of slices: a statement on the manifest's file
+        costs milliseconds (its WAL written under the one lock every pull shares; 3.7 ms of CPU and
+        17 ms of wall time per INSERT under load, against 4.4 ms for 32 rows in one), and a commit
+        records up to `commit_every` slices. A key given twice keeps its last entry, as one call
+        each would.
         """
+        last = {(stream, key): (dataset, rows, complete, digest) for stream, key, dataset, rows, complete, digest
+                in slices}
+        if not last:
+            return
         now = _now()
+        done = [(s, k, d, r) for (s, k), (d, r, complete, _) in last.items() if complete]
+        kept = [(s, k, digest, r) for (s, k), (_, r, complete, digest) in last.items() if not complete and digest]
+        gone = [(s, k) for (s, k), (_, _, complete, digest) in last.items() if complete or digest is None]
         with self.transaction() as c:
-            for stream, key, dataset, rows, complete, digest in slices:
-                if complete:
-                    c.execute("INSERT OR REPLACE INTO pull_checkpoints (fleet_id, stream, slice_key, dataset, "
-                              "completed_at, rows, detail) VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                              [fleet_id, stream, key, names.dataset(dataset), now, rows])
-                if complete or digest is None:
-                    c.execute("DELETE FROM lookback_pages WHERE fleet_id = ? AND stream = ? AND slice_key = ?",
-                              [fleet_id, stream, key])
-                else:
-                    c.execute("INSERT OR REPLACE INTO lookback_pages VALUES (?, ?, ?, ?, ?, ?)",
-                              [fleet_id, stream, key, digest, rows, now])
+            if done:
+                c.execute("INSERT OR REPLACE INTO pull_checkpoints (fleet_id, stream, slice_key, dataset, completed_at, "
+                          "rows, detail) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, NULL)"] * len(done)),
+                          [v for s, k, d, r in done for v in (fleet_id, s, k, names.dataset(d), now, r)])
+            if gone:
+                c.execute("DELETE FROM lookback_pages WHERE fleet_id = ? AND (stream, slice_key) IN (VALUES "
+                          + ", ".join(["(?, ?)"] * len(gone)) + ")", [fleet_id, *(v for pair in gone for v in pair)])
+            if kept:
+                c.execute("INSERT OR REPLACE INTO lookback_pages VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(kept)),
+                          [v for s, k, digest, r in kept for v in (fleet_id, s, k, digest, r, now)])
 
     def record_month_pulled(self, fleet_id: str, month: str) -> None:
         """Every slice overlapping `month` is committed; the first time is kept."""
