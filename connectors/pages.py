@@ -6,7 +6,8 @@ committed, and reading them again (decode, normalise, validate, spool, merge) co
 most of its CPU. So a lookback slice is fetched in two steps: `*_fetch` gets every page and
 keeps each page's records as the TSP sent them (bytes, not parsed), and `Fetched.read` turns
 the pages it is asked for into candidate rows. `digests` cover each page's records' bytes
-(Samsara: the page's `data` array, without the cursor; Motive: the body), so the caller compares
+(Samsara: the page's `data` array, without the cursor; Motive: its records list, without the
+`total` that grows with every record), so the caller compares
 them with the digests it kept from the last commit of the slice and reads only the pages that
 differ (ingest/pull/lookback.py): a page starts where it did as long as no record before it
 changed, so a slice that only grew at its end is read from its first new page on.

@@ -227,15 +227,10 @@ class SamsaraConnector:
 
         def fetch(cursor: str | None) -> tuple[tuple[Any, dict | None], str | None]:
             r = self.http.get(path, {**params, **({"after": cursor} if cursor else {})})
-            try:
-                page = self._raw.decode(r.content)
+            page, body = decode_or_salvage(self.tsp, self._raw, r.content, what)
+            if page is not None:
                 return (page.data, None), page.pagination.next()
-            except msgspec.DecodeError:
-                pass
-            typed, body = decode_or_salvage(self.tsp, self._raw, r.content, what)
-            assert body is not None and typed is None
-            pagination = salvaged_pagination(self.tsp, body, Cursor, what)
-            return (r.content, body), pagination.next()
+            return (r.content, body), salvaged_pagination(self.tsp, body, Cursor, what).next()
 
         if max_pages is None:
             return list(cursor_pages(self.tsp, fetch))

@@ -68,6 +68,25 @@ def test_a_poisoned_record_costs_that_record_and_the_rest_of_the_page_lands() ->
 
 
 @respx.mock
+def test_a_poisoned_page_in_the_lookback_lands_as_it_does_outside_it() -> None:
+    """A lookback slice is fetched unread (connectors.pages) and read later: a page whose records
+    fail their typed decode takes the same record-by-record path there, with the same rows and
+    quarantine; a page with no data list is the same MalformedResponse."""
+    respx.get(f"{SAMSARA}/fleet/vehicles/stats/history").mock(return_value=stats_page(
+        [gps(1), gps(2, latitude=True), gps(3), None, gps(4, headingDegrees=[1, 2])]))
+    plain, fetched = land(samsara().gps_slice("v1", 0, 10**13)), samsara().gps_fetch("v1", 0, 10**13)
+    assert len(fetched.digests()) == 1
+    late = land(fetched.read())
+    assert late.valid.num_rows == 3 and late.valid.equals(plain.valid)
+    assert late.quarantine.equals(plain.quarantine) and late.nulled == plain.nulled
+    respx.get(f"{SAMSARA}/fleet/vehicles/stats/history").mock(return_value=httpx.Response(
+        200, json={"pagination": {"endCursor": "", "hasNextPage": False}}))
+    for pull in (lambda c: c.gps_slice("v1", 0, 10**13), lambda c: c.gps_fetch("v1", 0, 10**13).read()):
+        with pytest.raises(MalformedResponse, match="no data list"):
+            pull(samsara())
+
+
+@respx.mock
 def test_a_poisoned_motive_record_costs_that_record() -> None:
     respx.get(f"{MOTIVE}/v3/vehicle_locations/7").mock(return_value=httpx.Response(200, json={
         "vehicle_locations": [loc(1), loc(2, lat=True), loc(3), "junk", {"no_wrapper": 1}]}))
