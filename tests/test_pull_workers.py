@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from connectors.http import Limits
 from connectors.oauth import Vault
 from ingest.pull.backfill import PullOptions, PullProgress, PullReport, RemoteSlices, pull_fleet
-from ingest.pull.workers import ProcessWorkers, PullWorkers, open_pull_workers
+from ingest.pull.workers import ProcessWorkers, PullWorkers, default_threads, open_pull_workers
 from partitions import Manifest
 from partitions.store import LocalStore
 from sandbox.server import SandboxServer
@@ -87,3 +87,19 @@ def test_a_worker_killed_mid_slice_has_its_slice_resubmitted_and_the_result_equa
     finally:
         workers.close()
     assert got == clean
+
+
+def test_slots_default_to_every_fleet_in_flight_running_all_its_lanes() -> None:
+    # A slice mostly sleeps on its own token's rate: with 4 threads per worker, 16 fleets on 2
+    # workers had 8 slots for 64 lanes and queued behind each other's sleeps.
+    sized = open_pull_workers("thread", 2, None, fleets=16, lanes=4)
+    fixed = open_pull_workers("thread", 2, 3, fleets=16, lanes=4)
+    small = open_pull_workers("thread", 2, None, fleets=1, lanes=4)
+    try:
+        assert sized.slots == 64
+        assert fixed.slots == 6  # FLEETLAKE_PULL_WORKER_THREADS, when set, is taken as it is
+        assert small.slots == 8  # never fewer than 4 per worker
+    finally:
+        for w in (sized, fixed, small):
+            w.close()
+    assert default_threads(256, 1, 4) == 64  # at most MAX_THREADS per process

@@ -137,10 +137,13 @@ class RemoteSlices:
     on_response: Callable[[str, int], None] | None = None
 
 
+SLICE_LANES = 4
+
+
 @dataclass
 class PullOptions:
     lookback_ms: int | None = None  # None: each stream's own (ingest.pull.streams, 3 days)
-    workers: int = 4
+    workers: int = SLICE_LANES  # a fleet's slices in flight (its lanes share the token's rate)
     commit_every: int = 32  # slices per commit: fewer merges of the same month, bounded re-pull
     work_dir: Path | None = None
     memory_limit: str = "1GB"

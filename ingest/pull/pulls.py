@@ -25,7 +25,7 @@ from common.states import FleetStatus, PullResult
 from connectors.http import Limits
 from connectors.oauth import BearerAuth, FleetCredentials
 from connectors.providers import open_connector
-from ingest.pull.backfill import PullOptions, PullProgress, PullReport, RemoteSlices, pull_fleet
+from ingest.pull.backfill import SLICE_LANES, PullOptions, PullProgress, PullReport, RemoteSlices, pull_fleet
 from ingest.pull.hos_datasets import HosPull
 from ingest.pull.workers import PullWorkers, TaskSubmitter, open_pull_workers
 from ingest.wiring.clock import Clock
@@ -103,7 +103,8 @@ class Pulls:
         with self._workers_lock:
             if self._workers is None:
                 self._workers = open_pull_workers(s.pull_executor, s.pull_workers, s.pull_worker_threads,
-                                                  s.ray_address, self.ray)
+                                                  s.ray_address, self.ray, fleets=s.max_concurrent_fleets,
+                                                  lanes=SLICE_LANES)
             return self._workers
 
     def close(self) -> None:

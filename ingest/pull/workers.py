@@ -7,7 +7,8 @@ and the daemon keeps what needs one owner: token refresh, the one committer and 
 - `process`: FLEETLAKE_PULL_WORKERS processes (default one per core), forked from a clean
   forkserver with the pull modules preloaded (the daemon has threads: forking it could copy a
   held lock). Each process runs FLEETLAKE_PULL_WORKER_THREADS slices at once, since a slice
-  mostly waits on its TSP's rate limit. A worker that dies (OOM, SIGKILL) is replaced and the
+  mostly waits on its TSP's rate limit; by default enough that every fleet in flight can run all
+  its lanes (`default_threads`). A worker that dies (OOM, SIGKILL) is replaced and the
   slices it held are resubmitted to the others, bounded by MAX_RESUBMITS per slice so a slice
   that kills its worker every time fails the fleet instead.
 - `ray`: tasks on a Ray cluster (ingest.engine.ray_backend, handed in by the runtime), which
@@ -33,8 +34,23 @@ PULL_EXECUTORS = ("thread", "process", "ray")
 MAX_RESUBMITS = 3
 
 
+MAX_THREADS = 64
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def default_threads(fleets: int, workers: int, lanes: int) -> int:
+    """Slices each worker runs at once, so that `fleets` fleets in flight can all run their `lanes`.
+
+    A slice spends most of its time asleep on its own token's rate, so a slot too few is not CPU
+    saved: it is a fleet waiting for another fleet's sleep. With a fixed 4 per worker, 16 rate-bound
+    fleets on 2 workers had 8 slots for 64 lanes and took 17.8 s where the same run with enough
+    slots took 10.9 s (bench_scale --targets; docs/scale.md). At least 4 (the old default), at
+    most MAX_THREADS per process.
+    """
+    return min(MAX_THREADS, max(4, -(-max(1, fleets) * max(1, lanes) // max(1, workers))))
 
 
 class PullWorkers(Protocol):
@@ -246,11 +262,14 @@ class RayWorkers:
         self._backend.close()
 
 
-def open_pull_workers(executor: str, workers: int | None = None, threads: int = 4,
+def open_pull_workers(executor: str, workers: int | None = None, threads: int | None = None,
                       ray_address: str | None = None,
-                      ray: Callable[[str], TaskSubmitter] | None = None) -> PullWorkers:
-    """The pull workers FLEETLAKE_PULL_EXECUTOR names (workers None: one per core)."""
+                      ray: Callable[[str], TaskSubmitter] | None = None, *, fleets: int = 8,
+                      lanes: int = 4) -> PullWorkers:
+    """The pull workers FLEETLAKE_PULL_EXECUTOR names (workers None: one per core; threads None:
+    enough slots for `fleets` fleets in flight with `lanes` slices each, `default_threads`)."""
     n = workers or default_workers()
+    threads = threads or default_threads(fleets, n, lanes)
     if executor == "thread":
         return ThreadWorkers(n, threads)
     if executor == "process":

@@ -241,8 +241,10 @@ class Settings(BaseSettings):
                                            "cluster at ray_address); the daemon keeps token refresh and commits")
     pull_workers: int | None = Field(None, ge=1, le=256, description="pull worker processes (default: one per "
                                      "core)")
-    pull_worker_threads: int = Field(4, ge=1, le=64, description="slices each pull worker runs at once (default "
-                                     "4: a slice mostly waits on its TSP's rate limit)")
+    pull_worker_threads: int | None = Field(None, ge=1, le=64, description="slices each pull worker runs at "
+                                            "once (default: enough for every fleet in flight to run its 4 "
+                                            "lanes, max_concurrent_fleets x 4 / pull workers, 4 to 64; a slice "
+                                            "mostly waits on its TSP's rate limit)")
     request_deadline_s: float = Field(120.0, gt=0, le=3600, description="wall-clock limit of one TSP request, "
                                       "headers to last byte (default 120); a fleet whose server is slower fails "
                                       "alone")
