@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -126,13 +126,18 @@ class MonthWriter:
     """Write one fleet's pings. Use as a context manager; nothing is visible before commit()."""
 
     def __init__(self, store: ObjectStore, manifest: Manifest, fleet_id: str, *, pull_id: str | None = None,
-                 work_dir: Path | None = None, now_ms: int | None = None, memory_limit: str = "1GB") -> None:
+                 work_dir: Path | None = None, now_ms: int | None = None, memory_limit: str = "1GB",
+                 compactor: Callable[[list[Path], Path], None] | None = None) -> None:
         self.store = store
         self.manifest = manifest
         self.fleet_id = names.fleet_id(fleet_id)
         self.pull_id = pull_id
         self.now_ms = now_ms
         self.memory_limit = memory_limit
+        # Where a completed month's parts are sorted into one file (`compact_parts`): a pull worker
+        # process when the pull has local ones (ingest.pull.workers), so the one committer only
+        # uploads and commits it; None: here.
+        self.compactor = compactor
         with disk_full_as(WORK_SETTING, WORK_PART, work_dir or Path(tempfile.gettempdir())):
             if work_dir is not None:
                 work_dir.mkdir(parents=True, exist_ok=True)
@@ -426,8 +431,10 @@ class MonthWriter:
             return CommitResult("pings", month, CommitStatus.UNCHANGED, 0, 0, digest.fingerprint)
         if compact and files > 1:
             out = self._dir / f"compacted-pings-{month}.parquet"
-            with self._disk():
-                _sort_parts([*parts, *(p for p, _d in new)], out, self._dir, self.memory_limit)
+            if self.compactor is not None:
+                self.compactor([*parts, *(p for p, _d in new)], out)
+            else:
+                compact_parts([*parts, *(p for p, _d in new)], out, self.memory_limit)
             for p, _d in new:
                 p.unlink(missing_ok=True)
             key = layout.raw_file("pings", self.fleet_id, month, digest.name)
@@ -664,6 +671,16 @@ def _write(reader: pa.RecordBatchReader | Iterable[pa.RecordBatch], out: Path, s
                 total += digest_table(table)
             w.write_table(table, row_group_size=ROW_GROUP_ROWS)
     return total
+
+
+def compact_parts(parts: list[Path], out: Path, memory_limit: str) -> None:
+    """A month's disjoint sorted ping parts as one file `out` sorted by (vehicle_id, ts), zstd at the
+    month's level: the same rows, so the month's digest (the sum of its parts') stands. Run by the
+    writer, or by a pull worker process for it (ingest.pull.workers.CompactTask): it reads and
+    writes local files only, and a worker killed meanwhile leaves at most a partial `out` that the
+    next attempt overwrites and nothing commits."""
+    with disk_full_as(WORK_SETTING, WORK_PART, out.parent):
+        _sort_parts(parts, out, out.parent, memory_limit)
 
 
 def _sort_parts(parts: list[Path], out: Path, tmp: Path, memory_limit: str) -> None:
