@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -126,13 +126,18 @@ class MonthWriter:
     """Write one fleet's pings. Use as a context manager; nothing is visible before commit()."""
 
     def __init__(self, store: ObjectStore, manifest: Manifest, fleet_id: str, *, pull_id: str | None = None,
-                 work_dir: Path | None = None, now_ms: int | None = None, memory_limit: str = "1GB") -> None:
+                 work_dir: Path | None = None, now_ms: int | None = None, memory_limit: str = "1GB",
+                 compactor: Callable[[list[Path], Path], None] | None = None) -> None:
         self.store = store
         self.manifest = manifest
         self.fleet_id = names.fleet_id(fleet_id)
         self.pull_id = pull_id
         self.now_ms = now_ms
         self.memory_limit = memory_limit
+        # Where a completed month's parts are sorted into one file (`compact_parts`): a pull worker
+        # process when the pull has local ones (ingest.pull.workers), so the one committer only
+        # uploads and commits it; None: here.
+        self.compactor = compactor
         with disk_full_as(WORK_SETTING, WORK_PART, work_dir or Path(tempfile.gettempdir())):
             if work_dir is not None:
                 work_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +152,9 @@ class MonthWriter:
         self.accepted_hos: Counter[str] = Counter()  # accepted rows of the HOS datasets, by dataset
         self._n = 0
         self.appended: set[tuple[str, str]] = set()  # (dataset, month) this writer left in parts
+        # Windows committed to Delta, not yet recorded in the manifest, and whether each was an append:
+        # recorded together when the commit (or compact) ends, in one transaction (Manifest.commit_raws).
+        self._unrecorded: list[tuple[RawPartition, bool]] = []
 
     def __enter__(self) -> MonthWriter:
         return self
@@ -243,18 +251,26 @@ class MonthWriter:
         are merged into one file (compacted). Without it, every month is merged whole.
         """
         results = []
-        for dataset, month in sorted(set(self._spooled) | self._whole | {("pings", m) for m in self._prepared}):
-            files = self._spooled.get((dataset, month), [])
-            prepared = self._prepared.get(month, []) if dataset == "pings" else []
-            compact = complete is None or month in complete
-            whole = (dataset, month) in self._whole
-            if dataset in layout.SNAPSHOT_DATASETS:
-                results.append(self._commit_snapshot(dataset, month, files))
-            else:
-                results.append(self._commit_month(dataset, month, files, compact=compact, whole=whole,
-                                                  prepared=prepared))
-            for f in [*files, *(Path(p.path) for p in prepared)]:
-                f.unlink(missing_ok=True)
+        windows = sorted(set(self._spooled) | self._whole | {("pings", m) for m in self._prepared})
+        # The windows' current versions in one query, not one per window.
+        held = self.manifest.raw_windows(self.fleet_id, [m for d, m in windows if d not in layout.SNAPSHOT_DATASETS]) \
+            if windows else {}
+        try:
+            for dataset, month in windows:
+                files = self._spooled.get((dataset, month), [])
+                prepared = self._prepared.get(month, []) if dataset == "pings" else []
+                compact = complete is None or month in complete
+                whole = (dataset, month) in self._whole
+                if dataset in layout.SNAPSHOT_DATASETS:
+                    results.append(self._commit_snapshot(dataset, month, files))
+                else:
+                    results.append(self._commit_month(dataset, month, files, compact=compact, whole=whole,
+                                                      prepared=prepared, current=held.get((dataset, month))))
+                for f in [*files, *(Path(p.path) for p in prepared)]:
+                    f.unlink(missing_ok=True)
+        finally:
+            # Also when a later window failed: what is in the Delta log is recorded.
+            self._record()
         self._spooled.clear()
         self._whole.clear()
         self._prepared.clear()
@@ -265,7 +281,26 @@ class MonthWriter:
         current = self.manifest.raw_partition(self.fleet_id, dataset, month)
         if current is None or len(current.files) < 2:
             return None
-        return self._commit_month(dataset, month, [], compact=True)
+        try:
+            return self._commit_month(dataset, month, [], compact=True, current=current)
+        finally:
+            self._record()
+
+    def _record(self) -> None:
+        """Record the windows published since the last record in the manifest, in one transaction.
+
+        Each window's Delta commit is in the log before its record (the order the module says), so a
+        crash in between leaves windows the rerun finds live in Delta and only records.
+        """
+        pending, self._unrecorded = self._unrecorded, []
+        if not pending:
+            return
+        self.manifest.commit_raws([part for part, _append in pending])
+        for part, append in pending:
+            if append:
+                self.appended.add((part.dataset, part.month))
+            else:
+                self.appended.discard((part.dataset, part.month))
 
     def _commit_snapshot(self, dataset: str, month: str, spooled: list[Path]) -> CommitResult:
         """The spool alone as the fleet's whole snapshot, filed under `month`; the fleet's snapshot
@@ -274,7 +309,13 @@ class MonthWriter:
         current = max(held, key=lambda p: p.seq) if held else None
         out = self._dir / f"snapshot-{dataset}-{month}.parquet"
         with self._disk():
-            digest = _merge([], spooled, out, dataset, self._dir, self.memory_limit)
+            if landing.fits(spooled, self.memory_limit):
+                # In memory, as a month's merge is: DuckDB's fixed cost per query was most of this commit.
+                table = landing.merged(dataset, [], spooled)
+                digest = digest_table(table)
+                _write(table.to_batches(ROW_GROUP_ROWS), out, DATASET_SCHEMAS[dataset], digest=False)
+            else:
+                digest = _merge([], spooled, out, dataset, self._dir, self.memory_limit)
         if current is not None and len(held) == 1 and current.fingerprint == digest.fingerprint \
                 and len(current.files) == 1:
             out.unlink(missing_ok=True)  # the same drivers as last time: the snapshot stands
@@ -299,8 +340,9 @@ class MonthWriter:
                 "fleetlake.pull_id": self.pull_id or ""}
 
     def _commit_month(self, dataset: str, month: str, spooled: list[Path], compact: bool,
-                      whole: bool = False, prepared: list[PreparedPart] | None = None) -> CommitResult:
-        current = self.manifest.raw_partition(self.fleet_id, dataset, month)
+                      whole: bool = False, prepared: list[PreparedPart] | None = None,
+                      current: RawPartition | None = None) -> CommitResult:
+        """One window's commit; `current` is its committed version (None: it has none yet)."""
         base = Digest.parse(current.fingerprint) if current is not None else EMPTY
         prepared = prepared or []
         if dataset == "pings" and base is not None:
@@ -389,8 +431,10 @@ class MonthWriter:
             return CommitResult("pings", month, CommitStatus.UNCHANGED, 0, 0, digest.fingerprint)
         if compact and files > 1:
             out = self._dir / f"compacted-pings-{month}.parquet"
-            with self._disk():
-                _sort_parts([*parts, *(p for p, _d in new)], out, self._dir, self.memory_limit)
+            if self.compactor is not None:
+                self.compactor([*parts, *(p for p, _d in new)], out)
+            else:
+                compact_parts([*parts, *(p for p, _d in new)], out, self.memory_limit)
             for p, _d in new:
                 p.unlink(missing_ok=True)
             key = layout.raw_file("pings", self.fleet_id, month, digest.name)
@@ -455,11 +499,7 @@ class MonthWriter:
         else:
             lake.commit_window(layout.raw_table(dataset), DATASET_SCHEMAS[dataset], self.fleet_id, month, added,
                                metadata)
-        self.manifest.commit_raw(part)
-        if append:
-            self.appended.add((dataset, month))
-        else:
-            self.appended.discard((dataset, month))
+        self._unrecorded.append((part, append))
         return CommitResult(dataset, month, CommitStatus.COMMITTED, digest.rows, part.seq, part.fingerprint)
 
     def _local_copies(self, current: RawPartition | None) -> list[Path]:
@@ -631,6 +671,16 @@ def _write(reader: pa.RecordBatchReader | Iterable[pa.RecordBatch], out: Path, s
                 total += digest_table(table)
             w.write_table(table, row_group_size=ROW_GROUP_ROWS)
     return total
+
+
+def compact_parts(parts: list[Path], out: Path, memory_limit: str) -> None:
+    """A month's disjoint sorted ping parts as one file `out` sorted by (vehicle_id, ts), zstd at the
+    month's level: the same rows, so the month's digest (the sum of its parts') stands. Run by the
+    writer, or by a pull worker process for it (ingest.pull.workers.CompactTask): it reads and
+    writes local files only, and a worker killed meanwhile leaves at most a partial `out` that the
+    next attempt overwrites and nothing commits."""
+    with disk_full_as(WORK_SETTING, WORK_PART, out.parent):
+        _sort_parts(parts, out, out.parent, memory_limit)
 
 
 def _sort_parts(parts: list[Path], out: Path, tmp: Path, memory_limit: str) -> None:

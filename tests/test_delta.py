@@ -76,6 +76,28 @@ def test_a_stale_writer_cannot_overwrite_a_committed_log_entry(store: ObjectStor
     assert pa.table(fresh.get_add_actions(flatten=True)).num_rows == 1
 
 
+def test_tables_checkpoint_every_few_commits_and_keep_every_window_record(store: ObjectStore, tmp_path: Path) -> None:
+    """A commit replays the log since the last checkpoint, so tables checkpoint often
+    (CHECKPOINT_INTERVAL); the checkpoints expire no log entry, and each entry is a window's record."""
+    from partitions.delta import CHECKPOINT_INTERVAL
+
+    lake = lake_for(store)
+    months = [f"2025-{m:02d}" for m in range(1, 13)]
+    assert len(months) > CHECKPOINT_INTERVAL
+    with Manifest(tmp_path / "m.duckdb") as m:
+        for month in months:
+            write(store, m, [sim_table(simulator(vehicles=1, interval=60), [month])], tmp_path / month)
+        parts = {p.month: p for p in m.raw_partitions("fleet-a", "pings")}
+    version = lake.open(TABLE).version()
+    last = json.loads(store.get(f"{TABLE}/_delta_log/_last_checkpoint"))["version"]
+    assert 0 < version - CHECKPOINT_INTERVAL < last <= version
+    assert store.exists(f"{TABLE}/_delta_log/{last:020d}.checkpoint.parquet")
+    assert all(store.exists(f"{TABLE}/_delta_log/{v:020d}.json") for v in range(version + 1))
+    newest, count = lake.window_commits(TABLE, WINDOW_KEY)
+    assert count == len(months) and sorted(w[1] for w in newest) == months
+    assert all(c.metadata["fingerprint"] == parts[w[1]].fingerprint for w, c in newest.items())
+
+
 def test_seaweedfs_honours_if_none_match_which_our_s3_commits_rely_on(seaweed_s3: str) -> None:
     """delta-rs with conditional_put=etag writes each log entry with If-None-Match: *; a server
     that ignored it would let two writers both "create" the same version."""

@@ -184,3 +184,24 @@ def test_a_month_emptied_of_hos_records_reruns_drivers_for_that_month(manifest: 
     pull_hos(store, manifest, "fleet-a", "2025-02", {}, now + 86_400_000, tmp_path)
     after = run()
     assert [d for d, _ in after] == [None], after
+
+
+def test_the_drivers_snapshot_merged_in_memory_is_what_duckdb_merges(tmp_path: Path) -> None:
+    """The snapshot's merge runs in memory when it fits (partitions.landing.merged): the same rows,
+    hence the same fingerprint and file name, as the DuckDB merge that spills (writer._merge)."""
+    from partitions import landing, writer
+    from partitions.digest import digest_table
+    from partitions.store import LocalStore
+
+    rows = [("d2", "Bob"), ("d1", "Ann Lee"), ("d1", "Ann Lee"), ("d3", "Ñoño")]
+    store = LocalStore(tmp_path / "store")
+    with Manifest(tmp_path / "m.duckdb") as m, MonthWriter(store, m, "fleet-a", work_dir=tmp_path / "w",
+                                                           now_ms=ms(2026, 1, 20)) as w:
+        w.add_drivers(drivers("fleet-a", rows))
+        spooled = [p for files in w._spooled.values() for p in files]
+        duck = writer._merge([], spooled, tmp_path / "duck.parquet", "drivers", tmp_path, "1GB")
+        assert digest_table(landing.merged("drivers", [], spooled)) == duck
+        [result] = w.commit()
+        [part] = m.raw_partitions("fleet-a", "drivers")
+    assert result.fingerprint == duck.fingerprint == part.fingerprint and result.rows == 3
+    assert part.files == (layout.raw_file("drivers", "fleet-a", "2026-01", duck.name),)

@@ -74,6 +74,26 @@ def test_commits_must_follow_the_committed_version(tmp_path: Path) -> None:
         assert m.raw_partition("fleet-a", "pings", "2025-01").seq == 2
 
 
+def test_windows_recorded_together_each_follow_their_version_or_none_is_recorded(tmp_path: Path) -> None:
+    """A writer's commit records all its windows in one transaction (Manifest.commit_raws): each
+    must follow its own committed version, and one that does not leaves every window as it was."""
+    def other(seq: int, month: str = "2025-01") -> RawPartition:
+        return RawPartition("fleet-a", "events", month, seq, (f"raw/events/fleet=fleet-a/month={month}/e{seq}.parquet",),
+                            seq, 10, f"ev{seq}", datetime(2026, 1, 1, tzinfo=timezone.utc), "pull-1")
+
+    with Manifest(tmp_path / "m.duckdb") as m:
+        m.commit_raws([part(1), part(1, "2025-02"), other(1)])
+        m.commit_raws([part(2), other(2)])
+        with pytest.raises(CommitConflict, match="events fleet-a 2025-01: commit 4 does not follow committed version 2"):
+            m.commit_raws([part(3), part(2, "2025-02"), other(4)])
+        assert m.raw_windows("fleet-a", ["2025-01", "2025-02"]) == {
+            ("pings", "2025-01"): part(2), ("pings", "2025-02"): part(1, "2025-02"), ("events", "2025-01"): other(2)}
+        assert m.raw_windows("fleet-a", ["2025-02"]) == {("pings", "2025-02"): part(1, "2025-02")}
+        assert m.raw_windows("fleet-b", ["2025-01"]) == {}
+        with pytest.raises(ValueError, match="twice"):
+            m.commit_raws([part(3), part(3)])
+
+
 def test_checkpoints_and_fleets(tmp_path: Path) -> None:
     with Manifest(tmp_path / "m.duckdb") as m:
         m.complete_slice("fleet-a", "samsara/gps", "2025-01-01/v1", "pings", 10)

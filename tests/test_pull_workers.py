@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from cryptography.fernet import Fernet
 from connectors.http import Limits
 from connectors.oauth import Vault
 from ingest.pull.backfill import PullOptions, PullProgress, PullReport, RemoteSlices, pull_fleet
-from ingest.pull.workers import ProcessWorkers, PullWorkers, default_threads, open_pull_workers
+from ingest.pull.slices import SliceResult
+from ingest.pull.workers import CompactTask, ProcessWorkers, PullWorkers, compact_in, default_threads, open_pull_workers
 from partitions import Manifest
 from partitions.store import LocalStore
 from sandbox.server import SandboxServer
@@ -64,6 +66,39 @@ def test_slices_in_worker_processes_commit_what_an_in_process_pull_commits(serve
     assert got == clean
     assert report.events is not None and report.events.rows_accepted > 0  # the events stream went through them too
     assert all(files == 1 for _rows, _fp, files in got.values())  # every month compacted when its slices were in
+
+
+def test_completed_months_are_compacted_in_the_worker_processes_as_the_daemon_would(server: SandboxServer,
+                                                                                   tmp_path: Path) -> None:
+    """The sort of a completed month's parts into its one file runs in a pull worker process
+    (CompactTask), not in the daemon: the months are what an in-process pull commits."""
+    clean, _ = _pull(server, tmp_path / "threads", None)
+    workers = ProcessWorkers(2, 2)
+    ran: list[int] = []
+    compact = workers.compact
+
+    def recorded(task: CompactTask) -> Future[SliceResult]:
+        fut = compact(task)
+        fut.add_done_callback(lambda f: ran.append(f.result().worker_pid))
+        return fut
+
+    workers.compact = recorded  # type: ignore[method-assign]  # the real worker runs it; we note where
+    try:
+        got, _ = _pull(server, tmp_path / "procs", workers)
+        pids = set(workers.pids)
+    finally:
+        workers.close()
+    assert got == clean and all(files == 1 for _rows, _fp, files in got.values())
+    assert ran and set(ran) <= pids and os.getpid() not in ran
+
+
+def test_a_compaction_that_fails_in_a_worker_raises_its_error_in_the_daemon(tmp_path: Path) -> None:
+    workers = ProcessWorkers(1, 1)
+    try:
+        with pytest.raises(FileNotFoundError):
+            compact_in(workers, "1GB")([tmp_path / "no-such-part.parquet"], tmp_path / "out.parquet")
+    finally:
+        workers.close()
 
 
 def test_a_worker_killed_mid_slice_has_its_slice_resubmitted_and_the_result_equals_a_clean_run(

@@ -13,6 +13,11 @@ and the daemon keeps what needs one owner: token refresh, the one committer and 
   that kills its worker every time fails the fleet instead.
 - `ray`: tasks on a Ray cluster (ingest.engine.ray_backend, handed in by the runtime), which
   retries a task whose worker died. Ray workers share no disk with the daemon: their spool comes back as bytes.
+
+Local workers (threads, processes) also take `CompactTask`s: the sort of a completed month's parts
+into one file (partitions.writer.compact_parts), so the daemon, whose Python threads share one GIL
+for every fleet, only uploads and commits the file. A worker killed mid-sort is replaced and the
+task resubmitted like a slice; nothing is committed before the file is whole.
 """
 
 from __future__ import annotations
@@ -20,18 +25,61 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Callable, Protocol
 
 from common.errors import ConfigError
-from ingest.pull.slices import SliceResult, SliceTask, run_slice
+from ingest.pull.slices import SliceFailure, SliceResult, SliceTask, run_slice
+from partitions.writer import compact_parts
 
 PULL_EXECUTORS = ("thread", "process", "ray")
 MAX_RESUBMITS = 3
+
+
+@dataclass(frozen=True)
+class CompactTask:
+    """Sort a completed month's parts (local files) into `out` (partitions.writer.compact_parts)."""
+    parts: tuple[str, ...]
+    out: str
+    memory_limit: str
+    name: str = field(default_factory=lambda: f"compact-{uuid.uuid4().hex}")
+
+
+Task = SliceTask | CompactTask
+
+
+def run_task(task: Task) -> SliceResult:
+    """Run a slice or a compaction; never raises (a failure is part of the result, as run_slice's)."""
+    if isinstance(task, SliceTask):
+        return run_slice(task)
+    t0 = time.thread_time()
+    try:
+        compact_parts([Path(p) for p in task.parts], Path(task.out), task.memory_limit)
+    except BaseException as e:  # noqa: BLE001 - handed to the daemon, which raises it there
+        attrs = {k: v for k, v in vars(e).items() if isinstance(v, (str, int, float, bool, type(None)))}
+        return SliceResult(task.name, None, 0,
+                           failure=SliceFailure(type(e).__module__, type(e).__qualname__, str(e), attrs))
+    return SliceResult(task.name, None, 0, cpu_s=time.thread_time() - t0, worker_pid=os.getpid())
+
+
+def compact_in(workers: PullWorkers, memory_limit: str) -> Callable[[list[Path], Path], None]:
+    """A MonthWriter's compactor that sorts in `workers` (local ones: the parts are files on this disk)."""
+    if workers.remote:
+        raise ValueError(f"{workers.kind} pull workers share no disk with the daemon: compact in it")
+
+    def compact(parts: list[Path], out: Path) -> None:
+        r = workers.compact(CompactTask(tuple(str(p) for p in parts), str(out), memory_limit)).result()
+        if r.failure is not None:
+            raise r.failure.exception()
+
+    return compact
 
 
 MAX_THREADS = 64
@@ -59,6 +107,7 @@ class PullWorkers(Protocol):
     slots: int      # slices that can run at once
 
     def submit(self, task: SliceTask) -> Future[SliceResult]: ...
+    def compact(self, task: CompactTask) -> Future[SliceResult]: ...
     def restart(self) -> None: ...
     def close(self) -> None: ...
 
@@ -72,6 +121,9 @@ class ThreadWorkers:
 
     def submit(self, task: SliceTask) -> Future[SliceResult]:
         return self._pool.submit(run_slice, task)
+
+    def compact(self, task: CompactTask) -> Future[SliceResult]:
+        return self._pool.submit(run_task, task)
 
     def restart(self) -> None:
         pass  # threads do not die alone
@@ -102,7 +154,7 @@ class ProcessWorkers:
         self._lock = threading.Lock()
         self._closed = False
         self._procs: list[_Proc] = []
-        self._queue: list[tuple[SliceTask, Future[SliceResult], int]] = []  # waiting for a free slot
+        self._queue: list[tuple[Task, Future[SliceResult], int]] = []  # waiting for a free slot
         for _ in range(self.workers):
             self._procs.append(self._spawn())
 
@@ -126,14 +178,20 @@ class ProcessWorkers:
         with self._lock:
             return [p.proc.pid for p in self._procs if p.held and not p.dead and p.proc.pid is not None]
 
-    def submit(self, task: SliceTask) -> Future[SliceResult]:
+    def submit(self, task: Task, first: bool = False) -> Future[SliceResult]:
         out: Future[SliceResult] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the pull workers are closed")
-            self._queue.append((task, out, 0))
+            self._queue.insert(0 if first else len(self._queue), (task, out, 0))
             self._dispatch()
         return out
+
+    def compact(self, task: CompactTask) -> Future[SliceResult]:
+        # A slot like a slice's (resubmitted the same way if its process dies), but ahead of the
+        # waiting slices: a fleet's commit waits on it, and behind a queue of other fleets' slices
+        # a healthy pull went 10 s without progress under load (tests/test_stuck.py).
+        return self.submit(task, first=True)
 
     def _dispatch(self) -> None:
         """Hand waiting slices to the least busy living processes (under the lock)."""
@@ -214,7 +272,7 @@ class ProcessWorkers:
 class _Proc:
     proc: BaseProcess
     conn: Connection
-    held: dict[str, tuple[SliceTask, Future[SliceResult], int]] = field(default_factory=dict)
+    held: dict[str, tuple[Task, Future[SliceResult], int]] = field(default_factory=dict)
     dead: bool = False
 
 
@@ -222,8 +280,8 @@ def _serve(conn: Connection, threads: int) -> None:
     """A worker process: run the slices its pipe brings on `threads` threads, send each result back."""
     send = threading.Lock()
 
-    def one(task: SliceTask) -> None:
-        result = run_slice(task)
+    def one(task: Task) -> None:
+        result = run_task(task)
         with send:
             conn.send(result)
 
@@ -254,6 +312,9 @@ class RayWorkers:
 
     def submit(self, task: SliceTask) -> Future[SliceResult]:
         return self._backend.submit(run_slice, task)
+
+    def compact(self, task: CompactTask) -> Future[SliceResult]:
+        raise ValueError("Ray pull workers share no disk with the daemon: compact in it")
 
     def restart(self) -> None:
         pass  # Ray resubmits a task whose worker or node died

@@ -172,6 +172,13 @@ class ManifestReader:
             [fleet_id, fleet_id, dataset, dataset])
         return [_raw(r) for r in rows]
 
+    def raw_windows(self, fleet_id: str, months: list[str]) -> dict[tuple[str, str], RawPartition]:
+        """(dataset, month) -> the fleet's window, for every dataset of `months`: one query where a
+        writer's commit asked one per window (each lookup costs DuckDB about 0.5 ms of CPU)."""
+        rows = self._all(f"SELECT {_RAW_COLS} FROM raw_partitions "
+                         "WHERE fleet_id = ? AND list_contains(?::VARCHAR[], month)", [fleet_id, sorted(set(months))])
+        return {(p.dataset, p.month): p for p in map(_raw, rows)}
+
     # ------------------------------------------------------------------ credentials (encrypted blobs)
     def load_credentials(self, fleet_id: str) -> bytes | None:
         rows = self._all("SELECT sealed FROM credentials WHERE fleet_id = ?", [fleet_id])

@@ -192,15 +192,37 @@ class Manifest(ManifestReader):
     # ------------------------------------------------------------------ raw partitions
     def commit_raw(self, p: RawPartition) -> None:
         """Record a new version of a window; refused unless it follows the current one."""
+        self.commit_raws([p])
+
+    def commit_raws(self, parts: list[RawPartition]) -> None:
+        """Record new versions of several windows in one transaction, each refused unless it follows
+        its current one (none is recorded then).
+
+        A writer's commit records every window it published at once: DuckDB spends about 3 ms of
+        CPU on each INSERT OR REPLACE statement, whatever its rows, and 0.5 ms on each lookup, so
+        one lookup of the windows' versions and one statement for all rows cost what a single
+        window's record did (a small fleet's refresh records about twelve).
+        """
+        if not parts:
+            return
+        if len({(p.fleet_id, p.dataset, p.month) for p in parts}) != len(parts):
+            raise ValueError("commit_raws was given a window twice")
+        fleets = sorted({p.fleet_id for p in parts})
+        months = sorted({p.month for p in parts})
         with self.transaction() as c:
-            cur = c.execute("SELECT seq FROM raw_partitions WHERE fleet_id = ? AND dataset = ? AND month = ?",
-                            [p.fleet_id, p.dataset, p.month]).fetchone()
-            if (cur[0] if cur else 0) != p.seq - 1:
-                raise CommitConflict(f"{p.dataset} {p.fleet_id} {p.month}: commit {p.seq} does not follow "
-                                     f"committed version {cur[0] if cur else 0}")
-            c.execute(f"INSERT OR REPLACE INTO raw_partitions ({_RAW_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      [p.fleet_id, p.dataset, p.month, p.seq, list(p.files), p.rows, p.bytes, p.fingerprint,
-                       _db_time(p.committed_at), p.pull_id])
+            held = {(r[0], r[1], r[2]): int(r[3]) for r in c.execute(
+                "SELECT fleet_id, dataset, month, seq FROM raw_partitions "
+                "WHERE list_contains(?::VARCHAR[], fleet_id) AND list_contains(?::VARCHAR[], month)",
+                [fleets, months]).fetchall()}
+            for p in parts:
+                cur = held.get((p.fleet_id, p.dataset, p.month), 0)
+                if cur != p.seq - 1:
+                    raise CommitConflict(f"{p.dataset} {p.fleet_id} {p.month}: commit {p.seq} does not follow "
+                                         f"committed version {cur}")
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(parts))
+            c.execute(f"INSERT OR REPLACE INTO raw_partitions ({_RAW_COLS}) VALUES {values}",
+                      [v for p in parts for v in (p.fleet_id, p.dataset, p.month, p.seq, list(p.files), p.rows,
+                                                  p.bytes, p.fingerprint, _db_time(p.committed_at), p.pull_id)])
 
     def commit_snapshot(self, p: RawPartition) -> None:
         """Record a new version of a fleet's snapshot (layout.SNAPSHOT_DATASETS): it replaces the
