@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -56,6 +56,7 @@ from partitions import Manifest
 from partitions.store import LocalStore
 
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+FLEETS = {"samsara": "acme-freight", "motive": "bluebird-logistics"}  # the sandbox's fleet of each TSP
 REDIRECT = "http://127.0.0.1:9/cb"
 
 
@@ -63,7 +64,7 @@ def sandbox(vehicles: int, days: int, rate: float) -> tuple[subprocess.Popen, di
     months = max(1, days // 28 + 1)
     p = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "sandbox", "--port", "0", "--vehicles", str(vehicles),
                           "--ping-interval", "5", "--history-months", str(months), "--now", NOW.isoformat(),
-                          "--samsara-rate", str(rate)], stdout=subprocess.PIPE, text=True,
+                          "--samsara-rate", str(rate), "--motive-rate", str(rate)], stdout=subprocess.PIPE, text=True,
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return p, json.loads(p.stdout.readline())
 
@@ -183,34 +184,126 @@ from partitions import Manifest
 from partitions.store import LocalStore
 from ingest.pull.hos_datasets import HosPull
 a = json.loads(sys.argv[1])
+STAGES = {}  # stage -> thread CPU s, exclusive of the stages called inside it
+_NESTED = {}  # thread id -> a stack of the CPU its nested stages took
+
+
+def staged(owner, name, stage):
+    # Count owner.name's thread CPU (less its nested stages') under `stage`, wherever it was imported.
+    import threading
+    fn = getattr(owner, name, None)
+    if fn is None:
+        return
+
+    def wrapper(*args, **kwargs):
+        stack = _NESTED.setdefault(threading.get_ident(), [])
+        stack.append(0.0)
+        t0 = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent = time.thread_time() - t0
+            inner = stack.pop()
+            STAGES[stage] = STAGES.get(stage, 0.0) + spent - inner
+            if stack:
+                stack[-1] += spent
+    setattr(owner, name, wrapper)
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "__name__", "").split(".")[0] in ("connectors", "ingest", "partitions"):
+            for k, v in list(vars(mod).items()):
+                if v is fn:
+                    setattr(mod, k, wrapper)
+
+
+import connectors.http, connectors.samsara, connectors.motive, partitions.writer, partitions.schema, ingest.pull.slices
+staged(ingest.pull.slices, "pull_and_spool", "slice: normalise, paging, rest")
+staged(connectors.http.TspHttp, "get", "HTTP (TspHttp.get)")
+staged(connectors.samsara, "decode_or_salvage", "decode (msgspec)")
+staged(connectors.motive, "decode_or_salvage", "decode (msgspec)")
+staged(partitions.schema, "split_valid", "validate")
+staged(partitions.writer, "_prepare", "worker part (dedupe, sort, Parquet, digest)")
+staged(partitions.writer, "spool_split", "spool: split by month, rest")
+staged(partitions.writer.MonthWriter, "commit", "commit (dedupe, publish, compaction)")
 with tempfile.TemporaryDirectory() as d, Manifest(Path(d) / "m.duckdb") as m:
-    client = OAuthClient(oauth_provider("samsara", a["url"], a["cid"], a["secret"], "http://127.0.0.1:9/cb"))
+    client = OAuthClient(oauth_provider(a["tsp"], a["url"], a["cid"], a["secret"], "http://127.0.0.1:9/cb"))
     r = httpx.get(client.consent_url("bench") + "&fleet=" + a["fleet"])
     code = parse_qs(urlparse(r.headers["location"]).query)["code"][0]
     creds = FleetCredentials.connect(a["fleet"], client, Vault(Fernet.generate_key().decode()), m, code)
-    c = open_connector("samsara", a["fleet"], a["url"], BearerAuth(creds), 1e6)
+    c = open_connector(a["tsp"], a["fleet"], a["url"], BearerAuth(creds), 1e6)
     if a.get("refresh"):  # as the daemon refreshes: pings and events, drivers and HOS, each stream's lookback
         def opts(): return PullOptions(work_dir=Path(d), with_events=True, hos=HosPull())
         pull_fleet(c, LocalStore(Path(d) / "s"), m, a["fleet"], a["start"], a["now"], opts())
         r0 = c.http.requests
     else:
-        def opts(): return PullOptions(work_dir=Path(d), commit_every=a["every"], lookback_ms=0)
+        def opts(): return PullOptions(work_dir=Path(d), commit_every=a["every"], lookback_ms=0,
+                                       **({"workers": a["workers"]} if a.get("workers") else {}))
         r0 = 0
+    STAGES.clear()
     t0, w0 = time.process_time(), time.perf_counter()
     rep = pull_fleet(c, LocalStore(Path(d) / "s"), m, a["fleet"], a["start"], a["now"], opts())
     print(json.dumps({"cpu": time.process_time() - t0, "wall": time.perf_counter() - w0, "pings": rep.rows_accepted,
                       "slices": rep.slices_pulled, "requests": c.http.requests - r0,
-                      "commits": len([x for x in rep.commits if x.dataset == "pings"])}))
+                      "commits": len([x for x in rep.commits if x.dataset == "pings"]), "stages": STAGES}))
 """
 
 
-def _child(tree: Path, args: dict) -> dict:
+def _child(tree: Path, args: dict, profile: Path | None = None) -> dict:
     py = tree / ".venv" / "bin" / "python"
-    out = subprocess.run([str(py), "-c", CHILD, json.dumps(args)], cwd=tree, capture_output=True, text=True,
+    cmd = [str(py), "-c", CHILD, json.dumps(args)]
+    if profile is not None:  # py-spy samples every thread of the child (not idle ones): where its CPU goes
+        cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "250",
+               "--nonblocking", "-o", str(profile), "--", *cmd]
+    out = subprocess.run(cmd, cwd=tree, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(tree)}, timeout=7200)
     if out.returncode != 0:
         raise RuntimeError(f"pull in {tree} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(next(x for x in reversed(out.stdout.strip().splitlines()) if x.startswith("{")))
+
+
+# Where a pull's CPU goes, by the innermost frame of each sample that matches (function name, in file):
+# the stages of issue 27's per-ping account. A sample under none of them is "other".
+_STAGES = (
+    ("commit: dedupe, merge, compaction", ("MonthWriter.commit", "commit (partitions/writer.py")),
+    ("worker part: dedupe, sort, Parquet, digest", ("_prepare (partitions/writer.py",)),
+    ("spool: month split, IPC write", ("spool_split (partitions/writer.py",)),
+    ("validate", ("split_valid",)),
+    ("normalise", ("candidate_table", "_normalise_batch", "_normalised", "read (connectors/motive.py",
+                   "_gps (connectors/motive.py", "normalise")),
+    ("decode (msgspec)", ("decode_or_salvage", "_read_pages", "decode (connectors/", "_locations")),
+    ("HTTP (client, transport, socket)", ("TspHttp.get", "get (connectors/http.py", "_once (connectors/http.py")),
+)
+
+
+def _stage(stack: str) -> str:
+    frames = stack.split(";")
+    for frame in reversed(frames):
+        for name, marks in _STAGES:
+            if any(m in frame for m in marks):
+                return name
+    return "other"
+
+
+def profile_report(path: Path, pings: int, cpu_s: float, top: int = 25) -> None:
+    """A py-spy raw profile as CPU per ping by stage, and its hottest functions (self time)."""
+    stages: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        count = int(n)
+        total += count
+        stages[_stage(stack)] = stages.get(_stage(stack), 0) + count
+        leaf = stack.split(";")[-1]
+        own[leaf] = own.get(leaf, 0) + count
+    us = cpu_s / pings * 1e6
+    print(f"  profile {path}: {total:,} samples over {cpu_s:.1f} s CPU = {us:.2f} us/ping (shares of samples)")
+    for name, count in sorted(stages.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:45s} {count / total:6.1%}  ~{count / total * us:5.2f} us/ping")
+    print("  hottest functions (self):")
+    for leaf, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {count / total:6.1%}  {leaf[:150]}")
 
 
 def _cpu_of(pid: int) -> float:
@@ -219,17 +312,19 @@ def _cpu_of(pid: int) -> float:
 
 
 @contextmanager
-def _replayed(vehicles: int) -> Iterator[tuple[subprocess.Popen, str, dict]]:
+def _replayed(vehicles: int, tsp: str = "samsara") -> Iterator[tuple[subprocess.Popen, str, dict]]:
     """A sandbox of `vehicles` trucks behind the replay TSP: the sandbox process (for its CPU), the
-    replay's Samsara URL, and the pull parameters of one February 2026 month of acme-freight."""
+    replay's URL of `tsp`, and the pull parameters of one February 2026 month of its sandbox fleet
+    (Samsara's acme-freight, Motive's bluebird-logistics)."""
     proc, info = sandbox(vehicles, 28, 1e6)
-    rep = subprocess.Popen([sys.executable, "-m", "sandbox.replay", "--upstream", info["samsara"]["base_url"][:-8],
-                            "--samsara-rate", "1e6"], stdout=subprocess.PIPE, text=True)
+    upstream = info["samsara"]["base_url"].rsplit("/", 1)[0]
+    rep = subprocess.Popen([sys.executable, "-m", "sandbox.replay", "--upstream", upstream,
+                            "--samsara-rate", "1e6", "--motive-rate", "1e6"], stdout=subprocess.PIPE, text=True)
     try:
         assert rep.stdout is not None
-        url = json.loads(rep.stdout.readline())["base_url"] + "/samsara"
-        yield proc, url, {"url": url, "cid": info["samsara"]["client_id"], "secret": info["samsara"]["client_secret"],
-                          "fleet": "acme-freight", "start": int(datetime(2026, 2, 1, tzinfo=timezone.utc).timestamp() * 1000),
+        url = json.loads(rep.stdout.readline())["base_url"] + "/" + tsp
+        yield proc, url, {"tsp": tsp, "url": url, "cid": info[tsp]["client_id"], "secret": info[tsp]["client_secret"],
+                          "fleet": FLEETS[tsp], "start": int(datetime(2026, 2, 1, tzinfo=timezone.utc).timestamp() * 1000),
                           "now": int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp() * 1000)}
     finally:
         for p in (rep, proc):
@@ -237,34 +332,60 @@ def _replayed(vehicles: int) -> Iterator[tuple[subprocess.Popen, str, dict]]:
             p.wait(timeout=30)
 
 
-def once_vs_partial(vehicles: int, before: Path | None, rounds: int) -> None:
-    with _replayed(vehicles) as (proc, url, base):
+def once_vs_partial(vehicles: int, before: Path | None, rounds: int, tsp: str = "samsara",
+                    profile: Path | None = None) -> None:
+    with _replayed(vehicles, tsp) as (proc, url, base):
+        stats = url.rsplit("/", 1)[0] + "/_replay/stats"
         here = Path(__file__).resolve().parents[1]
         warm = _child(here, {**base, "every": 10**6})  # renders and records every page once
         slices = warm["slices"]
         every = -(-slices // 16)
-        print(f"{warm['pings']:,} pings, {slices} slices, {warm['requests']} requests; warm-up (recording) "
-              f"{warm['wall']:.1f}s", flush=True)
+        print(f"{tsp}: {warm['pings']:,} pings, {slices} slices, {warm['requests']} requests; warm-up (recording) "
+              f"{warm['wall']:.1f}s; load average {os.getloadavg()[0]:.2f}", flush=True)
         trees = [("after", here)] + ([("before", before)] if before else [])
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            for label, tree in trees:
+                for mode, n in (("once", 10**6), ("partial", every)):
+                    out = profile / f"{tsp}-{label}-{mode}.txt"
+                    r = _child(tree, {**base, "every": n}, profile=out)
+                    print(f"\n{label} {mode} (under py-spy, so slower):", flush=True)
+                    profile_report(out, r["pings"], r["cpu"])
+            return
         rows = []
         for _ in range(rounds):
             for label, tree in trees:
                 for mode, n in (("once", 10**6), ("16 partial", every)):
-                    s0, q0 = _cpu_of(proc.pid), httpx.get(url[:-8] + "/_replay/stats").json()
+                    s0, q0 = _cpu_of(proc.pid), httpx.get(stats).json()
                     r = _child(tree, {**base, "every": n})
-                    s1, q1 = _cpu_of(proc.pid), httpx.get(url[:-8] + "/_replay/stats").json()
+                    s1, q1 = _cpu_of(proc.pid), httpx.get(stats).json()
                     replay_us = (q1["cpu_s"] - q0["cpu_s"]) / max(1, q1["requests"] - q0["requests"] - 1) * 1e6
                     rows.append((label, mode, r, replay_us))
                     print(f"  {label:6s} {mode:10s}: {r['cpu'] / r['pings'] * 1e6:6.2f} us/ping CPU "
                           f"({r['cpu'] / r['requests'] * 1e6:5.0f} us/request), wall {r['wall']:6.1f}s, "
                           f"{r['commits']} pings commits | fake: replay {replay_us:4.0f} us/request, "
-                          f"{q1['misses'] - q0['misses']} misses, sandbox {s1 - s0:4.2f}s CPU", flush=True)
-    print(f"\n{vehicles} trucks, one month (medians of {rounds}):")
+                          f"{q1['misses'] - q0['misses']} misses, sandbox {s1 - s0:4.2f}s CPU | load "
+                          f"{os.getloadavg()[0]:.2f}", flush=True)
+    print(f"\n{tsp}, {vehicles} trucks, one month (medians of {rounds}):")
     for label, _tree in trees:
         med = {m: statistics.median(r["cpu"] / r["pings"] * 1e6 for lb, mm, r, _ in rows if lb == label and mm == m)
                for m in ("once", "16 partial")}
         print(f"  {label}: once {med['once']:.2f} us/ping, 16 partial commits {med['16 partial']:.2f} us/ping "
               f"= {med['16 partial'] / med['once']:.2f}x (goal <= 1.15x)")
+    print("\nthread CPU per ping by stage (us, medians; each stage less the stages it calls; 'rest': the pull's "
+          "other CPU, e.g. the daemon's planning, imports, OAuth):")
+    names = sorted({k for _, _, r, _ in rows for k in r.get("stages", {})})
+    cols = [(label, m) for label, _ in trees for m in ("once", "16 partial")]
+    print("  " + " " * 46 + "".join(f"{lb + ' ' + m:>20s}" for lb, m in cols))
+
+    def cell(label: str, mode: str, f: Callable[[dict], float]) -> str:
+        got = [f(r) / r["pings"] * 1e6 for lb, mm, r, _ in rows if lb == label and mm == mode]
+        return f"{statistics.median(got):20.2f}" if got else " " * 20
+
+    for name in names:
+        print(f"  {name:46s}" + "".join(cell(lb, m, lambda r, k=name: r.get("stages", {}).get(k, 0.0)) for lb, m in cols))
+    print(f"  {'rest':46s}" + "".join(cell(lb, m, lambda r: r["cpu"] - sum(r.get("stages", {}).values()))
+                                      for lb, m in cols))
 
 
 def nothing_new(vehicles: int, before: Path | None, rounds: int) -> None:
@@ -298,9 +419,13 @@ def main() -> None:
     ap.add_argument("--before", type=Path, default=None, help="another checkout (with its .venv) to compare, e.g. /work/main")
     ap.add_argument("--idle-vehicles", type=int, default=2, help="the fleet of the nothing-new refresh (0: skip it)")
     ap.add_argument("--skip-month", action="store_true", help="only the nothing-new refresh")
+    ap.add_argument("--tsp", choices=("samsara", "motive"), default="samsara", help="whose API the month is pulled from")
+    ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                    help="instead of timing rounds: pull once and in partial commits under py-spy (per tree), "
+                         "leave the raw profiles in DIR and print CPU per ping by stage and the hottest functions")
     a = ap.parse_args()
     if not a.skip_month:
-        once_vs_partial(a.vehicles, a.before, a.rounds)
+        once_vs_partial(a.vehicles, a.before, a.rounds, a.tsp, a.profile)
     if a.idle_vehicles:
         nothing_new(a.idle_vehicles, a.before, a.rounds)
 

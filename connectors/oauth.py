@@ -32,7 +32,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from common import names
 from common.errors import AuthError, ConfigError, ConsentRevoked
-from connectors.http import tls_context
+from connectors.http import HeaderAuth, tls_context
 from connectors.redact import register_secret
 
 
@@ -271,7 +271,7 @@ class FleetCredentials:
             return fresh.access_token
 
 
-class BearerAuth(httpx.Auth):
+class BearerAuth(HeaderAuth):
     def __init__(self, credentials: FleetCredentials) -> None:
         self.credentials = credentials
 

@@ -39,6 +39,7 @@ from connectors.normalize import (
     event_table,
     float_column,
     nearest_in_time,
+    repeated,
     time_column,
 )
 from connectors.pages import Fetched
@@ -375,7 +376,7 @@ class SamsaraConnector:
             odometer.extend(odo if odo is not None else [None] * len(points))
             fills.append(fill if fill is not None else pa.nulls(len(points), pa.float64()))
         n = len(gps)
-        vehicle_ids = (pa.repeat(ids[0][0], n).cast(pa.string()) if all(i == ids[0][0] for i, _ in ids)
+        vehicle_ids = (repeated(ids[0][0], n) if all(i == ids[0][0] for i, _ in ids)
                        else pa.array([i for i, k in ids for _ in range(k)], pa.string()))
         return candidate_table(
             self.fleet_id, self.source, vehicle_ids, gps, times,

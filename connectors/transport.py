@@ -7,9 +7,15 @@ timeouts, the streamed and bounded body read, the deadline, retries), so only th
 moves here. Pulls get it through `connectors.providers.open_connector`; a `TspHttp` built without
 a transport keeps httpx's (the unit tests mock that one with respx).
 
+`exchange` is the transport without httpx's objects: a request target and header pairs in, the
+status, header pairs and an iterator of body chunks out. `TspHttp` calls it directly on a pull's
+pages (its lean path: httpx's Request, URL parse, client send and Response objects cost about
+250 µs of a page's 360); `handle_request` wraps it for httpx, for everything else.
+
 What it does, as httpcore does for us: one pool of kept-alive connections per (scheme, host,
 port), shared by threads; the body streamed as the socket gives it (raw: content encodings are
-decoded by `TspHttp._read_body` with a bounded output); a kept-alive connection the server closed
+decoded by `TspHttp._read_body` with a bounded output), a read at most what is left of the
+Content-Length (most pages arrive in one or two reads); a kept-alive connection the server closed
 meanwhile is retried once on a fresh one before anything of the response was read; socket errors
 raised as httpx's transport errors, so the retry policy sees the same exceptions.
 """
@@ -25,23 +31,25 @@ from typing import Any
 
 import httpx
 
-_CHUNK = 64 << 10
+_CHUNK = 64 << 10     # a read when the length is unknown (chunked bodies)
+_MAX_READ = 1 << 20   # a read of a body with a Content-Length: what is left of it, up to this
 _IDLE_PER_HOST = 16
-_Key = tuple[str, str, int]
+Key = tuple[str, str, int]  # (scheme, host, port): one pool of connections each
 
 
 class _Body(httpx.SyncByteStream):
     """A response body read as it arrives; the connection goes back to the pool when read to its end."""
 
-    def __init__(self, transport: LeanTransport, key: _Key, conn: http.client.HTTPConnection,
+    def __init__(self, transport: LeanTransport, key: Key, conn: http.client.HTTPConnection,
                  response: http.client.HTTPResponse) -> None:
         self.transport, self.key, self.conn, self.response = transport, key, conn, response
         self.done = False
 
     def __iter__(self) -> Iterator[bytes]:
         try:
+            r = self.response
             while True:
-                data = self.response.read1(_CHUNK)
+                data = r.read1(min(r.length, _MAX_READ) if r.length else _CHUNK)
                 if not data:
                     if self.response.length:  # the server closed before Content-Length: a cut body
                         raise http.client.IncompleteRead(b"", self.response.length)
@@ -75,10 +83,10 @@ def _mapped(e: BaseException, phase: str) -> httpx.TransportError:
 class LeanTransport(httpx.BaseTransport):
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.ssl_context = ssl_context
-        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[Key, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
-    def _release(self, key: _Key, conn: http.client.HTTPConnection) -> None:
+    def _release(self, key: Key, conn: http.client.HTTPConnection) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < _IDLE_PER_HOST:
@@ -86,12 +94,12 @@ class LeanTransport(httpx.BaseTransport):
                 return
         conn.close()
 
-    def _take(self, key: _Key) -> http.client.HTTPConnection | None:
+    def _take(self, key: Key) -> http.client.HTTPConnection | None:
         with self._lock:
             idle = self._idle.get(key)
             return idle.pop() if idle else None
 
-    def _connect(self, key: _Key, timeouts: dict[str, Any]) -> http.client.HTTPConnection:
+    def _connect(self, key: Key, timeouts: dict[str, Any]) -> http.client.HTTPConnection:
         scheme, host, port = key
         conn: http.client.HTTPConnection
         if scheme == "https":
@@ -105,14 +113,10 @@ class LeanTransport(httpx.BaseTransport):
             raise _mapped(e, "connect") from None
         return conn
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        scheme = url.scheme
-        key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
-        timeouts = request.extensions.get("timeout", {})
-        target = url.raw_path.decode("ascii")
-        body = request.read() or None
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    def exchange(self, key: Key, method: str, target: str, headers: list[tuple[str, str]],
+                 timeouts: dict[str, Any], body: bytes | None = None) -> tuple[int, list[tuple[str, str]], _Body]:
+        """Send one request; its status, headers and body (iterate it, then close it: the connection
+        goes back to the pool when the body was read to its end)."""
         for fresh in (False, True):
             conn = None if fresh else self._take(key)
             reused = conn is not None
@@ -121,7 +125,7 @@ class LeanTransport(httpx.BaseTransport):
             try:
                 assert conn.sock is not None
                 conn.sock.settimeout(timeouts.get("read"))
-                conn.putrequest(request.method, target, skip_host=True, skip_accept_encoding=True)
+                conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
                 for k, v in headers:
                     conn.putheader(k, v)
                 conn.endheaders(body)
@@ -131,9 +135,17 @@ class LeanTransport(httpx.BaseTransport):
                 if reused and not isinstance(e, socket.timeout | TimeoutError):
                     continue  # a kept-alive connection the server had closed: once more on a new one
                 raise _mapped(e, "read") from None
-            return httpx.Response(response.status, headers=response.getheaders(),
-                                  stream=_Body(self, key, conn, response), extensions={"http_version": b"HTTP/1.1"})
+            return response.status, response.getheaders(), _Body(self, key, conn, response)
         raise AssertionError("unreachable")
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.scheme
+        key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        status, got, stream = self.exchange(key, request.method, url.raw_path.decode("ascii"), headers,
+                                            request.extensions.get("timeout", {}), request.read() or None)
+        return httpx.Response(status, headers=got, stream=stream, extensions={"http_version": b"HTTP/1.1"})
 
     def close(self) -> None:
         with self._lock:

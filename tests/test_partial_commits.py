@@ -220,3 +220,34 @@ def test_parts_a_pull_worker_prepared_are_published_as_it_wrote_them_and_read_as
         assert [r.status for r in w.commit(complete=())] == [CommitStatus.UNCHANGED]
         assert _sorted(read_month(store, m, "fleet-a", MONTH, tmp_path / "c")).equals(_sorted(once))
     assert _delta_keys(store) == (rows.num_rows, rows.num_rows)
+
+
+def test_a_month_of_one_prepared_part_is_written_again_compressed_when_compacted(tmp_path: Path) -> None:
+    """Workers write their parts uncompressed (a pull compacts each month it pulled when the month's
+    group is done): a part is valid Parquet holding its rows, published as it is by a partial commit,
+    and a month that is one such part alone is written again, compressed, by the commit that compacts it."""
+    import pyarrow.parquet as pq
+
+    from partitions import writer
+    from partitions.store import LocalStore
+
+    def compression(path: str | Path) -> str:
+        return pq.read_metadata(path).row_group(0).column(0).compression
+
+    rows = sim_table(simulator(vehicles=1), [MONTH])
+    once_fp, once = _once(rows, tmp_path, LocalStore(tmp_path / "once-store"))
+    for complete, expected in (((), "UNCOMPRESSED"), ((MONTH,), "ZSTD")):
+        lake = tmp_path / expected
+        store = LocalStore(lake / "store")
+        with Manifest(lake / "m.duckdb") as m, MonthWriter(store, m, "fleet-a", work_dir=lake / "work",
+                                                           now_ms=NOW_MS) as w:
+            spooled = writer.spool_batch("fleet-a", "pings", rows, NOW_MS, w.spool_dir, "s", prepared=True)
+            [prep] = spooled.parts
+            assert compression(prep.path) == "UNCOMPRESSED"
+            assert _sorted(pq.read_table(prep.path)).equals(_sorted(once))
+            w.adopt(spooled)
+            assert [r.status for r in w.commit(complete=complete)] == [CommitStatus.COMMITTED]
+            part = m.raw_partition("fleet-a", "pings", MONTH)
+            assert part is not None and len(part.files) == 1 and part.fingerprint == once_fp
+            assert compression(store.path(part.files[0])) == expected
+            assert _sorted(read_month(store, m, "fleet-a", MONTH, lake / "c")).equals(_sorted(once))

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from connectors.http import Limits, RetryPolicy
+from connectors.http import HeaderAuth, Limits, RetryPolicy
 from connectors.providers import Connector, open_connector
 from ingest.pull import lookback
 from partitions.writer import Spooled, spool_batch
@@ -117,7 +117,7 @@ def pull_and_spool(connector: Any, fleet_id: str, dataset: str, endpoint: str, f
                        digest=lookback.kept(pulled.pages, spooled))
 
 
-class _TaskToken(httpx.Auth):
+class _TaskToken(HeaderAuth):
     """A bearer token set per task; a 401 raises instead of refreshing (workers never refresh)."""
 
     def __init__(self) -> None:
