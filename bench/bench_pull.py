@@ -1,6 +1,6 @@
 """Pulling from a TSP into month partitions, end to end over HTTP: once vs sixteen partial commits, before vs after.
 
-Default (`python bench/bench_pull.py [--vehicles 20] [--before /work/main]`): one month of a fleet
+Default (`python bench/bench_pull.py [--vehicles 20] [--before ../main]`): one month of a fleet
 served by the replay TSP (sandbox/replay.py, in front of a sandbox process: every page rendered
 once in a warm-up pull, then served from the recording, so the fake costs little), pulled into a
 fresh lake by a child process of each tree (this one, "after", and --before's, e.g. main's
@@ -416,7 +416,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--vehicles", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--before", type=Path, default=None, help="another checkout (with its .venv) to compare, e.g. /work/main")
+    ap.add_argument("--before", type=Path, default=None, help="another checkout (with its .venv) to compare, e.g. ../main")
     ap.add_argument("--idle-vehicles", type=int, default=2, help="the fleet of the nothing-new refresh (0: skip it)")
     ap.add_argument("--skip-month", action="store_true", help="only the nothing-new refresh")
     ap.add_argument("--tsp", choices=("samsara", "motive"), default="samsara", help="whose API the month is pulled from")
