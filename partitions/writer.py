@@ -311,9 +311,8 @@ class MonthWriter:
         with self._disk():
             if landing.fits(spooled, self.memory_limit):
                 # In memory, as a month's merge is: DuckDB's fixed cost per query was most of this commit.
-                table = landing.merged(dataset, [], spooled)
-                digest = digest_table(table)
-                _write(table.to_batches(ROW_GROUP_ROWS), out, DATASET_SCHEMAS[dataset], digest=False)
+                digest = _write(landing.merged(dataset, [], spooled).to_batches(ROW_GROUP_ROWS), out,
+                                DATASET_SCHEMAS[dataset])
             else:
                 digest = _merge([], spooled, out, dataset, self._dir, self.memory_limit)
         if current is not None and len(held) == 1 and current.fingerprint == digest.fingerprint \

@@ -44,7 +44,7 @@ from ingest.pull.hos_datasets import HosPull
 from ingest.pull.lookback import Seen
 from ingest.pull.slices import SliceResult, SliceTask, pull_and_spool
 from ingest.pull.streams import EVENT_SLICE_MS, EVENTS, GPS, Stream, streams_of
-from ingest.pull.workers import PullWorkers, compact_in
+from ingest.pull.workers import SLICE_LANES, PullWorkers, compact_in
 from partitions.manifest import Manifest
 from partitions.store import ObjectStore
 from partitions.writer import CommitResult, MonthWriter
@@ -135,9 +135,6 @@ class RemoteSlices:
     access_token: Callable[[], str]
     refresh_after_401: Callable[[str], str]
     on_response: Callable[[str, int], None] | None = None
-
-
-SLICE_LANES = 4
 
 
 @dataclass
@@ -340,8 +337,8 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
     # not this machine's: the two differ in the sandbox and, a little, in real life.
     # Local pull workers also sort each completed month's parts into its one file: the daemon's
     # Python, one GIL for every fleet, then only uploads and commits it.
-    local = opts.remote is not None and not opts.remote.workers.remote
-    compactor = compact_in(opts.remote.workers, opts.memory_limit) if opts.remote is not None and local else None
+    compactor = compact_in(opts.remote.workers, opts.memory_limit) \
+        if opts.remote is not None and not opts.remote.workers.remote else None
     with MonthWriter(store, manifest, fleet_id, pull_id=f"{gps_name}@{now_ms}", work_dir=opts.work_dir,
                      now_ms=now_ms, memory_limit=opts.memory_limit, compactor=compactor) as writer:
 

@@ -25,9 +25,9 @@ from common.states import FleetStatus, PullResult
 from connectors.http import Limits
 from connectors.oauth import BearerAuth, FleetCredentials
 from connectors.providers import open_connector
-from ingest.pull.backfill import SLICE_LANES, PullOptions, PullProgress, PullReport, RemoteSlices, pull_fleet
+from ingest.pull.backfill import PullOptions, PullProgress, PullReport, RemoteSlices, pull_fleet
 from ingest.pull.hos_datasets import HosPull
-from ingest.pull.workers import PullWorkers, TaskSubmitter, open_pull_workers
+from ingest.pull.workers import SLICE_LANES, PullWorkers, TaskSubmitter, open_pull_workers
 from ingest.wiring.clock import Clock
 from ingest.wiring.disk import DiskHealth
 from ingest.wiring.metrics import Metrics

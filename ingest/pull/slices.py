@@ -75,6 +75,12 @@ class SliceFailure:
     message: str
     attrs: dict[str, Any]
 
+    @classmethod
+    def of(cls, e: BaseException) -> SliceFailure:
+        """What of `e` crosses a pipe: its class, message and plain attributes."""
+        attrs = {k: v for k, v in vars(e).items() if isinstance(v, (str, int, float, bool, type(None)))}
+        return cls(type(e).__module__, type(e).__qualname__, str(e), attrs)
+
     def exception(self) -> BaseException:
         """The error as the worker raised it (same class and message) for the daemon to handle or raise."""
         try:
@@ -179,6 +185,5 @@ def run_slice(task: SliceTask) -> SliceResult:
         except AccessTokenRejected:
             return SliceResult(task.name, None, 0, tuple(lane.counts.items()), token_rejected=True)
         except BaseException as e:  # noqa: BLE001 - handed to the daemon, which raises it there
-            attrs = {k: v for k, v in vars(e).items() if isinstance(v, (str, int, float, bool, type(None)))}
-            failure = SliceFailure(type(e).__module__, type(e).__qualname__, str(e), attrs)
+            failure = SliceFailure.of(e)
             return SliceResult(task.name, None, 0, tuple(lane.counts.items()), failure=failure)

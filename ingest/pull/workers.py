@@ -63,9 +63,7 @@ def run_task(task: Task) -> SliceResult:
     try:
         compact_parts([Path(p) for p in task.parts], Path(task.out), task.memory_limit)
     except BaseException as e:  # noqa: BLE001 - handed to the daemon, which raises it there
-        attrs = {k: v for k, v in vars(e).items() if isinstance(v, (str, int, float, bool, type(None)))}
-        return SliceResult(task.name, None, 0,
-                           failure=SliceFailure(type(e).__module__, type(e).__qualname__, str(e), attrs))
+        return SliceResult(task.name, None, 0, failure=SliceFailure.of(e))
     return SliceResult(task.name, None, 0, cpu_s=time.thread_time() - t0, worker_pid=os.getpid())
 
 
@@ -83,6 +81,7 @@ def compact_in(workers: PullWorkers, memory_limit: str) -> Callable[[list[Path],
 
 
 MAX_THREADS = 64
+SLICE_LANES = 4  # a fleet's slices in flight (ingest.pull.backfill.PullOptions.workers)
 
 
 def default_workers() -> int:
@@ -326,7 +325,7 @@ class RayWorkers:
 def open_pull_workers(executor: str, workers: int | None = None, threads: int | None = None,
                       ray_address: str | None = None,
                       ray: Callable[[str], TaskSubmitter] | None = None, *, fleets: int = 8,
-                      lanes: int = 4) -> PullWorkers:
+                      lanes: int = SLICE_LANES) -> PullWorkers:
     """The pull workers FLEETLAKE_PULL_EXECUTOR names (workers None: one per core; threads None:
     enough slots for `fleets` fleets in flight with `lanes` slices each, `default_threads`)."""
     n = workers or default_workers()
