@@ -85,11 +85,12 @@ class LeanTransport(httpx.BaseTransport):
         self.ssl_context = ssl_context
         self._idle: dict[Key, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
+        self._closed = False  # a body read to its end after close() closes its connection
 
     def _release(self, key: Key, conn: http.client.HTTPConnection) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
-            if len(idle) < _IDLE_PER_HOST:
+            if not self._closed and len(idle) < _IDLE_PER_HOST:
                 idle.append(conn)
                 return
         conn.close()
@@ -149,7 +150,7 @@ class LeanTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         with self._lock:
-            idle, self._idle = self._idle, {}
+            idle, self._idle, self._closed = self._idle, {}, True
         for conns in idle.values():
             for c in conns:
                 c.close()

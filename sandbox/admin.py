@@ -83,7 +83,8 @@ def admin_routes(world: SandboxWorld) -> list[Route]:
                              for tsp, (cid, secret) in world.credentials.items()})
 
     async def stats(request: Request) -> Response:
-        return JSONResponse({**world.stats, "revocations": {t: a.revocations for t, a in world.authorities.items()}})
+        return JSONResponse({**world.stats, "revocations": {t: a.revocations for t, a in world.authorities.items()},
+                             "grants": {t: a.grants for t, a in world.authorities.items()}})
 
     return [
         Route("/_sandbox/clock", clock, methods=["GET", "POST"]),

@@ -64,6 +64,7 @@ class TokenAuthority:
         self._revoked: set[str] = set()
         self._api_keys: dict[str, str] = {}
         self.revocations = 0  # grants ended by the client (RFC 7009), for tests
+        self.grants = 0  # token sets issued (codes exchanged and refreshes), for tests
 
     # -- clients and fleets
     def check_client(self, client_id: str | None, client_secret: str | None) -> None:
@@ -147,6 +148,7 @@ class TokenAuthority:
         with self._lock:
             self._access[access] = _Access(fleet_id, time.monotonic(), self._clock.now_ms(), self.ttl_s)
             self._refresh[refresh] = fleet_id
+            self.grants += 1
         return Grant(fleet_id, access, refresh, self.ttl_s)
 
     # -- resource access

@@ -53,14 +53,21 @@ def test_a_refresh_killed_mid_way_is_finished_after_restart(tmp_path: Path) -> N
             # A month later the refresh starts; every TSP answer is slow, and the daemon is killed mid-way.
             tsp.post("/samsara/_sandbox/clock", json={"advance_months": 1})
             tsp.post("/samsara/_sandbox/faults/samsara", json={"slow": 1.0, "slow_seconds": 0.5})
+
+            def stats() -> dict:
+                return tsp.get("/samsara/_sandbox/stats").json()
+            granted = stats()["grants"]["samsara"]
             assert api.post(f"/fleets/{FLEET}/refresh").status_code == 202
-            asked = tsp.get("/samsara/_sandbox/stats").json()["samsara"]["requests"]
             wait_for("the refresh to start", lambda: fleet()["status"] == "refreshing", 60, 0.1)
-            # Killed once the refresh asks for data, i.e. after its token exchange: a kill inside the
-            # exchange loses the rotated refresh token with the process (the TSP has already spent the
-            # old one), which no client can undo; that is not what this test is about.
-            wait_for("the refresh's first data request",
-                     lambda: tsp.get("/samsara/_sandbox/stats").json()["samsara"]["requests"] > asked, 60, 0.05)
+            # Killed once the refresh asks for data with its new token, i.e. after its token exchange:
+            # the month-ahead clock expired the old token, so the first request is a 401 and a refresh.
+            # A kill inside the exchange loses the rotated refresh token with the process (the TSP has
+            # already spent the old one), which no client can undo; that is not what this test is about.
+            # The daemon saves a new token before it uses it, so a request after the grant is safe.
+            wait_for("the refresh's token exchange", lambda: stats()["grants"]["samsara"] > granted, 60, 0.02)
+            asked = stats()["samsara"]["requests"]
+            wait_for("the refresh's first data request with its new token",
+                     lambda: stats()["samsara"]["requests"] > asked, 60, 0.02)
             d.kill()
             tsp.post("/samsara/_sandbox/faults/samsara", json={})
 
