@@ -147,3 +147,25 @@ def test_an_encoded_body_is_decoded_on_the_lean_path() -> None:
     assert r.json() == r2.json() == {"data": [1, 2, 3]}
     assert "content-encoding" not in r.headers
     assert server.seen[0][1]["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_body_finished_after_the_transport_closed_closes_its_connection() -> None:
+    # A slice thread still reading when the connector closes must not put its connection back in
+    # a pool nobody will close again (the socket would leak until the GC found it).
+    with _server() as server:
+        transport = LeanTransport()
+        key = ("http", "127.0.0.1", server.server_address[1])
+        status, _, body = transport.exchange(key, "GET", "/api/x", [("Host", f"127.0.0.1:{key[2]}")], {})
+        transport.close()
+        assert status == 200 and b"".join(body) == b'{"path": "/api/x"}'
+        body.close()
+        assert body.conn.sock is None  # closed, not pooled
+        assert transport._take(key) is None
+        # Before close() the same finished body goes back to the pool, kept alive.
+        open_transport = LeanTransport()
+        _, _, kept = open_transport.exchange(key, "GET", "/api/y", [("Host", f"127.0.0.1:{key[2]}")], {})
+        b"".join(kept)
+        kept.close()
+        assert open_transport._take(key) is kept.conn and kept.conn.sock is not None
+        kept.conn.close()
+        open_transport.close()
