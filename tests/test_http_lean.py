@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ import pytest
 from common.errors import AuthError
 from connectors.http import HeaderAuth, RetryPolicy, TspHttp, query_string
 from connectors.transport import LeanTransport
+from tests.support.httpd import serving
 
 FAST = RetryPolicy(max_attempts=2, max_total_s=5, base_delay_s=0.001, max_delay_s=0.01)
 
@@ -57,13 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
 def _server() -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.seen, server.refuse = [], set()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class _Bearer(HeaderAuth):

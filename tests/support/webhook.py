@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.httpd import serving
+
 
 class Receiver:
     def __init__(self) -> None:
@@ -54,10 +56,5 @@ def webhook_receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     rec.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
+    with serving(server):
         yield rec
-    finally:
-        server.shutdown()
-        server.server_close()
