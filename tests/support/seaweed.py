@@ -49,7 +49,22 @@ class Seaweed:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_seaweed() -> Seaweed:
+class _ExitedEarly(RuntimeError):
+    """weed stopped before it answered: most often a port it was given was taken meanwhile."""
+
+
+def start_seaweed(attempts: int = 3) -> Seaweed:
+    """A ready server; a weed that exits while starting is started again on fresh ports."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_once()
+        except _ExitedEarly:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once() -> Seaweed:
     workdir = Path(tempfile.mkdtemp(prefix="fleetlake-seaweed-"))
     (workdir / "data").mkdir()
     m, mg, v, vg, f, fg, s3, s3g = free_ports(8)
@@ -64,7 +79,7 @@ def start_seaweed() -> Seaweed:
     try:
         _wait_ready(server)
     except Exception:
-        server.stop()
+        server.stop()  # removes the workdir, so the log's tail is read first (in _wait_ready)
         raise
     return server
 
@@ -76,13 +91,14 @@ def s3_options(endpoint: str):  # type: ignore[no-untyped-def]
                      secret_access_key=SECRET_KEY)
 
 
-def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
+def s3_client(endpoint: str, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
     import boto3
     from botocore.config import Config
 
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
                         aws_secret_access_key=SECRET_KEY,
-                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}))
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2},
+                                      connect_timeout=timeout_s, read_timeout=timeout_s))
 
 
 def _wait_ready(server: Seaweed, timeout_s: float = 60.0) -> None:
@@ -90,9 +106,11 @@ def _wait_ready(server: Seaweed, timeout_s: float = 60.0) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
-            raise RuntimeError(f"weed exited with {server.proc.returncode}; see {server.workdir / 'weed.log'}")
+            server.log.flush()
+            tail = (server.workdir / "weed.log").read_bytes()[-1500:].decode(errors="replace")
+            raise _ExitedEarly(f"weed exited with {server.proc.returncode}; the end of its log:\n{tail}")
         try:
-            c = s3_client(server.endpoint)
+            c = s3_client(server.endpoint, timeout_s=5.0)  # short: the exit check above must come round
             existing = [b["Name"] for b in c.list_buckets().get("Buckets", [])]
             if BUCKET not in existing:
                 c.create_bucket(Bucket=BUCKET)
