@@ -31,6 +31,12 @@ default: fleets of one TSP are alike), the median of each fleet's runs, the slow
 (b) --throughput fleets (64) refreshed with 2 pull worker processes vs 1 (runs alternated, so
 the load drifts over both alike). Each run prints the daemon's CPU split into its own process
 (coordination: tokens, commits, manifest) and its pull workers, and the fake's CPU per request.
+(c) follows (b): the pull workers alone. The slices one refresh of those fleets submits are
+recorded (the refresh runs as usual), then run again, straight on 1 and on 2 fresh worker
+processes, each fleet's lane one slice at a time as the pipeline runs it, with nothing else of the
+daemon running. On two cores (b) cannot show what a second process buys when the daemon's own
+process needs about as much CPU as every pull worker together; (c) shows whether the part meant
+to scale does, and prints the daemon's process CPU from (b) beside it as the serial part.
 --profile DIR records the daemon's process with py-spy during the first run of each (raw
 stacks, DIR/<what>.raw).
 
@@ -56,7 +62,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,6 +76,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ingest.pull.slices import SliceResult, SliceTask
+from ingest.pull.workers import SLICE_LANES, ProcessWorkers, default_threads
 from ingest.runtime.app import App, open_app
 from ingest.runtime.daemon import Daemon
 from ingest.runtime.pipeline import Pipeline
@@ -446,6 +454,7 @@ def throughput(n_throughput: int, repeats: int, profile: Path | None) -> None:
     print(f"(b) {n_throughput} fleets with 2 pull worker processes vs 1; {repeats} repeats; {_load()}", flush=True)
     fleets = _fleets(n_throughput)
     walls: dict[int, list[float]] = {1: [], 2: []}
+    own: list[float] = []  # the daemon's own process's CPU per run
     with sandbox(n_throughput, True, replay=True) as sb, tempfile.TemporaryDirectory() as tmp:
         seed = _state(sb, Path(tmp), fleets)
         for r in range(repeats):
@@ -454,10 +463,111 @@ def throughput(n_throughput: int, repeats: int, profile: Path | None) -> None:
                                        _settings(_copy(seed, Path(tmp), "run"), sb.base_url, n_throughput,
                                                  pull_workers=w), lambda p: p.refresh(),
                                        profile / f"throughput-{w}.raw" if profile and r == 0 else None))
+                own.append(LAST_CPU[1])
+        one, two = statistics.median(walls[1]), statistics.median(walls[2])
+        print(f"(b) {n_throughput} fleets: 1 worker median {one:.1f}s of {[round(x, 1) for x in walls[1]]}, 2 workers "
+              f"median {two:.1f}s of {[round(x, 1) for x in walls[2]]} | throughput 2 vs 1: {one / two:.2f}x (goal >= 1.7x)"
+              f" | {_load()}", flush=True)
+        worker_tier(sb, seed, Path(tmp), n_throughput, repeats, statistics.median(own))
+
+
+def _recorded_slices(settings: Settings) -> list[SliceTask]:
+    """Every slice a refresh submits to its pull workers, in submission order (the refresh runs as usual)."""
+    seen: list[SliceTask] = []
+    submit = ProcessWorkers.submit
+
+    def recording(self: ProcessWorkers, task: object, first: bool = False) -> object:
+        if isinstance(task, SliceTask):
+            seen.append(task)
+        return submit(self, task, first)  # type: ignore[arg-type]
+
+    ProcessWorkers.submit = recording  # type: ignore[method-assign,assignment]
+    try:
+        _run(settings, lambda p: p.refresh())
+    finally:
+        ProcessWorkers.submit = submit  # type: ignore[method-assign]
+    return seen
+
+
+def _run_slices(tasks: list[SliceTask], workers: int, fleets: int, spool: Path) -> tuple[float, float, int]:
+    """The slices on `workers` fresh worker processes, each fleet's lane one slice at a time as the
+    pipeline runs it (a lane is one connector and one share of its token's rate): wall seconds,
+    the workers' CPU seconds, candidate rows fetched."""
+    lanes: dict[tuple[str, int], list[SliceTask]] = {}
+    for i, t in enumerate(tasks):
+        lanes.setdefault((t.fleet_id, t.lane), []).append(
+            replace(t, spool_dir=str(spool), name=f"{t.name}-tier-{workers}-{i}"))
+    pool = ProcessWorkers(workers, default_threads(fleets, workers, SLICE_LANES))
+    left, done, failures, fetched = [len(tasks)], threading.Event(), [], [0]
+    lock = threading.Lock()
+
+    def next_of(lane: list[SliceTask]) -> None:
+        pool.submit(lane.pop(0)).add_done_callback(lambda f: finished(f, lane))
+
+    def finished(f: Future[SliceResult], lane: list[SliceTask]) -> None:
+        r = f.result()
+        with lock:
+            if r.failure is not None or r.token_rejected:
+                failures.append(r.failure.message if r.failure else "token rejected")
+            fetched[0] += r.fetched
+            left[0] -= 1
+            if not left[0]:
+                done.set()
+        if lane:
+            next_of(lane)
+
+    try:
+        time.sleep(1.0)  # the processes start before the clock does
+        c0, t0 = _descendants_cpu(), time.perf_counter()
+        for lane in lanes.values():
+            next_of(lane)
+        done.wait()
+        wall, cpu = time.perf_counter() - t0, _descendants_cpu() - c0
+    finally:
+        pool.close()
+    if failures:
+        raise RuntimeError(f"{len(failures)} slices failed, timings would mean nothing: {failures[:3]}")
+    return wall, cpu, fetched[0]
+
+
+def worker_tier(sb: Sandbox, seed: Path, tmp: Path, fleets: int, repeats: int, own_cpu: float) -> None:
+    """(c) The pull workers' share of (b) by itself: the slices one refresh of the fleets submits,
+    recorded, then run again on 1 and on 2 worker processes with nothing else of the daemon running.
+
+    Why: on two cores (b) cannot show what a second worker process buys. The daemon's own process
+    (tokens, commits, manifest; one GIL) needs about as much CPU as all the pull workers together,
+    and the 1-worker run already keeps both cores busy, so 2 workers can only win the little CPU
+    left idle. (c) measures whether the part that is meant to scale, does; the daemon's process
+    is then the measured serial part, and the book in docs/scale.md is sized from both.
+    """
+    tasks = _recorded_slices(_settings(_copy(seed, tmp, "record"), sb.base_url, fleets, pull_workers=2))
+    print(f"(c) the pull workers alone: {len(tasks)} slices of {fleets} fleets' refresh (recorded from it), "
+          f"on 1 and 2 worker processes; {repeats} repeats; {_load()}", flush=True)
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    cpus: list[float] = []
+    rows: set[int] = set()
+    for r in range(repeats):
+        for w in ((2, 1) if r % 2 == 0 else (1, 2)):
+            spool = tmp / f"tier-spool-{r}-{w}"
+            spool.mkdir()
+            load0, r0 = _load(), sb.replay_stats()
+            wall, cpu, fetched = _run_slices(tasks, w, fleets, spool)
+            fake_cpu, n, _b = _fake(r0, sb.replay_stats())
+            shutil.rmtree(spool)
+            walls[w].append(wall)
+            cpus.append(cpu)
+            rows.add(fetched)
+            print(f"  #{r + 1} {w} pull worker{'s' if w > 1 else ' '}         {wall:6.1f}s | workers' CPU {cpu:5.1f}s "
+                  f"| replay CPU {fake_cpu:4.2f}s ({n} requests) | {fetched} rows fetched | {load0} before, "
+                  f"{_load()} after", flush=True)
+    if len(rows) != 1:
+        raise RuntimeError(f"the runs fetched different rows: {sorted(rows)}")
     one, two = statistics.median(walls[1]), statistics.median(walls[2])
-    print(f"(b) {n_throughput} fleets: 1 worker median {one:.1f}s of {[round(x, 1) for x in walls[1]]}, 2 workers "
-          f"median {two:.1f}s of {[round(x, 1) for x in walls[2]]} | throughput 2 vs 1: {one / two:.2f}x (goal >= 1.7x)"
-          f" | {_load()}", flush=True)
+    cpu = statistics.median(cpus)
+    print(f"(c) pull workers alone: 1 worker median {one:.1f}s of {[round(x, 1) for x in walls[1]]}, 2 workers "
+          f"median {two:.1f}s of {[round(x, 1) for x in walls[2]]} | 2 vs 1: {one / two:.2f}x | their CPU "
+          f"{cpu:.1f}s against the daemon's own process's {own_cpu:.1f}s in (b) (median): the serial part is "
+          f"{own_cpu / (own_cpu + cpu):.0%} of the work, {own_cpu / fleets:.2f}s per fleet | {_load()}", flush=True)
 
 
 def status_latency(n: int, requests: int, clients: int) -> None:
