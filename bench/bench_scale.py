@@ -144,6 +144,7 @@ def _drain(daemon: Daemon) -> None:
         time.sleep(0.05)
 
 
+PROFILE_GIL = [False]  # --profile-gil
 LAST_CPU = [0.0, 0.0]  # the daemon's CPU of the last _run: its process + its pull workers, then its process alone
 
 
@@ -154,7 +155,8 @@ def _py_spy(out: Path | None) -> Iterator[None]:
         yield
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    spy = subprocess.Popen(["py-spy", "record", "-r", "200", "-f", "raw", "--threads", "-o", str(out),
+    gil = ["--gil"] if PROFILE_GIL[0] else []  # only the thread holding the GIL: where the CPU goes, not the waits
+    spy = subprocess.Popen(["py-spy", "record", "-r", "200", "-f", "raw", "--threads", *gil, "-o", str(out),
                             "--pid", str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     FAKES.add(spy.pid)  # its CPU is not the daemon's
     time.sleep(1.0)  # attached before the work starts
@@ -631,8 +633,11 @@ def main() -> None:
     ap.add_argument("--throughput", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", type=Path, default=None, help="py-spy the daemon's process into this directory")
+    ap.add_argument("--profile-gil", action="store_true", help="py-spy only the thread holding the GIL "
+                    "(where the Python CPU goes; without it, every thread's samples, waits included)")
     args = ap.parse_args()
     PULL.update(pull_executor=args.pull_executor, pull_workers=args.pull_workers)
+    PROFILE_GIL[0] = args.profile_gil
     if args.serve_sandbox:
         serve_sandbox(args.serve_sandbox)
         return
