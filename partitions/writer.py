@@ -552,16 +552,40 @@ class Spooled:
     def rows(self) -> int:
         return self.accepted + self.accepted_events
 
+    @classmethod
+    def join(cls, batches: Iterable[Spooled]) -> Spooled:
+        """Several batches as one (a pull worker's task that spooled more than one dataset)."""
+        quarantined: Counter[str] = Counter()
+        nulled: Counter[str] = Counter()
+        hos: Counter[str] = Counter()
+        files: list[tuple[str, str, str]] = []
+        blobs: list[tuple[str, str, bytes]] = []
+        parts: list[PreparedPart] = []
+        accepted = accepted_events = 0
+        for b in batches:
+            files += b.files
+            blobs += b.blobs
+            parts += b.parts
+            accepted += b.accepted
+            accepted_events += b.accepted_events
+            quarantined.update(b.quarantined)
+            nulled.update(b.nulled)
+            hos.update(b.accepted_hos)
+        return cls(tuple(files), tuple(blobs), accepted, accepted_events, dict(quarantined), dict(nulled),
+                   dict(hos), tuple(parts))
+
 
 def spool_batch(fleet_id: str, dataset: str, batch: pa.Table, now_ms: int, directory: Path | None,
                 name: str, prepared: bool = False) -> Spooled:
-    """Validate candidate rows of `dataset` (pings or events) and spool them by month (a pull worker's last step).
+    """Validate candidate rows of `dataset` (pings, events or one of the HOS datasets) and spool them
+    by month (a pull worker's last step).
 
     With `directory` None the spool travels as bytes (`Spooled.blobs`). With `prepared` (and a
     directory), pings are spooled as the parts the commit publishes (`PreparedPart`): the worker,
     not the one committer, deduplicates, sorts, writes and digests them.
     """
-    split = split_valid(batch, now_ms) if dataset == "pings" else split_valid_events(batch, now_ms)
+    split = split_valid(batch, now_ms) if dataset == "pings" else split_valid_events(batch, now_ms) \
+        if dataset == "events" else split_valid_hos(dataset, batch, now_ms)
     return spool_split(names.fleet_id(fleet_id), dataset, split, now_ms, directory, name,
                        prepared=prepared and dataset == "pings" and directory is not None)
 

@@ -17,6 +17,8 @@ from cryptography.fernet import Fernet
 from connectors.http import Limits
 from connectors.oauth import Vault
 from ingest.pull.backfill import PullOptions, PullProgress, PullReport, RemoteSlices, pull_fleet
+from ingest.pull.hos_datasets import DATASETS as HOS_DATASETS
+from ingest.pull.hos_datasets import HosPull
 from ingest.pull.slices import SliceResult
 from ingest.pull.workers import CompactTask, ProcessWorkers, PullWorkers, compact_in, default_threads, open_pull_workers
 from partitions import Manifest
@@ -29,7 +31,7 @@ FLEET, TSP = "acme-freight", "samsara"
 
 
 def _pull(server: SandboxServer, tmp: Path, workers: PullWorkers | None, rate: float = 500.0,
-          progress=None, on_slice=None) -> tuple[dict, PullReport]:  # type: ignore[no-untyped-def]
+          progress=None, on_slice=None, hos: HosPull | None = None) -> tuple[dict, PullReport]:  # type: ignore[no-untyped-def]
     tmp.mkdir(parents=True, exist_ok=True)
     with Manifest(tmp / "m.duckdb") as manifest:
         connector = connect(server, TSP, FLEET, manifest, Vault(Fernet.generate_key().decode()))
@@ -41,7 +43,7 @@ def _pull(server: SandboxServer, tmp: Path, workers: PullWorkers | None, rate: f
         now = server.world.clock.now_ms()
         report = pull_fleet(connector, store, manifest, FLEET, start, now,
                             PullOptions(work_dir=tmp / "work", with_events=True, commit_every=4, remote=remote,
-                                        progress=progress, on_slice=on_slice))
+                                        progress=progress, on_slice=on_slice, hos=hos))
         parts = {(p.dataset, p.month): (p.rows, p.fingerprint, len(p.files)) for p in manifest.raw_partitions(FLEET)}
         pings = committed_pings(store, manifest, FLEET, tmp / "cache")
         assert report.slices_pulled == report.slices_planned > 0
@@ -90,6 +92,31 @@ def test_completed_months_are_compacted_in_the_worker_processes_as_the_daemon_wo
         workers.close()
     assert got == clean and all(files == 1 for _rows, _fp, files in got.values())
     assert ran and set(ran) <= pids and os.getpid() not in ran
+
+
+def test_hos_months_are_pulled_in_the_worker_processes_and_land_what_an_in_process_pull_lands(
+        server: SandboxServer, tmp_path: Path) -> None:
+    """Each month's HOS data is a task for the pull workers like a slice (its fetch and decode
+    were a fifth of the daemon's Python CPU, docs/scale.md): the months it lands, assignments,
+    duty statuses and violations, are those of a pull that runs everything in the daemon."""
+    clean, _ = _pull(server, tmp_path / "threads", None, hos=HosPull())
+    workers = ProcessWorkers(2, 2)
+    hos_pids: list[int] = []
+
+    def note(r: SliceResult) -> None:
+        if r.spooled is not None and r.spooled.accepted_hos:
+            hos_pids.append(r.worker_pid)
+
+    try:
+        got, _ = _pull(server, tmp_path / "procs", workers, on_slice=note, hos=HosPull())
+        pids = set(workers.pids)
+    finally:
+        workers.close()
+    hos_months = {m for d, m in clean if d in HOS_DATASETS}
+    assert hos_months and {d for d, _ in clean} >= set(HOS_DATASETS)
+    assert got == clean
+    assert len(hos_pids) == len(hos_months)  # one task per month, each run in a worker process
+    assert set(hos_pids) <= pids and os.getpid() not in hos_pids
 
 
 def test_a_compaction_that_fails_in_a_worker_raises_its_error_in_the_daemon(tmp_path: Path) -> None:

@@ -40,10 +40,11 @@ from common.months import month_bounds_ms, months_between
 from common.states import CommitStatus
 from connectors.http import Limits
 from connectors.samsara import VehicleInfo
+from ingest.pull.hos_datasets import DATASETS as HOS_DATASETS
 from ingest.pull.hos_datasets import HosPull
 from ingest.pull.lookback import Seen
 from ingest.pull.slices import SliceResult, SliceTask, pull_and_spool
-from ingest.pull.streams import EVENT_SLICE_MS, EVENTS, GPS, Stream, streams_of
+from ingest.pull.streams import EVENT_SLICE_MS, EVENTS, GPS, HOS, Stream, streams_of
 from ingest.pull.workers import SLICE_LANES, PullWorkers, compact_in
 from partitions.manifest import Manifest
 from partitions.store import ObjectStore
@@ -160,7 +161,8 @@ class PullOptions:
     # the store's mirror of pulled months, so a rebuilt manifest knows them too
     on_month_pulled: Callable[[str, str], None] | None = None
     # Drivers and hours of service (ingest/pull/hos_datasets.py): the drivers snapshot once per
-    # pull, and each month's HOS data pulled whole with the month, before it is committed.
+    # pull (here), and each month's HOS data pulled whole with the month (a task like a slice's),
+    # before it is committed.
     hos: HosPull | None = None
     # pull workers (processes or Ray) run the slices; None: this process's threads do
     remote: RemoteSlices | None = None
@@ -309,9 +311,11 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
     order = backfill_months(history_start_ms, now_ms)
     groups = {s: dict(by_month(planned[s], order)) for s in streams}
     known = manifest.pulled_months(fleet_id)
-    # Drivers and hours of service are pulled a month at a time in this process, beside the
-    # streams' slices (ingest/pull/hos_datasets.py): small next to the pings, and whole months.
+    # Drivers' hours of service are pulled a month at a time (ingest/pull/hos_datasets.py), whole:
+    # one task per month in a lane beside the month's slices (streams.HOS), on the same workers.
     hos_months = opts.hos.pending(connector, manifest, fleet_id, order) if opts.hos else set()
+    if opts.hos is not None:
+        names[HOS] = opts.hos.stream(connector)
     hos_fetched: list[tuple[str, int]] = []  # HOS months in the writer, not yet committed
     total = sum(len(v) for v in planned.values())
     commits: list[CommitResult] = []
@@ -376,7 +380,10 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
             for month in order:
                 if opts.stop.is_set():
                     break
-                todo = iter([(s, w) for s in streams for w in groups[s][month]])
+                # The month's HOS first: a few requests that then run beside its slices.
+                hos_task = [(HOS, PullSlice("fleet", *month_bounds_ms(month)))] \
+                    if opts.hos is not None and month in hos_months else []
+                todo = iter(hos_task + [(s, w) for s in streams for w in groups[s][month]])
                 fresh = any(groups[s][month] for s in streams) or month in hos_months
                 if fresh:
                     progress(month)
@@ -396,10 +403,18 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                         if isinstance(r, _Flight):
                             queue.insert(0, r)
                             continue
+                        if f.stream is HOS and f.w.start_ms < now_ms:
+                            # pulled whole: the commit replaces the committed month, also with
+                            # nothing when the TSP has nothing left of it (hos_datasets.month_tables)
+                            for dataset in HOS_DATASETS:
+                                writer.replace_month(dataset, month)
                         if r.spooled is not None:
                             writer.adopt(r.spooled)
                         if opts.on_slice:
                             opts.on_slice(r)
+                        if f.stream is HOS:
+                            hos_fetched.append((month, r.fetched))  # checkpointed by the next commit
+                            continue
                         fetched.append((f.stream, f.name, f.w, r))
                         done_by[f.stream.dataset] += 1
                         if f.stream.dataset == "pings":
@@ -411,8 +426,6 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                     for q in queue:
                         q.future.cancel()
                         slices.free.append(q.lane)
-                if opts.hos is not None and month in hos_months and not opts.stop.is_set():
-                    hos_fetched.append((month, opts.hos.pull_month(connector, writer, month, now_ms)))
                 if opts.stop.is_set():
                     break  # this month may be partial: committed below, completed by the next run
                 closed = month_bounds_ms(month)[1] <= now_ms

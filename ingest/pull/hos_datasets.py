@@ -1,9 +1,11 @@
 """Drivers and hours of service in a fleet's pull: the drivers snapshot, and per month the
 driver-vehicle assignments, HOS duty-status logs and HOS violations.
 
-The backfill (ingest/pull/backfill.py) hands each month, in its order (newest complete month
-first), to `HosPull.pull_month` before it commits the month, so a month counts as pulled only
-with its HOS data; the drivers snapshot is pulled once per pull. Why a month is pulled whole:
+The backfill (ingest/pull/backfill.py) pulls each month's HOS data, in its order (newest complete
+month first), as one task beside the month's slices (`spool_month`, run by a pull worker like a
+slice: streams.HOS) before it commits the month, so a month counts as pulled only with its HOS
+data; the drivers snapshot is pulled once per pull, in the daemon. `HosPull.pull_month` is the
+same month into a writer in one process. Why a month is pulled whole:
 
 - the drivers are a snapshot, not a history: one per fleet (layout.SNAPSHOT_DATASETS), filed under
   the month it was taken in and replaced whole by each pull's;
@@ -20,6 +22,7 @@ with its HOS data; the drivers snapshot is pulled once per pull. Why a month is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -28,7 +31,7 @@ from common.months import month_bounds_ms
 from connectors.hos import clip, inside
 from partitions.manifest import Manifest
 from partitions.schema import DRIVER_CANDIDATE_SCHEMA
-from partitions.writer import MonthWriter
+from partitions.writer import MonthWriter, Spooled, spool_batch
 
 DAY_MS = 86_400_000
 DEFAULT_HOS_LOOKBACK_DAYS = 14
@@ -61,22 +64,13 @@ class HosPull:
 
     def pull_month(self, connector: Any, writer: MonthWriter, month: str, now_ms: int) -> int:
         """Every HOS record of `month` (up to now) into the writer, cut to the month; rows seen."""
-        lo, hi = month_bounds_ms(month)
-        end = min(hi, now_ms)
-        if end <= lo:
-            return 0
-        hos = connector.hos
-        rows = 0
-        for dataset in DATASETS:
-            table = getattr(hos, dataset)(lo, end)
+        tables = month_tables(connector, month, now_ms)
+        for dataset, table in tables.items():
             # pulled whole (only now that it was): the commit replaces the committed month, also
             # with nothing when the TSP has nothing left of it
             writer.replace_month(dataset, month)
-            # A record of another month goes; one with an implausible time stays, to be quarantined.
-            table = clip(table, lo, hi, now_ms) if dataset != "hos_violations" else inside(table, "ts", lo, hi, now_ms)
             writer.add_hos(dataset, table)
-            rows += table.num_rows
-        return rows
+        return sum(t.num_rows for t in tables.values())
 
     def checkpoint(self, connector: Any, manifest: Manifest, fleet_id: str, month: str, rows: int,
                    now_ms: int) -> bool:
@@ -85,3 +79,33 @@ class HosPull:
             return False
         manifest.complete_slice(fleet_id, self.stream(connector), month, "hos", rows)
         return True
+
+
+def month_tables(connector: Any, month: str, now_ms: int) -> dict[str, pa.Table]:
+    """Every HOS record of `month` up to now, cut to the month, by dataset; none before the month began."""
+    lo, hi = month_bounds_ms(month)
+    end = min(hi, now_ms)
+    if end <= lo:
+        return {}
+    hos = connector.hos
+    out = {}
+    for dataset in DATASETS:
+        table = getattr(hos, dataset)(lo, end)
+        # A record of another month goes; one with an implausible time stays, to be quarantined.
+        out[dataset] = clip(table, lo, hi, now_ms) if dataset != "hos_violations" else inside(table, "ts", lo, hi,
+                                                                                                now_ms)
+    return out
+
+
+def spool_month(connector: Any, fleet_id: str, month: str, now_ms: int, spool_dir: Path | None,
+                name: str) -> tuple[Spooled, int]:
+    """`month_tables` validated and spooled, as a pull worker does it (ingest.pull.slices); rows seen.
+
+    The daemon then declares the month's datasets replaced (`replace_month`) and adopts the spool:
+    what `HosPull.pull_month` does in one process, with the fetch and the decode out of the
+    daemon's (docs/scale.md: the HOS pull was a fifth of its Python CPU).
+    """
+    tables = month_tables(connector, month, now_ms)
+    spooled = Spooled.join(spool_batch(fleet_id, dataset, table, now_ms, spool_dir, f"{name}-{dataset}")
+                           for dataset, table in tables.items())
+    return spooled, sum(t.num_rows for t in tables.values())

@@ -35,8 +35,10 @@ from typing import Any
 import httpx
 
 from connectors.http import HeaderAuth, Limits, RetryPolicy
+from common.months import month_of_ms
 from connectors.providers import Connector, open_connector
-from ingest.pull import lookback
+from ingest.pull import hos_datasets, lookback
+from ingest.pull.streams import HOS
 from partitions.writer import Spooled, spool_batch
 
 
@@ -110,7 +112,13 @@ class SliceResult:
 def pull_and_spool(connector: Any, fleet_id: str, dataset: str, endpoint: str, fetch: str,
                    vehicle_id: str | None, start_ms: int, end_ms: int, now_ms: int, in_lookback: bool,
                    seen: lookback.Seen | None, spool_dir: Path | None, name: str) -> SliceResult:
-    """Fetch a slice (up to now), and unless it is an unchanged lookback slice, validate and spool it."""
+    """Fetch a slice (up to now), and unless it is an unchanged lookback slice, validate and spool it.
+
+    An HOS month (dataset `hos`, [start, end) its bounds) is fetched whole, its three datasets spooled together.
+    """
+    if dataset == HOS.dataset:
+        spooled, rows = hos_datasets.spool_month(connector, fleet_id, month_of_ms(start_ms), now_ms, spool_dir, name)
+        return SliceResult(name, spooled, rows)
     end = min(end_ms, now_ms)
     args = (vehicle_id, start_ms, end) if vehicle_id is not None else (start_ms, end)
     pulled = lookback.pull(connector, endpoint, fetch, args, in_lookback, seen)

@@ -46,6 +46,11 @@ class Stream:
 GPS = Stream("gps", "pings", "gps_slice", "vehicle", fetch="gps_fetch")
 EVENTS = Stream("events", "events", "events_slice", "fleet", EVENT_SLICE_MS, with_events=True, fetch="events_fetch")
 
+# Drivers' hours of service: a month is one task, pulled whole (ingest/pull/hos_datasets.py) and
+# checkpointed by month (`HosPull.stream`), not on a grid, so it is in no TSP's row below; the pull
+# runs it in a lane beside the month's slices, on the same workers.
+HOS = Stream("hos", "hos", "hos_month", "fleet")
+
 # Both TSPs serve the same two streams today; a TSP's row differs once its endpoints do.
 STREAMS: dict[str, tuple[Stream, ...]] = {
     "samsara": (GPS, EVENTS),
