@@ -153,3 +153,46 @@ def test_windows_committed_while_the_table_is_busy_share_one_transaction_and_eac
     with Manifest(tmp_path / "rebuilt.duckdb") as rebuilt:
         rebuild_raw(store, rebuilt)
         assert {f: rebuilt.raw_partition(f, "pings", "2025-03") for f in fleets} == parts
+
+
+def test_the_live_files_a_lake_keeps_from_its_commits_are_the_snapshots(store: ObjectStore, tmp_path: Path) -> None:
+    """A Lake plans its next group commit on the live files its last one left (not re-read from
+    the snapshot, an O(table) cost per commit): after partial commits that append and the
+    compaction that replaces, for two fleets, they are what a fresh reader of the log finds."""
+    from partitions import MonthWriter
+    from partitions.delta import _live
+
+    lake = lake_for(store)
+    with Manifest(tmp_path / "m.duckdb") as m:
+        write(store, m, [sim_table(simulator(), ["2025-02"], fleet_id="fleet-b")], tmp_path / "b", "fleet-b")
+        rows = sim_table(simulator(), ["2025-03"])
+        step = -(-rows.num_rows // 3)
+        with MonthWriter(store, m, "fleet-a", work_dir=tmp_path / "a", now_ms=1_800_000_000_000) as w:
+            for complete in ((), (), ("2025-03",)):
+                w.add(rows.slice(0, step))
+                rows = rows.slice(step)
+                w.commit(complete=complete)
+                fresh = DeltaTable(lake.uri(TABLE), storage_options=lake.storage_options)
+                version, kept = lake._kept[TABLE]
+                assert version == fresh.version() and kept == _live(fresh, TABLE)
+                assert ("fleet-b", "2025-02") in kept and ("fleet-a", "2025-03") in kept
+    assert len(kept[("fleet-a", "2025-03")]) == 1  # the last commit compacted the month's parts
+
+
+def test_a_window_another_writer_changed_is_read_again_before_this_lake_commits_it(
+        store: ObjectStore, tmp_path: Path) -> None:
+    """The live files a Lake keeps are used only while its own commit is the log's newest entry:
+    another writer's commit since (here: one that emptied February) is read, not overwritten blind."""
+    from partitions.delta import Lake
+    from partitions.schema import PING_SCHEMA
+
+    lake = lake_for(store)
+    with Manifest(tmp_path / "m.duckdb") as m:
+        write(store, m, [sim_table(simulator(), ["2025-02", "2025-03"])], tmp_path)
+    feb = lake.live_files(TABLE)[("fleet-a", "2025-02")]
+    assert TABLE in lake._kept  # what the next commit would plan on
+    assert Lake(store).commit_window(TABLE, PING_SCHEMA, "fleet-a", "2025-02", [], {}) is True
+    assert ("fleet-a", "2025-02") not in lake.live_files(TABLE)
+    # Planned on the kept files, February would still hold `feb`: a no-op, and February left empty.
+    assert lake.commit_window(TABLE, PING_SCHEMA, "fleet-a", "2025-02", feb, {}) is True
+    assert lake.live_files(TABLE)[("fleet-a", "2025-02")] == feb
