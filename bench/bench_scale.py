@@ -38,7 +38,8 @@ daemon running. On two cores (b) cannot show what a second process buys when the
 process needs about as much CPU as every pull worker together; (c) shows whether the part meant
 to scale does, and prints the daemon's process CPU from (b) beside it as the serial part.
 --profile DIR records the daemon's process with py-spy during the first run of each (raw
-stacks, DIR/<what>.raw).
+stacks, DIR/<what>.raw); --profile-gil samples only the thread holding the GIL, --profile-native
+adds the C frames (DuckDB, delta-rs, Arrow) under each Python call.
 
 With --replay the fleets are served by the replay TSP (sandbox/replay.py) in front of a sandbox
 process: a warm-up refresh renders every page once, the measured runs get them from the replay
@@ -145,6 +146,7 @@ def _drain(daemon: Daemon) -> None:
 
 
 PROFILE_GIL = [False]  # --profile-gil
+PROFILE_NATIVE = [False]  # --profile-native
 LAST_CPU = [0.0, 0.0]  # the daemon's CPU of the last _run: its process + its pull workers, then its process alone
 
 
@@ -156,6 +158,7 @@ def _py_spy(out: Path | None) -> Iterator[None]:
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     gil = ["--gil"] if PROFILE_GIL[0] else []  # only the thread holding the GIL: where the CPU goes, not the waits
+    gil += ["--native"] if PROFILE_NATIVE[0] else []  # C frames too: DuckDB, delta-rs and Arrow under a Python call
     spy = subprocess.Popen(["py-spy", "record", "-r", "200", "-f", "raw", "--threads", *gil, "-o", str(out),
                             "--pid", str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     FAKES.add(spy.pid)  # its CPU is not the daemon's
@@ -635,9 +638,11 @@ def main() -> None:
     ap.add_argument("--profile", type=Path, default=None, help="py-spy the daemon's process into this directory")
     ap.add_argument("--profile-gil", action="store_true", help="py-spy only the thread holding the GIL "
                     "(where the Python CPU goes; without it, every thread's samples, waits included)")
+    ap.add_argument("--profile-native", action="store_true", help="py-spy native frames too (DuckDB, delta-rs, Arrow)")
     args = ap.parse_args()
     PULL.update(pull_executor=args.pull_executor, pull_workers=args.pull_workers)
     PROFILE_GIL[0] = args.profile_gil
+    PROFILE_NATIVE[0] = args.profile_native
     if args.serve_sandbox:
         serve_sandbox(args.serve_sandbox)
         return
