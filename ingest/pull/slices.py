@@ -34,8 +34,8 @@ from typing import Any
 
 import httpx
 
-from connectors.http import HeaderAuth, Limits, RetryPolicy
 from common.months import month_of_ms
+from connectors.http import HeaderAuth, Limits, RetryPolicy
 from connectors.providers import Connector, open_connector
 from ingest.pull import hos_datasets, lookback
 from ingest.pull.streams import HOS
