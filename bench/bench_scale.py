@@ -148,6 +148,7 @@ def _drain(daemon: Daemon) -> None:
 PROFILE_GIL = [False]  # --profile-gil
 PROFILE_NATIVE = [False]  # --profile-native
 LAST_CPU = [0.0, 0.0]  # the daemon's CPU of the last _run: its process + its pull workers, then its process alone
+LAST_SYS = [0.0]  # of the daemon's process CPU in the last _run, the kernel's (fsync, futex hand-offs of its threads)
 
 
 @contextlib.contextmanager
@@ -203,6 +204,7 @@ def _run(settings, submit: Callable[[Pipeline], object], profile: Path | None = 
         with _py_spy(profile):
             threads0 = _thread_cpu()
             own0 = time.process_time()
+            sys0 = os.times().system
             c0 = own0 + _descendants_cpu()
             t0 = time.perf_counter()
             submit(daemon.pipeline)
@@ -210,6 +212,7 @@ def _run(settings, submit: Callable[[Pipeline], object], profile: Path | None = 
             took = time.perf_counter() - t0
             own1 = time.process_time()
             LAST_CPU[:] = [own1 + _descendants_cpu() - c0, own1 - own0]
+            LAST_SYS[0] = os.times().system - sys0
             if profile is not None:
                 print(f"  the daemon's process by thread: {_by_thread(threads0, _thread_cpu())}", flush=True)
         daemon.shutdown()
@@ -392,7 +395,8 @@ def _timed(sb: Sandbox, what: str, settings: Settings, submit: Callable[[Pipelin
     r1 = sb.replay_stats()
     fake_cpu, n, b = _fake(r0, r1)
     misses = r1["misses"] - r0["misses"]
-    print(f"  {what:<28} {wall:6.1f}s | daemon CPU {LAST_CPU[0]:5.1f}s (its process {LAST_CPU[1]:5.1f}s, pull "
+    print(f"  {what:<28} {wall:6.1f}s | daemon CPU {LAST_CPU[0]:5.1f}s (its process {LAST_CPU[1]:5.1f}s, "
+          f"{LAST_SYS[0]:4.1f}s of it the kernel's, pull "
           f"workers {LAST_CPU[0] - LAST_CPU[1]:5.1f}s) | replay CPU {fake_cpu:4.2f}s = "
           f"{fake_cpu / max(1, n) * 1e6:.0f} us/request, {fake_cpu / max(1, b) * 1e9:.1f} ms/MB ({n} requests, "
           f"{b / 1e6:.0f} MB{f', {misses} MISSES' if misses else ''}) | {load0} before, {_load()} after", flush=True)
