@@ -40,15 +40,14 @@ from common.months import month_bounds_ms, months_between
 from common.states import CommitStatus
 from connectors.http import Limits
 from connectors.samsara import VehicleInfo
-from ingest.pull.hos_datasets import DATASETS as HOS_DATASETS
-from ingest.pull.hos_datasets import HosPull
+from ingest.pull.hos_datasets import HosPull, land_month
 from ingest.pull.lookback import Seen
 from ingest.pull.slices import SliceResult, SliceTask, pull_and_spool
 from ingest.pull.streams import EVENT_SLICE_MS, EVENTS, GPS, HOS, Stream, streams_of
 from ingest.pull.workers import SLICE_LANES, PullWorkers, compact_in
 from partitions.manifest import Manifest
 from partitions.store import ObjectStore
-from partitions.writer import CommitResult, MonthWriter
+from partitions.writer import CommitResult, MonthWriter, Spooled
 
 log = logging.getLogger("fleetlake.pull")
 
@@ -403,18 +402,14 @@ def pull_fleet(connector: GpsConnector, store: ObjectStore, manifest: Manifest, 
                         if isinstance(r, _Flight):
                             queue.insert(0, r)
                             continue
-                        if f.stream is HOS and f.w.start_ms < now_ms:
-                            # pulled whole: the commit replaces the committed month, also with
-                            # nothing when the TSP has nothing left of it (hos_datasets.month_tables)
-                            for dataset in HOS_DATASETS:
-                                writer.replace_month(dataset, month)
-                        if r.spooled is not None:
-                            writer.adopt(r.spooled)
                         if opts.on_slice:
                             opts.on_slice(r)
                         if f.stream is HOS:
+                            land_month(writer, month, r.spooled or Spooled())
                             hos_fetched.append((month, r.fetched))  # checkpointed by the next commit
                             continue
+                        if r.spooled is not None:
+                            writer.adopt(r.spooled)
                         fetched.append((f.stream, f.name, f.w, r))
                         done_by[f.stream.dataset] += 1
                         if f.stream.dataset == "pings":

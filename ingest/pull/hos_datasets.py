@@ -21,6 +21,7 @@ same month into a writer in one process. Why a month is pulled whole:
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,13 +65,10 @@ class HosPull:
 
     def pull_month(self, connector: Any, writer: MonthWriter, month: str, now_ms: int) -> int:
         """Every HOS record of `month` (up to now) into the writer, cut to the month; rows seen."""
-        tables = month_tables(connector, month, now_ms)
-        for dataset, table in tables.items():
-            # pulled whole (only now that it was): the commit replaces the committed month, also
-            # with nothing when the TSP has nothing left of it
-            writer.replace_month(dataset, month)
-            writer.add_hos(dataset, table)
-        return sum(t.num_rows for t in tables.values())
+        spooled, rows = spool_month(connector, writer.fleet_id, month, now_ms, writer.spool_dir,
+                                    f"hos-{uuid.uuid4().hex}")
+        land_month(writer, month, spooled)
+        return rows
 
     def checkpoint(self, connector: Any, manifest: Manifest, fleet_id: str, month: str, rows: int,
                    now_ms: int) -> bool:
@@ -109,3 +107,12 @@ def spool_month(connector: Any, fleet_id: str, month: str, now_ms: int, spool_di
     spooled = Spooled.join(spool_batch(fleet_id, dataset, table, now_ms, spool_dir, f"{name}-{dataset}")
                            for dataset, table in tables.items())
     return spooled, sum(t.num_rows for t in tables.values())
+
+
+def land_month(writer: MonthWriter, month: str, spooled: Spooled) -> None:
+    """A month's `spool_month` into the writer: each dataset it pulled (whole, only now that it
+    was) replaces the committed month at the commit, also with nothing when the TSP has nothing
+    left of it."""
+    for dataset in spooled.accepted_hos:  # every dataset spooled, with 0 rows too (spool_split)
+        writer.replace_month(dataset, month)
+    writer.adopt(spooled)
