@@ -29,6 +29,7 @@ import numpy as np
 from common.months import month_bounds_ms  # noqa: F401 - re-exported for the sandbox's callers
 from geo.distance import EARTH_RADIUS_M, METERS_PER_MILE, haversine_m
 from sandbox.cities import CITIES, City
+from sandbox.day_store import DayStore
 from sandbox.gnss import Receiver, delivered, draw_receiver, position_error_m, reported_heading, reported_speed
 from sandbox.odometer import OdometerModel, calibration_on, draw_odometer, readings, reset_value
 from sandbox.sampling import event_based, time_based
@@ -256,8 +257,9 @@ def _month_key(ts_s: np.ndarray) -> np.ndarray:
 class FleetSimulator:
     """Lazily generated pings, events and ground truth of one simulated fleet."""
 
-    def __init__(self, spec: FleetSpec, cache_days: int = 256) -> None:
+    def __init__(self, spec: FleetSpec, cache_days: int = 256, shared: DayStore | None = None) -> None:
         self.spec = spec
+        self.shared = shared  # days generated once for every world of the process (sandbox/day_store.py)
         self.vehicles: tuple[Vehicle, ...] = tuple(self._make_vehicle(i) for i in range(spec.n_vehicles))
         self._cache: OrderedDict[tuple[int, int], DayTrack] = OrderedDict()
         self.cache_days = cache_days  # vehicle-days of tracks kept (a bench warming a whole fleet raises it)
@@ -415,7 +417,12 @@ class FleetSimulator:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        track = self._generate_day(v, day)
+        shared_key = (self.spec, v.index, day)
+        track = self.shared.get(shared_key) if self.shared is not None else None
+        if track is None:
+            track = self._generate_day(v, day)
+            if self.shared is not None:
+                self.shared.put(shared_key, track)
         with self._lock:
             self._cache[key] = track
             while len(self._cache) > self.cache_days:

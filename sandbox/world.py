@@ -11,6 +11,7 @@ import numpy as np
 
 from sandbox.clock import SandboxClock
 from sandbox.crew import Crew
+from sandbox.day_store import SHARED_DAYS
 from sandbox.faults import FaultPlan, chance
 from sandbox.quirks import Quirks
 from sandbox.ratelimit import RateLimiter
@@ -68,7 +69,7 @@ class SandboxWorld:
         self.config = config
         self.clock = SandboxClock(config.now)
         self.fleets = {f.spec.fleet_id: f for f in config.fleets}
-        self.sims = {f.spec.fleet_id: FleetSimulator(f.spec) for f in config.fleets}
+        self.sims = {f.spec.fleet_id: FleetSimulator(f.spec, shared=SHARED_DAYS) for f in config.fleets}
         self.credentials = {tsp: (f"{tsp}-sandbox-client", secrets.token_urlsafe(24)) for tsp in TSPS}
         self.authorities = {
             "samsara": TokenAuthority(self.clock, dict([self.credentials["samsara"]]),
