@@ -15,11 +15,11 @@ Either way the workers only *write files*; the daemon commits them (one writer p
 
 from __future__ import annotations
 
-import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Protocol, TypeVar
 
 from common.errors import ConfigError
+from ingest.wiring.forkserver import forkserver_context
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -46,8 +46,7 @@ class LocalPool:
     remote = False
 
     def __init__(self, workers: int, preload: list[str]) -> None:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(preload)
+        ctx = forkserver_context(preload)
         self._pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx)
 
     def submit(self, fn: Callable[[A], R], arg: A) -> Future[R]:

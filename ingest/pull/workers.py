@@ -22,7 +22,6 @@ task resubmitted like a slice; nothing is committed before the file is whole.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Callable, Protocol
 
 from common.errors import ConfigError
 from ingest.pull.slices import SliceFailure, SliceResult, SliceTask, run_slice
+from ingest.wiring.forkserver import forkserver_context
 from partitions.writer import compact_parts
 
 PULL_EXECUTORS = ("thread", "process", "ray")
@@ -148,8 +148,7 @@ class ProcessWorkers:
         self.threads = max(1, threads)
         self.slots = self.workers * self.threads
         self.restarts = 0
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["ingest.pull.slices"])
+        self._ctx = forkserver_context(["ingest.pull.slices"])
         self._lock = threading.Lock()
         self._closed = False
         self._procs: list[_Proc] = []

@@ -1,0 +1,30 @@
+"""The one forkserver the daemon's worker processes are forked from, with what they import loaded once.
+
+A forked child of the forkserver first re-runs the parent's main module as `__mp_main__`
+(multiprocessing's spawn preparation). Under `python -m ingest.surfaces.cli run` or the
+`fleetlake` script that is the CLI with every import it makes; unless the server has loaded
+them, every worker (and every replacement of a dead one) imported them again, a second of CPU
+each. So the server also preloads the main module: by name when it was run with -m (the server
+does not load those itself), and as `__main__` when it was run as a script. The child's re-run
+then finds its imports in place and costs only the module's own body.
+
+The forkserver is one per process: the first context to start it fixes its preload, so every
+caller names everything its workers need.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Iterable
+from multiprocessing.context import ForkServerContext
+
+
+def forkserver_context(preload: Iterable[str]) -> ForkServerContext:
+    ctx = multiprocessing.get_context("forkserver")
+    names = [*preload, "__main__"]
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        names.append(spec.name)
+    ctx.set_forkserver_preload(names)
+    return ctx
