@@ -19,4 +19,9 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"
+# Python's default of caching compiled modules (in __pycache__, ignored by git), whatever the
+# environment says: with PYTHONDONTWRITEBYTECODE set, each of the suite's few hundred processes
+# (CLI commands, daemons, workers) compiled the project again, and each pytest worker rewrote
+# every test file's asserts again; measured, collecting the suite took 11.0 s of CPU against 4.3 s.
+unset PYTHONDONTWRITEBYTECODE
 cd "$root"
