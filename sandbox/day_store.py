@@ -14,24 +14,29 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Hashable
+from collections.abc import Hashable, Sequence
+from typing import Any, Generic, TypeVar
 
-if TYPE_CHECKING:
-    from sandbox.simulator import DayTrack
+import numpy as np
+
+T = TypeVar("T")
 
 DEFAULT_BYTES = 512 * 2**20  # the pings of about 1,200 vehicle-days at 5 s
 
 
-class DayStore:
-    """A thread-safe LRU of vehicle-days keyed by (spec, vehicle index, day), bounded in bytes."""
+class DayStore(Generic[T]):
+    """A thread-safe LRU of vehicle-days keyed by (spec, vehicle index, day), bounded in bytes.
+
+    It knows a day only by the arrays it is given with it (the simulator's DayTrack holds them;
+    naming that type here would make the simulator and its store import each other)."""
 
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._days: OrderedDict[Hashable, tuple[DayTrack, int]] = OrderedDict()
+        self._days: OrderedDict[Hashable, tuple[T, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> DayTrack | None:
+    def get(self, key: Hashable) -> T | None:
         with self._lock:
             hit = self._days.get(key)
             if hit is None:
@@ -39,9 +44,7 @@ class DayStore:
             self._days.move_to_end(key)
             return hit[0]
 
-    def put(self, key: Hashable, track: DayTrack) -> None:
-        p = track.pings
-        arrays = (p.ts_ms, p.lat, p.lon, p.speed_mph, p.heading_deg, p.odometer_mi)
+    def put(self, key: Hashable, track: T, arrays: Sequence[np.ndarray]) -> None:
         for a in arrays:
             a.flags.writeable = False
         size = sum(a.nbytes for a in arrays)
@@ -58,4 +61,4 @@ class DayStore:
         return len(self._days)
 
 
-SHARED_DAYS = DayStore()
+SHARED_DAYS: DayStore[Any] = DayStore()

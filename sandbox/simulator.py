@@ -257,7 +257,7 @@ def _month_key(ts_s: np.ndarray) -> np.ndarray:
 class FleetSimulator:
     """Lazily generated pings, events and ground truth of one simulated fleet."""
 
-    def __init__(self, spec: FleetSpec, cache_days: int = 256, shared: DayStore | None = None) -> None:
+    def __init__(self, spec: FleetSpec, cache_days: int = 256, shared: DayStore[DayTrack] | None = None) -> None:
         self.spec = spec
         self.shared = shared  # days generated once for every world of the process (sandbox/day_store.py)
         self.vehicles: tuple[Vehicle, ...] = tuple(self._make_vehicle(i) for i in range(spec.n_vehicles))
@@ -422,7 +422,8 @@ class FleetSimulator:
         if track is None:
             track = self._generate_day(v, day)
             if self.shared is not None:
-                self.shared.put(shared_key, track)
+                p = track.pings
+                self.shared.put(shared_key, track, (p.ts_ms, p.lat, p.lon, p.speed_mph, p.heading_deg, p.odometer_mi))
         with self._lock:
             self._cache[key] = track
             while len(self._cache) > self.cache_days:
