@@ -19,6 +19,22 @@ def test_ports_come_from_the_band_the_kernel_never_hands_out() -> None:
     assert not any(p in ports.RAY_WORKER_PORTS for p in chosen)
 
 
+def test_each_xdist_worker_draws_from_a_share_of_the_band_no_other_worker_draws_from(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "6")
+    shares = []
+    for i in range(6):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{i}")
+        shares.append(ports.quiet_band())
+        assert all(p in shares[-1] for p in ports.free_ports(20))
+    for i, a in enumerate(shares):
+        assert len(a) >= 1000
+        for b in shares[i + 1:]:
+            assert not set(a) & set(b)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    assert all(set(share) <= set(ports.quiet_band()) for share in shares)  # outside xdist: the whole band
+
+
 def test_a_weed_whose_port_was_taken_is_started_again_on_fresh_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     squatter = socket.socket()  # bound, not listening: weed cannot bind it, and nothing answers on it
     squatter.bind(("127.0.0.1", 0))

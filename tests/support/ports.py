@@ -5,11 +5,14 @@ range it draws the source port of every outgoing connection from. Between our ch
 and a server binding it, any connection another xdist worker opens can take it (CI once lost the
 session's SeaweedFS that way: weed exited 255 and 26 tests errored). So ports are drawn at random
 from below the ephemeral range and above Ray's worker range, where the kernel never allocates, and
-only fall back to the kernel's choice when that band is too narrow.
+only fall back to the kernel's choice when that band is too narrow. Each xdist worker draws from
+its own share of the band: two workers drawing from all of it at the same moment could pick the
+same port (a daemon once found its HTTP port taken by another worker's server).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -29,7 +32,17 @@ def _ephemeral_start() -> int:
 def quiet_band() -> range:
     """Ports no kernel allocation will hand to anyone else: empty when the band is too narrow."""
     band = range(_QUIET_FLOOR, _ephemeral_start())
-    return band if len(band) >= _MIN_BAND else range(0)
+    return _worker_share(band) if len(band) >= _MIN_BAND else range(0)
+
+
+def _worker_share(band: range) -> range:
+    """This pytest-xdist worker's slice of `band` (all of it outside xdist)."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(count) > 1):
+        return band
+    size = len(band) // int(count)
+    start = band.start + int(worker[2:]) * size
+    return range(start, start + size)
 
 
 def _bound(port: int) -> socket.socket | None:
