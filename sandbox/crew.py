@@ -40,6 +40,9 @@ NOBODY_SHARE = 0.03  # days a truck is driven with nobody logged in
 LATE_LOGIN_SHARE = 0.06  # days the first stretch is claimed later, by a log edit
 EDIT_DELAY_DAYS = (1, 10)  # the edit becomes visible this many days after the day's block ends
 HISTORY_PAD_DAYS = 9  # duty statuses read before a month so shifts and cycles carry into it
+# After this long past a month's end, every log edit of its days (and of the pad before it) is
+# visible, so what the TSP knows of the month is what is finally known: its violations are kept.
+SETTLED_AFTER_S = (EDIT_DELAY_DAYS[1] + 4) * DAY_S
 # Invented names, drawn per fleet (seeded): a fleet's drivers are people with names of their own,
 # so a test can tell one fleet's from another's (an off-boarded fleet's must leave no trace).
 FIRST_NAMES = ("Ava", "Ben", "Carla", "Dmitri", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal", "Kofi", "Lena",
@@ -120,6 +123,7 @@ class Crew:
         self.drivers = tuple(drivers)
         self._days: dict[tuple[int, int, bool], CrewDay] = {}
         self._stretches: dict[tuple[int, int], tuple[Stretch, ...]] = {}
+        self._settled: dict[tuple[int, str], list[Violation]] = {}  # violations of settled months
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- one vehicle-day
@@ -219,6 +223,18 @@ class Crew:
         and the ground truth are the same computation.
         """
         lo, hi = (x // 1000 for x in month_bounds_ms(month))
+        if now_s is not None and now_s < hi + SETTLED_AFTER_S:
+            return self._violations(driver, lo, hi, now_s)
+        key = (driver, month)  # settled: the same answer for every later now_s, so computed once
+        with self._lock:
+            hit = self._settled.get(key)
+        if hit is None:
+            hit = self._violations(driver, lo, hi, None)
+            with self._lock:
+                self._settled[key] = hit
+        return list(hit)
+
+    def _violations(self, driver: int, lo: int, hi: int, now_s: int | None) -> list[Violation]:
         duties = self.duties(driver, lo - HISTORY_PAD_DAYS * DAY_S, hi, now_s)
         offset = self.sim.vehicles[self.drivers[driver].home_vehicle].home.utc_offset_h
         cut = hi if now_s is None else min(hi, now_s)

@@ -25,7 +25,7 @@ from ingest.pull.hos_datasets import HosPull
 from partitions import Manifest, read_month
 from partitions.store import LocalStore
 from partitions.writer import MonthWriter
-from sandbox.crew import driver_truth
+from sandbox.crew import SETTLED_AFTER_S, driver_truth
 from sandbox.groundtruth import month_table
 from sandbox.hos_routes import motive_driver_id, samsara_driver_id
 from sandbox.server import SandboxServer
@@ -108,3 +108,17 @@ def test_hos_violation_counts_equal_the_truth(landed) -> None:  # type: ignore[n
             if k not in ("miles", "driving_s")}
     assert want, "the simulated driving broke some rules"
     assert found == want
+
+
+def test_a_month_is_settled_only_once_every_edit_of_it_is_visible(landed) -> None:  # type: ignore[no-untyped-def]
+    # The sandbox serves a settled month's violations from the final ones, computed once; that
+    # holds only if, one second before it counts as settled, what is known already is final.
+    _, _, crew = landed
+    lo, hi = (x // 1000 for x in month_bounds_ms(MONTH))
+    just_before = hi + SETTLED_AFTER_S - 1
+    edits = [cd.edit.visible_s for v in crew.sim.vehicles for day in crew.days_of(v, lo - 10 * 86_400, hi)
+             if (cd := crew.day(v, day)).edit is not None]
+    assert edits and max(edits) > hi, "some of the month's days are edited after it ends"
+    assert max(edits) <= just_before
+    for d in crew.drivers:
+        assert crew.violations(d.index, MONTH, just_before) == crew.violations(d.index, MONTH, None), d
