@@ -20,7 +20,7 @@ def sandbox_config(**overrides: object) -> SandboxConfig:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as c:
+    with loopback.client(timeout=30) as c:
         yield c
 
 
@@ -36,6 +36,7 @@ import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from partitions.store import ObjectStore, open_store  # noqa: E402
+from tests.support import loopback
 from tests.support import seaweed as _seaweed  # noqa: E402
 
 

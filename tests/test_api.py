@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 import schemathesis
 import uvicorn
@@ -31,6 +30,7 @@ from ingest.surfaces.api import OPENAPI, create_app
 from ingest.wiring.settings import load_settings
 from partitions import Manifest
 from partitions.store import LocalStore
+from tests.support import loopback
 from tests.support.ports import free_port
 
 TOKEN = "api-test-token-" + "x" * 16
@@ -77,36 +77,36 @@ def _auth(token: str = TOKEN) -> dict[str, str]:
 
 def test_health_and_metrics_are_open_everything_else_needs_the_token(api) -> None:
     base, _ = api
-    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-    assert "fleetlake_api_requests" in httpx.get(f"{base}/metrics").text
+    assert loopback.get(f"{base}/healthz").json() == {"status": "ok"}
+    assert "fleetlake_api_requests" in loopback.get(f"{base}/metrics").text
     for headers in ({}, _auth("wrong"), {"Authorization": TOKEN}, {"Authorization": "Basic abc"}):
-        r = httpx.get(f"{base}/fleets", headers=headers)
+        r = loopback.get(f"{base}/fleets", headers=headers)
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", headers
         assert "token" in r.json()["error"]
-    assert httpx.get(f"{base}/fleets", headers=_auth()).json()[0]["fleet_id"] == "acme-freight"
+    assert loopback.get(f"{base}/fleets", headers=_auth()).json()[0]["fleet_id"] == "acme-freight"
 
 
 def test_unknown_and_malformed_fleets_get_clear_4xx(api) -> None:
     base, daemon = api
-    r = httpx.get(f"{base}/fleets/nobody/status", headers=_auth())
+    r = loopback.get(f"{base}/fleets/nobody/status", headers=_auth())
     assert r.status_code == 404 and "unknown fleet nobody" in r.json()["error"]
     for bad in ("-x", "a.b", "x" * 80, "%20"):
-        r = httpx.post(f"{base}/fleets/{bad}/backfill", headers=_auth())
+        r = loopback.post(f"{base}/fleets/{bad}/backfill", headers=_auth())
         assert r.status_code in (400, 404) and "error" in r.json(), bad
-    assert httpx.post(f"{base}/fleets/a.b/backfill", headers=_auth()).status_code == 400
-    r = httpx.post(f"{base}/fleets/acme-freight/backfill", headers=_auth())
+    assert loopback.post(f"{base}/fleets/a.b/backfill", headers=_auth()).status_code == 400
+    r = loopback.post(f"{base}/fleets/acme-freight/backfill", headers=_auth())
     assert r.status_code == 202 and r.json()["queued"] is True
-    assert httpx.post(f"{base}/fleets/acme-freight/backfill", headers=_auth()).json()["queued"] is False
+    assert loopback.post(f"{base}/fleets/acme-freight/backfill", headers=_auth()).json()["queued"] is False
     assert daemon.queue.snapshot().queued == ("backfill:acme-freight",)
-    assert httpx.get(f"{base}/fleets/acme-freight/features", params={"month": "2025-13"},
+    assert loopback.get(f"{base}/fleets/acme-freight/features", params={"month": "2025-13"},
                      headers=_auth()).status_code == 400
 
 
 def test_the_oauth_callback_refuses_bad_requests(api) -> None:
     base, _ = api
-    assert httpx.get(f"{base}/oauth/nosuch/callback").status_code == 404
+    assert loopback.get(f"{base}/oauth/nosuch/callback").status_code == 404
     # No TSP is configured in this test app: even a plausible callback is refused clearly.
-    r = httpx.get(f"{base}/oauth/samsara/callback", params={"code": "c", "state": "forged"})
+    r = loopback.get(f"{base}/oauth/samsara/callback", params={"code": "c", "state": "forged"})
     assert r.status_code == 404 and "samsara" in r.json()["error"]
 
 
@@ -115,9 +115,9 @@ def test_without_a_configured_token_the_api_refuses_everything(tmp_path: Path) -
     port = free_port()
     server, t = _serve(create_app(service, None), port)
     try:
-        r = httpx.get(f"http://127.0.0.1:{port}/fleets", headers=_auth())
+        r = loopback.get(f"http://127.0.0.1:{port}/fleets", headers=_auth())
         assert r.status_code == 401 and "FLEETLAKE_API_TOKEN" in r.json()["error"]
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["ready"] is True
+        assert loopback.get(f"http://127.0.0.1:{port}/readyz").json()["ready"] is True
     finally:
         server.should_exit = True
         t.join(10)
@@ -133,9 +133,9 @@ def test_no_answer_shows_an_internal_path_from_a_fleet_error_or_a_work_record(ap
     assert daemon.queue.submit(work) and daemon.queue.take() == work
     daemon.queue.finished(work, WorkRecord(WorkOutcome.ERROR, f"FileNotFoundError: [Errno 2] No such file: '{spool}' "
                                                               f"in {daemon.app.store.url}"))
-    fleets = httpx.get(f"{base}/fleets", headers=_auth()).text
-    status = httpx.get(f"{base}/fleets/acme-freight/status", headers=_auth()).text
-    record = httpx.get(f"{base}/work", headers=_auth()).json()["last"]["backfill:acme-freight"]
+    fleets = loopback.get(f"{base}/fleets", headers=_auth()).text
+    status = loopback.get(f"{base}/fleets/acme-freight/status", headers=_auth()).text
+    record = loopback.get(f"{base}/work", headers=_auth()).json()["last"]["backfill:acme-freight"]
     for text in (fleets, status, record):
         assert str(tmp_path) not in text and "fleetlake-writer" not in text and "file://" not in text, text
     assert "<internal>" in record and record.startswith("error: FileNotFoundError"), record

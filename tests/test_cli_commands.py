@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 from cryptography.fernet import Fernet
 
 from ingest.flows.registry import active_flows
 from sandbox.server import SandboxServer
+from tests.support import loopback
 from tests.support.cli import run_cli
 
 
@@ -23,7 +23,7 @@ def test_connect_backfill_status_and_features(sandbox: SandboxServer, tmp_path: 
     r = run_cli(env, "connect", "samsara", "--fleet", "acme-freight")
     assert r.returncode == 0, r.stderr
     url = r.stdout.strip()
-    location = httpx.get(url).headers["location"]
+    location = loopback.get(url).headers["location"]
     assert location.startswith("http://127.0.0.1:8080/oauth/samsara/callback?")
     q = parse_qs(urlparse(location).query)
     # A forged state is refused, naming the problem, without a traceback.

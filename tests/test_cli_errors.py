@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.cli import run_cli
 from tests.support.daemon import DaemonProcess
 from tests.support.ports import free_port
@@ -46,7 +47,7 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
                "FLEETLAKE_API_TOKEN": TOKEN, "FLEETLAKE_HTTP_PORT": str(free_port())}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         url = run_cli(env, "connect", "samsara", "--fleet", FLEET).stdout.strip()
-        q = httpx.URL(httpx.get(url + f"&fleet={FLEET}").headers["location"]).params
+        q = httpx.URL(loopback.get(url + f"&fleet={FLEET}").headers["location"]).params
         assert run_cli(env, "connect", "samsara", "--fleet", FLEET, f"--code={q['code']}",
                        f"--state={q['state']}").returncode == 0
         r = run_cli(env, "backfill", FLEET)

@@ -25,6 +25,7 @@ from ingest.wiring.settings import load_settings
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess
 from tests.support.ports import free_port
 
@@ -51,7 +52,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[DaemonProcess, httpx.Client]]:
 
 
 def _api(d: DaemonProcess) -> httpx.Client:
-    return httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    return loopback.client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
 
 
 def _consent_url(api: httpx.Client, tsp: str, fleet: str, relink: bool = False) -> httpx.Response:
@@ -60,7 +61,7 @@ def _consent_url(api: httpx.Client, tsp: str, fleet: str, relink: bool = False) 
 
 def _approve(consent_url: str) -> str:
     """The sandbox user approves: the TSP's redirect back to the daemon, with a fresh code each time."""
-    r = httpx.get(consent_url)
+    r = loopback.get(consent_url)
     assert r.status_code == 302, r.text
     return r.headers["location"]
 
@@ -69,16 +70,16 @@ def test_a_replayed_state_is_refused_even_with_a_fresh_code(daemon) -> None:
     d, api = daemon
     url = _consent_url(api, "samsara", "acme-freight").json()["consent_url"]
     first = _approve(url)
-    assert httpx.get(first).status_code == 200
+    assert loopback.get(first).status_code == 200
     # The same consent link approved again: a new, valid code with the used state.
     replay = _approve(url)
     assert httpx.URL(replay).params["code"] != httpx.URL(first).params["code"]
-    r = httpx.get(replay)
+    r = loopback.get(replay)
     assert r.status_code == 400 and "used already" in r.json()["error"]
     # A re-link link passes the "already connected" check, so only its used nonce refuses a replay.
     relink = _consent_url(api, "samsara", "acme-freight", relink=True).json()["consent_url"]
-    assert httpx.get(_approve(relink)).status_code == 200
-    r = httpx.get(_approve(relink))
+    assert loopback.get(_approve(relink)).status_code == 200
+    r = loopback.get(_approve(relink))
     assert r.status_code == 400 and "used already" in r.json()["error"]
     state = httpx.URL(replay).params["state"]
     log = d.log.read_text()
@@ -89,25 +90,25 @@ def test_a_connected_fleet_takes_a_new_consent_only_when_a_relink_was_asked(daem
     d, api = daemon
     # Two links issued while the fleet was new; the second is completed after the first.
     early = [_consent_url(api, "samsara", "acme-freight").json()["consent_url"] for _ in range(2)]
-    assert httpx.get(_approve(early[0])).status_code == 200
-    r = httpx.get(_approve(early[1]))
+    assert loopback.get(_approve(early[0])).status_code == 200
+    r = loopback.get(_approve(early[1]))
     assert r.status_code == 400 and "already connected" in r.json()["error"]
     r = _consent_url(api, "samsara", "acme-freight")
     assert r.status_code == 409 and "--relink" in r.json()["error"]
     relink = _consent_url(api, "samsara", "acme-freight", relink=True)
     assert relink.status_code == 200 and relink.json()["relink"] is True
-    r = httpx.get(_approve(relink.json()["consent_url"]))
+    r = loopback.get(_approve(relink.json()["consent_url"]))
     assert r.status_code == 200 and "acme-freight" in r.text
 
 
 def test_a_state_for_one_tsp_is_refused_by_the_other(daemon) -> None:
     d, api = daemon
     redirect = _approve(_consent_url(api, "samsara", "acme-freight").json()["consent_url"])
-    r = httpx.get(redirect.replace("/oauth/samsara/", "/oauth/motive/"))
+    r = loopback.get(redirect.replace("/oauth/samsara/", "/oauth/motive/"))
     assert r.status_code == 400 and "another TSP" in r.json()["error"]
     assert api.get("/fleets").json() == []
     # Refused before it was used: the right TSP still accepts it.
-    assert httpx.get(redirect).status_code == 200
+    assert loopback.get(redirect).status_code == 200
 
 
 def test_malformed_and_forged_states_get_400(daemon) -> None:
@@ -115,7 +116,7 @@ def test_malformed_and_forged_states_get_400(daemon) -> None:
     key = state_key(load_settings(token_key=d.env["FLEETLAKE_TOKEN_KEY"]))
     for payload in ("samsara.acme-freight.soon.nonce.n", "samsara.acme-freight.99999999999", "samsara...."):
         mac = base64.urlsafe_b64encode(hmac.new(key, payload.encode(), hashlib.sha256).digest()[:18]).decode()
-        r = httpx.get(f"{d.base}/oauth/samsara/callback", params={"code": "c", "state": f"{payload}.{mac}"})
+        r = loopback.get(f"{d.base}/oauth/samsara/callback", params={"code": "c", "state": f"{payload}.{mac}"})
         assert r.status_code == 400 and "malformed" in r.json()["error"], payload
-    r = httpx.get(f"{d.base}/oauth/samsara/callback", params={"code": "c", "state": "samsara.x.1.n.n.forged"})
+    r = loopback.get(f"{d.base}/oauth/samsara/callback", params={"code": "c", "state": "samsara.x.1.n.n.forged"})
     assert r.status_code == 400 and "not issued" in r.json()["error"]

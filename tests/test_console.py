@@ -36,6 +36,7 @@ from ingest.wiring.settings import load_settings
 from partitions import Manifest
 from partitions.manifest import FlowRun
 from partitions.store import LocalStore
+from tests.support import loopback
 from tests.support.ports import free_port
 from tests.test_api import _serve
 
@@ -70,7 +71,7 @@ def _console(tmp_path: Path, **overrides: Any) -> Iterator[tuple[str, Daemon]]:
 
 @contextmanager
 def _login(base: str, password: str = PASSWORD) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base, timeout=30) as c:
+    with loopback.client(base_url=base, timeout=30) as c:
         r = c.post("/ui/login", data={"password": password, "next": "/"}, headers={"Origin": base})
         assert r.status_code == 303, r.text
         yield c
@@ -88,23 +89,23 @@ FLEET_PAGES = ["/", "/ui/fleets/acme-freight", "/ui/fleets/acme-freight/features
 def test_every_page_without_a_session_goes_to_the_login_and_shows_no_fleet(console) -> None:
     base, _ = console
     for path in FLEET_PAGES:
-        r = httpx.get(base + path)
+        r = loopback.get(base + path)
         assert r.status_code == 303 and r.headers["location"].startswith("/ui/login?next="), path
         assert "acme" not in r.text
-    login = httpx.get(base + "/ui/login")
+    login = loopback.get(base + "/ui/login")
     assert login.status_code == 200 and "acme" not in login.text and "bluebird" not in login.text
-    assert httpx.get(base + "/healthz").status_code == 200  # health stays open
+    assert loopback.get(base + "/healthz").status_code == 200  # health stays open
 
 
 def test_the_console_password_logs_in_with_a_strict_httponly_cookie_and_the_api_token_does_not(console) -> None:
     base, _ = console
     for wrong in ("wrong", TOKEN):  # guessing the console must not guess the JSON API's token
-        r = httpx.post(base + "/ui/login", data={"password": wrong, "next": "/"}, headers={"Origin": base})
+        r = loopback.post(base + "/ui/login", data={"password": wrong, "next": "/"}, headers={"Origin": base})
         assert r.status_code == 401 and COOKIE not in r.headers.get("set-cookie", ""), wrong
     with _login(base) as c:
         r = c.get("/")
         assert r.status_code == 200 and "acme-freight" in r.text and "bluebird-logistics" in r.text
-    raw = httpx.post(base + "/ui/login", data={"password": PASSWORD}, headers={"Origin": base}).headers["set-cookie"]
+    raw = loopback.post(base + "/ui/login", data={"password": PASSWORD}, headers={"Origin": base}).headers["set-cookie"]
     assert "HttpOnly" in raw and "SameSite=strict" in raw.replace("Strict", "strict") and "Path=/" in raw
 
 
@@ -123,9 +124,9 @@ def test_a_forged_or_tampered_session_cookie_is_refused(console) -> None:
         base64.urlsafe_b64encode(b'{"sid":"admin","exp":9999999999}').decode() + ".c2ln",
     ]
     for value in forged:
-        r = httpx.get(base + "/", cookies={COOKIE: value})
+        r = loopback.get(base + "/", cookies={COOKIE: value})
         assert r.status_code == 303 and "acme" not in r.text, value
-    assert httpx.get(base + "/", cookies={COOKIE: real}).status_code == 200  # the genuine one works
+    assert loopback.get(base + "/", cookies={COOKIE: real}).status_code == 200  # the genuine one works
 
 
 def test_a_cross_site_post_is_refused_without_the_token_or_from_another_origin(console) -> None:
@@ -150,13 +151,13 @@ def _refuse_cross_site_posts(base: str, daemon: Daemon, c: httpx.Client) -> None
         assert r.status_code == 403, (data, headers)
     assert daemon.queue.snapshot().queued == ()  # nothing reached the work queue
     # Without a session even the right token is refused (a cookie is what SameSite keeps home).
-    assert httpx.post(base + url, data={"csrf": token}, headers={"Origin": base}).status_code == 403
+    assert loopback.post(base + url, data={"csrf": token}, headers={"Origin": base}).status_code == 403
     # The same form from our own page goes through.
     r = c.post(url, data={"csrf": token}, headers={"Origin": base})
     assert r.status_code == 303 and r.headers["location"] == "/ui/fleets/acme-freight?queued=refresh"
     assert daemon.queue.snapshot().queued == ("refresh:acme-freight",)
     # A login from another site is refused too (no login CSRF).
-    assert httpx.post(base + "/ui/login", data={"password": PASSWORD},
+    assert loopback.post(base + "/ui/login", data={"password": PASSWORD},
                       headers={"Origin": "https://evil.example"}).status_code == 403
 
 
@@ -166,7 +167,7 @@ def test_after_logout_the_old_cookie_is_refused(console) -> None:
         cookie = c.cookies[COOKIE]
         r = c.post("/ui/logout", data={"csrf": _csrf(c)}, headers={"Origin": base})
         assert r.status_code == 303 and r.headers["location"] == "/ui/login"
-    assert httpx.get(base + "/", cookies={COOKIE: cookie}).status_code == 303  # a copied cookie died too
+    assert loopback.get(base + "/", cookies={COOKIE: cookie}).status_code == 303  # a copied cookie died too
 
 
 def test_without_a_console_password_nobody_logs_in_and_the_page_names_the_setting(tmp_path: Path) -> None:
@@ -179,10 +180,10 @@ def test_without_a_console_password_nobody_logs_in_and_the_page_names_the_settin
         server, t = _serve(create_app(app), port)
         try:
             base = f"http://127.0.0.1:{port}"
-            page = httpx.get(base + "/ui/login").text
+            page = loopback.get(base + "/ui/login").text
             assert "console is disabled" in page and "FLEETLAKE_CONSOLE_PASSWORD" in page
             for guess in ("", "None", "null", TOKEN):
-                r = httpx.post(base + "/ui/login", data={"password": guess}, headers={"Origin": base})
+                r = loopback.post(base + "/ui/login", data={"password": guess}, headers={"Origin": base})
                 assert r.status_code == 403 and "FLEETLAKE_CONSOLE_PASSWORD" in r.text
                 assert COOKIE not in r.headers.get("set-cookie", "")
         finally:
@@ -215,7 +216,7 @@ def test_a_value_that_could_not_be_measured_is_marked_never_drawn_as_zero() -> N
 def test_the_console_ships_its_templates_and_static_files(console) -> None:
     base, _ = console
     for asset, kind in (("/ui/static/console.css", "text/css"), ("/ui/static/console.js", "javascript")):
-        r = httpx.get(base + asset)
+        r = loopback.get(base + asset)
         assert r.status_code == 200 and kind in r.headers["content-type"]
 
 
@@ -234,9 +235,9 @@ def test_behind_a_trusted_https_proxy_the_login_and_forms_pass_the_origin_check(
     login = {"password": PASSWORD, "next": "/"}
     # Not trusted (the default): the forwarded headers are not believed, and the Origin is another site's.
     with _console(tmp_path / "a") as (base, _):
-        assert httpx.post(base + "/ui/login", data=login, headers=proxy).status_code == 403
+        assert loopback.post(base + "/ui/login", data=login, headers=proxy).status_code == 403
     with _console(tmp_path / "b", trusted_proxies="127.0.0.1") as (base, daemon):
-        with httpx.Client(base_url=base, headers=proxy) as c:
+        with loopback.client(base_url=base, headers=proxy) as c:
             r = c.post("/ui/login", data=login)
             assert r.status_code == 303, r.text
             r = c.post("/ui/fleets/acme-freight/refresh", data={"csrf": _csrf(c)})
@@ -252,16 +253,16 @@ def test_behind_a_trusted_https_proxy_the_login_and_forms_pass_the_origin_check(
 def test_an_origin_equal_to_the_public_urls_is_our_own(tmp_path: Path) -> None:
     # A proxy that forwards nothing (or is not trusted): FLEETLAKE_PUBLIC_URL names the browser's origin.
     with _console(tmp_path, public_url="https://fleets.example.com:443/fleetlake") as (base, _):
-        r = httpx.post(base + "/ui/login", data={"password": PASSWORD}, headers={"Origin": "https://fleets.example.com"})
+        r = loopback.post(base + "/ui/login", data={"password": PASSWORD}, headers={"Origin": "https://fleets.example.com"})
         assert r.status_code == 303
-        r = httpx.post(base + "/ui/login", data={"password": PASSWORD}, headers={"Origin": "https://example.com"})
+        r = loopback.post(base + "/ui/login", data={"password": PASSWORD}, headers={"Origin": "https://example.com"})
         assert r.status_code == 403
 
 
 def test_a_trusted_proxys_client_address_keys_the_lock_so_one_guesser_locks_only_itself(tmp_path: Path) -> None:
     with _console(tmp_path, trusted_proxies=["127.0.0.0/8"]) as (base, _):
         def login(password: str, client: str) -> httpx.Response:
-            return httpx.post(base + "/ui/login", data={"password": password},
+            return loopback.post(base + "/ui/login", data={"password": password},
                               headers={"Origin": base, **_via(f"198.51.100.9, {client}")})
 
         statuses = [login(f"guess-{i}", "203.0.113.66").status_code for i in range(11)]
@@ -273,7 +274,7 @@ def test_a_trusted_proxys_client_address_keys_the_lock_so_one_guesser_locks_only
 def test_guesses_from_many_addresses_close_the_login_except_to_one_that_logged_in_before(tmp_path: Path) -> None:
     with _console(tmp_path, trusted_proxies="127.0.0.1") as (base, _):
         def login(password: str, client: str) -> httpx.Response:
-            return httpx.post(base + "/ui/login", data={"password": password},
+            return loopback.post(base + "/ui/login", data={"password": password},
                               headers={"Origin": base, **_via(client)})
 
         assert login(PASSWORD, "192.0.2.10").status_code == 303  # the operator, earlier
@@ -287,17 +288,17 @@ def test_guesses_from_many_addresses_close_the_login_except_to_one_that_logged_i
 def test_a_trusted_proxys_user_header_signs_in_and_only_from_the_proxy(tmp_path: Path) -> None:
     header = {"X-Forwarded-User": "alice@insurer.example"}
     with _console(tmp_path / "a", trusted_proxies="127.0.0.1", console_auth_header="X-Forwarded-User") as (base, d):
-        with httpx.Client(base_url=base, headers=header) as c:
+        with loopback.client(base_url=base, headers=header) as c:
             r = c.get("/")
             assert r.status_code == 200 and "acme-freight" in r.text and "signed in as alice@insurer.example" in r.text
             assert COOKIE not in r.headers.get("set-cookie", "")
             r = c.post("/ui/fleets/acme-freight/refresh", data={"csrf": _csrf(c)}, headers={"Origin": base})
             assert r.status_code == 303 and d.queue.snapshot().queued == ("refresh:acme-freight",)
             assert c.post("/ui/fleets/acme-freight/refresh", data={}, headers={"Origin": base}).status_code == 403
-        assert httpx.get(base + "/").status_code == 303  # no header: the login page
+        assert loopback.get(base + "/").status_code == 303  # no header: the login page
     # The same header from a peer that is not the trusted proxy is anybody's: ignored.
     with _console(tmp_path / "b", trusted_proxies="10.0.0.0/8", console_auth_header="X-Forwarded-User") as (base, _):
-        r = httpx.get(base + "/", headers=header)
+        r = loopback.get(base + "/", headers=header)
         assert r.status_code == 303 and r.headers["location"].startswith("/ui/login") and "acme" not in r.text
 
 

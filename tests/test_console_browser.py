@@ -26,7 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -34,6 +33,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess
 from tests.support.ports import free_port
 
@@ -155,7 +155,7 @@ def test_an_operator_onboards_watches_and_refreshes_a_fleet_in_the_console(brows
         ctx.add_init_script("sessionStorage.setItem('fleetlake-autorefresh', 'off')")
     page = context.new_page()
     phone = phones.new_page()
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    api = loopback.client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
 
     # Refused before login: every page lands on the login form, which names no fleet.
     page.goto(f"/ui/fleets/{FLEET}")

@@ -19,6 +19,7 @@ from typing import Iterator
 import httpx
 import pytest
 
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess
 from tests.support.ports import free_port
 
@@ -57,12 +58,12 @@ def test_a_hundred_wrong_logins_are_slowed_then_refused_and_the_api_token_is_no_
     d = daemon
     origin = {"Origin": d.base}
     # Another client (its own loopback address): the API token is not a console password.
-    other = httpx.Client(base_url=d.base, transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=30)
+    other = loopback.client(base_url=d.base, transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=30)
     r = other.post("/ui/login", data={"password": TOKEN}, headers=origin)
     assert r.status_code == 401 and "fleetlake_session" not in r.headers.get("set-cookie", "")
 
     answers: list[tuple[int, float, str | None]] = []
-    with httpx.Client(base_url=d.base, timeout=30) as c:
+    with loopback.client(base_url=d.base, timeout=30) as c:
         for i in range(100):
             # A made-up X-Forwarded-For per attempt: believed, it would make each guess a new client.
             # No proxy is trusted, so the lock stays on the address that really connects.
@@ -86,7 +87,7 @@ def test_a_hundred_wrong_logins_are_slowed_then_refused_and_the_api_token_is_no_
     other.close()
 
     # Counted in a metric and logged per failure, with the client's address and no password.
-    assert _logins(httpx.get(d.base + "/metrics").text) == {"ok": 1.0, "failed": 11.0, "throttled": 0.0,
+    assert _logins(loopback.get(d.base + "/metrics").text) == {"ok": 1.0, "failed": 11.0, "throttled": 0.0,
                                                              "locked": 91.0}
     lines = [e["msg"] for e in _log(d) if e["logger"] == "fleetlake.console"]
     assert sum("failed login from 127.0.0.1 " in m for m in lines) == 10

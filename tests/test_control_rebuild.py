@@ -21,6 +21,7 @@ from partitions import Manifest
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.cli import run_cli
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
@@ -45,7 +46,7 @@ def test_an_empty_disk_is_restored_from_the_store_and_the_daemon_resumes(seaweed
                "FLEETLAKE_LOG_FORMAT": "json"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         for fleet, tsp in (("acme-freight", "samsara"), ("bluebird-logistics", "motive")):
-            location = httpx.get(run_cli(env, "connect", tsp, "--fleet", fleet).stdout.strip()).headers["location"]
+            location = loopback.get(run_cli(env, "connect", tsp, "--fleet", fleet).stdout.strip()).headers["location"]
             q = httpx.URL(location).params
             r = run_cli(env, "connect", tsp, "--fleet", fleet, f"--code={q['code']}", f"--state={q['state']}")
             assert r.returncode == 0, r.stderr
@@ -64,9 +65,9 @@ def test_an_empty_disk_is_restored_from_the_store_and_the_daemon_resumes(seaweed
         d.start()
         try:
             # The consent link used before the loss is still refused.
-            replay = httpx.get(location)
+            replay = loopback.get(location)
             assert replay.status_code == 400 and "used already" in replay.json()["error"]
-            with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as api:
+            with loopback.client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as api:
                 assert api.post("/refresh").status_code == 202
 
                 fleets = [f["fleet_id"] for f in api.get("/fleets").json()]
@@ -106,7 +107,7 @@ def test_a_rebuilt_manifest_sends_no_readiness_alert_twice(tmp_path: Path) -> No
                "FLEETLAKE_READINESS_MONTHS": "[1, 2]", "FLEETLAKE_ALERT_WEBHOOK_URL": hook.url,
                "FLEETLAKE_LOG_FORMAT": "json"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
-        location = httpx.get(run_cli(env, "connect", "samsara", "--fleet", fleet).stdout.strip()).headers["location"]
+        location = loopback.get(run_cli(env, "connect", "samsara", "--fleet", fleet).stdout.strip()).headers["location"]
         q = httpx.URL(location).params
         assert run_cli(env, "connect", "samsara", "--fleet", fleet, f"--code={q['code']}",
                     f"--state={q['state']}").returncode == 0

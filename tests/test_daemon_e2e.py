@@ -29,6 +29,7 @@ from sandbox.faults import FaultPlan
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.ports import free_port
 from tests.support.seaweed import BUCKET, s3_options
 
@@ -60,7 +61,7 @@ class Daemon:
         self.proc = subprocess.Popen([sys.executable, "-m", "ingest.surfaces.cli", "run"], env=self.env,
                                      stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         port = self.env["FLEETLAKE_HTTP_PORT"]
-        _wait("healthz", lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200, 60)
+        _wait("healthz", lambda: loopback.get(f"http://127.0.0.1:{port}/healthz").status_code == 200, 60)
 
     def stop(self, timeout: float = 60.0) -> int:
         assert self.proc is not None
@@ -96,7 +97,7 @@ def world(tmp_path: Path, seaweed_s3: str):  # type: ignore[no-untyped-def]
 
 
 def _api(base: str) -> httpx.Client:
-    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    return loopback.client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
 
 
 def _status(api: httpx.Client, fleet: str) -> dict:
@@ -123,11 +124,11 @@ def test_consent_backfill_sigterm_restart_features_and_scheduled_refresh(world, 
     # the browser follows the redirect to the daemon.
     for fleet, tsp in FLEETS.items():
         url = api.post(f"/connect/{tsp}", params={"fleet_id": fleet}).json()["consent_url"]
-        redirect = httpx.get(url).headers["location"]
+        redirect = loopback.get(url).headers["location"]
         assert redirect.startswith(f"{base}/oauth/{tsp}/callback?")
-        r = httpx.get(redirect)
+        r = loopback.get(redirect)
         assert r.status_code == 200 and fleet in r.text
-    assert httpx.get(redirect).status_code == 400  # a code works once
+    assert loopback.get(redirect).status_code == 400  # a code works once
 
     # SIGTERM in the middle of the Samsara backfill, then a restart.
     _wait("a first committed month", lambda: _status(api, "acme-freight")["months"], 120, 0.2)
@@ -155,7 +156,7 @@ def test_consent_backfill_sigterm_restart_features_and_scheduled_refresh(world, 
     new_month = f"{int(open_month[:4]) + (open_month[5:] == '12')}-{int(open_month[5:]) % 12 + 1:02d}"
     for fleet in FLEETS:  # the cron fires every minute in this test
         _wait(f"{fleet} refreshed", lambda f=fleet: _done(api, f, new_month), 180)
-    metrics = httpx.get(f"{base}/metrics").text
+    metrics = loopback.get(f"{base}/metrics").text
     assert "fleetlake_pings_ingested_total" in metrics and 'fleetlake_tsp_requests_total{status="200",tsp="samsara"}' \
         in metrics
     assert daemon.stop() == 0

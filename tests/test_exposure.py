@@ -10,12 +10,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 
 from common.states import FleetStatus, RunStatus
 from partitions import Manifest
 from partitions.manifest import FlowRun
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
 
@@ -50,15 +50,15 @@ def daemon(tmp_path: Path) -> Iterator[tuple[DaemonProcess, Path]]:
 def test_metrics_need_their_own_token(daemon) -> None:
     d, _ = daemon
     for headers in ({}, {"Authorization": f"Bearer {API}"}, {"Authorization": METRICS}):
-        r = httpx.get(f"{d.base}/metrics", headers=headers)
+        r = loopback.get(f"{d.base}/metrics", headers=headers)
         assert r.status_code == 401 and "acme-freight" not in r.text and r.headers["www-authenticate"] == "Bearer"
-    r = httpx.get(f"{d.base}/metrics", headers={"Authorization": f"Bearer {METRICS}"})
+    r = loopback.get(f"{d.base}/metrics", headers={"Authorization": f"Bearer {METRICS}"})
     assert r.status_code == 200 and "fleetlake_api_requests" in r.text
 
 
 def test_errors_name_no_store_url_or_path(daemon) -> None:
     d, data = daemon
-    r = httpx.get(f"{d.base}/fleets/acme-freight/features", headers={"Authorization": f"Bearer {API}"})
+    r = loopback.get(f"{d.base}/fleets/acme-freight/features", headers={"Authorization": f"Bearer {API}"})
     assert r.status_code == 503 and "object store" in r.json()["error"]
     assert str(data) not in r.text and "file://" not in r.text and "part-gone" not in r.text
     assert "part-gone" in d.log.read_text()  # the operator still finds the details in the log

@@ -29,6 +29,7 @@ from sandbox.server import SandboxServer
 from sandbox.simulator import FleetSpec
 from sandbox.world import SandboxFleet, default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
 
@@ -75,14 +76,14 @@ def test_each_hostile_server_fails_its_fleet_alone_and_sigterm_keeps_the_commits
         with open_app(settings) as app:
             for f in fleets:
                 url = app.onboarding.consent_url(f.tsp, f.spec.fleet_id) + f"&fleet={f.spec.fleet_id}"
-                q = httpx.URL(httpx.get(url).headers["location"]).params
+                q = httpx.URL(loopback.get(url).headers["location"]).params
                 assert app.onboarding.complete_consent(f.tsp, q["code"], q["state"]) == f.spec.fleet_id
 
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()
         try:
             assert d.proc is not None
-            with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as api:
+            with loopback.client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as api:
                 seen: list[dict] = [{}]
 
                 def settled() -> dict[str, dict] | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -28,6 +27,7 @@ from sandbox.quirks import Quirks
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.test_pull_sandbox import connect
 
 HOS = ("assignments", "hos_logs", "hos_violations")
@@ -62,7 +62,7 @@ def test_hostile_hos_records_are_quarantined_or_nulled_and_the_pull_lands_the_re
     cfg = default_config(seed=11, vehicles=4, ping_interval_s=60, history_months=1, now=NOW)
     with SandboxServer(replace(cfg, samsara_rate_per_s=1000.0, motive_rate_per_s=1000.0)) as server:
         plain_report, plain = pull(server, tsp, fleet, tmp_path / "plain")
-        assert httpx.post(f"{server.base_url}/_sandbox/quirks/{fleet}",
+        assert loopback.post(f"{server.base_url}/_sandbox/quirks/{fleet}",
                           json=Quirks(seed=3, hostile_hos=True).as_dict()).status_code == 200
         report, got = pull(server, tsp, fleet, tmp_path / "hostile")
 

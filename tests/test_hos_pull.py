@@ -30,6 +30,7 @@ from sandbox.quirks import Quirks
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.test_pull_sandbox import connect
 
 DAY_S = 86_400
@@ -52,7 +53,7 @@ def late_edit(crew: Crew) -> tuple[int, int, Edit]:
 
 def set_clock(server: SandboxServer, ts_s: int) -> None:
     now = datetime.fromtimestamp(ts_s, timezone.utc).isoformat()
-    assert httpx.post(f"{server.base_url}/_sandbox/clock", json={"now": now}).status_code == 200
+    assert loopback.post(f"{server.base_url}/_sandbox/clock", json={"now": now}).status_code == 200
 
 
 @pytest.mark.parametrize("tsp,fleet", [("samsara", "acme-freight"), ("motive", "bluebird-logistics")])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +22,7 @@ from partitions import Manifest
 from partitions.store import LocalStore
 from sandbox.server import SandboxServer
 from tests.conftest import sandbox_config
+from tests.support import loopback
 from tests.test_pull_sandbox import assert_same_pings, committed_pings, connect, expected_pings
 
 DAY_MS = 86_400_000
@@ -38,7 +38,7 @@ def test_an_unchanged_lookback_is_not_read_and_a_late_ping_in_it_lands(tmp_path:
                                                                        odo_tol: float) -> None:
     with SandboxServer(sandbox_config(samsara_rate_per_s=2000.0, motive_rate_per_s=2000.0)) as server, \
             Manifest(tmp_path / "m.duckdb") as manifest:
-        r = httpx.post(f"{server.base_url}/_sandbox/faults/{tsp}", json={"late_days": 0.6, "seed": 3})
+        r = loopback.post(f"{server.base_url}/_sandbox/faults/{tsp}", json={"late_days": 0.6, "seed": 3})
         assert r.status_code == 200
         store, vault = LocalStore(tmp_path / "store"), Vault(Fernet.generate_key().decode())
         now = server.world.clock.now_ms()

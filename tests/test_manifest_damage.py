@@ -27,6 +27,7 @@ from partitions import Manifest
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.cli import run_cli
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
@@ -59,7 +60,7 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, st
         env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp / "data"), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_HISTORY_MONTHS": "1"}
         env.pop("FLEETLAKE_CONFIG_FILE", None)
-        location = httpx.get(run_cli(env, "connect", "samsara", "--fleet", "acme-freight").stdout.strip()
+        location = loopback.get(run_cli(env, "connect", "samsara", "--fleet", "acme-freight").stdout.strip()
                              ).headers["location"]
         q = httpx.URL(location).params
         assert run_cli(env, "connect", "samsara", "--fleet", "acme-freight", f"--code={q['code']}",
@@ -117,17 +118,17 @@ def test_readyz_reports_a_manifest_damaged_under_a_running_daemon(landed, tmp_pa
     d = DaemonProcess(env, tmp_path / "daemon.log")
     d.start()
     try:
-        wait_for("ready", lambda: httpx.get(f"{d.base}/readyz").status_code == 200, 60)
+        wait_for("ready", lambda: loopback.get(f"{d.base}/readyz").status_code == 200, 60)
         good = path.read_bytes()
         for kind, damage in DAMAGE.items():
             damage(path)
-            r = httpx.get(f"{d.base}/readyz")
+            r = loopback.get(f"{d.base}/readyz")
             problems = r.json()["problems"]
             assert r.status_code == 503 and any("manifest: damaged" in p and "manifest rebuild" in p
                                                 for p in problems), (kind, problems)
             assert str(data) not in r.text, kind  # no internal paths
             path.write_bytes(good)
-            assert httpx.get(f"{d.base}/readyz").status_code == 200, kind
+            assert loopback.get(f"{d.base}/readyz").status_code == 200, kind
     finally:
         d.kill()
 
@@ -155,11 +156,11 @@ def test_a_missing_manifest_over_a_landed_store_is_refused_or_rebuilt(landed, tm
     d = DaemonProcess({**env, "FLEETLAKE_REBUILD_MISSING_MANIFEST": "true"}, tmp_path / "daemon.log")
     d.start()
     try:
-        wait_for("ready", lambda: httpx.get(f"{d.base}/readyz").status_code == 200, 60)
+        wait_for("ready", lambda: loopback.get(f"{d.base}/readyz").status_code == 200, 60)
         api = {"Authorization": f"Bearer {env['FLEETLAKE_API_TOKEN']}"}
-        [view] = httpx.get(f"{d.base}/fleets", headers=api).json()
+        [view] = loopback.get(f"{d.base}/fleets", headers=api).json()
         assert view["fleet_id"] == "acme-freight" and view["status"] == fleets[0].status.value, view
-        months = httpx.get(f"{d.base}/fleets/acme-freight/status", headers=api).json()["months"]
+        months = loopback.get(f"{d.base}/fleets/acme-freight/status", headers=api).json()["months"]
         assert sorted(months) == sorted({p.month for p in partitions}), months
     finally:
         d.kill()

@@ -23,6 +23,7 @@ from sandbox.quirks import Quirks
 from sandbox.server import SandboxServer
 from tests.conftest import sandbox_config
 from tests.contracts import motive_shapes as shapes
+from tests.support import loopback
 from tests.support.tsp_http import bearer, motive_consent
 from tests.test_pull_sandbox import connect
 
@@ -48,7 +49,7 @@ def test_the_shapes_refuse_what_the_reference_rules_out() -> None:
 def test_every_motive_response_of_a_pull_fits_the_public_reference(tmp_path: Path, quirks: Quirks) -> None:
     with SandboxServer(sandbox_config(motive_rate_per_s=1000.0)) as server, \
             Manifest(tmp_path / "m.duckdb") as manifest:
-        assert httpx.post(f"{server.base_url}/_sandbox/faults/motive", json=FAULTS).status_code == 200
+        assert loopback.post(f"{server.base_url}/_sandbox/faults/motive", json=FAULTS).status_code == 200
         server.world.set_quirks(FLEET, quirks)
         connector = connect(server, "motive", FLEET, manifest, Vault(Fernet.generate_key().decode()))
         seen: list[tuple[str, dict, bytes]] = []

@@ -34,6 +34,7 @@ from partitions.store import ObjectStore
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.cli import run_cli
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
@@ -126,10 +127,10 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()
         try:
-            with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as api:
+            with loopback.client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as api:
                 for fleet, tsp in ((GONE, "samsara"), (KEPT, "motive")):
                     url = api.post(f"/connect/{tsp}", params={"fleet_id": fleet}).json()["consent_url"]
-                    assert httpx.get(httpx.get(url).headers["location"], timeout=60).status_code == 200
+                    assert loopback.get(loopback.get(url).headers["location"], timeout=60).status_code == 200
                 wait_for("both fleets pulled and computed", lambda: _idle_and_active(api), 240, 0.5)
                 kept_status = api.get(f"/fleets/{KEPT}/status").json()
                 # Drivers and hours of service landed for the fleet; its drivers' names are in the store.
@@ -151,7 +152,7 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
                 assert refresh_token
 
                 # Work on the fleet queued or running: refused, nothing removed.
-                sandbox_api = httpx.Client(base_url=sandbox.base_url, timeout=30)
+                sandbox_api = loopback.client(base_url=sandbox.base_url, timeout=30)
                 request.addfinalizer(sandbox_api.close)
                 sandbox_api.post("/samsara/_sandbox/faults/samsara", json={"slow": 1.0, "slow_seconds": 0.3})
                 assert api.post(f"/fleets/{GONE}/refresh").status_code == 202
@@ -173,7 +174,7 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
                 assert api.get(f"/fleets/{KEPT}/status").json() == kept_status
 
             # Revoked at the TSP: the grant's refresh token no longer works there.
-            o = httpx.post(f"{sandbox.base_url}/samsara/oauth2/token",
+            o = loopback.post(f"{sandbox.base_url}/samsara/oauth2/token",
                            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
                            auth=_samsara_app(sandbox))
             assert o.status_code == 400 and o.json()["error"] == "invalid_grant"
@@ -226,5 +227,5 @@ def test_offboarding_leaves_only_the_audit_record(store_url: str, request: pytes
 
 
 def _samsara_app(sandbox: SandboxServer) -> tuple[str, str]:
-    apps = httpx.get(f"{sandbox.base_url}/samsara/_sandbox/apps").json()
+    apps = loopback.get(f"{sandbox.base_url}/samsara/_sandbox/apps").json()
     return apps["samsara"]["client_id"], apps["samsara"]["client_secret"]

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +24,7 @@ from partitions import Manifest, read_month
 from partitions.store import LocalStore
 from sandbox.server import SandboxServer
 from tests.conftest import sandbox_config
+from tests.support import loopback
 
 FAULTS = {"seed": 5, "error_5xx": 0.05, "storm_429": 0.05, "drop_mid_body": 0.03, "duplicate_across_pages": 0.3,
           "out_of_order": 0.3, "malformed": 0.2, "numbers_as_strings": 0.05}
@@ -37,7 +37,7 @@ def connect(server: SandboxServer, tsp: str, fleet: str, manifest: Manifest, vau
     client = OAuthClient(oauth_provider(tsp, ep.base_url, ep.client_id, ep.client_secret, REDIRECT))
     signer = StateSigner(b"s" * 32)
     state = signer.make(tsp)
-    r = httpx.get(client.consent_url(state, fleet=fleet))
+    r = loopback.get(client.consent_url(state, fleet=fleet))
     q = parse_qs(urlparse(r.headers["location"]).query)
     signer.verify(q["state"][0], tsp)
     creds = FleetCredentials.connect(fleet, client, vault, manifest, q["code"][0])
@@ -77,7 +77,7 @@ def world(tmp_path: Path):
     cfg = sandbox_config(samsara_rate_per_s=600.0, motive_rate_per_s=600.0)
     with SandboxServer(cfg) as server:
         for tsp in ("samsara", "motive"):
-            r = httpx.post(f"{server.base_url}/_sandbox/faults/{tsp}", json=FAULTS)
+            r = loopback.post(f"{server.base_url}/_sandbox/faults/{tsp}", json=FAULTS)
             assert r.status_code == 200
         with Manifest(tmp_path / "m.duckdb") as manifest:
             yield server, manifest, LocalStore(tmp_path / "store"), Vault(Fernet.generate_key().decode())
@@ -129,7 +129,7 @@ def test_revoked_consent_stops_that_fleet_only(world, tmp_path: Path) -> None:
     server, manifest, store, vault = world
     a = connect(server, "samsara", "acme-freight", manifest, vault)
     b = connect(server, "motive", "bluebird-logistics", manifest, vault)
-    httpx.post(f"{server.base_url}/_sandbox/fleets/acme-freight/revoke")
+    loopback.post(f"{server.base_url}/_sandbox/fleets/acme-freight/revoke")
     now = server.world.clock.now_ms()
     with pytest.raises(ConsentRevoked):
         pull_fleet(a, store, manifest, "acme-freight", now - 10 * 86_400_000, now, PullOptions(work_dir=tmp_path))
@@ -169,7 +169,7 @@ def test_no_token_or_secret_reaches_the_logs(world, tmp_path: Path) -> None:
 def test_late_pings_are_picked_up_by_the_refresh(tmp_path: Path) -> None:
     with SandboxServer(sandbox_config(samsara_rate_per_s=600.0)) as server, \
             Manifest(tmp_path / "m.duckdb") as manifest:
-        httpx.post(f"{server.base_url}/_sandbox/faults/samsara", json={"late_days": 0.5, "seed": 2})
+        loopback.post(f"{server.base_url}/_sandbox/faults/samsara", json={"late_days": 0.5, "seed": 2})
         store, vault, fleet = LocalStore(tmp_path / "store"), Vault(Fernet.generate_key().decode()), "acme-freight"
         connector = connect(server, "samsara", fleet, manifest, vault)
         start = server.world.fleets[fleet].spec.history_start_s * 1000
@@ -203,7 +203,7 @@ def test_a_backfill_killed_with_sigkill_resumes_to_the_same_result(tmp_path: Pat
     import time
 
     with SandboxServer(sandbox_config(samsara_rate_per_s=600.0, motive_rate_per_s=600.0)) as server:
-        httpx.post(f"{server.base_url}/_sandbox/faults/{tsp}", json=FAULTS)
+        loopback.post(f"{server.base_url}/_sandbox/faults/{tsp}", json=FAULTS)
         key = Fernet.generate_key().decode()
         with Manifest(tmp_path / "m.duckdb") as manifest:
             connect(server, tsp, fleet, manifest, Vault(key))  # consent; tokens stored encrypted

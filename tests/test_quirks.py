@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +23,7 @@ from partitions.store import LocalStore
 from sandbox.quirks import Quirks
 from sandbox.server import SandboxServer
 from tests.conftest import sandbox_config
+from tests.support import loopback
 from tests.test_pull_sandbox import committed_pings, connect
 
 DAY_MS = 86_400_000
@@ -141,7 +141,7 @@ def test_offsets_change_across_dst_and_are_served_as_such(server: SandboxServer)
 
     server.world.set_quirks("acme-freight", Quirks(local_offsets=True))
     try:
-        with httpx.Client(timeout=30) as client:
+        with loopback.client(timeout=30) as client:
             ep = server.endpoint("samsara")
             h = bearer(samsara_consent(client, ep, "acme-freight"))
             offsets = set()

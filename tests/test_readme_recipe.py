@@ -12,10 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from partitions import Manifest
+from tests.support import loopback
 from tests.support.daemon import wait_for
 from tests.support.ports import RAY_WORKER_PORTS, free_ports
 from tests.support.readme import README
@@ -76,7 +76,7 @@ def test_the_daemon_on_the_demo_store_recipe_brings_both_fleets_back(tmp_path: P
         assert out.count("is connected to fleetlake") == 2, out
 
         def fleets() -> dict[str, dict]:
-            r = httpx.get(f"http://127.0.0.1:{http_port}/fleets", headers={"Authorization": "Bearer dev-token"})
+            r = loopback.get(f"http://127.0.0.1:{http_port}/fleets", headers={"Authorization": "Bearer dev-token"})
             return {f["fleet_id"]: f for f in r.json()}
 
         wait_for("both fleets active again after their re-consent's backfill",

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 from cryptography.fernet import Fernet
 
 from partitions import Manifest, layout, open_store
@@ -29,6 +28,7 @@ from partitions.delta import lake_for
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
 from tests.support.silent_server import silent_server
@@ -55,7 +55,7 @@ def test_readyz_names_a_hung_store_and_its_timeout(tmp_path: Path) -> None:
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()  # /healthz answers: the HTTP server runs while the daemon's start waits on the store
         try:
-            answers = [httpx.get(f"{d.base}/readyz", timeout=30) for _ in range(4)]
+            answers = [loopback.get(f"{d.base}/readyz", timeout=30) for _ in range(4)]
             for r in answers:
                 problems = r.json()["problems"]
                 assert r.status_code == 503 and not r.json()["ready"], r.text
@@ -93,10 +93,10 @@ def test_a_full_disk_fails_the_fleet_and_readyz_naming_the_directory(tmp_path: P
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()
         try:
-            with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as api:
-                assert httpx.get(f"{d.base}/readyz").status_code == 200  # an empty disk is ready
+            with loopback.client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as api:
+                assert loopback.get(f"{d.base}/readyz").status_code == 200  # an empty disk is ready
                 url = api.post("/connect/samsara", params={"fleet_id": "acme-freight"}).json()["consent_url"]
-                assert httpx.get(httpx.get(url).headers["location"], timeout=60).status_code == 200
+                assert loopback.get(loopback.get(url).headers["location"], timeout=60).status_code == 200
 
                 def failed() -> dict | None:
                     [fleet] = api.get("/fleets").json()
@@ -110,7 +110,7 @@ def test_a_full_disk_fails_the_fleet_and_readyz_naming_the_directory(tmp_path: P
                 for internal in (str(tmp_path), "fleetlake-writer-", "/tmp"):
                     assert internal not in answers, (internal, answers)
 
-                r = httpx.get(f"{d.base}/readyz")
+                r = loopback.get(f"{d.base}/readyz")
                 problems = r.json()["problems"]
                 assert r.status_code == 503 and any(p.startswith("disk: local disk full under FLEETLAKE_DATA_DIR "
                                                                  "(work/spool)") for p in problems), problems

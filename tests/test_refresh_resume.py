@@ -10,13 +10,13 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
 
@@ -30,7 +30,7 @@ def test_a_refresh_killed_mid_way_is_finished_after_restart(tmp_path: Path) -> N
     flows = tmp_path / "flows.toml"
     flows.write_text('active = ["distance@2"]\n')
     with SandboxServer(replace(base, samsara_rate_per_s=5000.0, motive_rate_per_s=5000.0)) as sandbox, \
-            httpx.Client(base_url=sandbox.base_url, timeout=30) as tsp:
+            loopback.client(base_url=sandbox.base_url, timeout=30) as tsp:
         env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path / "data"), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_HISTORY_MONTHS": "1",
@@ -39,10 +39,10 @@ def test_a_refresh_killed_mid_way_is_finished_after_restart(tmp_path: Path) -> N
         env.pop("FLEETLAKE_CONFIG_FILE", None)
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()
-        api = httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        api = loopback.client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
         try:
             url = api.post("/connect/samsara", params={"fleet_id": FLEET}).json()["consent_url"]
-            assert httpx.get(httpx.get(url).headers["location"], timeout=60).status_code == 200
+            assert loopback.get(loopback.get(url).headers["location"], timeout=60).status_code == 200
 
             def fleet() -> dict:
                 return api.get(f"/fleets/{FLEET}/status").json()

@@ -8,7 +8,6 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 from cryptography.fernet import Fernet
 
 from ingest.runtime.app import open_app
@@ -16,6 +15,7 @@ from ingest.wiring.settings import load_settings
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.consent import consent
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
@@ -47,7 +47,7 @@ def test_pending_windows_after_a_kill_are_computed_without_the_cron(tmp_path: Pa
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()
         try:
-            with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as api:
+            with loopback.client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as api:
                 def all_done() -> bool:
                     months = api.get("/fleets/acme-freight/status").json()["months"]
                     return bool(months) and all(s == "done" for m in months.values() for s in m["features"].values())

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 
@@ -22,6 +21,7 @@ from partitions import Manifest
 from partitions.store import LocalStore
 from sandbox.server import SandboxServer, TspEndpoint
 from tests.conftest import sandbox_config
+from tests.support import loopback
 from tests.test_pull_sandbox import assert_same_pings, committed_pings, connect, expected_pings
 
 
@@ -69,10 +69,10 @@ def test_a_second_pull_through_the_replay_is_served_from_its_recording_and_commi
     server, url = replayed
     via = _Via(server, url)
     first = _pull(via, tsp, fleet, tmp_path / "first")  # renders every page once, through the sandbox
-    before = httpx.get(f"{url}/_replay/stats").json()
+    before = loopback.get(f"{url}/_replay/stats").json()
     assert before["misses"] > 0 and before["pages"] > 0
     second = _pull(via, tsp, fleet, tmp_path / "second")  # a new consent, new tokens: same fleet, same pages
-    after = httpx.get(f"{url}/_replay/stats").json()
+    after = loopback.get(f"{url}/_replay/stats").json()
     assert second == first
     assert after["misses"] == before["misses"] and after["hits"] > before["hits"]
     assert after["per_tsp"][tsp]["hits"] - before["per_tsp"][tsp]["hits"] == after["hits"] - before["hits"]
@@ -84,7 +84,7 @@ def test_the_replay_hands_out_its_own_urls_so_a_daemon_pointed_at_it_pulls_throu
     # A daemon configured with the replay's URL (sandbox_url) learns the TSPs' URLs from
     # /_sandbox/apps: were they the sandbox's, every page would go around the replay.
     server, url = replayed
-    apps = httpx.get(f"{url}/_sandbox/apps").json()
+    apps = loopback.get(f"{url}/_sandbox/apps").json()
     assert {a["api_url"] for a in apps.values()} == {f"{url}/samsara", f"{url}/motive"}
     assert {a["auth_url"] for a in apps.values()} == {f"{url}/samsara", f"{url}/motive"}
 
@@ -96,13 +96,13 @@ def test_the_replay_refuses_a_token_the_sandbox_never_issued_and_paces_each_toke
         try:
             assert p.stdout is not None
             url = json.loads(p.stdout.readline())["base_url"]
-            r = httpx.get(f"{url}/samsara/fleet/vehicles", headers={"Authorization": "Bearer not-a-token"})
+            r = loopback.get(f"{url}/samsara/fleet/vehicles", headers={"Authorization": "Bearer not-a-token"})
             assert r.status_code == 401
             via = _Via(server, url)
             with Manifest(tmp_path / "m.duckdb") as m:
                 c = connect(via, "samsara", "acme-freight", m, Vault(Fernet.generate_key().decode()))  # type: ignore[arg-type]
                 token = c.http.client.auth.credentials.access_token()  # type: ignore[union-attr]
-            statuses = [httpx.get(f"{url}/samsara/fleet/vehicles", headers={"Authorization": f"Bearer {token}"},
+            statuses = [loopback.get(f"{url}/samsara/fleet/vehicles", headers={"Authorization": f"Bearer {token}"},
                                   params={"limit": "512"}).status_code for _ in range(6)]
             assert statuses[0] == 200 and 429 in statuses
         finally:

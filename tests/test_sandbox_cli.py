@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-import httpx
+from tests.support import loopback
 
 
 def test_sandbox_command_prints_one_json_line_and_serves() -> None:
@@ -23,9 +23,9 @@ def test_sandbox_command_prints_one_json_line_and_serves() -> None:
         for tsp in ("samsara", "motive"):
             assert set(info[tsp]) == {"base_url", "client_id", "client_secret"}
         base = info["samsara"]["base_url"].rsplit("/", 1)[0]
-        clock = httpx.get(f"{base}/_sandbox/clock", timeout=10).json()
+        clock = loopback.get(f"{base}/_sandbox/clock", timeout=10).json()
         assert clock["now"] == "2026-02-10T00:00:00Z"
-        fleets = httpx.get(f"{base}/_sandbox/fleets", timeout=10).json()
+        fleets = loopback.get(f"{base}/_sandbox/fleets", timeout=10).json()
         assert {f["tsp"] for f in fleets} == {"samsara", "motive"}
     finally:
         proc.send_signal(signal.SIGTERM)

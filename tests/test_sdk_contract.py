@@ -41,6 +41,7 @@ from partitions import Manifest
 from sandbox.quirks import Quirks
 from sandbox.server import SandboxServer
 from tests.conftest import sandbox_config
+from tests.support import loopback
 from tests.test_pull_sandbox import connect
 
 DAY_MS = 86_400_000
@@ -82,8 +83,8 @@ def test_the_sdk_is_strict_where_it_matters() -> None:
 def test_every_samsara_response_of_a_pull_parses_with_the_official_sdk(tmp_path: Path, quirks: Quirks) -> None:
     cfg = sandbox_config(samsara_rate_per_s=1000.0)
     with SandboxServer(cfg) as server, Manifest(tmp_path / "m.duckdb") as manifest:
-        assert httpx.post(f"{server.base_url}/_sandbox/faults/samsara", json=FAULTS).status_code == 200
-        assert httpx.post(f"{server.base_url}/_sandbox/quirks/acme-freight",
+        assert loopback.post(f"{server.base_url}/_sandbox/faults/samsara", json=FAULTS).status_code == 200
+        assert loopback.post(f"{server.base_url}/_sandbox/quirks/acme-freight",
                           json=quirks.as_dict()).status_code == 200
         connector = connect(server, "samsara", "acme-freight", manifest, Vault(Fernet.generate_key().decode()))
         seen: list[tuple[str, bytes]] = []

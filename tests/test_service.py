@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
@@ -16,6 +15,7 @@ from ingest.wiring.settings import load_settings
 from ingest.wiring.tsps import endpoints
 from partitions import Manifest, open_store
 from sandbox.server import SandboxServer
+from tests.support import loopback
 from tests.support.consent import consent, redirect_of
 from tests.support.flows import flow
 from tests.support.seaweed import s3_options
@@ -54,7 +54,7 @@ def test_a_revoked_fleet_is_isolated_and_the_other_goes_on(sandbox: SandboxServe
         # Each pulled month queued its feature work: every month pulled has its windows, none failed.
         assert all(r.months(f) == o.pings.months_changed and not r.failed
                    for (o, r), f in zip(first, FLEETS) if o.pings is not None)
-        httpx.post(f"{sandbox.base_url}/_sandbox/fleets/acme-freight/revoke").raise_for_status()
+        loopback.post(f"{sandbox.base_url}/_sandbox/fleets/acme-freight/revoke").raise_for_status()
         sandbox.world.clock.advance_months(1)
         (acme, _), (blue, _) = _pull(app, "acme-freight"), _pull(app, "bluebird-logistics")
         assert acme.result == "revoked" and "consent" in (acme.error or "")

@@ -24,7 +24,6 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
@@ -40,6 +39,7 @@ from partitions.store import LocalStore, ObjectStore, S3Store
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.test_offboard import TOKEN, _env, _idle_and_active, _store
 
@@ -114,10 +114,10 @@ def test_an_offboarded_motive_fleet_leaves_no_credential_that_opens(store_url: s
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()
         try:
-            with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as api:
+            with loopback.client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as api:
                 for fleet, tsp in ((GONE, "motive"), (KEPT, "samsara")):
                     url = api.post(f"/connect/{tsp}", params={"fleet_id": fleet}).json()["consent_url"]
-                    assert httpx.get(httpx.get(url).headers["location"], timeout=60).status_code == 200
+                    assert loopback.get(loopback.get(url).headers["location"], timeout=60).status_code == 200
                 wait_for("both fleets pulled and computed", lambda: _idle_and_active(api), 240, 0.5)
                 gone_key, first = _tokens_of(store, master, GONE)
 
@@ -147,7 +147,7 @@ def test_an_offboarded_motive_fleet_leaves_no_credential_that_opens(store_url: s
                 assert layout.data_key_key(GONE) in outcome["store"]["control_keys"]
                 # Motive has no revocation: the grant still opens the account at Motive. That is why
                 # our copy must be gone, and why the record tells the operator what the customer must do.
-                live = httpx.get(f"{sandbox.base_url}/motive/v1/vehicles",
+                live = loopback.get(f"{sandbox.base_url}/motive/v1/vehicles",
                                  headers={"Authorization": f"Bearer {second.access_token}"})
                 assert live.status_code == 200
 

@@ -30,6 +30,7 @@ from ingest.runtime.stuck import Unit, WorkWatch
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
 from tests.support.webhook import Receiver, webhook_receiver
@@ -57,7 +58,7 @@ class _Run:
 
     def failed_pulls(self) -> float:
         """Work items on the hung fleet that ended failed (its refresh, then its retries)."""
-        text = httpx.get(f"{self.daemon.base}/metrics").text
+        text = loopback.get(f"{self.daemon.base}/metrics").text
         return sum(float(m) for m in re.findall(r'fleetlake_work_total\{kind="(?:refresh|backfill)",status="failed"\} (\S+)',
                                                  text))
 
@@ -69,7 +70,7 @@ def _daemon(tmp_path: Path, **settings: str) -> Iterator[_Run]:
     flows = tmp_path / "flows.toml"
     flows.write_text('active = ["distance@2"]\n')
     with SandboxServer(replace(base, samsara_rate_per_s=5000.0, motive_rate_per_s=5000.0)) as sandbox, \
-            webhook_receiver() as rec, httpx.Client(base_url=sandbox.base_url, timeout=30) as tsp:
+            webhook_receiver() as rec, loopback.client(base_url=sandbox.base_url, timeout=30) as tsp:
         env = {**os.environ, "FLEETLAKE_DATA_DIR": str(tmp_path / "data"), "FLEETLAKE_SANDBOX_URL": sandbox.base_url,
                "FLEETLAKE_TOKEN_KEY": Fernet.generate_key().decode(), "FLEETLAKE_API_TOKEN": TOKEN,
                "FLEETLAKE_HTTP_PORT": str(free_port()), "FLEETLAKE_HISTORY_MONTHS": "1",
@@ -79,10 +80,10 @@ def _daemon(tmp_path: Path, **settings: str) -> Iterator[_Run]:
         d = DaemonProcess(env, tmp_path / "daemon.log")
         d.start()
         try:
-            with httpx.Client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as api:
+            with loopback.client(base_url=d.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as api:
                 for fleet, name in ((HUNG, "samsara"), (OTHER, "motive")):
                     url = api.post(f"/connect/{name}", params={"fleet_id": fleet}).json()["consent_url"]
-                    assert httpx.get(httpx.get(url).headers["location"], timeout=60).status_code == 200
+                    assert loopback.get(loopback.get(url).headers["location"], timeout=60).status_code == 200
 
                 def idle() -> bool:
                     work = api.get("/work").json()
@@ -108,7 +109,7 @@ def test_a_hung_tsp_alerts_once_and_recovers_once(tmp_path: Path) -> None:
         assert opened[0]["members"] == [HUNG] and opened[0]["event"] == "work.stuck"
         fleets = run.fleets()
         assert "no progress" in fleets[HUNG]["stuck"] and "stuck" not in fleets[OTHER]
-        metrics = httpx.get(f"{run.daemon.base}/metrics").text
+        metrics = loopback.get(f"{run.daemon.base}/metrics").text
         assert 'fleetlake_work_stuck{group="pull:samsara"} 1.0' in metrics
 
         def refreshed(fleet: str) -> str | None:
@@ -124,7 +125,7 @@ def test_a_hung_tsp_alerts_once_and_recovers_once(tmp_path: Path) -> None:
         outcome = wait_for("the hung fleet's refresh", lambda: refreshed(HUNG), 240, 0.5)
         assert outcome.startswith("ok") and "fleet active" in outcome, outcome
         assert "stuck" not in str(api.get("/fleets").json())
-        assert 'fleetlake_work_stuck{group="pull:samsara"} 0.0' in httpx.get(f"{run.daemon.base}/metrics").text
+        assert 'fleetlake_work_stuck{group="pull:samsara"} 0.0' in loopback.get(f"{run.daemon.base}/metrics").text
         events = rec.events()
         assert len(_pulls(events, "open")) == 1 and len(_pulls(events, "recovered")) == 1, events
         assert not [e for e in events if OTHER in e.get("members", [])], events
@@ -162,7 +163,7 @@ def test_a_hung_tsp_is_one_incident_whatever_the_deadline(ratio: str, tmp_path: 
         view = run.fleets()[HUNG]
         assert view["status"] == "failed" and f"within {deadline} s" in view["error"], view
         assert len(_pulls(rec.events(), "open")) == 1 and not _pulls(rec.events(), "recovered"), rec.events()
-        assert 'fleetlake_work_stuck{group="pull:samsara"} 1.0' in httpx.get(f"{run.daemon.base}/metrics").text
+        assert 'fleetlake_work_stuck{group="pull:samsara"} 1.0' in loopback.get(f"{run.daemon.base}/metrics").text
 
         run.hang(False)  # the TSP answers again: the next retry lands and completes
         wait_for("the recovery", lambda: _pulls(rec.events(), "recovered"), 180, 0.2)

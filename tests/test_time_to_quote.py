@@ -28,6 +28,7 @@ from sandbox.faults import FaultPlan
 from sandbox.server import SandboxServer
 from sandbox.world import default_config
 from tests.conftest import NOW
+from tests.support import loopback
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ports import free_port
 from tests.support.webhook import Receiver, webhook_receiver
@@ -60,12 +61,12 @@ def world(tmp_path: Path) -> Iterator[tuple[SandboxServer, DaemonProcess, Receiv
 
 
 def _api(daemon: DaemonProcess) -> httpx.Client:
-    return httpx.Client(base_url=daemon.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    return loopback.client(base_url=daemon.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
 
 
 def _consent(api: httpx.Client) -> None:
     url = api.post("/connect/samsara", params={"fleet_id": FLEET}).json()["consent_url"]
-    assert httpx.get(httpx.get(url).headers["location"]).status_code == 200
+    assert loopback.get(loopback.get(url).headers["location"]).status_code == 200
 
 
 def _backfilled(api: httpx.Client) -> bool:

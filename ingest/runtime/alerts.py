@@ -24,6 +24,8 @@ import httpx
 from pydantic import SecretStr
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from connectors.http import tls_context
+
 log = logging.getLogger(__name__)
 
 
@@ -81,7 +83,7 @@ class Webhook:
                stop=stop_after_attempt(self._attempts), wait=wait_exponential(multiplier=0.5, max=4),
                reraise=True)
         def attempt() -> None:
-            with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
+            with httpx.Client(timeout=self._timeout, follow_redirects=False, verify=tls_context()) as client:
                 r = client.post(url, json=alert.payload())
             if r.status_code == 429 or r.status_code >= 500:
                 raise _Retriable(f"receiver answered {r.status_code}")

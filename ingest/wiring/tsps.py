@@ -8,6 +8,7 @@ import httpx
 
 from common.errors import ConfigError, UnknownTsp
 from common.states import Tsp
+from connectors.http import tls_context
 from connectors.oauth import OAuthClient
 from connectors.providers import TSPS, oauth_provider
 from connectors.redact import register_secret
@@ -47,7 +48,7 @@ def endpoints(settings: Settings) -> dict[str, TspEndpoint]:
 def _served(url: str, settings: Settings) -> dict[str, TspEndpoint]:
     """App credentials and TSP URLs served over HTTP (e.g. by a sandbox): {tsp: {client_id, ...}}."""
     try:
-        apps = httpx.get(url, timeout=10).json()
+        apps = httpx.get(url, timeout=10, verify=tls_context()).json()
         out: dict[str, TspEndpoint] = {}
         for tsp in TSPS:
             app = apps[tsp]

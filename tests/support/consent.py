@@ -6,12 +6,13 @@ from __future__ import annotations
 import httpx
 
 from ingest.fleets.onboarding import Onboarding
+from tests.support import loopback
 
 
 def redirect_of(consent_url: str, sandbox_fleet: str | None = None) -> httpx.URL:
     """Where the sandbox's authorize page sends the browser back (`fleet` picks the sandbox fleet that logs in)."""
     url = consent_url + (f"&fleet={sandbox_fleet}" if sandbox_fleet else "")
-    return httpx.URL(httpx.get(url).headers["location"])
+    return httpx.URL(loopback.get(url).headers["location"])
 
 
 def consent(onboarding: Onboarding, tsp: str, fleet_id: str, sandbox_fleet: str | None = None,

@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import httpx
 
+from tests.support import loopback
+
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, every: float = 0.3) -> Any:
     deadline = time.monotonic() + timeout
@@ -44,7 +46,7 @@ class DaemonProcess:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-        return httpx.get(f"{self.base}/healthz").status_code == 200
+        return loopback.get(f"{self.base}/healthz").status_code == 200
 
     def stop(self, timeout: float = 60.0) -> int:
         assert self.proc is not None
