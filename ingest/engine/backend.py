@@ -15,11 +15,12 @@ Either way the workers only *write files*; the daemon commits them (one writer p
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Protocol, TypeVar
 
 from common.errors import ConfigError
-from ingest.wiring.forkserver import forkserver_context
+from ingest.wiring.forkserver import exit_with, forkserver_context
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -47,7 +48,8 @@ class LocalPool:
 
     def __init__(self, workers: int, preload: list[str]) -> None:
         ctx = forkserver_context(preload)
-        self._pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx)
+        self._pool = ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, initializer=exit_with,
+                                         initargs=(os.getpid(),))
 
     def submit(self, fn: Callable[[A], R], arg: A) -> Future[R]:
         return self._pool.submit(fn, arg)

@@ -15,7 +15,10 @@ caller names everything its workers need.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
 import sys
+import threading
 from collections.abc import Iterable
 from multiprocessing.context import ForkServerContext
 
@@ -28,3 +31,21 @@ def forkserver_context(preload: Iterable[str]) -> ForkServerContext:
         names.append(spec.name)
     ctx.set_forkserver_preload(names)
     return ctx
+
+
+def exit_with(owner_pid: int) -> None:
+    """A pool worker's initializer: the worker exits when the process that made the pool is gone.
+
+    A ProcessPoolExecutor worker waits on its call queue, whose write end it holds itself, so it
+    never sees the end of a daemon that was killed (OOM, SIGKILL): it waited forever, with the
+    forkserver, each holding a few hundred MB. A thread waits on the owner's pidfd instead.
+    """
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(owner_pid)
+        except ProcessLookupError:
+            os._exit(1)
+        select.select([fd], [], [])  # readable once the owner has exited
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="fleetlake-owner-watch").start()
