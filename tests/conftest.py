@@ -36,7 +36,7 @@ import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from partitions.store import ObjectStore, open_store  # noqa: E402
-from tests.support import loopback
+from tests.support import loopback  # noqa: E402
 from tests.support import seaweed as _seaweed  # noqa: E402
 
 

@@ -45,7 +45,8 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
 
 
 def test_reads_through_a_read_view_type_check(mypy_output: tuple[str, int]) -> None:
-    out, _ = mypy_output
+    out, status = mypy_output
+    assert status == 1 and "writes.py:" in out, out  # mypy ran over both snippets
     assert "reads.py:" not in out, out
 
 

@@ -19,6 +19,7 @@ import os
 import select
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from multiprocessing.context import ForkServerContext
 
@@ -38,14 +39,29 @@ def exit_with(owner_pid: int) -> None:
 
     A ProcessPoolExecutor worker waits on its call queue, whose write end it holds itself, so it
     never sees the end of a daemon that was killed (OOM, SIGKILL): it waited forever, with the
-    forkserver, each holding a few hundred MB. A thread waits on the owner's pidfd instead.
+    forkserver, each holding a few hundred MB. A thread waits on the owner's pidfd instead (or,
+    where there is none, asks every second whether the owner still exists).
     """
     def watch() -> None:
         try:
             fd = os.pidfd_open(owner_pid)
         except ProcessLookupError:
             os._exit(1)
+        except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
+            while _alive(owner_pid):
+                time.sleep(1)
+            os._exit(1)
         select.select([fd], [], [])  # readable once the owner has exited
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="fleetlake-owner-watch").start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
